@@ -1,0 +1,19 @@
+//! WeChat Pay API v2, as scanpay uses it: one signer, one XML codec, typed
+//! requests and results, and a thin client that believes nothing unsigned.
+//!
+//! This layer knows no web framework and no database; it depends on nothing of
+//! ours but `money`.
+
+pub mod api;
+pub mod client;
+pub mod notify;
+pub mod sign;
+pub mod types;
+pub mod xml;
+
+pub use api::{
+    CloseOrder, Endpoint, Merchant, OrderQuery, Prepay, QueryResult, UnifiedOrder, WxPayError,
+};
+pub use client::WxPayClient;
+pub use types::{ApiKey, ErrCode, OutTradeNo, SignType, TradeState};
+pub use xml::Fields;

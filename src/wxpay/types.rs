@@ -1,0 +1,330 @@
+//! Values of the WeChat Pay v2 protocol, each parsed once into a type.
+
+use std::fmt;
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset, format_description::BorrowedFormatItem};
+
+/// The merchant's API key: signs and verifies every message. Never printed.
+#[derive(Clone)]
+pub struct ApiKey(SecretString);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Result<Self, TypeError> {
+        let key = key.into();
+        if key.is_empty() {
+            return Err(TypeError::EmptyKey);
+        }
+        Ok(ApiKey(SecretString::from(key)))
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn len(&self) -> usize {
+        self.expose().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([REDACTED])")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypeError {
+    #[error("the API key is empty")]
+    EmptyKey,
+    #[error("out_trade_no must be 1 to 32 characters of 0-9 A-Z a-z _ - | *")]
+    OutTradeNo,
+    #[error("unknown sign_type {0:?}: use MD5 or HMAC-SHA256")]
+    SignType(String),
+    #[error("not a WeChat Pay time (yyyyMMddHHmmss): {0:?}")]
+    Time(String),
+}
+
+/// A merchant order number at the gateway: unique forever, ≤ 32 chars of `[0-9A-Za-z_-|*]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OutTradeNo(String);
+
+impl OutTradeNo {
+    pub fn new(s: impl Into<String>) -> Result<Self, TypeError> {
+        let s = s.into();
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'));
+        if ok {
+            Ok(OutTradeNo(s))
+        } else {
+            Err(TypeError::OutTradeNo)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OutTradeNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for OutTradeNo {
+    type Err = TypeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutTradeNo::new(s)
+    }
+}
+
+/// The signature algorithm. `MD5` is the protocol's default when `sign_type` is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+pub enum SignType {
+    #[default]
+    #[serde(rename = "MD5")]
+    Md5,
+    #[serde(rename = "HMAC-SHA256")]
+    HmacSha256,
+}
+
+impl SignType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignType::Md5 => "MD5",
+            SignType::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+}
+
+impl FromStr for SignType {
+    type Err = TypeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "MD5" => Ok(SignType::Md5),
+            "HMAC-SHA256" => Ok(SignType::HmacSha256),
+            other => Err(TypeError::SignType(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for SignType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `trade_state` of `orderquery`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TradeState {
+    /// Paid.
+    Success,
+    /// Refunded after payment (money was received).
+    Refund,
+    NotPay,
+    Closed,
+    Revoked,
+    /// The customer is entering the password: never close now, ask again shortly.
+    UserPaying,
+    PayError,
+    /// Accepted, awaiting settlement.
+    Accept,
+    /// A state this version does not know; treated as "not final, ask again".
+    Unknown(String),
+}
+
+impl TradeState {
+    pub fn parse(s: &str) -> TradeState {
+        match s {
+            "SUCCESS" => TradeState::Success,
+            "REFUND" => TradeState::Refund,
+            "NOTPAY" => TradeState::NotPay,
+            "CLOSED" => TradeState::Closed,
+            "REVOKED" => TradeState::Revoked,
+            "USERPAYING" => TradeState::UserPaying,
+            "PAYERROR" => TradeState::PayError,
+            "ACCEPT" => TradeState::Accept,
+            other => TradeState::Unknown(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            TradeState::Success => "SUCCESS",
+            TradeState::Refund => "REFUND",
+            TradeState::NotPay => "NOTPAY",
+            TradeState::Closed => "CLOSED",
+            TradeState::Revoked => "REVOKED",
+            TradeState::UserPaying => "USERPAYING",
+            TradeState::PayError => "PAYERROR",
+            TradeState::Accept => "ACCEPT",
+            TradeState::Unknown(s) => s,
+        }
+    }
+
+    /// The money reached the merchant (a later refund does not undo the receipt).
+    pub fn is_paid(&self) -> bool {
+        matches!(self, TradeState::Success | TradeState::Refund)
+    }
+}
+
+impl fmt::Display for TradeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `err_code` of a `result_code=FAIL` answer: one mapping of the gateway's codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrCode {
+    /// Unknown outcome at the gateway: retry with the same parameters.
+    SystemError,
+    OrderPaid,
+    OrderClosed,
+    OrderNotExist,
+    OutTradeNoUsed,
+    InvalidRequest,
+    LackParams,
+    SignError,
+    NotEnough,
+    NoAuth,
+    AppidNotExist,
+    MchidNotExist,
+    AppidMchidNotMatch,
+    XmlFormatError,
+    RequirePostMethod,
+    PostDataEmpty,
+    NotUtf8,
+    Other(String),
+}
+
+impl ErrCode {
+    pub fn parse(s: &str) -> ErrCode {
+        match s {
+            "SYSTEMERROR" => ErrCode::SystemError,
+            "ORDERPAID" => ErrCode::OrderPaid,
+            "ORDERCLOSED" => ErrCode::OrderClosed,
+            "ORDERNOTEXIST" => ErrCode::OrderNotExist,
+            "OUT_TRADE_NO_USED" => ErrCode::OutTradeNoUsed,
+            "INVALID_REQUEST" => ErrCode::InvalidRequest,
+            "LACK_PARAMS" => ErrCode::LackParams,
+            "SIGNERROR" => ErrCode::SignError,
+            "NOTENOUGH" => ErrCode::NotEnough,
+            "NOAUTH" => ErrCode::NoAuth,
+            "APPID_NOT_EXIST" => ErrCode::AppidNotExist,
+            "MCHID_NOT_EXIST" => ErrCode::MchidNotExist,
+            "APPID_MCHID_NOT_MATCH" => ErrCode::AppidMchidNotMatch,
+            "XML_FORMAT_ERROR" => ErrCode::XmlFormatError,
+            "REQUIRE_POST_METHOD" => ErrCode::RequirePostMethod,
+            "POST_DATA_EMPTY" => ErrCode::PostDataEmpty,
+            "NOT_UTF8" => ErrCode::NotUtf8,
+            other => ErrCode::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrCode::SystemError => "SYSTEMERROR",
+            ErrCode::OrderPaid => "ORDERPAID",
+            ErrCode::OrderClosed => "ORDERCLOSED",
+            ErrCode::OrderNotExist => "ORDERNOTEXIST",
+            ErrCode::OutTradeNoUsed => "OUT_TRADE_NO_USED",
+            ErrCode::InvalidRequest => "INVALID_REQUEST",
+            ErrCode::LackParams => "LACK_PARAMS",
+            ErrCode::SignError => "SIGNERROR",
+            ErrCode::NotEnough => "NOTENOUGH",
+            ErrCode::NoAuth => "NOAUTH",
+            ErrCode::AppidNotExist => "APPID_NOT_EXIST",
+            ErrCode::MchidNotExist => "MCHID_NOT_EXIST",
+            ErrCode::AppidMchidNotMatch => "APPID_MCHID_NOT_MATCH",
+            ErrCode::XmlFormatError => "XML_FORMAT_ERROR",
+            ErrCode::RequirePostMethod => "REQUIRE_POST_METHOD",
+            ErrCode::PostDataEmpty => "POST_DATA_EMPTY",
+            ErrCode::NotUtf8 => "NOT_UTF8",
+            ErrCode::Other(s) => s,
+        }
+    }
+
+    /// Whether the same request may simply be sent again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ErrCode::SystemError)
+    }
+}
+
+impl fmt::Display for ErrCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Beijing time (UTC+8), the zone of every protocol timestamp whatever the server's zone.
+pub const BEIJING: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
+    Ok(o) => o,
+    Err(_) => panic!("UTC+8 is a valid offset"),
+};
+
+const WX_TIME: &[BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day][hour][minute][second]");
+
+/// `yyyyMMddHHmmss` in Beijing time.
+pub fn format_time(t: OffsetDateTime) -> String {
+    t.to_offset(BEIJING)
+        .format(WX_TIME)
+        .unwrap_or_else(|_| String::from("19700101080000"))
+}
+
+/// Reads a `yyyyMMddHHmmss` Beijing time.
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, TypeError> {
+    if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TypeError::Time(s.to_string()));
+    }
+    PrimitiveDateTime::parse(s, WX_TIME)
+        .map(|p| p.assume_offset(BEIJING))
+        .map_err(|_| TypeError::Time(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_trade_no_rules() {
+        assert!(OutTradeNo::new("20150806125346").is_ok());
+        assert!(OutTradeNo::new("A_b-c|d*9").is_ok());
+        assert!(OutTradeNo::new("x".repeat(32)).is_ok());
+        assert!(OutTradeNo::new("x".repeat(33)).is_err());
+        assert!(OutTradeNo::new("").is_err());
+        assert!(OutTradeNo::new("a b").is_err());
+        assert!(OutTradeNo::new("订单").is_err());
+    }
+
+    #[test]
+    fn times_are_beijing() {
+        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        assert_eq!(format_time(t), "20260102110405");
+        assert_eq!(parse_time("20260102110405").unwrap(), t);
+        assert!(parse_time("2026010211040").is_err());
+        assert!(parse_time("20261302110405").is_err());
+        assert!(parse_time("+0260102110405").is_err());
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for s in ["SUCCESS", "REFUND", "NOTPAY", "CLOSED", "USERPAYING", "NEWTHING"] {
+            assert_eq!(TradeState::parse(s).as_str(), s);
+        }
+        for s in ["SYSTEMERROR", "ORDERPAID", "OUT_TRADE_NO_USED", "WHATEVER"] {
+            assert_eq!(ErrCode::parse(s).as_str(), s);
+        }
+        assert!(format!("{:?}", ApiKey::new("secret").unwrap()).contains("REDACTED"));
+    }
+}

@@ -1,7 +1,7 @@
 //! Each endpoint as pure steps: request → fields, and the checked answer → typed result.
 //! No network here; `client.rs` adds the transport.
 
-use time::OffsetDateTime;
+use jiff::Timestamp;
 
 use super::sign::{self, SignError};
 use super::types::{ApiKey, ErrCode, OutTradeNo, SignType, TradeState, format_time};
@@ -76,9 +76,8 @@ pub fn build_request<E: Endpoint>(req: &E, merchant: &Merchant, nonce_str: &str)
     f
 }
 
-/// Checks an answer's envelope level by level and returns its fields when
-/// `return_code` and `result_code` are both SUCCESS and the signature and
-/// merchant are ours.
+/// Checks an answer's envelope level by level: `Ok` only when `return_code`
+/// and `result_code` are both SUCCESS and the signature and merchant are ours.
 pub fn check_response(fields: &Fields, merchant: &Merchant) -> Result<(), WxPayError> {
     match fields.get("return_code") {
         Some("SUCCESS") => {}
@@ -93,6 +92,17 @@ pub fn check_response(fields: &Fields, merchant: &Merchant) -> Result<(), WxPayE
         SignError::Missing => WxPayError::BadResponse("the answer is not signed".into()),
         e => WxPayError::BadResponse(e.to_string()),
     })?;
+    match fields.get("result_code") {
+        Some("SUCCESS") => {}
+        // A failed result pays nothing, so its merchant fields need no check.
+        Some("FAIL") => {
+            return Err(WxPayError::Business {
+                code: ErrCode::parse(fields.get("err_code").unwrap_or("")),
+                description: fields.get("err_code_des").unwrap_or("").to_string(),
+            });
+        }
+        _ => return Err(WxPayError::BadResponse("no result_code".into())),
+    }
     if fields.get("appid") != Some(merchant.appid.as_str())
         || fields.get("mch_id") != Some(merchant.mch_id.as_str())
     {
@@ -100,14 +110,7 @@ pub fn check_response(fields: &Fields, merchant: &Merchant) -> Result<(), WxPayE
             "the answer is for another merchant".into(),
         ));
     }
-    match fields.get("result_code") {
-        Some("SUCCESS") => Ok(()),
-        Some("FAIL") => Err(WxPayError::Business {
-            code: ErrCode::parse(fields.get("err_code").unwrap_or("")),
-            description: fields.get("err_code_des").unwrap_or("").to_string(),
-        }),
-        _ => Err(WxPayError::BadResponse("no result_code".into())),
-    }
+    Ok(())
 }
 
 fn required<'a>(fields: &'a Fields, key: &str) -> Result<&'a str, WxPayError> {
@@ -133,8 +136,8 @@ pub struct UnifiedOrder {
     pub out_trade_no: OutTradeNo,
     pub total_fee: Fen,
     pub spbill_create_ip: String,
-    pub time_start: OffsetDateTime,
-    pub time_expire: OffsetDateTime,
+    pub time_start: Timestamp,
+    pub time_expire: Timestamp,
     pub notify_url: String,
     pub product_id: String,
     pub attach: Option<String>,
@@ -270,8 +273,8 @@ mod tests {
             out_trade_no: OutTradeNo::new("SP1").unwrap(),
             total_fee: Fen::new(1250),
             spbill_create_ip: "127.0.0.1".into(),
-            time_start: time::macros::datetime!(2026-01-01 0:00 UTC),
-            time_expire: time::macros::datetime!(2026-01-01 0:06 UTC),
+            time_start: "2026-01-01T00:00:00Z".parse().unwrap(),
+            time_expire: "2026-01-01T00:06:00Z".parse().unwrap(),
             notify_url: "https://shop.example/wxpay/notify".into(),
             product_id: "P1".into(),
             attach: None,

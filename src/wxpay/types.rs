@@ -4,7 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset, format_description::BorrowedFormatItem};
+use jiff::Timestamp;
+use jiff::tz::{Offset, TimeZone};
 
 /// The merchant's API key: signs and verifies every message. Never printed.
 #[derive(Clone)]
@@ -267,28 +268,23 @@ impl fmt::Display for ErrCode {
 }
 
 /// Beijing time (UTC+8), the zone of every protocol timestamp whatever the server's zone.
-pub const BEIJING: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
-    Ok(o) => o,
-    Err(_) => panic!("UTC+8 is a valid offset"),
-};
-
-const WX_TIME: &[BorrowedFormatItem<'static>] =
-    time::macros::format_description!("[year][month][day][hour][minute][second]");
+pub fn beijing() -> TimeZone {
+    TimeZone::fixed(Offset::constant(8))
+}
 
 /// `yyyyMMddHHmmss` in Beijing time.
-pub fn format_time(t: OffsetDateTime) -> String {
-    t.to_offset(BEIJING)
-        .format(WX_TIME)
-        .unwrap_or_else(|_| String::from("19700101080000"))
+pub fn format_time(t: Timestamp) -> String {
+    t.to_zoned(beijing()).strftime("%Y%m%d%H%M%S").to_string()
 }
 
 /// Reads a `yyyyMMddHHmmss` Beijing time.
-pub fn parse_time(s: &str) -> Result<OffsetDateTime, TypeError> {
+pub fn parse_time(s: &str) -> Result<Timestamp, TypeError> {
     if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TypeError::Time(s.to_string()));
     }
-    PrimitiveDateTime::parse(s, WX_TIME)
-        .map(|p| p.assume_offset(BEIJING))
+    jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", s)
+        .and_then(|dt| dt.to_zoned(beijing()))
+        .map(|z| z.timestamp())
         .map_err(|_| TypeError::Time(s.to_string()))
 }
 
@@ -309,7 +305,7 @@ mod tests {
 
     #[test]
     fn times_are_beijing() {
-        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let t: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
         assert_eq!(format_time(t), "20260102110405");
         assert_eq!(parse_time("20260102110405").unwrap(), t);
         assert!(parse_time("2026010211040").is_err());

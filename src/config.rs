@@ -1,0 +1,437 @@
+//! Settings: defaults in code → optional TOML file → `SCANPAY_<SECTION>_<KEY>` env vars.
+
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::money::Fen;
+use crate::wxpay::{ApiKey, Merchant, SignType};
+
+/// The demo merchant of simulator mode: public test values, never valid for real money.
+pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
+pub const DEMO_MCH_ID: &str = "10000100";
+pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+const SECTIONS: [&str; 5] = ["shop", "wxpay", "checkout", "poller", "sim"];
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub shop: Shop,
+    pub wxpay: Wxpay,
+    pub checkout: Checkout,
+    pub poller: Poller,
+    pub sim: Sim,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum Language {
+    #[default]
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    #[serde(rename = "en")]
+    En,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Shop {
+    pub name: String,
+    pub timezone: String,
+    pub language: Language,
+}
+
+impl Default for Shop {
+    fn default() -> Self {
+        Shop {
+            name: "Demo Shop".into(),
+            timezone: "Asia/Shanghai".into(),
+            language: Language::ZhCn,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Wxpay {
+    /// `simulator`, or the gateway's base URL.
+    pub gateway: String,
+    pub appid: Option<String>,
+    pub mch_id: Option<String>,
+    #[serde(serialize_with = "redacted")]
+    pub api_key: Option<SecretString>,
+    pub sign_type: SignType,
+    pub notify_url: Option<String>,
+    /// Timeout of one gateway call.
+    pub timeout_secs: u64,
+}
+
+fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for Wxpay {
+    fn default() -> Self {
+        Wxpay {
+            gateway: "simulator".into(),
+            appid: None,
+            mch_id: None,
+            api_key: None,
+            sign_type: SignType::Md5,
+            notify_url: None,
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl Wxpay {
+    pub fn is_simulator(&self) -> bool {
+        self.gateway == "simulator"
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.max(1))
+    }
+
+    /// The merchant from the `wxpay.*` keys, the demo merchant filling what is unset.
+    /// (Live mode refuses to start with anything unset: see `validate_live`.)
+    pub fn merchant_or_demo(&self) -> Result<Merchant, ConfigError> {
+        let key = self
+            .api_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string())
+            .unwrap_or_else(|| DEMO_API_KEY.to_string());
+        Ok(Merchant {
+            appid: self.appid.clone().unwrap_or_else(|| DEMO_APPID.into()),
+            mch_id: self.mch_id.clone().unwrap_or_else(|| DEMO_MCH_ID.into()),
+            key: ApiKey::new(key).map_err(|_| ConfigError::Invalid("wxpay.api_key is empty".into()))?,
+            sign_type: self.sign_type,
+        })
+    }
+
+    /// Live mode's checks: every credential present and well-formed.
+    pub fn validate_live(&self) -> Result<(), ConfigError> {
+        let mut missing = Vec::new();
+        let mut invalid = Vec::new();
+        if self.appid.as_deref().is_none_or(str::is_empty) {
+            missing.push("wxpay.appid (SCANPAY_WXPAY_APPID)");
+        }
+        if self.mch_id.as_deref().is_none_or(str::is_empty) {
+            missing.push("wxpay.mch_id (SCANPAY_WXPAY_MCH_ID)");
+        }
+        match &self.api_key {
+            None => missing.push("wxpay.api_key (SCANPAY_WXPAY_API_KEY)"),
+            Some(k) if k.expose_secret().len() != 32 => {
+                invalid.push("wxpay.api_key must be the 32-character API key from the merchant platform".to_string())
+            }
+            Some(_) => {}
+        }
+        match self.notify_url.as_deref() {
+            None | Some("") => missing.push("wxpay.notify_url (SCANPAY_WXPAY_NOTIFY_URL)"),
+            Some(u) => {
+                if !(u.starts_with("https://") || u.starts_with("http://"))
+                    || !u.ends_with("/wxpay/notify")
+                    || u.contains('?')
+                    || u.len() > 256
+                {
+                    invalid.push(format!(
+                        "wxpay.notify_url must be an absolute URL ending in /wxpay/notify with no query, got {u:?}"
+                    ));
+                }
+            }
+        }
+        if !(self.gateway.starts_with("https://") || self.gateway.starts_with("http://")) {
+            invalid.push(format!(
+                "wxpay.gateway must be \"simulator\" or the gateway's base URL, got {:?}",
+                self.gateway
+            ));
+        }
+        if missing.is_empty() && invalid.is_empty() {
+            return Ok(());
+        }
+        let mut msg = String::from("live mode needs its merchant settings:");
+        for m in missing {
+            msg.push_str(&format!("\n  - missing {m}"));
+        }
+        for i in invalid {
+            msg.push_str(&format!("\n  - {i}"));
+        }
+        Err(ConfigError::Invalid(msg))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Checkout {
+    pub qr_ttl_secs: u64,
+    pub order_ttl_secs: u64,
+    pub max_amount_fen: i64,
+}
+
+impl Default for Checkout {
+    fn default() -> Self {
+        Checkout {
+            qr_ttl_secs: 300,
+            order_ttl_secs: 1800,
+            max_amount_fen: 10_000_000,
+        }
+    }
+}
+
+impl Checkout {
+    pub fn max_amount(&self) -> Fen {
+        Fen::new(self.max_amount_fen)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Poller {
+    /// Query interval during a QR's first `fast_period_secs`.
+    pub fast_interval_ms: u64,
+    pub fast_period_secs: u64,
+    /// Query interval afterwards.
+    pub slow_interval_ms: u64,
+    /// How often the poller looks for due work.
+    pub tick_ms: u64,
+    pub max_in_flight: usize,
+    pub max_per_sec: u32,
+    /// Longest wait after repeated gateway errors.
+    pub max_backoff_secs: u64,
+}
+
+impl Default for Poller {
+    fn default() -> Self {
+        Poller {
+            fast_interval_ms: 2000,
+            fast_period_secs: 60,
+            slow_interval_ms: 5000,
+            tick_ms: 250,
+            max_in_flight: 8,
+            max_per_sec: 50,
+            max_backoff_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sim {
+    pub time_scale: f64,
+    pub faults: String,
+    pub min_close_age_secs: u64,
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim {
+            time_scale: 1.0,
+            faults: String::new(),
+            min_close_age_secs: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults, then the TOML file (if any), then `SCANPAY_<SECTION>_<KEY>` from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Settings::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("SCANPAY_") else {
+                continue;
+            };
+            for section in SECTIONS {
+                let prefix = format!("{}_", section.to_ascii_uppercase());
+                if let Some(key) = rest.strip_prefix(&prefix) {
+                    let key = key.to_ascii_lowercase();
+                    let typed = env_value(&defaults, section, &key, value.clone());
+                    let entry = table
+                        .entry(section.to_string())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    match entry {
+                        toml::Value::Table(t) => {
+                            t.insert(key, typed);
+                        }
+                        _ => {
+                            return Err(ConfigError::Invalid(format!(
+                                "[{section}] must be a table"
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks that hold in every mode.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.checkout.qr_ttl_secs == 0 {
+            return bad("checkout.qr_ttl_secs must be at least 1");
+        }
+        if self.checkout.order_ttl_secs < self.checkout.qr_ttl_secs {
+            return bad("checkout.order_ttl_secs must be at least checkout.qr_ttl_secs");
+        }
+        if self.checkout.max_amount_fen <= 0 {
+            return bad("checkout.max_amount_fen must be positive");
+        }
+        if !(self.sim.time_scale.is_finite() && self.sim.time_scale > 0.0) {
+            return bad("sim.time_scale must be a positive number");
+        }
+        if self.poller.max_in_flight == 0 || self.poller.max_per_sec == 0 {
+            return bad("poller.max_in_flight and poller.max_per_sec must be at least 1");
+        }
+        if jiff::tz::TimeZone::get(&self.shop.timezone).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "shop.timezone {:?} is not a known time zone (e.g. Asia/Shanghai)",
+                self.shop.timezone
+            )));
+        }
+        Ok(())
+    }
+
+    /// The shop's time zone (checked by `validate`).
+    pub fn shop_tz(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.shop.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+/// Env values are text; give them the type of the default at the same key
+/// (so `SCANPAY_CHECKOUT_QR_TTL_SECS=3` is a number and `SCANPAY_WXPAY_MCH_ID=1000` stays text).
+fn env_value(defaults: &toml::Table, section: &str, key: &str, raw: String) -> toml::Value {
+    let default = defaults
+        .get(section)
+        .and_then(|s| s.as_table())
+        .and_then(|t| t.get(key));
+    let parsed = match default {
+        Some(toml::Value::Integer(_)) => raw.trim().parse().ok().map(toml::Value::Integer),
+        Some(toml::Value::Float(_)) => raw.trim().parse().ok().map(toml::Value::Float),
+        Some(toml::Value::Boolean(_)) => raw.trim().parse().ok().map(toml::Value::Boolean),
+        _ => None,
+    };
+    parsed.unwrap_or(toml::Value::String(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert!(s.wxpay.is_simulator());
+        assert_eq!(s.checkout.qr_ttl_secs, 300);
+        assert_eq!(s.shop.name, "Demo Shop");
+        let m = s.wxpay.merchant_or_demo().unwrap();
+        assert_eq!(m.mch_id, DEMO_MCH_ID);
+    }
+
+    #[test]
+    fn env_overrides_with_single_underscore_keys() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_WXPAY_MCH_ID", "1230000109"),
+                ("SCANPAY_CHECKOUT_QR_TTL_SECS", "3"),
+                ("SCANPAY_SIM_TIME_SCALE", "100"),
+                ("SCANPAY_SIM_FAULTS", "drop_notify=1.0"),
+                ("SCANPAY_SHOP_LANGUAGE", "en"),
+                ("SCANPAY_WXPAY_SIGN_TYPE", "HMAC-SHA256"),
+                ("SCANPAY_LISTEN", "ignored here"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.wxpay.mch_id.as_deref(), Some("1230000109"));
+        assert_eq!(s.checkout.qr_ttl_secs, 3);
+        assert_eq!(s.sim.time_scale, 100.0);
+        assert_eq!(s.sim.faults, "drop_notify=1.0");
+        assert_eq!(s.shop.language, Language::En);
+        assert_eq!(s.wxpay.sign_type, SignType::HmacSha256);
+    }
+
+    #[test]
+    fn file_then_env_and_typos_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scanpay.toml");
+        std::fs::write(&path, "[shop]\nname = \"茶馆\"\n[checkout]\nqr_ttl_secs = 60\n").unwrap();
+        let s = Settings::load(Some(&path), env(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "30")])).unwrap();
+        assert_eq!(s.shop.name, "茶馆");
+        assert_eq!(s.checkout.qr_ttl_secs, 30);
+
+        std::fs::write(&path, "[shop]\nnmae = \"x\"\n").unwrap();
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("nmae"), "{err}");
+        let err = Settings::load(None, env(&[("SCANPAY_CHECKOUT_QR_TTL", "3")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("qr_ttl"), "{err}");
+        assert!(Settings::load(None, env(&[("SCANPAY_SHOP_TIMEZONE", "Mars/Base")])).is_err());
+    }
+
+    #[test]
+    fn live_mode_names_each_missing_key() {
+        let mut w = Wxpay {
+            gateway: "https://api.mch.weixin.qq.com/".into(),
+            ..Wxpay::default()
+        };
+        let err = w.validate_live().unwrap_err().to_string();
+        for key in ["wxpay.appid", "wxpay.mch_id", "wxpay.api_key", "wxpay.notify_url"] {
+            assert!(err.contains(key), "{err}");
+        }
+        w.appid = Some("wx1".into());
+        w.mch_id = Some("1".into());
+        w.api_key = Some(SecretString::from("short"));
+        w.notify_url = Some("https://shop.example/wxpay/notify".into());
+        let err = w.validate_live().unwrap_err().to_string();
+        assert!(err.contains("32-character"), "{err}");
+        assert!(!err.contains("short"), "the key itself is never echoed");
+        w.api_key = Some(SecretString::from(DEMO_API_KEY));
+        w.validate_live().unwrap();
+        let dbg = format!("{w:?}");
+        assert!(!dbg.contains(DEMO_API_KEY));
+    }
+}

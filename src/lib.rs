@@ -1,5 +1,10 @@
 //! scanpay: a self-hosted WeChat Pay scan-to-pay checkout with a built-in gateway simulator.
 
+pub mod cli;
 pub mod config;
 pub mod money;
+pub mod render;
+pub mod sim;
+pub mod startup;
+pub mod telemetry;
 pub mod wxpay;

@@ -1,0 +1,60 @@
+//! The command line: global options (with their env vars) and the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "scanpay", version, about = "WeChat Pay scan-to-pay checkout for shops")]
+pub struct Cli {
+    /// TOML settings file
+    #[arg(long, env = "SCANPAY_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Where the database lives
+    #[arg(long, env = "SCANPAY_DATA_DIR", global = true, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on [default: 127.0.0.1:8080, or 127.0.0.1:8090 for `sim`]
+    #[arg(long, env = "SCANPAY_LISTEN", global = true)]
+    pub listen: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the checkout (the default)
+    Serve,
+    /// Run only the simulated WeChat Pay gateway and phone
+    Sim,
+    /// Manage users
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from the first line of stdin
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List users
+    List,
+    /// Change a user's password (read from the first line of stdin)
+    Passwd { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Cashier,
+}
+
+impl Cli {
+    pub fn listen_or(&self, default: &str) -> String {
+        self.listen.clone().unwrap_or_else(|| default.to_string())
+    }
+}

@@ -1,0 +1,326 @@
+//! The simulated gateway's order book and its state machine:
+//! NOTPAY → SUCCESS (paid by the phone) or NOTPAY → CLOSED (closeorder).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rand::Rng;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::money::Fen;
+use crate::wxpay::{ErrCode, OutTradeNo, SignType};
+
+/// A `code_url` stays scannable at most this long (and never past `time_expire`).
+const CODE_URL_LIFE: Duration = Duration::from_secs(2 * 3600);
+
+/// A validated `unifiedorder` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub out_trade_no: OutTradeNo,
+    pub body: String,
+    pub attach: Option<String>,
+    pub total_fee: Fen,
+    pub notify_url: String,
+    pub product_id: String,
+    pub spbill_create_ip: String,
+    pub time_expire: Option<Timestamp>,
+    pub sign_type: SignType,
+}
+
+impl NewOrder {
+    /// The parameters that must match when an out_trade_no is submitted again.
+    fn same_order_as(&self, other: &NewOrder) -> bool {
+        self.body == other.body
+            && self.total_fee == other.total_fee
+            && self.notify_url == other.notify_url
+            && self.product_id == other.product_id
+            && self.time_expire == other.time_expire
+            && self.attach == other.attach
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub transaction_id: String,
+    pub openid: String,
+    pub time_end: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimTradeState {
+    NotPay,
+    Paid(Payment),
+    Closed,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOrder {
+    pub req: NewOrder,
+    pub prepay_id: String,
+    pub code_url: String,
+    pub created_at: Timestamp,
+    pub state: SimTradeState,
+    /// Deliveries of the payment notification tried, and whether one was acknowledged.
+    pub notify_attempts: u32,
+    pub notify_acked: bool,
+}
+
+impl SimOrder {
+    /// The last moment the QR can be paid.
+    pub fn payable_until(&self) -> Timestamp {
+        let cap = self
+            .created_at
+            .checked_add(CODE_URL_LIFE)
+            .unwrap_or(self.created_at);
+        match self.req.time_expire {
+            Some(t) if t < cap => t,
+            _ => cap,
+        }
+    }
+
+    pub fn is_payable(&self, now: Timestamp) -> bool {
+        self.state == SimTradeState::NotPay && now < self.payable_until()
+    }
+}
+
+/// A refusal with the gateway's error code and description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrCode,
+    pub description: String,
+}
+
+fn refuse(code: ErrCode, description: &str) -> Refusal {
+    Refusal {
+        code,
+        description: description.to_string(),
+    }
+}
+
+/// Why the phone cannot pay a code_url.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PayRefusal {
+    #[error("this QR code is not known to WeChat Pay")]
+    Unknown,
+    #[error("this order has already been paid")]
+    AlreadyPaid,
+    #[error("this order has been closed by the merchant")]
+    Closed,
+    #[error("this QR code has expired")]
+    Expired,
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    orders: HashMap<String, SimOrder>,
+    by_code_url: HashMap<String, String>,
+    by_transaction: HashMap<String, String>,
+}
+
+impl Ledger {
+    /// `unifiedorder`: a new order, or the same one again for identical parameters.
+    pub fn create(&mut self, req: NewOrder, now: Timestamp) -> Result<SimOrder, Refusal> {
+        if let Some(existing) = self.orders.get(req.out_trade_no.as_str()) {
+            return match existing.state {
+                SimTradeState::Paid(_) => Err(refuse(ErrCode::OrderPaid, "该订单已支付")),
+                SimTradeState::Closed => Err(refuse(ErrCode::OrderClosed, "该订单已关")),
+                SimTradeState::NotPay if existing.req.same_order_as(&req) => Ok(existing.clone()),
+                SimTradeState::NotPay => {
+                    Err(refuse(ErrCode::InvalidRequest, "201 商户订单号重复"))
+                }
+            };
+        }
+        let mut rng = rand::rng();
+        let prepay_id = format!(
+            "wx{}{}",
+            now.strftime("%Y%m%d%H%M%S"),
+            Alphanumeric.sample_string(&mut rng, 18).to_ascii_lowercase()
+        );
+        let code_url = format!(
+            "weixin://wxpay/bizpayurl?pr={}",
+            Alphanumeric.sample_string(&mut rng, 10)
+        );
+        let order = SimOrder {
+            req,
+            prepay_id,
+            code_url: code_url.clone(),
+            created_at: now,
+            state: SimTradeState::NotPay,
+            notify_attempts: 0,
+            notify_acked: false,
+        };
+        let key = order.req.out_trade_no.as_str().to_string();
+        self.by_code_url.insert(code_url, key.clone());
+        self.orders.insert(key, order.clone());
+        Ok(order)
+    }
+
+    pub fn get(&self, out_trade_no: &str) -> Option<&SimOrder> {
+        self.orders.get(out_trade_no)
+    }
+
+    pub fn get_by_transaction(&self, transaction_id: &str) -> Option<&SimOrder> {
+        self.by_transaction
+            .get(transaction_id)
+            .and_then(|o| self.orders.get(o))
+    }
+
+    pub fn get_by_code_url(&self, code_url: &str) -> Option<&SimOrder> {
+        self.by_code_url
+            .get(code_url)
+            .and_then(|o| self.orders.get(o))
+    }
+
+    /// `closeorder`: refused when paid, when already closed, or inside `min_age`.
+    pub fn close(&mut self, out_trade_no: &str, now: Timestamp, min_age: Duration) -> Result<(), Refusal> {
+        let order = self
+            .orders
+            .get_mut(out_trade_no)
+            .ok_or_else(|| refuse(ErrCode::OrderNotExist, "此交易订单号不存在"))?;
+        match order.state {
+            SimTradeState::Paid(_) => Err(refuse(ErrCode::OrderPaid, "订单已支付，不能发起关单")),
+            SimTradeState::Closed => Err(refuse(ErrCode::OrderClosed, "订单已关闭，无法重复关闭")),
+            SimTradeState::NotPay => {
+                let age = now.duration_since(order.created_at);
+                if age < jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::MAX) {
+                    return Err(refuse(
+                        ErrCode::InvalidRequest,
+                        "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟",
+                    ));
+                }
+                order.state = SimTradeState::Closed;
+                Ok(())
+            }
+        }
+    }
+
+    /// The customer pays a `code_url`.
+    pub fn pay(&mut self, code_url: &str, now: Timestamp) -> Result<SimOrder, PayRefusal> {
+        let key = self
+            .by_code_url
+            .get(code_url)
+            .ok_or(PayRefusal::Unknown)?
+            .clone();
+        let order = self.orders.get_mut(&key).ok_or(PayRefusal::Unknown)?;
+        match order.state {
+            SimTradeState::Paid(_) => return Err(PayRefusal::AlreadyPaid),
+            SimTradeState::Closed => return Err(PayRefusal::Closed),
+            SimTradeState::NotPay if !order.is_payable(now) => return Err(PayRefusal::Expired),
+            SimTradeState::NotPay => {}
+        }
+        let mut rng = rand::rng();
+        let transaction_id = format!(
+            "42000{}{}{:010}",
+            rng.random_range(10_000..100_000u32),
+            now.to_zoned(crate::wxpay::types::beijing()).strftime("%Y%m%d"),
+            rng.random_range(0..10_000_000_000u64)
+        );
+        let openid = format!("oUpF8u{}", Alphanumeric.sample_string(&mut rng, 22));
+        order.state = SimTradeState::Paid(Payment {
+            transaction_id: transaction_id.clone(),
+            openid,
+            time_end: now,
+        });
+        self.by_transaction.insert(transaction_id, key);
+        Ok(order.clone())
+    }
+
+    pub fn record_delivery(&mut self, out_trade_no: &str, acked: bool) {
+        if let Some(o) = self.orders.get_mut(out_trade_no) {
+            o.notify_attempts += 1;
+            o.notify_acked |= acked;
+        }
+    }
+
+    /// Orders a customer could pay now, newest first.
+    pub fn payable(&self, now: Timestamp) -> Vec<SimOrder> {
+        let mut v: Vec<SimOrder> = self
+            .orders
+            .values()
+            .filter(|o| o.is_payable(now))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        v
+    }
+
+    /// The most recent paid orders, newest first.
+    pub fn recently_paid(&self, limit: usize) -> Vec<SimOrder> {
+        let mut v: Vec<SimOrder> = self
+            .orders
+            .values()
+            .filter(|o| matches!(o.state, SimTradeState::Paid(_)))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        v.truncate(limit);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(no: &str, fee: i64) -> NewOrder {
+        NewOrder {
+            out_trade_no: OutTradeNo::new(no).unwrap(),
+            body: "coffee".into(),
+            attach: None,
+            total_fee: Fen::new(fee),
+            notify_url: "http://127.0.0.1/wxpay/notify".into(),
+            product_id: "p".into(),
+            spbill_create_ip: "127.0.0.1".into(),
+            time_expire: None,
+            sign_type: SignType::Md5,
+        }
+    }
+
+    #[test]
+    fn state_machine() {
+        let now = Timestamp::now();
+        let mut l = Ledger::default();
+        let a = l.create(order("A", 100), now).unwrap();
+        let again = l.create(order("A", 100), now).unwrap();
+        assert_eq!(a.code_url, again.code_url, "same parameters, same order");
+        assert_eq!(
+            l.create(order("A", 101), now).unwrap_err().code,
+            ErrCode::InvalidRequest
+        );
+        let paid = l.pay(&a.code_url, now).unwrap();
+        assert!(matches!(paid.state, SimTradeState::Paid(_)));
+        assert_eq!(l.pay(&a.code_url, now), Err(PayRefusal::AlreadyPaid));
+        assert_eq!(l.create(order("A", 100), now).unwrap_err().code, ErrCode::OrderPaid);
+        assert_eq!(l.close("A", now, Duration::ZERO).unwrap_err().code, ErrCode::OrderPaid);
+
+        let b = l.create(order("B", 100), now).unwrap();
+        assert_eq!(
+            l.close("B", now, Duration::from_secs(300)).unwrap_err().code,
+            ErrCode::InvalidRequest,
+            "too early to close"
+        );
+        l.close("B", now, Duration::ZERO).unwrap();
+        assert_eq!(l.pay(&b.code_url, now), Err(PayRefusal::Closed));
+        assert_eq!(l.close("B", now, Duration::ZERO).unwrap_err().code, ErrCode::OrderClosed);
+        assert_eq!(l.create(order("B", 100), now).unwrap_err().code, ErrCode::OrderClosed);
+        assert_eq!(l.close("C", now, Duration::ZERO).unwrap_err().code, ErrCode::OrderNotExist);
+        assert_eq!(l.pay("weixin://nothing", now), Err(PayRefusal::Unknown));
+    }
+
+    #[test]
+    fn expired_orders_cannot_be_paid() {
+        let now = Timestamp::now();
+        let mut l = Ledger::default();
+        let mut req = order("E", 1);
+        req.time_expire = Some(now + jiff::SignedDuration::from_secs(1));
+        let e = l.create(req, now).unwrap();
+        assert_eq!(l.payable(now).len(), 1);
+        let later = now + jiff::SignedDuration::from_secs(2);
+        assert!(l.payable(later).is_empty());
+        assert_eq!(l.pay(&e.code_url, later), Err(PayRefusal::Expired));
+        let much_later = now + jiff::SignedDuration::from_secs(3 * 3600);
+        let f = l.create(order("F", 1), now).unwrap();
+        assert_eq!(l.pay(&f.code_url, much_later), Err(PayRefusal::Expired), "2 h cap");
+    }
+}

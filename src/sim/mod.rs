@@ -1,0 +1,162 @@
+//! The simulated WeChat Pay v2 gateway and the customer's phone.
+//!
+//! Served at the root of `scanpay sim`, or under `/sim/` inside `scanpay serve`.
+//! Its order book lives in memory (it is a stand-in) behind one mutex, so
+//! concurrent requests see one consistent state machine.
+
+pub mod faults;
+pub mod gateway;
+pub mod ledger;
+pub mod notifier;
+pub mod phone;
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+
+use crate::config::{ConfigError, Settings};
+use crate::wxpay::Merchant;
+pub use faults::Faults;
+use ledger::Ledger;
+
+/// What the simulator needs to know.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub merchant: Merchant,
+    pub time_scale: f64,
+    pub min_close_age: Duration,
+    pub faults: Faults,
+}
+
+impl SimConfig {
+    /// The demo merchant unless `wxpay.*` keys say otherwise, and the `sim.*` keys.
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(SimConfig {
+            merchant: s.wxpay.merchant_or_demo()?,
+            time_scale: s.sim.time_scale,
+            min_close_age: Duration::from_secs(s.sim.min_close_age_secs),
+            faults: s
+                .sim
+                .faults
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("sim.faults: {e}")))?,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    merchant: Merchant,
+    ledger: Mutex<Ledger>,
+    faults: RwLock<Faults>,
+    time_scale: f64,
+    min_close_age: Duration,
+    http: reqwest::Client,
+}
+
+impl Simulator {
+    pub fn new(cfg: SimConfig) -> Result<Self, reqwest::Error> {
+        crate::wxpay::client::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Simulator {
+            inner: Arc::new(Inner {
+                merchant: cfg.merchant,
+                ledger: Mutex::new(Ledger::default()),
+                faults: RwLock::new(cfg.faults),
+                time_scale: cfg.time_scale,
+                min_close_age: cfg.min_close_age,
+                http,
+            }),
+        })
+    }
+
+    /// Registers the simulator's routes (and itself as app data) on `cfg`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()))
+            .service(
+                web::resource("/pay/unifiedorder")
+                    .route(web::post().to(gateway::unifiedorder))
+                    .default_service(web::to(gateway::require_post)),
+            )
+            .service(
+                web::resource("/pay/orderquery")
+                    .route(web::post().to(gateway::orderquery))
+                    .default_service(web::to(gateway::require_post)),
+            )
+            .service(
+                web::resource("/pay/closeorder")
+                    .route(web::post().to(gateway::closeorder))
+                    .default_service(web::to(gateway::require_post)),
+            )
+            .route("", web::get().to(phone::add_slash))
+            .route("/", web::get().to(phone::index))
+            .route("/scan", web::get().to(phone::scan))
+            .route("/pay", web::post().to(phone::pay))
+            .route("/faults", web::get().to(get_faults))
+            .route("/faults", web::post().to(set_faults));
+    }
+
+    pub fn merchant(&self) -> &Merchant {
+        &self.inner.merchant
+    }
+
+    /// The order book. A panic while holding it cannot leave a half-applied
+    /// change (every mutation is a single assignment), so poisoning is ignored.
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.inner
+            .ledger
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.inner
+            .faults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    fn time_scale(&self) -> f64 {
+        self.inner.time_scale
+    }
+
+    fn min_close_age(&self) -> Duration {
+        self.inner.min_close_age
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+}
+
+async fn get_faults(sim: web::Data<Simulator>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(sim.faults().to_string())
+}
+
+/// `POST /faults` with `name=value,…`; an empty body clears every fault.
+async fn set_faults(sim: web::Data<Simulator>, body: String) -> HttpResponse {
+    match body.parse::<Faults>() {
+        Ok(f) => {
+            tracing::info!(faults = %f, "sim: faults set");
+            sim.set_faults(f);
+            get_faults(sim).await
+        }
+        Err(e) => HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body(e.to_string()),
+    }
+}

@@ -1,0 +1,88 @@
+//! Signed payment notifications sent to the order's `notify_url` on WeChat's
+//! retry schedule (divided by `sim.time_scale`) until the merchant answers SUCCESS.
+
+use std::time::Duration;
+
+use super::Simulator;
+use super::faults::roll;
+use super::ledger::{SimOrder, SimTradeState};
+use crate::wxpay::notify::{self, PaymentNotice};
+use crate::wxpay::types::format_time;
+use crate::wxpay::{OutTradeNo, client::nonce, xml};
+
+/// Waits after the first delivery, in seconds (about 24 h in all).
+pub const RETRY_SCHEDULE_SECS: [u64; 15] = [
+    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
+];
+
+/// Starts the deliveries of a paid order's notification (and the faults' copies).
+pub fn dispatch(sim: &Simulator, order: &SimOrder) {
+    let SimTradeState::Paid(payment) = &order.state else {
+        return;
+    };
+    let faults = sim.faults();
+    if roll(faults.drop_notify) {
+        tracing::info!(out_trade_no = %order.req.out_trade_no, "sim: notification dropped (fault)");
+        return;
+    }
+    let notice = PaymentNotice {
+        out_trade_no: order.req.out_trade_no.clone(),
+        transaction_id: payment.transaction_id.clone(),
+        total_fee: order.req.total_fee,
+        openid: Some(payment.openid.clone()),
+        time_end: Some(format_time(payment.time_end)),
+        bank_type: Some("OTHERS".into()),
+    };
+    let fields = notify::build(
+        &notice,
+        sim.merchant(),
+        order.req.sign_type,
+        &nonce(),
+        order.req.attach.as_deref(),
+    );
+    let body = xml::to_xml(&fields);
+    let delay = Duration::from_millis(faults.notify_delay_ms);
+    for _ in 0..=faults.duplicate_notify {
+        tokio::spawn(deliver(
+            sim.clone(),
+            order.req.notify_url.clone(),
+            order.req.out_trade_no.clone(),
+            body.clone(),
+            delay,
+        ));
+    }
+}
+
+async fn deliver(sim: Simulator, url: String, out_trade_no: OutTradeNo, body: String, delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let waits = RETRY_SCHEDULE_SECS
+        .iter()
+        .map(|s| Duration::from_secs_f64(*s as f64 / sim.time_scale()));
+    let mut attempt = 1;
+    for wait in std::iter::once(Duration::ZERO).chain(waits) {
+        tokio::time::sleep(wait).await;
+        let acked = match sim
+            .http()
+            .post(&url)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(body.clone())
+            .send()
+            .await
+        {
+            Ok(resp) => {
+                let ok = resp.status().is_success();
+                ok && resp.bytes().await.is_ok_and(|b| notify::is_success_ack(&b))
+            }
+            Err(_) => false,
+        };
+        sim.ledger().record_delivery(out_trade_no.as_str(), acked);
+        tracing::debug!(%out_trade_no, attempt, acked, "sim: notification delivered");
+        if acked {
+            return;
+        }
+        attempt += 1;
+    }
+    tracing::warn!(%out_trade_no, "sim: notification never acknowledged; giving up");
+}

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "scanpay", version, about = "WeChat Pay scan-to-pay checkout for shops")]
+#[command(
+    name = "scanpay",
+    version,
+    about = "WeChat Pay scan-to-pay checkout for shops"
+)]
 pub struct Cli {
     /// TOML settings file
     #[arg(long, env = "SCANPAY_CONFIG", global = true)]

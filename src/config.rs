@@ -109,7 +109,8 @@ impl Wxpay {
         Ok(Merchant {
             appid: self.appid.clone().unwrap_or_else(|| DEMO_APPID.into()),
             mch_id: self.mch_id.clone().unwrap_or_else(|| DEMO_MCH_ID.into()),
-            key: ApiKey::new(key).map_err(|_| ConfigError::Invalid("wxpay.api_key is empty".into()))?,
+            key: ApiKey::new(key)
+                .map_err(|_| ConfigError::Invalid("wxpay.api_key is empty".into()))?,
             sign_type: self.sign_type,
         })
     }
@@ -126,9 +127,10 @@ impl Wxpay {
         }
         match &self.api_key {
             None => missing.push("wxpay.api_key (SCANPAY_WXPAY_API_KEY)"),
-            Some(k) if k.expose_secret().len() != 32 => {
-                invalid.push("wxpay.api_key must be the 32-character API key from the merchant platform".to_string())
-            }
+            Some(k) if k.expose_secret().len() != 32 => invalid.push(
+                "wxpay.api_key must be the 32-character API key from the merchant platform"
+                    .to_string(),
+            ),
             Some(_) => {}
         }
         match self.notify_url.as_deref() {
@@ -397,13 +399,20 @@ mod tests {
     fn file_then_env_and_typos_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scanpay.toml");
-        std::fs::write(&path, "[shop]\nname = \"茶馆\"\n[checkout]\nqr_ttl_secs = 60\n").unwrap();
-        let s = Settings::load(Some(&path), env(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "30")])).unwrap();
+        std::fs::write(
+            &path,
+            "[shop]\nname = \"茶馆\"\n[checkout]\nqr_ttl_secs = 60\n",
+        )
+        .unwrap();
+        let s =
+            Settings::load(Some(&path), env(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "30")])).unwrap();
         assert_eq!(s.shop.name, "茶馆");
         assert_eq!(s.checkout.qr_ttl_secs, 30);
 
         std::fs::write(&path, "[shop]\nnmae = \"x\"\n").unwrap();
-        let err = Settings::load(Some(&path), env(&[])).unwrap_err().to_string();
+        let err = Settings::load(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nmae"), "{err}");
         let err = Settings::load(None, env(&[("SCANPAY_CHECKOUT_QR_TTL", "3")]))
             .unwrap_err()
@@ -419,7 +428,12 @@ mod tests {
             ..Wxpay::default()
         };
         let err = w.validate_live().unwrap_err().to_string();
-        for key in ["wxpay.appid", "wxpay.mch_id", "wxpay.api_key", "wxpay.notify_url"] {
+        for key in [
+            "wxpay.appid",
+            "wxpay.mch_id",
+            "wxpay.api_key",
+            "wxpay.notify_url",
+        ] {
             assert!(err.contains(key), "{err}");
         }
         w.appid = Some("wx1".into());

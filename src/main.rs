@@ -41,7 +41,10 @@ fn main() -> ExitCode {
 async fn run_sim(settings: &Settings, listen: &str) -> anyhow::Result<()> {
     let app = SimApp::build(settings, listen)?;
     let url = format!("http://{}/", app.addr());
-    println!("scanpay sim: WeChat Pay gateway  {url}  (merchant {})", app.simulator().merchant().mch_id);
+    println!(
+        "scanpay sim: WeChat Pay gateway  {url}  (merchant {})",
+        app.simulator().merchant().mch_id
+    );
     println!("scanpay sim: customer's phone    {url}");
     app.run_until_stopped().await?;
     Ok(())

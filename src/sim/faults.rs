@@ -26,7 +26,9 @@ pub struct Faults {
 pub enum FaultsError {
     #[error("expected name=value, got {0:?}")]
     Syntax(String),
-    #[error("unknown fault {0:?}; known: latency_ms, systemerror_rate, http500_rate, bad_xml_rate, bad_sign_rate, drop_notify, duplicate_notify, notify_delay_ms")]
+    #[error(
+        "unknown fault {0:?}; known: latency_ms, systemerror_rate, http500_rate, bad_xml_rate, bad_sign_rate, drop_notify, duplicate_notify, notify_delay_ms"
+    )]
     Unknown(String),
     #[error("{0} must be {1}")]
     Value(String, &'static str),
@@ -54,7 +56,9 @@ impl FromStr for Faults {
                     .parse::<u64>()
                     .ok()
                     .filter(|n| *n <= 600_000)
-                    .ok_or_else(|| FaultsError::Value(name.to_string(), "a whole number up to 600000"))
+                    .ok_or_else(|| {
+                        FaultsError::Value(name.to_string(), "a whole number up to 600000")
+                    })
             };
             match name {
                 "latency_ms" => f.latency_ms = count()?,
@@ -115,10 +119,22 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        assert!(matches!("nope=1".parse::<Faults>(), Err(FaultsError::Unknown(_))));
-        assert!(matches!("drop_notify".parse::<Faults>(), Err(FaultsError::Syntax(_))));
-        assert!(matches!("drop_notify=2".parse::<Faults>(), Err(FaultsError::Value(..))));
-        assert!(matches!("latency_ms=-1".parse::<Faults>(), Err(FaultsError::Value(..))));
+        assert!(matches!(
+            "nope=1".parse::<Faults>(),
+            Err(FaultsError::Unknown(_))
+        ));
+        assert!(matches!(
+            "drop_notify".parse::<Faults>(),
+            Err(FaultsError::Syntax(_))
+        ));
+        assert!(matches!(
+            "drop_notify=2".parse::<Faults>(),
+            Err(FaultsError::Value(..))
+        ));
+        assert!(matches!(
+            "latency_ms=-1".parse::<Faults>(),
+            Err(FaultsError::Value(..))
+        ));
         assert!(!roll(0.0));
         assert!(roll(1.0));
     }

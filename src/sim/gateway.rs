@@ -87,8 +87,12 @@ async fn answer(sim: &Simulator, api: Api, body: &[u8]) -> HttpResponse {
     }
     let request = match xml::from_xml(body) {
         Ok(f) => f,
-        Err(XmlError::Empty) => return xml_response(HttpResponse::Ok(), &return_fail("post数据为空")),
-        Err(XmlError::NotUtf8) => return xml_response(HttpResponse::Ok(), &return_fail("编码格式错误")),
+        Err(XmlError::Empty) => {
+            return xml_response(HttpResponse::Ok(), &return_fail("post数据为空"));
+        }
+        Err(XmlError::NotUtf8) => {
+            return xml_response(HttpResponse::Ok(), &return_fail("编码格式错误"));
+        }
         Err(_) => return xml_response(HttpResponse::Ok(), &return_fail("XML格式错误")),
     };
     let sign_type = match request.non_empty("sign_type") {
@@ -123,7 +127,12 @@ async fn answer(sim: &Simulator, api: Api, body: &[u8]) -> HttpResponse {
     }
     sign::sign_fields(&mut out, &merchant.key, sign_type);
     if roll(faults.bad_sign_rate) {
-        let wrong = if sign_type == SignType::Md5 { "0" } else { "00" }.repeat(32);
+        let wrong = if sign_type == SignType::Md5 {
+            "0"
+        } else {
+            "00"
+        }
+        .repeat(32);
         out.set("sign", wrong);
     }
     xml_response(HttpResponse::Ok(), &out)
@@ -175,11 +184,17 @@ fn handle(sim: &Simulator, api: Api, req: &Fields, sign_type: SignType) -> Resul
         }
         Api::OrderQuery => {
             let ledger = sim.ledger();
-            let order = match (req.non_empty("transaction_id"), req.non_empty("out_trade_no")) {
+            let order = match (
+                req.non_empty("transaction_id"),
+                req.non_empty("out_trade_no"),
+            ) {
                 (Some(t), _) => ledger.get_by_transaction(t),
                 (None, Some(o)) => ledger.get(o),
                 (None, None) => {
-                    return Err(invalid(ErrCode::LackParams, "缺少参数out_trade_no或transaction_id"));
+                    return Err(invalid(
+                        ErrCode::LackParams,
+                        "缺少参数out_trade_no或transaction_id",
+                    ));
                 }
             };
             let order = order.ok_or_else(|| invalid(ErrCode::OrderNotExist, "订单不存在"))?;
@@ -193,7 +208,11 @@ fn handle(sim: &Simulator, api: Api, req: &Fields, sign_type: SignType) -> Resul
     }
 }
 
-fn parse_unifiedorder(req: &Fields, sign_type: SignType, now: Timestamp) -> Result<NewOrder, Failure> {
+fn parse_unifiedorder(
+    req: &Fields,
+    sign_type: SignType,
+    now: Timestamp,
+) -> Result<NewOrder, Failure> {
     let body = need(req, "body")?;
     if body.len() > 128 {
         return Err(invalid(ErrCode::InvalidRequest, "body参数长度有误"));
@@ -223,25 +242,32 @@ fn parse_unifiedorder(req: &Fields, sign_type: SignType, now: Timestamp) -> Resu
         }
         _ => return Err(invalid(ErrCode::InvalidRequest, "trade_type参数错误")),
     }
-    let product_id = need(req, "product_id")
-        .map_err(|_| invalid(ErrCode::LackParams, "trade_type=NATIVE时，product_id为必填参数"))?;
+    let product_id = need(req, "product_id").map_err(|_| {
+        invalid(
+            ErrCode::LackParams,
+            "trade_type=NATIVE时，product_id为必填参数",
+        )
+    })?;
     if product_id.len() > 32 {
         return Err(invalid(ErrCode::InvalidRequest, "product_id参数长度有误"));
     }
     let time = |key: &str| -> Result<Option<Timestamp>, Failure> {
         req.non_empty(key)
-            .map(|s| parse_time(s).map_err(|_| invalid(ErrCode::InvalidRequest, format!("{key}参数格式错误"))))
+            .map(|s| {
+                parse_time(s)
+                    .map_err(|_| invalid(ErrCode::InvalidRequest, format!("{key}参数格式错误")))
+            })
             .transpose()
     };
     let time_start = time("time_start")?.unwrap_or(now);
     let time_expire = time("time_expire")?;
-    if let Some(te) = time_expire {
-        if te.duration_since(time_start) < MIN_NATIVE_EXPIRY || te <= now {
-            return Err(invalid(
-                ErrCode::InvalidRequest,
-                "time_expire时间过短，刷卡至少1分钟，其他5分钟",
-            ));
-        }
+    if let Some(te) = time_expire
+        && (te.duration_since(time_start) < MIN_NATIVE_EXPIRY || te <= now)
+    {
+        return Err(invalid(
+            ErrCode::InvalidRequest,
+            "time_expire时间过短，刷卡至少1分钟，其他5分钟",
+        ));
     }
     let attach = req.non_empty("attach").map(str::to_string);
     if attach.as_ref().is_some_and(|a| a.len() > 127) {

@@ -54,7 +54,7 @@ pub enum SimTradeState {
     Closed,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimOrder {
     pub req: NewOrder,
     pub prepay_id: String,
@@ -126,16 +126,16 @@ impl Ledger {
                 SimTradeState::Paid(_) => Err(refuse(ErrCode::OrderPaid, "该订单已支付")),
                 SimTradeState::Closed => Err(refuse(ErrCode::OrderClosed, "该订单已关")),
                 SimTradeState::NotPay if existing.req.same_order_as(&req) => Ok(existing.clone()),
-                SimTradeState::NotPay => {
-                    Err(refuse(ErrCode::InvalidRequest, "201 商户订单号重复"))
-                }
+                SimTradeState::NotPay => Err(refuse(ErrCode::InvalidRequest, "201 商户订单号重复")),
             };
         }
         let mut rng = rand::rng();
         let prepay_id = format!(
             "wx{}{}",
             now.strftime("%Y%m%d%H%M%S"),
-            Alphanumeric.sample_string(&mut rng, 18).to_ascii_lowercase()
+            Alphanumeric
+                .sample_string(&mut rng, 18)
+                .to_ascii_lowercase()
         );
         let code_url = format!(
             "weixin://wxpay/bizpayurl?pr={}",
@@ -173,7 +173,12 @@ impl Ledger {
     }
 
     /// `closeorder`: refused when paid, when already closed, or inside `min_age`.
-    pub fn close(&mut self, out_trade_no: &str, now: Timestamp, min_age: Duration) -> Result<(), Refusal> {
+    pub fn close(
+        &mut self,
+        out_trade_no: &str,
+        now: Timestamp,
+        min_age: Duration,
+    ) -> Result<(), Refusal> {
         let order = self
             .orders
             .get_mut(out_trade_no)
@@ -183,7 +188,9 @@ impl Ledger {
             SimTradeState::Closed => Err(refuse(ErrCode::OrderClosed, "订单已关闭，无法重复关闭")),
             SimTradeState::NotPay => {
                 let age = now.duration_since(order.created_at);
-                if age < jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::MAX) {
+                if age
+                    < jiff::SignedDuration::try_from(min_age).unwrap_or(jiff::SignedDuration::MAX)
+                {
                     return Err(refuse(
                         ErrCode::InvalidRequest,
                         "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟",
@@ -213,7 +220,8 @@ impl Ledger {
         let transaction_id = format!(
             "42000{}{}{:010}",
             rng.random_range(10_000..100_000u32),
-            now.to_zoned(crate::wxpay::types::beijing()).strftime("%Y%m%d"),
+            now.to_zoned(crate::wxpay::types::beijing())
+                .strftime("%Y%m%d"),
             rng.random_range(0..10_000_000_000u64)
         );
         let openid = format!("oUpF8u{}", Alphanumeric.sample_string(&mut rng, 22));
@@ -241,7 +249,7 @@ impl Ledger {
             .filter(|o| o.is_payable(now))
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        v.sort_by_key(|o| std::cmp::Reverse(o.created_at));
         v
     }
 
@@ -253,7 +261,7 @@ impl Ledger {
             .filter(|o| matches!(o.state, SimTradeState::Paid(_)))
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        v.sort_by_key(|o| std::cmp::Reverse(o.created_at));
         v.truncate(limit);
         v
     }
@@ -291,20 +299,37 @@ mod tests {
         let paid = l.pay(&a.code_url, now).unwrap();
         assert!(matches!(paid.state, SimTradeState::Paid(_)));
         assert_eq!(l.pay(&a.code_url, now), Err(PayRefusal::AlreadyPaid));
-        assert_eq!(l.create(order("A", 100), now).unwrap_err().code, ErrCode::OrderPaid);
-        assert_eq!(l.close("A", now, Duration::ZERO).unwrap_err().code, ErrCode::OrderPaid);
+        assert_eq!(
+            l.create(order("A", 100), now).unwrap_err().code,
+            ErrCode::OrderPaid
+        );
+        assert_eq!(
+            l.close("A", now, Duration::ZERO).unwrap_err().code,
+            ErrCode::OrderPaid
+        );
 
         let b = l.create(order("B", 100), now).unwrap();
         assert_eq!(
-            l.close("B", now, Duration::from_secs(300)).unwrap_err().code,
+            l.close("B", now, Duration::from_secs(300))
+                .unwrap_err()
+                .code,
             ErrCode::InvalidRequest,
             "too early to close"
         );
         l.close("B", now, Duration::ZERO).unwrap();
         assert_eq!(l.pay(&b.code_url, now), Err(PayRefusal::Closed));
-        assert_eq!(l.close("B", now, Duration::ZERO).unwrap_err().code, ErrCode::OrderClosed);
-        assert_eq!(l.create(order("B", 100), now).unwrap_err().code, ErrCode::OrderClosed);
-        assert_eq!(l.close("C", now, Duration::ZERO).unwrap_err().code, ErrCode::OrderNotExist);
+        assert_eq!(
+            l.close("B", now, Duration::ZERO).unwrap_err().code,
+            ErrCode::OrderClosed
+        );
+        assert_eq!(
+            l.create(order("B", 100), now).unwrap_err().code,
+            ErrCode::OrderClosed
+        );
+        assert_eq!(
+            l.close("C", now, Duration::ZERO).unwrap_err().code,
+            ErrCode::OrderNotExist
+        );
         assert_eq!(l.pay("weixin://nothing", now), Err(PayRefusal::Unknown));
     }
 
@@ -321,6 +346,10 @@ mod tests {
         assert_eq!(l.pay(&e.code_url, later), Err(PayRefusal::Expired));
         let much_later = now + jiff::SignedDuration::from_secs(3 * 3600);
         let f = l.create(order("F", 1), now).unwrap();
-        assert_eq!(l.pay(&f.code_url, much_later), Err(PayRefusal::Expired), "2 h cap");
+        assert_eq!(
+            l.pay(&f.code_url, much_later),
+            Err(PayRefusal::Expired),
+            "2 h cap"
+        );
     }
 }

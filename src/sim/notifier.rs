@@ -53,15 +53,20 @@ pub fn dispatch(sim: &Simulator, order: &SimOrder) {
     }
 }
 
-async fn deliver(sim: Simulator, url: String, out_trade_no: OutTradeNo, body: String, delay: Duration) {
+async fn deliver(
+    sim: Simulator,
+    url: String,
+    out_trade_no: OutTradeNo,
+    body: String,
+    delay: Duration,
+) {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let waits = RETRY_SCHEDULE_SECS
         .iter()
         .map(|s| Duration::from_secs_f64(*s as f64 / sim.time_scale()));
-    let mut attempt = 1;
-    for wait in std::iter::once(Duration::ZERO).chain(waits) {
+    for (attempt, wait) in (1..).zip(std::iter::once(Duration::ZERO).chain(waits)) {
         tokio::time::sleep(wait).await;
         let acked = match sim
             .http()
@@ -82,7 +87,6 @@ async fn deliver(sim: Simulator, url: String, out_trade_no: OutTradeNo, body: St
         if acked {
             return;
         }
-        attempt += 1;
     }
     tracing::warn!(%out_trade_no, "sim: notification never acknowledged; giving up");
 }

@@ -61,8 +61,16 @@ pub async fn index(sim: web::Data<Simulator>) -> HttpResponse {
     let (payable, paid) = {
         let ledger = sim.ledger();
         (
-            ledger.payable(now).iter().map(|o| Row::new(o, now)).collect(),
-            ledger.recently_paid(10).iter().map(|o| Row::new(o, now)).collect(),
+            ledger
+                .payable(now)
+                .iter()
+                .map(|o| Row::new(o, now))
+                .collect(),
+            ledger
+                .recently_paid(10)
+                .iter()
+                .map(|o| Row::new(o, now))
+                .collect(),
         )
     };
     html(
@@ -90,7 +98,9 @@ pub async fn scan(sim: web::Data<Simulator>, q: web::Query<CodeUrl>) -> HttpResp
         Some(o) if matches!(o.state, SimTradeState::Paid(_)) => {
             (StatusCode::OK, PayRefusal::AlreadyPaid.to_string())
         }
-        Some(o) if o.state == SimTradeState::Closed => (StatusCode::OK, PayRefusal::Closed.to_string()),
+        Some(o) if o.state == SimTradeState::Closed => {
+            (StatusCode::OK, PayRefusal::Closed.to_string())
+        }
         Some(o) if !o.is_payable(now) => (StatusCode::OK, PayRefusal::Expired.to_string()),
         Some(_) => (StatusCode::OK, String::new()),
     };
@@ -111,7 +121,11 @@ pub async fn pay(sim: web::Data<Simulator>, form: web::Form<CodeUrl>) -> HttpRes
         Ok(order) => {
             tracing::info!(out_trade_no = %order.req.out_trade_no, "sim: paid");
             notifier::dispatch(&sim, &order);
-            (StatusCode::OK, Some(Row::new(&order, now)), "支付成功 / Paid".to_string())
+            (
+                StatusCode::OK,
+                Some(Row::new(&order, now)),
+                "支付成功 / Paid".to_string(),
+            )
         }
         Err(refusal) => {
             let status = match refusal {
@@ -119,7 +133,10 @@ pub async fn pay(sim: web::Data<Simulator>, form: web::Form<CodeUrl>) -> HttpRes
                 PayRefusal::AlreadyPaid => StatusCode::CONFLICT,
                 PayRefusal::Closed | PayRefusal::Expired => StatusCode::GONE,
             };
-            let row = sim.ledger().get_by_code_url(&form.code_url).map(|o| Row::new(o, now));
+            let row = sim
+                .ledger()
+                .get_by_code_url(&form.code_url)
+                .map(|o| Row::new(o, now));
             (status, row, refusal.to_string())
         }
     };

@@ -302,7 +302,9 @@ mod tests {
         let fail: Fields = [("return_code", "FAIL"), ("return_msg", "签名错误")]
             .into_iter()
             .collect();
-        assert!(matches!(check_response(&fail, &m), Err(WxPayError::Protocol { return_msg }) if return_msg == "签名错误"));
+        assert!(
+            matches!(check_response(&fail, &m), Err(WxPayError::Protocol { return_msg }) if return_msg == "签名错误")
+        );
 
         let biz = signed(&[
             ("return_code", "SUCCESS"),

@@ -5,8 +5,7 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 
 use super::api::{
-    self, CloseOrder, Endpoint, Merchant, OrderQuery, Prepay, QueryResult, UnifiedOrder,
-    WxPayError,
+    self, CloseOrder, Endpoint, Merchant, OrderQuery, Prepay, QueryResult, UnifiedOrder, WxPayError,
 };
 use super::xml::{self, MAX_XML_BYTES};
 

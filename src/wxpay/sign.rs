@@ -98,7 +98,10 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        (fields, ApiKey::new("192006250b4c09247ec02edce69f6a2d").unwrap())
+        (
+            fields,
+            ApiKey::new("192006250b4c09247ec02edce69f6a2d").unwrap(),
+        )
     }
 
     #[test]
@@ -156,7 +159,11 @@ mod tests {
 
             let mut added = fields.clone();
             added.set("total_fee", "1");
-            assert_eq!(verify(&added, &key), Err(SignError::Mismatch), "new fields count");
+            assert_eq!(
+                verify(&added, &key),
+                Err(SignError::Mismatch),
+                "new fields count"
+            );
 
             let other = ApiKey::new("00000000000000000000000000000000").unwrap();
             assert_eq!(verify(&fields, &other), Err(SignError::Mismatch));

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use secrecy::{ExposeSecret, SecretString};
 use jiff::Timestamp;
 use jiff::tz::{Offset, TimeZone};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The merchant's API key: signs and verifies every message. Never printed.
 #[derive(Clone)]
@@ -60,8 +60,7 @@ impl OutTradeNo {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 32
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'));
         if ok {
             Ok(OutTradeNo(s))
@@ -315,7 +314,14 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for s in ["SUCCESS", "REFUND", "NOTPAY", "CLOSED", "USERPAYING", "NEWTHING"] {
+        for s in [
+            "SUCCESS",
+            "REFUND",
+            "NOTPAY",
+            "CLOSED",
+            "USERPAYING",
+            "NEWTHING",
+        ] {
             assert_eq!(TradeState::parse(s).as_str(), s);
         }
         for s in ["SYSTEMERROR", "ORDERPAID", "OUT_TRADE_NO_USED", "WHATEVER"] {

@@ -152,7 +152,9 @@ pub fn from_xml(input: &[u8]) -> Result<Fields, XmlError> {
             Event::Text(t) if t.trim().is_empty() => {}
             Event::DocType(_) => return Err(XmlError::Doctype),
             Event::Start(s) if s.name().0 == "xml" => break,
-            Event::Empty(s) if s.name().0 == "xml" => return check_epilog(&mut reader, Fields::new()),
+            Event::Empty(s) if s.name().0 == "xml" => {
+                return check_epilog(&mut reader, Fields::new());
+            }
             _ => return Err(XmlError::NoRoot),
         }
     }
@@ -298,7 +300,8 @@ mod tests {
 
     #[test]
     fn refuses_hostile_and_broken_input() {
-        let cases: Vec<(&[u8], fn(&XmlError) -> bool)> = vec![
+        type Case = (&'static [u8], fn(&XmlError) -> bool);
+        let cases: Vec<Case> = vec![
             (
                 br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><a>&xxe;</a></xml>"#,
                 |e| matches!(e, XmlError::Doctype),
@@ -321,11 +324,17 @@ mod tests {
         ];
         for (input, ok) in cases {
             let err = from_xml(input).expect_err(&String::from_utf8_lossy(input));
-            assert!(ok(&err), "{:?} gave {err:?}", String::from_utf8_lossy(input));
+            assert!(
+                ok(&err),
+                "{:?} gave {err:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         let huge = format!("<xml><a>{}</a></xml>", "x".repeat(MAX_XML_BYTES));
         assert_eq!(from_xml(huge.as_bytes()), Err(XmlError::TooLarge));
-        let many: String = (0..=MAX_FIELDS).map(|i| format!("<f{i}>1</f{i}>")).collect();
+        let many: String = (0..=MAX_FIELDS)
+            .map(|i| format!("<f{i}>1</f{i}>"))
+            .collect();
         assert_eq!(
             from_xml(format!("<xml>{many}</xml>").as_bytes()),
             Err(XmlError::TooManyFields)

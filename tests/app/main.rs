@@ -1,0 +1,4 @@
+//! The one integration-test binary: every black-box test of scanpay.
+
+mod helpers;
+mod protocol;

@@ -1,10 +1,13 @@
 //! scanpay: a self-hosted WeChat Pay scan-to-pay checkout with a built-in gateway simulator.
 
+pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod money;
+pub mod order;
 pub mod render;
 pub mod sim;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod wxpay;

@@ -1,0 +1,97 @@
+//! The one place an order becomes paid, whichever path learnt of the payment
+//! (notification, poll, or an `ORDERPAID` answer to a close).
+
+use rusqlite::Transaction;
+
+use crate::money::Fen;
+use crate::order::{OrderState, PaymentSource};
+use crate::store::StoreError;
+use crate::store::orders::{self, OrderRow};
+use crate::store::payments::{self, NewPayment};
+
+/// What the gateway says was paid.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub out_trade_no: String,
+    pub transaction_id: String,
+    pub total_fee: Fen,
+    pub openid: Option<String>,
+    pub time_end: Option<String>,
+    pub source: PaymentSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Recorded now. `late`: for a superseded QR or an ended order;
+    /// `double_paid`: the order was already paid (a refund is owed).
+    Applied {
+        token: String,
+        order_no: String,
+        late: bool,
+        double_paid: bool,
+    },
+    /// This transaction was recorded before: nothing changed.
+    AlreadyApplied { token: String },
+    /// No QR of ours has this out_trade_no.
+    UnknownOrder,
+    /// The amount is not what we asked for: refused, nothing changed.
+    AmountMismatch { expected: Fen },
+}
+
+/// Applies a payment inside `tx`, at most once per transaction_id and per QR.
+pub fn apply_payment(tx: &Transaction<'_>, ev: &Evidence, now: i64) -> Result<ApplyOutcome, StoreError> {
+    let Some(qr) = orders::qr_by_out_trade_no(tx, &ev.out_trade_no)? else {
+        return Ok(ApplyOutcome::UnknownOrder);
+    };
+    let order: OrderRow = orders::order_by_id(tx, qr.order_id)?;
+    if ev.total_fee != order.amount {
+        return Ok(ApplyOutcome::AmountMismatch { expected: order.amount });
+    }
+    let double_paid = order.state == OrderState::Paid;
+    let late = !double_paid && (order.state != OrderState::Open || order.current_qr_id != Some(qr.id));
+    let inserted = payments::insert_payment(
+        tx,
+        &NewPayment {
+            transaction_id: &ev.transaction_id,
+            qr_id: qr.id,
+            order_id: order.id,
+            amount: ev.total_fee,
+            source: ev.source.as_str(),
+            openid: ev.openid.as_deref(),
+            time_end: ev.time_end.as_deref(),
+            late,
+            double_paid,
+            now,
+        },
+    )?;
+    if !inserted {
+        return Ok(ApplyOutcome::AlreadyApplied { token: order.token });
+    }
+    orders::set_qr_paid(tx, qr.id)?;
+    let detail = format!(
+        "{} via {} (out_trade_no {}, transaction {})",
+        ev.total_fee,
+        ev.source.as_str(),
+        ev.out_trade_no,
+        ev.transaction_id
+    );
+    if double_paid {
+        payments::flag_double_paid(tx, order.id)?;
+        orders::add_event(tx, order.id, now, "double_paid", &detail)?;
+    } else {
+        payments::mark_order_paid(tx, order.id, qr.id, &ev.transaction_id, now, late)?;
+        orders::add_event(tx, order.id, now, if late { "paid_late" } else { "paid" }, &detail)?;
+        // Any other QR the customer could still pay must be closed now.
+        for other in orders::qrs_of_order(tx, order.id)? {
+            if other.id != qr.id {
+                orders::set_qr_closing(tx, other.id, now)?;
+            }
+        }
+    }
+    Ok(ApplyOutcome::Applied {
+        token: order.token,
+        order_no: order.order_no,
+        late,
+        double_paid,
+    })
+}

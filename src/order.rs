@@ -1,0 +1,143 @@
+//! The values of an order and its QRs, each parsed once.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::RngCore;
+
+/// The customer's link id: 128 random bits as 32 hex digits. Never the internal id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderToken(String);
+
+impl OrderToken {
+    pub fn generate() -> Self {
+        let mut b = [0u8; 16];
+        rand::rng().fill_bytes(&mut b);
+        OrderToken(hex::encode(b))
+    }
+
+    /// Accepts only the exact shape `generate` makes, so junk never reaches a query.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| OrderToken(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the customer and the cashier see of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderState {
+    Open,
+    Paid,
+    Expired,
+    Cancelled,
+}
+
+/// A QR's life: the row is written (`creating`) before `unifiedorder` is sent;
+/// `open` once it has a code_url; `closing` once superseded until the gateway
+/// confirms; `closed` or `paid` at the end. `failed`: the gateway refused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QrState {
+    Creating,
+    Failed,
+    Open,
+    Closing,
+    Closed,
+    Paid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown state {0:?}")]
+pub struct UnknownState(pub String);
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+        }
+        impl FromStr for $ty {
+            type Err = UnknownState;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s { $($text => Ok($ty::$variant),)* other => Err(UnknownState(other.to_string())) }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl rusqlite::types::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    };
+}
+
+text_enum!(OrderState { Open => "open", Paid => "paid", Expired => "expired", Cancelled => "cancelled" });
+text_enum!(QrState { Creating => "creating", Failed => "failed", Open => "open", Closing => "closing", Closed => "closed", Paid => "paid" });
+
+impl OrderState {
+    pub fn is_final(self) -> bool {
+        self != OrderState::Open
+    }
+}
+
+/// Who learnt of a payment first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentSource {
+    Notify,
+    Poll,
+    Close,
+}
+
+impl PaymentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentSource::Notify => "notify",
+            PaymentSource::Poll => "poll",
+            PaymentSource::Close => "close",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_128_bit_hex_and_parse_strictly() {
+        let t = OrderToken::generate();
+        assert_eq!(t.as_str().len(), 32);
+        assert_eq!(OrderToken::parse(t.as_str()), Some(t.clone()));
+        assert_ne!(OrderToken::generate(), t);
+        assert!(OrderToken::parse("../etc/passwd").is_none());
+        assert!(OrderToken::parse(&"A".repeat(32)).is_none());
+    }
+
+    #[test]
+    fn states_round_trip_as_text() {
+        for s in ["open", "paid", "expired", "cancelled"] {
+            assert_eq!(s.parse::<OrderState>().unwrap().as_str(), s);
+        }
+        for s in ["creating", "failed", "open", "closing", "closed", "paid"] {
+            assert_eq!(s.parse::<QrState>().unwrap().as_str(), s);
+        }
+        assert!("bogus".parse::<OrderState>().is_err());
+    }
+}

@@ -1,0 +1,422 @@
+//! Orders, their QRs and their event timeline.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use super::StoreError;
+use crate::money::Fen;
+use crate::order::{OrderState, QrState};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    pub id: i64,
+    pub order_no: String,
+    pub token: String,
+    pub amount: Fen,
+    pub description: String,
+    pub cashier_id: Option<i64>,
+    pub state: OrderState,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub current_qr_id: Option<i64>,
+    pub paid_at: Option<i64>,
+    pub transaction_id: Option<String>,
+    pub late: bool,
+    pub double_paid: bool,
+    pub ended_at: Option<i64>,
+}
+
+const ORDER_COLS: &str = "id, order_no, token, amount_fen, description, cashier_id, state, created_at, \
+     expires_at, current_qr_id, paid_at, transaction_id, late, double_paid, ended_at";
+
+fn order_row(r: &Row<'_>) -> rusqlite::Result<OrderRow> {
+    Ok(OrderRow {
+        id: r.get(0)?,
+        order_no: r.get(1)?,
+        token: r.get(2)?,
+        amount: Fen::new(r.get(3)?),
+        description: r.get(4)?,
+        cashier_id: r.get(5)?,
+        state: r.get(6)?,
+        created_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        current_qr_id: r.get(9)?,
+        paid_at: r.get(10)?,
+        transaction_id: r.get(11)?,
+        late: r.get(12)?,
+        double_paid: r.get(13)?,
+        ended_at: r.get(14)?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrRow {
+    pub id: i64,
+    pub order_id: i64,
+    pub version: i64,
+    pub out_trade_no: String,
+    pub state: QrState,
+    pub time_start: i64,
+    pub time_expire: i64,
+    pub display_until: i64,
+    pub spbill_create_ip: String,
+    pub prepay_id: Option<String>,
+    pub code_url: Option<String>,
+    pub created_at: i64,
+    pub next_poll_at: Option<i64>,
+    pub polls: i64,
+    pub errors: i64,
+    pub next_close_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+const QR_COLS: &str = "id, order_id, version, out_trade_no, state, time_start, time_expire, display_until, \
+     spbill_create_ip, prepay_id, code_url, created_at, next_poll_at, polls, errors, next_close_at, last_error";
+
+fn qr_row(r: &Row<'_>) -> rusqlite::Result<QrRow> {
+    qr_row_at(r, 0)
+}
+
+/// A QR read from columns `base..base + 17` (after a join).
+fn qr_row_at(r: &Row<'_>, base: usize) -> rusqlite::Result<QrRow> {
+    Ok(QrRow {
+        id: r.get(base + 0)?,
+        order_id: r.get(base + 1)?,
+        version: r.get(base + 2)?,
+        out_trade_no: r.get(base + 3)?,
+        state: r.get(base + 4)?,
+        time_start: r.get(base + 5)?,
+        time_expire: r.get(base + 6)?,
+        display_until: r.get(base + 7)?,
+        spbill_create_ip: r.get(base + 8)?,
+        prepay_id: r.get(base + 9)?,
+        code_url: r.get(base + 10)?,
+        created_at: r.get(base + 11)?,
+        next_poll_at: r.get(base + 12)?,
+        polls: r.get(base + 13)?,
+        errors: r.get(base + 14)?,
+        next_close_at: r.get(base + 15)?,
+        last_error: r.get(base + 16)?,
+    })
+}
+
+pub struct NewOrder<'a> {
+    pub token: &'a str,
+    pub amount: Fen,
+    pub description: &'a str,
+    pub cashier_id: Option<i64>,
+    pub now: i64,
+    pub expires_at: i64,
+    /// The creation day, `YYYYMMDD`, prefixed to the order number.
+    pub day: &'a str,
+}
+
+/// Inserts an order and returns `(id, order_no)`; the number is the day and the id.
+pub fn insert_order(tx: &Transaction<'_>, o: &NewOrder<'_>) -> Result<(i64, String), StoreError> {
+    tx.execute(
+        "INSERT INTO orders (order_no, token, amount_fen, description, cashier_id, state, created_at, expires_at)
+         VALUES (?1, ?1, ?2, ?3, ?4, 'open', ?5, ?6)",
+        params![o.token, o.amount.get(), o.description, o.cashier_id, o.now, o.expires_at],
+    )?;
+    let id = tx.last_insert_rowid();
+    let order_no = format!("{}{:06}", o.day, id);
+    tx.execute("UPDATE orders SET order_no = ?1 WHERE id = ?2", params![order_no, id])?;
+    Ok((id, order_no))
+}
+
+pub struct NewQr<'a> {
+    pub order_id: i64,
+    pub version: i64,
+    pub out_trade_no: &'a str,
+    pub time_start: i64,
+    pub time_expire: i64,
+    pub display_until: i64,
+    pub spbill_create_ip: &'a str,
+    pub now: i64,
+}
+
+/// Inserts a QR in state `creating` and makes it the order's current QR.
+pub fn insert_qr(tx: &Transaction<'_>, q: &NewQr<'_>) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO qrs (order_id, version, out_trade_no, state, time_start, time_expire, display_until,
+                          spbill_create_ip, created_at)
+         VALUES (?1, ?2, ?3, 'creating', ?4, ?5, ?6, ?7, ?8)",
+        params![
+            q.order_id,
+            q.version,
+            q.out_trade_no,
+            q.time_start,
+            q.time_expire,
+            q.display_until,
+            q.spbill_create_ip,
+            q.now
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE orders SET current_qr_id = ?1 WHERE id = ?2",
+        params![id, q.order_id],
+    )?;
+    Ok(id)
+}
+
+pub fn order_by_token(conn: &Connection, token: &str) -> Result<Option<OrderRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {ORDER_COLS} FROM orders WHERE token = ?1"),
+            [token],
+            order_row,
+        )
+        .optional()?)
+}
+
+pub fn order_by_no(conn: &Connection, order_no: &str) -> Result<Option<OrderRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {ORDER_COLS} FROM orders WHERE order_no = ?1"),
+            [order_no],
+            order_row,
+        )
+        .optional()?)
+}
+
+pub fn order_by_id(conn: &Connection, id: i64) -> Result<OrderRow, StoreError> {
+    Ok(conn.query_row(
+        &format!("SELECT {ORDER_COLS} FROM orders WHERE id = ?1"),
+        [id],
+        order_row,
+    )?)
+}
+
+pub fn qr_by_id(conn: &Connection, id: i64) -> Result<QrRow, StoreError> {
+    Ok(conn.query_row(&format!("SELECT {QR_COLS} FROM qrs WHERE id = ?1"), [id], qr_row)?)
+}
+
+pub fn qr_by_out_trade_no(conn: &Connection, no: &str) -> Result<Option<QrRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {QR_COLS} FROM qrs WHERE out_trade_no = ?1"),
+            [no],
+            qr_row,
+        )
+        .optional()?)
+}
+
+pub fn qrs_of_order(conn: &Connection, order_id: i64) -> Result<Vec<QrRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {QR_COLS} FROM qrs WHERE order_id = ?1 ORDER BY version"
+    ))?;
+    let rows = st.query_map([order_id], qr_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `creating` → `open` with the gateway's answer. False if the QR had moved on.
+pub fn set_qr_open(
+    tx: &Transaction<'_>,
+    qr_id: i64,
+    prepay_id: &str,
+    code_url: &str,
+    next_poll_at: i64,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE qrs SET state = 'open', prepay_id = ?2, code_url = ?3, next_poll_at = ?4,
+                        errors = 0, last_error = NULL
+         WHERE id = ?1 AND state = 'creating'",
+        params![qr_id, prepay_id, code_url, next_poll_at],
+    )? == 1)
+}
+
+/// `creating` → `failed`, keeping the reason to show.
+pub fn set_qr_failed(tx: &Transaction<'_>, qr_id: i64, reason: &str) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE qrs SET state = 'failed', last_error = ?2, next_poll_at = NULL
+         WHERE id = ?1 AND state = 'creating'",
+        params![qr_id, reason],
+    )? == 1)
+}
+
+/// `failed` → `creating` again, for a retry with the same parameters.
+pub fn set_qr_retrying(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE qrs SET state = 'creating', last_error = NULL WHERE id = ?1 AND state = 'failed'",
+        params![qr_id],
+    )? == 1)
+}
+
+/// An open (or still-creating) QR is superseded: it must be closed at the gateway.
+pub fn set_qr_closing(tx: &Transaction<'_>, qr_id: i64, now: i64) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE qrs SET state = 'closing', next_close_at = ?2, next_poll_at = COALESCE(next_poll_at, ?2)
+         WHERE id = ?1 AND state IN ('open', 'creating')",
+        params![qr_id, now],
+    )? == 1)
+}
+
+/// A QR in `failed` needs nothing more from the gateway.
+pub fn set_failed_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
+         WHERE id = ?1 AND state = 'failed'",
+        params![qr_id],
+    )? == 1)
+}
+
+/// `closing` (or `open`) → `closed`: the gateway will never take money for it.
+pub fn set_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
+         WHERE id = ?1 AND state IN ('open', 'closing', 'creating')",
+        params![qr_id],
+    )? == 1)
+}
+
+/// Any QR → `paid` (a payment is final whatever we thought of the QR).
+pub fn set_qr_paid(tx: &Transaction<'_>, qr_id: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE qrs SET state = 'paid', next_poll_at = NULL, next_close_at = NULL WHERE id = ?1",
+        params![qr_id],
+    )?;
+    Ok(())
+}
+
+/// Records a poll's outcome and when to ask next (`None`: never).
+pub fn schedule_poll(
+    tx: &Transaction<'_>,
+    qr_id: i64,
+    next_poll_at: Option<i64>,
+    errors: i64,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE qrs SET next_poll_at = ?2, polls = polls + 1, errors = ?3,
+                        last_error = COALESCE(?4, last_error)
+         WHERE id = ?1 AND state IN ('open', 'closing')",
+        params![qr_id, next_poll_at, errors, error],
+    )?;
+    Ok(())
+}
+
+/// A close that did not go through is tried again at `next_close_at`.
+pub fn schedule_close(
+    tx: &Transaction<'_>,
+    qr_id: i64,
+    next_close_at: i64,
+    error: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE qrs SET next_close_at = ?2, errors = errors + 1, last_error = ?3
+         WHERE id = ?1 AND state = 'closing'",
+        params![qr_id, next_close_at, error],
+    )?;
+    Ok(())
+}
+
+/// Moves an order between states; false if it was not in `from`.
+pub fn set_order_state(
+    tx: &Transaction<'_>,
+    order_id: i64,
+    from: OrderState,
+    to: OrderState,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE orders SET state = ?3, ended_at = ?4 WHERE id = ?1 AND state = ?2",
+        params![order_id, from, to, now],
+    )? == 1)
+}
+
+/// Polls due now: QRs the gateway may still take money for.
+pub fn due_polls(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {QR_COLS} FROM qrs WHERE next_poll_at <= ?1 AND state IN ('open', 'closing')
+         ORDER BY next_poll_at LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![now, limit as i64], qr_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Closes due now.
+pub fn due_closes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {QR_COLS} FROM qrs WHERE next_close_at <= ?1 AND state = 'closing'
+         ORDER BY next_close_at LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![now, limit as i64], qr_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// QRs left in `creating` since before `before`: a crash or a lost answer; send again.
+pub fn stale_creations(conn: &Connection, before: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {QR_COLS} FROM qrs WHERE state = 'creating' AND created_at <= ?1
+         ORDER BY created_at LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![before, limit as i64], qr_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Open orders whose current QR's screen life is over (and the order's is not).
+pub fn due_refreshes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<(OrderRow, QrRow)>, StoreError> {
+    let cols_o = ORDER_COLS.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", ");
+    let cols_q = QR_COLS.split(", ").map(|c| format!("q.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {cols_o}, {cols_q} FROM orders o JOIN qrs q ON q.id = o.current_qr_id
+         WHERE o.state = 'open' AND q.state = 'open' AND q.display_until <= ?1 AND o.expires_at > ?1
+         ORDER BY q.display_until LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![now, limit as i64], |r| {
+        let o = order_row(r)?;
+        let q = qr_row_at(r, 15)?;
+        Ok((o, q))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Open orders past their life.
+pub fn due_expiries(conn: &Connection, now: i64, limit: usize) -> Result<Vec<OrderRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {ORDER_COLS} FROM orders WHERE state = 'open' AND expires_at <= ?1
+         ORDER BY expires_at LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![now, limit as i64], order_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub at: i64,
+    pub kind: String,
+    pub detail: String,
+}
+
+pub fn add_event(
+    tx: &Transaction<'_>,
+    order_id: i64,
+    now: i64,
+    kind: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO events (order_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![order_id, now, kind, detail])?;
+    Ok(())
+}
+
+pub fn events_of(conn: &Connection, order_id: i64) -> Result<Vec<EventRow>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT at, kind, detail FROM events WHERE order_id = ?1 ORDER BY id")?;
+    let rows = st.query_map([order_id], |r| {
+        Ok(EventRow {
+            at: r.get(0)?,
+            kind: r.get(1)?,
+            detail: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Keeps a QR on screen a little longer (the customer is entering the password).
+pub fn postpone_display(tx: &Transaction<'_>, qr_id: i64, until: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE qrs SET display_until = ?2 WHERE id = ?1 AND state = 'open'",
+        params![qr_id, until],
+    )?;
+    Ok(())
+}

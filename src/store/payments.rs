@@ -1,0 +1,171 @@
+//! Payments (one row per gateway transaction) and the notification log.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use super::StoreError;
+use crate::money::Fen;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub id: i64,
+    pub transaction_id: String,
+    pub qr_id: i64,
+    pub order_id: i64,
+    pub amount: Fen,
+    pub source: String,
+    pub openid: Option<String>,
+    pub time_end: Option<String>,
+    pub late: bool,
+    pub double_paid: bool,
+    pub created_at: i64,
+}
+
+fn payment_row(r: &Row<'_>) -> rusqlite::Result<PaymentRow> {
+    Ok(PaymentRow {
+        id: r.get(0)?,
+        transaction_id: r.get(1)?,
+        qr_id: r.get(2)?,
+        order_id: r.get(3)?,
+        amount: Fen::new(r.get(4)?),
+        source: r.get(5)?,
+        openid: r.get(6)?,
+        time_end: r.get(7)?,
+        late: r.get(8)?,
+        double_paid: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+const PAYMENT_COLS: &str =
+    "id, transaction_id, qr_id, order_id, amount_fen, source, openid, time_end, late, double_paid, created_at";
+
+pub struct NewPayment<'a> {
+    pub transaction_id: &'a str,
+    pub qr_id: i64,
+    pub order_id: i64,
+    pub amount: Fen,
+    pub source: &'a str,
+    pub openid: Option<&'a str>,
+    pub time_end: Option<&'a str>,
+    pub late: bool,
+    pub double_paid: bool,
+    pub now: i64,
+}
+
+/// Records a payment unless this transaction (or a payment of this QR) is
+/// already recorded: the UNIQUE keys decide, so it happens at most once.
+pub fn insert_payment(tx: &Transaction<'_>, p: &NewPayment<'_>) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, openid, time_end,
+                                   late, double_paid, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            p.transaction_id,
+            p.qr_id,
+            p.order_id,
+            p.amount.get(),
+            p.source,
+            p.openid,
+            p.time_end,
+            p.late,
+            p.double_paid,
+            p.now
+        ])?;
+    Ok(n == 1)
+}
+
+/// The order's first payment: it becomes paid.
+pub fn mark_order_paid(
+    tx: &Transaction<'_>,
+    order_id: i64,
+    qr_id: i64,
+    transaction_id: &str,
+    now: i64,
+    late: bool,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE orders SET state = 'paid', paid_at = ?2, paid_qr_id = ?3, transaction_id = ?4, late = ?5
+         WHERE id = ?1 AND state != 'paid'",
+        params![order_id, now, qr_id, transaction_id, late],
+    )? == 1)
+}
+
+/// A further payment of a paid order: it needs a refund.
+pub fn flag_double_paid(tx: &Transaction<'_>, order_id: i64) -> Result<(), StoreError> {
+    tx.execute("UPDATE orders SET double_paid = 1 WHERE id = ?1", params![order_id])?;
+    Ok(())
+}
+
+pub fn payments_of(conn: &Connection, order_id: i64) -> Result<Vec<PaymentRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {PAYMENT_COLS} FROM payments WHERE order_id = ?1 ORDER BY id"
+    ))?;
+    let rows = st.query_map([order_id], payment_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn payment_by_transaction(conn: &Connection, transaction_id: &str) -> Result<Option<PaymentRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {PAYMENT_COLS} FROM payments WHERE transaction_id = ?1"),
+            [transaction_id],
+            payment_row,
+        )
+        .optional()?)
+}
+
+pub fn count_payments(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM payments", [], |r| r.get(0))?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRow {
+    pub received_at: i64,
+    pub remote_addr: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub transaction_id: Option<String>,
+    pub verified: bool,
+    pub outcome: String,
+    pub body: String,
+}
+
+pub fn log_notification(conn: &Connection, n: &NotificationRow) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO notifications (received_at, remote_addr, out_trade_no, transaction_id, verified, outcome, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        n.received_at,
+        n.remote_addr,
+        n.out_trade_no,
+        n.transaction_id,
+        n.verified,
+        n.outcome,
+        n.body
+    ])?;
+    Ok(())
+}
+
+/// Notifications that named one of an order's QRs, oldest first.
+pub fn notifications_of_order(conn: &Connection, order_id: i64) -> Result<Vec<NotificationRow>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT received_at, remote_addr, out_trade_no, transaction_id, verified, outcome, body
+         FROM notifications WHERE out_trade_no IN (SELECT out_trade_no FROM qrs WHERE order_id = ?1)
+         ORDER BY id",
+    )?;
+    let rows = st.query_map([order_id], |r| {
+        Ok(NotificationRow {
+            received_at: r.get(0)?,
+            remote_addr: r.get(1)?,
+            out_trade_no: r.get(2)?,
+            transaction_id: r.get(3)?,
+            verified: r.get(4)?,
+            outcome: r.get(5)?,
+            body: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,10 +1,14 @@
+use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use scanpay::cli::{Cli, Command};
+use scanpay::accounts;
+use scanpay::cli::{Cli, Command, RoleArg, UserCommand};
 use scanpay::config::Settings;
-use scanpay::startup::SimApp;
+use scanpay::startup::{Application, SimApp};
+use scanpay::store::Store;
+use scanpay::store::users::{self, Role};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,19 +20,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("scanpay: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let result = match &cli.command {
+        Some(Command::User { command }) => run_user(&cli, command),
+        Some(Command::Sim) => with_runtime(run_sim(&settings, &cli.listen_or("127.0.0.1:8090"))),
+        Some(Command::Serve) | None => with_runtime(run_serve(&settings, &cli)),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Some(Command::Sim) => run_sim(&settings, &cli.listen_or("127.0.0.1:8090")).await,
-            _ => anyhow::bail!("`scanpay serve` is not available yet: run `scanpay sim`"),
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -36,6 +32,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn with_runtime(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(f)
+}
+
+async fn run_serve(settings: &Settings, cli: &Cli) -> anyhow::Result<()> {
+    let app = Application::build(settings, &cli.data_dir, &cli.listen_or("127.0.0.1:8080")).await?;
+    for line in app.banner() {
+        println!("{line}");
+    }
+    app.run_until_stopped().await
 }
 
 async fn run_sim(settings: &Settings, listen: &str) -> anyhow::Result<()> {
@@ -47,5 +55,47 @@ async fn run_sim(settings: &Settings, listen: &str) -> anyhow::Result<()> {
     );
     println!("scanpay sim: customer's phone    {url}");
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        anyhow::bail!(
+            "no password: write it on the first line of stdin, e.g. `echo 'pass' | scanpay user add NAME --role cashier`"
+        );
+    }
+    Ok(pw)
+}
+
+fn run_user(cli: &Cli, command: &UserCommand) -> anyhow::Result<()> {
+    let store = Store::open(&cli.data_dir)?;
+    match command {
+        UserCommand::Add { name, role } => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Cashier => Role::Cashier,
+            };
+            accounts::add_user(
+                &store,
+                name,
+                &read_password()?,
+                role,
+                accounts::MIN_PASSWORD,
+            )?;
+            println!("added {name} ({})", role.as_str());
+        }
+        UserCommand::List => {
+            for u in store.read_blocking(users::list_users)? {
+                println!("{}\t{}", u.username, u.role.as_str());
+            }
+        }
+        UserCommand::Passwd { name } => {
+            accounts::set_password(&store, name, &read_password()?)?;
+            println!("password changed for {name}; their sessions were ended");
+        }
+    }
     Ok(())
 }

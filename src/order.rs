@@ -18,8 +18,10 @@ impl OrderToken {
 
     /// Accepts only the exact shape `generate` makes, so junk never reaches a query.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then(|| OrderToken(s.to_string()))
+        (s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| OrderToken(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

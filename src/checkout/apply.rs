@@ -39,16 +39,23 @@ pub enum ApplyOutcome {
 }
 
 /// Applies a payment inside `tx`, at most once per transaction_id and per QR.
-pub fn apply_payment(tx: &Transaction<'_>, ev: &Evidence, now: i64) -> Result<ApplyOutcome, StoreError> {
+pub fn apply_payment(
+    tx: &Transaction<'_>,
+    ev: &Evidence,
+    now: i64,
+) -> Result<ApplyOutcome, StoreError> {
     let Some(qr) = orders::qr_by_out_trade_no(tx, &ev.out_trade_no)? else {
         return Ok(ApplyOutcome::UnknownOrder);
     };
     let order: OrderRow = orders::order_by_id(tx, qr.order_id)?;
     if ev.total_fee != order.amount {
-        return Ok(ApplyOutcome::AmountMismatch { expected: order.amount });
+        return Ok(ApplyOutcome::AmountMismatch {
+            expected: order.amount,
+        });
     }
     let double_paid = order.state == OrderState::Paid;
-    let late = !double_paid && (order.state != OrderState::Open || order.current_qr_id != Some(qr.id));
+    let late =
+        !double_paid && (order.state != OrderState::Open || order.current_qr_id != Some(qr.id));
     let inserted = payments::insert_payment(
         tx,
         &NewPayment {
@@ -80,7 +87,13 @@ pub fn apply_payment(tx: &Transaction<'_>, ev: &Evidence, now: i64) -> Result<Ap
         orders::add_event(tx, order.id, now, "double_paid", &detail)?;
     } else {
         payments::mark_order_paid(tx, order.id, qr.id, &ev.transaction_id, now, late)?;
-        orders::add_event(tx, order.id, now, if late { "paid_late" } else { "paid" }, &detail)?;
+        orders::add_event(
+            tx,
+            order.id,
+            now,
+            if late { "paid_late" } else { "paid" },
+            &detail,
+        )?;
         // Any other QR the customer could still pay must be closed now.
         for other in orders::qrs_of_order(tx, order.id)? {
             if other.id != qr.id {

@@ -17,8 +17,8 @@ use crate::store::payments::{self, NotificationRow};
 use crate::store::{Store, StoreError, now_ms};
 use crate::wxpay::notify::{self, Notice};
 use crate::wxpay::{
-    CloseOrder, ErrCode, OrderQuery, OutTradeNo, QueryResult, TradeState, UnifiedOrder, WxPayClient,
-    WxPayError, xml,
+    CloseOrder, ErrCode, OrderQuery, OutTradeNo, QueryResult, TradeState, UnifiedOrder,
+    WxPayClient, WxPayError, xml,
 };
 pub use apply::{ApplyOutcome, Evidence, apply_payment};
 pub use hub::Hub;
@@ -113,7 +113,12 @@ fn gateway_body(shop: &str, description: &str) -> String {
 impl Checkout {
     pub fn new(store: Store, wx: WxPayClient, hub: Hub, cfg: CheckoutConfig) -> Self {
         Checkout {
-            inner: Arc::new(Inner { store, wx, hub, cfg }),
+            inner: Arc::new(Inner {
+                store,
+                wx,
+                hub,
+                cfg,
+            }),
         }
     }
 
@@ -134,7 +139,15 @@ impl Checkout {
     }
 
     /// The parameters of a QR's gateway order, fixed when its row is written.
-    fn plan_qr<'a>(&self, order_id: i64, order_no: &str, version: i64, expires_at: i64, ip: &'a str, now: i64) -> (String, NewQr<'a>) {
+    fn plan_qr<'a>(
+        &self,
+        order_id: i64,
+        order_no: &str,
+        version: i64,
+        expires_at: i64,
+        ip: &'a str,
+        now: i64,
+    ) -> (String, NewQr<'a>) {
         let cfg = &self.inner.cfg;
         let out_trade_no = format!(
             "{order_no}-{version}-{}",
@@ -167,7 +180,10 @@ impl Checkout {
         let now = now_ms();
         let cfg = &self.inner.cfg;
         let expires_at = now + ms(cfg.order_ttl);
-        let day = to_timestamp(now).to_zoned(cfg.shop_tz.clone()).strftime("%Y%m%d").to_string();
+        let day = to_timestamp(now)
+            .to_zoned(cfg.shop_tz.clone())
+            .strftime("%Y%m%d")
+            .to_string();
         let this = self.clone();
         let tok = token.to_string();
         let (order, qr) = self
@@ -189,9 +205,24 @@ impl Checkout {
                     this.plan_qr(order_id, &order_no, 1, expires_at, &input.client_ip, now);
                 plan.out_trade_no = &out_trade_no;
                 let qr_id = orders::insert_qr(tx, &plan)?;
-                orders::add_event(tx, order_id, now, "created", &format!("{} {}", input.amount, input.description))?;
-                orders::add_event(tx, order_id, now, "qr_issued", &format!("QR 1: {out_trade_no}"))?;
-                Ok((orders::order_by_id(tx, order_id)?, orders::qr_by_id(tx, qr_id)?))
+                orders::add_event(
+                    tx,
+                    order_id,
+                    now,
+                    "created",
+                    &format!("{} {}", input.amount, input.description),
+                )?;
+                orders::add_event(
+                    tx,
+                    order_id,
+                    now,
+                    "qr_issued",
+                    &format!("QR 1: {out_trade_no}"),
+                )?;
+                Ok((
+                    orders::order_by_id(tx, order_id)?,
+                    orders::qr_by_id(tx, qr_id)?,
+                ))
             })
             .await?;
         tracing::Span::current().record("order_no", order.order_no.as_str());
@@ -239,8 +270,20 @@ impl Checkout {
             Ok(prepay) => {
                 self.store()
                     .write(move |tx| {
-                        if orders::set_qr_open(tx, qr_id, &prepay.prepay_id, &prepay.code_url, next_poll)? {
-                            orders::add_event(tx, order_id, now, "qr_ready", &format!("QR {version} ready"))?;
+                        if orders::set_qr_open(
+                            tx,
+                            qr_id,
+                            &prepay.prepay_id,
+                            &prepay.code_url,
+                            next_poll,
+                        )? {
+                            orders::add_event(
+                                tx,
+                                order_id,
+                                now,
+                                "qr_ready",
+                                &format!("QR {version} ready"),
+                            )?;
                         }
                         Ok(())
                     })
@@ -277,7 +320,11 @@ impl Checkout {
                 if order.state != OrderState::Open {
                     return Ok(Err(CheckoutError::Ended(order.state)));
                 }
-                let Some(current) = order.current_qr_id.map(|id| orders::qr_by_id(tx, id)).transpose()? else {
+                let Some(current) = order
+                    .current_qr_id
+                    .map(|id| orders::qr_by_id(tx, id))
+                    .transpose()?
+                else {
                     return Ok(Err(CheckoutError::NothingToRetry));
                 };
                 if current.state != QrState::Failed {
@@ -285,12 +332,27 @@ impl Checkout {
                 }
                 orders::set_failed_qr_closed(tx, current.id)?;
                 let version = current.version + 1;
-                let (out_trade_no, mut plan) =
-                    this.plan_qr(order.id, &order.order_no, version, order.expires_at, &current.spbill_create_ip, now);
+                let (out_trade_no, mut plan) = this.plan_qr(
+                    order.id,
+                    &order.order_no,
+                    version,
+                    order.expires_at,
+                    &current.spbill_create_ip,
+                    now,
+                );
                 plan.out_trade_no = &out_trade_no;
                 let qr_id = orders::insert_qr(tx, &plan)?;
-                orders::add_event(tx, order.id, now, "qr_issued", &format!("QR {version}: {out_trade_no} (retry)"))?;
-                Ok(Ok((orders::order_by_id(tx, order.id)?, orders::qr_by_id(tx, qr_id)?)))
+                orders::add_event(
+                    tx,
+                    order.id,
+                    now,
+                    "qr_issued",
+                    &format!("QR {version}: {out_trade_no} (retry)"),
+                )?;
+                Ok(Ok((
+                    orders::order_by_id(tx, order.id)?,
+                    orders::qr_by_id(tx, qr_id)?,
+                )))
             })
             .await??;
         self.issue(&planned.0, &planned.1).await
@@ -299,7 +361,10 @@ impl Checkout {
     /// Sends again a QR whose creation was interrupted (crash, lost answer).
     pub async fn resume_creation(&self, qr: &QrRow) -> Result<(), CheckoutError> {
         let order_id = qr.order_id;
-        let order = self.store().read(move |c| orders::order_by_id(c, order_id)).await?;
+        let order = self
+            .store()
+            .read(move |c| orders::order_by_id(c, order_id))
+            .await?;
         self.issue(&order, qr).await
     }
 
@@ -321,18 +386,30 @@ impl Checkout {
     }
 
     fn after_apply(&self, outcome: &ApplyOutcome) {
-        if let ApplyOutcome::Applied { token, order_no, late, double_paid } = outcome {
+        if let ApplyOutcome::Applied {
+            token,
+            order_no,
+            late,
+            double_paid,
+        } = outcome
+        {
             tracing::info!(order_no, late, double_paid, "payment applied");
             self.hub().publish(token);
         }
     }
 
     /// A query answer that says paid becomes a payment; `true` if it did.
-    async fn apply_if_paid(&self, qr: &QrRow, r: &QueryResult, source: PaymentSource) -> Result<bool, CheckoutError> {
+    async fn apply_if_paid(
+        &self,
+        qr: &QrRow,
+        r: &QueryResult,
+        source: PaymentSource,
+    ) -> Result<bool, CheckoutError> {
         if !r.trade_state.is_paid() {
             return Ok(false);
         }
-        let (Some(transaction_id), Some(total_fee)) = (r.transaction_id.clone(), r.total_fee) else {
+        let (Some(transaction_id), Some(total_fee)) = (r.transaction_id.clone(), r.total_fee)
+        else {
             return Ok(false);
         };
         let outcome = self
@@ -373,12 +450,18 @@ impl Checkout {
             Ok(r) if r.trade_state.is_paid() => {
                 self.apply_if_paid(qr, &r, PaymentSource::Poll).await?;
             }
-            Ok(r) if matches!(r.trade_state, TradeState::Closed | TradeState::Revoked | TradeState::PayError) => {
+            Ok(r)
+                if matches!(
+                    r.trade_state,
+                    TradeState::Closed | TradeState::Revoked | TradeState::PayError
+                ) =>
+            {
                 self.mark_closed(qr).await?;
             }
             Ok(r) => {
                 // Past time_expire an unpaid order can no longer be paid: done.
-                let dead = r.trade_state == TradeState::NotPay && now > qr.time_expire + ms(GATEWAY_MARGIN);
+                let dead = r.trade_state == TradeState::NotPay
+                    && now > qr.time_expire + ms(GATEWAY_MARGIN);
                 if dead && qr.state == QrState::Closing {
                     self.mark_closed(qr).await?;
                 } else {
@@ -398,7 +481,9 @@ impl Checkout {
                 let next = now + self.backoff(errors);
                 let msg = e.to_string();
                 self.store()
-                    .write(move |tx| orders::schedule_poll(tx, qr_id, Some(next), errors, Some(&msg)))
+                    .write(move |tx| {
+                        orders::schedule_poll(tx, qr_id, Some(next), errors, Some(&msg))
+                    })
                     .await?;
             }
         }
@@ -411,7 +496,13 @@ impl Checkout {
         self.store()
             .write(move |tx| {
                 if orders::set_qr_closed(tx, qr_id)? {
-                    orders::add_event(tx, order_id, now, "qr_closed", &format!("QR {version} closed"))?;
+                    orders::add_event(
+                        tx,
+                        order_id,
+                        now,
+                        "qr_closed",
+                        &format!("QR {version} closed"),
+                    )?;
                 }
                 Ok(())
             })
@@ -431,12 +522,21 @@ impl Checkout {
         match result {
             Ok(()) => self.mark_closed(qr).await,
             Err(e) => match e.err_code() {
-                Some(ErrCode::OrderClosed) | Some(ErrCode::OrderNotExist) => self.mark_closed(qr).await,
+                Some(ErrCode::OrderClosed) | Some(ErrCode::OrderNotExist) => {
+                    self.mark_closed(qr).await
+                }
                 Some(ErrCode::OrderPaid) => {
                     // It was paid: that is a payment, never a failure.
                     match self.query(qr).await {
                         Ok(r) if self.apply_if_paid(qr, &r, PaymentSource::Close).await? => Ok(()),
-                        _ => self.reschedule_close(qr, now, "ORDERPAID; waiting for the payment's details").await,
+                        _ => {
+                            self.reschedule_close(
+                                qr,
+                                now,
+                                "ORDERPAID; waiting for the payment's details",
+                            )
+                            .await
+                        }
                     }
                 }
                 _ => {
@@ -477,7 +577,9 @@ impl Checkout {
             Ok(r) if r.trade_state == TradeState::UserPaying => {
                 // The customer is entering the password: never pull the QR now.
                 let (qr_id, until) = (qr.id, now_ms() + 3_000);
-                self.store().write(move |tx| orders::postpone_display(tx, qr_id, until)).await?;
+                self.store()
+                    .write(move |tx| orders::postpone_display(tx, qr_id, until))
+                    .await?;
                 return Ok(());
             }
             _ => {}
@@ -497,8 +599,14 @@ impl Checkout {
                     return Ok(None);
                 }
                 let version = old.version + 1;
-                let (out_trade_no, mut plan) =
-                    this.plan_qr(order.id, &order.order_no, version, order.expires_at, &old.spbill_create_ip, now);
+                let (out_trade_no, mut plan) = this.plan_qr(
+                    order.id,
+                    &order.order_no,
+                    version,
+                    order.expires_at,
+                    &old.spbill_create_ip,
+                    now,
+                );
                 plan.out_trade_no = &out_trade_no;
                 let qr_id = orders::insert_qr(tx, &plan)?;
                 orders::add_event(
@@ -508,7 +616,10 @@ impl Checkout {
                     "qr_refreshed",
                     &format!("QR {} → QR {version}: {out_trade_no}", old.version),
                 )?;
-                Ok(Some((orders::order_by_id(tx, order.id)?, orders::qr_by_id(tx, qr_id)?)))
+                Ok(Some((
+                    orders::order_by_id(tx, order.id)?,
+                    orders::qr_by_id(tx, qr_id)?,
+                )))
             })
             .await?;
         if let Some((order, new_qr)) = planned {
@@ -519,9 +630,17 @@ impl Checkout {
     }
 
     /// Ends an open order (`expired` or `cancelled`) after one last look at its QR.
-    async fn end(&self, order: &OrderRow, to: OrderState, why: &str) -> Result<OrderState, CheckoutError> {
+    async fn end(
+        &self,
+        order: &OrderRow,
+        to: OrderState,
+        why: &str,
+    ) -> Result<OrderState, CheckoutError> {
         if let Some(qr_id) = order.current_qr_id {
-            let qr = self.store().read(move |c| orders::qr_by_id(c, qr_id)).await?;
+            let qr = self
+                .store()
+                .read(move |c| orders::qr_by_id(c, qr_id))
+                .await?;
             if matches!(qr.state, QrState::Open | QrState::Closing)
                 && let Ok(r) = self.query(&qr).await
                 && self.apply_if_paid(&qr, &r, PaymentSource::Poll).await?
@@ -559,7 +678,8 @@ impl Checkout {
 
     /// An unpaid order's life is over.
     pub async fn expire(&self, order: &OrderRow) -> Result<(), CheckoutError> {
-        self.end(order, OrderState::Expired, "unpaid at the end of its life").await?;
+        self.end(order, OrderState::Expired, "unpaid at the end of its life")
+            .await?;
         Ok(())
     }
 
@@ -574,7 +694,10 @@ impl Checkout {
         if order.state != OrderState::Open {
             return Err(CheckoutError::Ended(order.state));
         }
-        match self.end(&order, OrderState::Cancelled, &format!("cancelled by {by}")).await? {
+        match self
+            .end(&order, OrderState::Cancelled, &format!("cancelled by {by}"))
+            .await?
+        {
             OrderState::Cancelled => Ok(()),
             other => Err(CheckoutError::Ended(other)),
         }
@@ -582,7 +705,11 @@ impl Checkout {
 
     /// `POST /wxpay/notify`: verify, apply, log; SUCCESS only after the commit.
     #[tracing::instrument(skip_all)]
-    pub async fn handle_notification(&self, body: &[u8], remote_addr: Option<String>) -> NotifyReply {
+    pub async fn handle_notification(
+        &self,
+        body: &[u8],
+        remote_addr: Option<String>,
+    ) -> NotifyReply {
         let received_at = now_ms();
         let merchant = self.wx().merchant();
         let fail = |msg: &str| NotifyReply {
@@ -605,12 +732,21 @@ impl Checkout {
                 self.log_notification(log).await;
                 fail("invalid notification")
             }
-            Ok((_, Notice::Failed { out_trade_no, err_code })) => {
+            Ok((
+                _,
+                Notice::Failed {
+                    out_trade_no,
+                    err_code,
+                },
+            )) => {
                 log.verified = true;
                 log.out_trade_no = out_trade_no;
                 log.outcome = format!("payment failed at the gateway: {err_code}");
                 if self.log_notification(log).await {
-                    NotifyReply { success: true, body: notify::ack_success() }
+                    NotifyReply {
+                        success: true,
+                        body: notify::ack_success(),
+                    }
                 } else {
                     fail("try again")
                 }
@@ -634,12 +770,19 @@ impl Checkout {
                         let outcome = apply_payment(tx, &ev, now)?;
                         log.outcome = match &outcome {
                             ApplyOutcome::Applied { late: true, .. } => "applied (late)".into(),
-                            ApplyOutcome::Applied { double_paid: true, .. } => "applied (double payment)".into(),
+                            ApplyOutcome::Applied {
+                                double_paid: true, ..
+                            } => "applied (double payment)".into(),
                             ApplyOutcome::Applied { .. } => "applied".into(),
-                            ApplyOutcome::AlreadyApplied { .. } => "duplicate: already applied".into(),
+                            ApplyOutcome::AlreadyApplied { .. } => {
+                                "duplicate: already applied".into()
+                            }
                             ApplyOutcome::UnknownOrder => "refused: unknown out_trade_no".into(),
                             ApplyOutcome::AmountMismatch { expected } => {
-                                format!("refused: total_fee {} but the order is {expected}", ev.total_fee)
+                                format!(
+                                    "refused: total_fee {} but the order is {expected}",
+                                    ev.total_fee
+                                )
                             }
                         };
                         payments::log_notification(tx, &log)?;
@@ -650,10 +793,12 @@ impl Checkout {
                     Ok(outcome) => {
                         self.after_apply(&outcome);
                         match outcome {
-                            ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. } => NotifyReply {
-                                success: true,
-                                body: notify::ack_success(),
-                            },
+                            ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. } => {
+                                NotifyReply {
+                                    success: true,
+                                    body: notify::ack_success(),
+                                }
+                            }
                             ApplyOutcome::UnknownOrder => fail("unknown out_trade_no"),
                             ApplyOutcome::AmountMismatch { .. } => fail("total_fee does not match"),
                         }
@@ -694,7 +839,10 @@ fn loggable_body(body: &[u8]) -> String {
     }
     let mut s = String::from_utf8_lossy(&body[..body.len().min(MAX_LOGGED_BODY)]).into_owned();
     if let Some(start) = s.find("<sign>") {
-        let end = s[start..].find("</sign>").map(|e| start + e + 7).unwrap_or(s.len());
+        let end = s[start..]
+            .find("</sign>")
+            .map(|e| start + e + 7)
+            .unwrap_or(s.len());
         s.replace_range(start..end, "<sign>[REDACTED]</sign>");
     }
     s

@@ -22,7 +22,10 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     )?;
     let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     if current > newest {
-        return Err(StoreError::TooNew { found: current, known: newest });
+        return Err(StoreError::TooNew {
+            found: current,
+            known: newest,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction()?;
@@ -38,5 +41,9 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 pub fn version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?)
 }

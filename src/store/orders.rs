@@ -79,7 +79,7 @@ fn qr_row(r: &Row<'_>) -> rusqlite::Result<QrRow> {
 /// A QR read from columns `base..base + 17` (after a join).
 fn qr_row_at(r: &Row<'_>, base: usize) -> rusqlite::Result<QrRow> {
     Ok(QrRow {
-        id: r.get(base + 0)?,
+        id: r.get(base)?,
         order_id: r.get(base + 1)?,
         version: r.get(base + 2)?,
         out_trade_no: r.get(base + 3)?,
@@ -119,7 +119,10 @@ pub fn insert_order(tx: &Transaction<'_>, o: &NewOrder<'_>) -> Result<(i64, Stri
     )?;
     let id = tx.last_insert_rowid();
     let order_no = format!("{}{:06}", o.day, id);
-    tx.execute("UPDATE orders SET order_no = ?1 WHERE id = ?2", params![order_no, id])?;
+    tx.execute(
+        "UPDATE orders SET order_no = ?1 WHERE id = ?2",
+        params![order_no, id],
+    )?;
     Ok((id, order_no))
 }
 
@@ -188,7 +191,11 @@ pub fn order_by_id(conn: &Connection, id: i64) -> Result<OrderRow, StoreError> {
 }
 
 pub fn qr_by_id(conn: &Connection, id: i64) -> Result<QrRow, StoreError> {
-    Ok(conn.query_row(&format!("SELECT {QR_COLS} FROM qrs WHERE id = ?1"), [id], qr_row)?)
+    Ok(conn.query_row(
+        &format!("SELECT {QR_COLS} FROM qrs WHERE id = ?1"),
+        [id],
+        qr_row,
+    )?)
 }
 
 pub fn qr_by_out_trade_no(conn: &Connection, no: &str) -> Result<Option<QrRow>, StoreError> {
@@ -345,7 +352,11 @@ pub fn due_closes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow
 }
 
 /// QRs left in `creating` since before `before`: a crash or a lost answer; send again.
-pub fn stale_creations(conn: &Connection, before: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
+pub fn stale_creations(
+    conn: &Connection,
+    before: i64,
+    limit: usize,
+) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {QR_COLS} FROM qrs WHERE state = 'creating' AND created_at <= ?1
          ORDER BY created_at LIMIT ?2"
@@ -355,9 +366,21 @@ pub fn stale_creations(conn: &Connection, before: i64, limit: usize) -> Result<V
 }
 
 /// Open orders whose current QR's screen life is over (and the order's is not).
-pub fn due_refreshes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<(OrderRow, QrRow)>, StoreError> {
-    let cols_o = ORDER_COLS.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", ");
-    let cols_q = QR_COLS.split(", ").map(|c| format!("q.{}", c.trim())).collect::<Vec<_>>().join(", ");
+pub fn due_refreshes(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<(OrderRow, QrRow)>, StoreError> {
+    let cols_o = ORDER_COLS
+        .split(", ")
+        .map(|c| format!("o.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cols_q = QR_COLS
+        .split(", ")
+        .map(|c| format!("q.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut st = conn.prepare_cached(&format!(
         "SELECT {cols_o}, {cols_q} FROM orders o JOIN qrs q ON q.id = o.current_qr_id
          WHERE o.state = 'open' AND q.state = 'open' AND q.display_until <= ?1 AND o.expires_at > ?1
@@ -372,7 +395,11 @@ pub fn due_refreshes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<(O
 }
 
 /// Open orders past their life.
-pub fn due_expiries(conn: &Connection, now: i64, limit: usize) -> Result<Vec<OrderRow>, StoreError> {
+pub fn due_expiries(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<OrderRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {ORDER_COLS} FROM orders WHERE state = 'open' AND expires_at <= ?1
          ORDER BY expires_at LIMIT ?2"
@@ -401,7 +428,8 @@ pub fn add_event(
 }
 
 pub fn events_of(conn: &Connection, order_id: i64) -> Result<Vec<EventRow>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT at, kind, detail FROM events WHERE order_id = ?1 ORDER BY id")?;
+    let mut st =
+        conn.prepare_cached("SELECT at, kind, detail FROM events WHERE order_id = ?1 ORDER BY id")?;
     let rows = st.query_map([order_id], |r| {
         Ok(EventRow {
             at: r.get(0)?,

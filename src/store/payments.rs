@@ -36,8 +36,7 @@ fn payment_row(r: &Row<'_>) -> rusqlite::Result<PaymentRow> {
     })
 }
 
-const PAYMENT_COLS: &str =
-    "id, transaction_id, qr_id, order_id, amount_fen, source, openid, time_end, late, double_paid, created_at";
+const PAYMENT_COLS: &str = "id, transaction_id, qr_id, order_id, amount_fen, source, openid, time_end, late, double_paid, created_at";
 
 pub struct NewPayment<'a> {
     pub transaction_id: &'a str,
@@ -95,7 +94,10 @@ pub fn mark_order_paid(
 
 /// A further payment of a paid order: it needs a refund.
 pub fn flag_double_paid(tx: &Transaction<'_>, order_id: i64) -> Result<(), StoreError> {
-    tx.execute("UPDATE orders SET double_paid = 1 WHERE id = ?1", params![order_id])?;
+    tx.execute(
+        "UPDATE orders SET double_paid = 1 WHERE id = ?1",
+        params![order_id],
+    )?;
     Ok(())
 }
 
@@ -107,7 +109,10 @@ pub fn payments_of(conn: &Connection, order_id: i64) -> Result<Vec<PaymentRow>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn payment_by_transaction(conn: &Connection, transaction_id: &str) -> Result<Option<PaymentRow>, StoreError> {
+pub fn payment_by_transaction(
+    conn: &Connection,
+    transaction_id: &str,
+) -> Result<Option<PaymentRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {PAYMENT_COLS} FROM payments WHERE transaction_id = ?1"),
@@ -150,7 +155,10 @@ pub fn log_notification(conn: &Connection, n: &NotificationRow) -> Result<(), St
 }
 
 /// Notifications that named one of an order's QRs, oldest first.
-pub fn notifications_of_order(conn: &Connection, order_id: i64) -> Result<Vec<NotificationRow>, StoreError> {
+pub fn notifications_of_order(
+    conn: &Connection,
+    order_id: i64,
+) -> Result<Vec<NotificationRow>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT received_at, remote_addr, out_trade_no, transaction_id, verified, outcome, body
          FROM notifications WHERE out_trade_no IN (SELECT out_trade_no FROM qrs WHERE order_id = ?1)

@@ -44,7 +44,11 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         username: r.get(1)?,
         password_hash: r.get(2)?,
         role: Role::parse(&role).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, format!("role {role}").into())
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("role {role}").into(),
+            )
         })?,
         created_at: r.get(4)?,
     })
@@ -65,7 +69,11 @@ pub fn insert_user(
     )? == 1)
 }
 
-pub fn set_password(tx: &Transaction<'_>, username: &str, password_hash: &str) -> Result<bool, StoreError> {
+pub fn set_password(
+    tx: &Transaction<'_>,
+    username: &str,
+    password_hash: &str,
+) -> Result<bool, StoreError> {
     let n = tx.execute(
         "UPDATE users SET password_hash = ?2 WHERE username = ?1",
         params![username, password_hash],
@@ -91,13 +99,19 @@ pub fn user_by_name(conn: &Connection, username: &str) -> Result<Option<UserRow>
 }
 
 pub fn list_users(conn: &Connection) -> Result<Vec<UserRow>, StoreError> {
-    let mut st = conn.prepare("SELECT id, username, password_hash, role, created_at FROM users ORDER BY username")?;
+    let mut st = conn.prepare(
+        "SELECT id, username, password_hash, role, created_at FROM users ORDER BY username",
+    )?;
     let rows = st.query_map([], user_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn count_admins(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 pub fn count_users(conn: &Connection) -> Result<i64, StoreError> {
@@ -128,7 +142,11 @@ pub fn insert_session(
     Ok(())
 }
 
-pub fn session_user(conn: &Connection, id_hash: &str, now: i64) -> Result<Option<SessionUser>, StoreError> {
+pub fn session_user(
+    conn: &Connection,
+    id_hash: &str,
+    now: i64,
+) -> Result<Option<SessionUser>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT u.id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id

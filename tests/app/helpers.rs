@@ -200,3 +200,234 @@ impl Drop for NotifySink {
         tokio::spawn(async move { h.stop(false).await });
     }
 }
+
+/// `scanpay serve` in simulator mode on a random port with a fresh data dir.
+pub struct TestApp {
+    pub process: Process,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    env: Vec<(String, String)>,
+}
+
+/// Fast enough for tests: notifications retried 1000× faster, a quick poller.
+const FAST_ENV: &[(&str, &str)] = &[
+    ("SCANPAY_SIM_TIME_SCALE", "1000"),
+    ("SCANPAY_POLLER_TICK_MS", "100"),
+    ("SCANPAY_POLLER_FAST_INTERVAL_MS", "300"),
+    ("SCANPAY_POLLER_SLOW_INTERVAL_MS", "500"),
+    ("SCANPAY_POLLER_MAX_PER_SEC", "200"),
+];
+
+pub fn spawn_app(extra_env: &[(&str, &str)]) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(String, String)> = FAST_ENV
+        .iter()
+        .chain(extra_env)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.push(("RUST_LOG".into(), "info".into()));
+    let process = start_serve(data_dir.path(), "127.0.0.1:0", &env);
+    let base = process.url.trim_end_matches('/').to_string();
+    TestApp {
+        process,
+        base,
+        data_dir,
+        http: http(),
+        env,
+    }
+}
+
+fn start_serve(dir: &std::path::Path, listen: &str, env: &[(String, String)]) -> Process {
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    spawn_binary(
+        &[
+            "serve",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            listen,
+        ],
+        &env_refs,
+    )
+}
+
+impl TestApp {
+    /// Kills the server with SIGKILL (no shutdown at all) and starts it again on
+    /// the same port and data dir.
+    pub fn restart(&mut self) {
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
+        let listen = self.base.trim_start_matches("http://").to_string();
+        self.process = start_serve(self.data_dir.path(), &listen, &self.env);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn logs(&self) -> String {
+        self.process.stderr_log.lock().unwrap().clone()
+    }
+
+    pub async fn login_as(&self, user: &str, password: &str) {
+        let resp = self
+            .http
+            .post(self.url("/login"))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "login as {user}");
+    }
+
+    /// The CSRF token of the signed-in session, read from the checkout form.
+    pub async fn csrf(&self) -> String {
+        let page = self
+            .http
+            .get(self.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        hidden_value(&page, "csrf_token").expect("checkout form carries a csrf_token")
+    }
+
+    pub async fn post_order(&self, amount: &str, description: &str) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        self.http
+            .post(self.url("/orders"))
+            .form(&[
+                ("amount", amount),
+                ("description", description),
+                ("csrf_token", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an order as the signed-in user and returns its token.
+    pub async fn create_order(&self, amount: &str, description: &str) -> String {
+        let resp = self.post_order(amount, description).await;
+        assert_eq!(resp.status(), 303);
+        let location = resp.headers()["location"].to_str().unwrap().to_string();
+        location
+            .strip_prefix("/o/")
+            .expect("redirect to /o/{token}")
+            .to_string()
+    }
+
+    pub async fn status(&self, token: &str) -> serde_json::Value {
+        let resp = self
+            .http
+            .get(self.url(&format!("/o/{token}/status")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Waits until `f(status)` holds, polling the status JSON.
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status(token).await;
+            if f(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_state(
+        &self,
+        token: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        self.wait_for(token, state, timeout, |s| s["state"] == state)
+            .await
+    }
+
+    /// Reads the QR image the customer sees and decodes it like a phone would.
+    pub async fn scan_qr(&self, token: &str) -> String {
+        let resp = self
+            .http
+            .get(self.url(&format!("/o/{token}/qr.png")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "QR image");
+        assert_eq!(resp.headers()["content-type"], "image/png");
+        decode_qr(&resp.bytes().await.unwrap())
+    }
+
+    /// The customer pays `code_url` on the simulator's phone; returns the HTTP status.
+    pub async fn pay(&self, code_url: &str) -> u16 {
+        http()
+            .post(self.url("/sim/pay"))
+            .form(&[("code_url", code_url)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub async fn set_faults(&self, faults: &str) {
+        let resp = http()
+            .post(self.url("/sim/faults"))
+            .body(faults.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    /// A direct look at the database, read-only.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.data_dir.path().join("scanpay.sqlite3"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// A client with no cookies (the customer, or an attacker).
+    pub fn anonymous(&self) -> reqwest::Client {
+        http()
+    }
+}
+
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+pub fn decode_qr(png: &[u8]) -> String {
+    let img = image::load_from_memory(png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "exactly one QR code in the image");
+    grids[0].decode().unwrap().1
+}

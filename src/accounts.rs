@@ -1,0 +1,174 @@
+//! Users and roles: argon2 password hashes, demo users, the checks login needs.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+use crate::store::users::{self, Role, UserRow};
+use crate::store::{Store, StoreError, now_ms};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a user named {0:?} already exists")]
+    Exists(String),
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    #[error("user names are 1 to 64 letters, digits, '.', '_' or '-'")]
+    BadName,
+    #[error("the password must be at least {0} characters")]
+    ShortPassword(usize),
+    #[error("the password could not be hashed")]
+    Hash,
+}
+
+pub const MIN_PASSWORD: usize = 8;
+
+/// A hash that never matches, checked for unknown users so timing tells nothing.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2NhbnBheWR1bW15c2FsdA$2tB6ZRW0Gs8R3v0wvJ8Yh0R0d7p8mXgk0aC0a8XK7Ys";
+
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|_| AccountError::Hash)
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Checks a login on the blocking pool (argon2 is deliberately slow).
+pub async fn authenticate(
+    store: &Store,
+    username: &str,
+    password: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    let name = username.to_string();
+    let user = store.read(move |c| users::user_by_name(c, &name)).await?;
+    let password = password.to_string();
+    let result = tokio::task::spawn_blocking(move || {
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.as_str())
+            .unwrap_or(DUMMY_HASH);
+        let ok = verify_password(&password, hash);
+        user.filter(|_| ok)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?;
+    Ok(result)
+}
+
+/// Adds a user (CLI and demo setup). `min_len` is relaxed only for the demo users.
+pub fn add_user(
+    store: &Store,
+    name: &str,
+    password: &str,
+    role: Role,
+    min_len: usize,
+) -> Result<(), AccountError> {
+    if !valid_name(name) {
+        return Err(AccountError::BadName);
+    }
+    if password.chars().count() < min_len {
+        return Err(AccountError::ShortPassword(min_len));
+    }
+    let hash = hash_password(password)?;
+    let now = now_ms();
+    let inserted = store.write_blocking(|tx| users::insert_user(tx, name, &hash, role, now))?;
+    if inserted {
+        Ok(())
+    } else {
+        Err(AccountError::Exists(name.to_string()))
+    }
+}
+
+pub fn set_password(store: &Store, name: &str, password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(AccountError::ShortPassword(MIN_PASSWORD));
+    }
+    let hash = hash_password(password)?;
+    if store.write_blocking(|tx| users::set_password(tx, name, &hash))? {
+        Ok(())
+    } else {
+        Err(AccountError::NoSuchUser(name.to_string()))
+    }
+}
+
+/// Simulator mode's demo users, created when the database has no user at all.
+pub fn ensure_demo_users(store: &Store) -> Result<bool, AccountError> {
+    if store.read_blocking(users::count_users)? > 0 {
+        return Ok(false);
+    }
+    for (name, role) in [("admin", Role::Admin), ("cashier", Role::Cashier)] {
+        match add_user(store, name, name, role, 1) {
+            Ok(()) | Err(AccountError::Exists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_differ() {
+        let a = hash_password("correct horse").unwrap();
+        let b = hash_password("correct horse").unwrap();
+        assert_ne!(a, b, "salted");
+        assert!(a.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &a));
+        assert!(!verify_password("wrong horse", &a));
+        assert!(!verify_password("anything", DUMMY_HASH));
+        assert!(!verify_password("anything", "not a hash"));
+    }
+
+    #[test]
+    fn users_in_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(ensure_demo_users(&store).unwrap());
+        assert!(!ensure_demo_users(&store).unwrap(), "only once");
+        assert!(matches!(
+            add_user(&store, "admin", "whatever1", Role::Admin, 8),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            add_user(&store, "bad name", "whatever1", Role::Admin, 8),
+            Err(AccountError::BadName)
+        ));
+        assert!(matches!(
+            add_user(&store, "li", "short", Role::Cashier, 8),
+            Err(AccountError::ShortPassword(8))
+        ));
+        add_user(&store, "li", "longenough", Role::Cashier, 8).unwrap();
+        set_password(&store, "li", "evenlonger").unwrap();
+        let user = store
+            .read_blocking(|c| users::user_by_name(c, "li"))
+            .unwrap()
+            .unwrap();
+        assert!(verify_password("evenlonger", &user.password_hash));
+        assert!(matches!(
+            set_password(&store, "nobody", "whatever1"),
+            Err(AccountError::NoSuchUser(_))
+        ));
+    }
+}

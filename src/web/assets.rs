@@ -1,0 +1,45 @@
+//! `static/` embedded in the binary, served with an ETag.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use md5::{Digest, Md5};
+
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/app.css"),
+    ),
+    (
+        "print.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/print.css"),
+    ),
+    (
+        "order.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/order.js"),
+    ),
+];
+
+pub async fn serve(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let Some((_, mime, body)) = ASSETS.iter().find(|(name, _, _)| *name == path.as_str()) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let etag = format!("\"{}\"", hex::encode(&Md5::digest(body)[..8]));
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h == etag)
+    {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish();
+    }
+    HttpResponse::Ok()
+        .content_type(*mime)
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(*body)
+}

@@ -1,0 +1,314 @@
+//! Login, logout, the session cookie, roles, CSRF tokens and the login rate limit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Payload;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use askama::Template;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::WebError;
+use super::i18n::Texts;
+use crate::render::html;
+use crate::store::now_ms;
+use crate::store::users::{self, Role, SessionUser};
+
+pub const SESSION_COOKIE: &str = "scanpay_session";
+const SESSION_LIFE: Duration = Duration::from_secs(12 * 3600);
+/// Failed logins allowed per IP per window.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn hash_session_id(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// The signed-in user of a request; extracting it redirects to the login page when absent.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub SessionUser);
+
+impl CurrentUser {
+    pub fn require_admin(&self) -> Result<(), WebError> {
+        if self.0.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+
+    /// Checks a form's CSRF token against the session's, in constant time.
+    pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
+        if bool::from(self.0.csrf_token.as_bytes().ct_eq(token.as_bytes())) {
+            Ok(())
+        } else {
+            Err(WebError::Csrf)
+        }
+    }
+}
+
+/// The user if signed in, without redirecting.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<SessionUser>);
+
+async fn session_of(req: &HttpRequest) -> Result<Option<SessionUser>, WebError> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Ok(None);
+    };
+    let id_hash = hash_session_id(cookie.value());
+    let now = now_ms();
+    Ok(state
+        .checkout
+        .store()
+        .read(move |c| users::session_user(c, &id_hash, now))
+        .await?)
+}
+
+impl FromRequest for CurrentUser {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match session_of(&req).await? {
+                Some(u) => Ok(CurrentUser(u)),
+                None => {
+                    let next = match req.query_string() {
+                        "" => req.path().to_string(),
+                        q => format!("{}?{q}", req.path()),
+                    };
+                    Err(WebError::LoginRequired { next })
+                }
+            }
+        })
+    }
+}
+
+impl FromRequest for MaybeUser {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(MaybeUser(session_of(&req).await?)) })
+    }
+}
+
+/// Failed logins per client IP in a sliding window.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    fn blocked(&self, ip: IpAddr) -> bool {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&ip)
+            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+    }
+
+    fn fail(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn succeed(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+    }
+}
+
+fn client_ip(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Only local paths are followed after login (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    t: &'static Texts,
+    shop_name: &'a str,
+    username: &'a str,
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_form(state: web::Data<AppState>, q: web::Query<NextQuery>) -> HttpResponse {
+    let next = safe_next(q.next.as_deref());
+    html(
+        StatusCode::OK,
+        &LoginPage {
+            t: state.t,
+            shop_name: &state.shop_name,
+            username: "",
+            next: &next,
+            error: None,
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    let ip = client_ip(&req);
+    let next = safe_next(form.next.as_deref());
+    let page = |status: StatusCode, error: &str| {
+        html(
+            status,
+            &LoginPage {
+                t: state.t,
+                shop_name: &state.shop_name,
+                username: &form.username,
+                next: &next,
+                error: Some(error),
+            },
+        )
+    };
+    if state.limiter.blocked(ip) {
+        tracing::warn!(%ip, "login refused: too many failures");
+        return Ok(page(
+            StatusCode::TOO_MANY_REQUESTS,
+            state.t.too_many_attempts,
+        ));
+    }
+    let store = state.checkout.store();
+    let user = crate::accounts::authenticate(store, form.username.trim(), &form.password).await?;
+    let Some(user) = user else {
+        state.limiter.fail(ip);
+        tracing::info!(%ip, username = %form.username, "login failed");
+        return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+    };
+    state.limiter.succeed(ip);
+    let session_id = random_hex(32);
+    let id_hash = hash_session_id(&session_id);
+    let csrf = random_hex(32);
+    let now = now_ms();
+    let expires = now + SESSION_LIFE.as_millis() as i64;
+    let user_id = user.id;
+    store
+        .write(move |tx| users::insert_session(tx, &id_hash, user_id, &csrf, now, expires))
+        .await?;
+    tracing::info!(username = %user.username, "signed in");
+    let secure = req.connection_info().scheme() == "https";
+    let cookie = Cookie::build(SESSION_COOKIE, session_id)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(CookieDuration::seconds(SESSION_LIFE.as_secs() as i64))
+        .finish();
+    Ok(HttpResponse::SeeOther()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, next))
+        .finish())
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    user.check_csrf(&form.csrf_token)?;
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        let id_hash = hash_session_id(cookie.value());
+        state
+            .checkout
+            .store()
+            .write(move |tx| users::delete_session(tx, &id_hash))
+            .await?;
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    Ok(HttpResponse::SeeOther()
+        .cookie(gone)
+        .insert_header((header::LOCATION, "/login"))
+        .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(safe_next(Some("/admin?x=1")), "/admin?x=1");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn limiter_blocks_after_repeated_failures() {
+        let l = LoginLimiter::default();
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        for _ in 0..MAX_FAILURES {
+            assert!(!l.blocked(ip));
+            l.fail(ip);
+        }
+        assert!(l.blocked(ip));
+        assert!(!l.blocked(IpAddr::from([10, 0, 0, 2])));
+        l.succeed(ip);
+        assert!(!l.blocked(ip));
+    }
+}

@@ -1,0 +1,134 @@
+//! `GET /` the checkout form, `POST /orders` creating an order.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::AppState;
+use super::auth::CurrentUser;
+use super::error::WebError;
+use super::i18n::Texts;
+use crate::checkout::NewOrderInput;
+use crate::money::Fen;
+use crate::render::html;
+use crate::store::users::Role;
+
+const MAX_DESCRIPTION_CHARS: usize = 100;
+
+#[derive(Template)]
+#[template(path = "checkout.html")]
+struct CheckoutPage<'a> {
+    t: &'static Texts,
+    shop_name: &'a str,
+    username: &'a str,
+    is_admin: bool,
+    csrf_token: &'a str,
+    amount: &'a str,
+    description: &'a str,
+    amount_error: Option<String>,
+    description_error: Option<String>,
+}
+
+pub async fn form(state: web::Data<AppState>, user: CurrentUser) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        &CheckoutPage {
+            t: state.t,
+            shop_name: &state.shop_name,
+            username: &user.0.username,
+            is_admin: user.0.role == Role::Admin,
+            csrf_token: &user.0.csrf_token,
+            amount: "",
+            description: "",
+            amount_error: None,
+            description_error: None,
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub struct OrderForm {
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// The form's values as domain types, or each field's message.
+struct ValidOrder {
+    amount: Fen,
+    description: String,
+}
+
+fn validate(
+    form: &OrderForm,
+    max: Fen,
+    t: &Texts,
+) -> Result<ValidOrder, (Option<String>, Option<String>)> {
+    let amount = Fen::parse_yuan(&form.amount, max).map_err(|e| t.amount_error(&e));
+    // Control characters would corrupt receipts and the gateway's body field.
+    let description: String = form
+        .description
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let description = if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        Err(t.description_too_long.to_string())
+    } else {
+        Ok(description)
+    };
+    match (amount, description) {
+        (Ok(amount), Ok(description)) => Ok(ValidOrder {
+            amount,
+            description,
+        }),
+        (a, d) => Err((a.err(), d.err())),
+    }
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    form: web::Form<OrderForm>,
+) -> Result<HttpResponse, WebError> {
+    user.check_csrf(&form.csrf_token)?;
+    let valid = match validate(&form, state.max_amount, state.t) {
+        Ok(v) => v,
+        Err((amount_error, description_error)) => {
+            return Ok(html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &CheckoutPage {
+                    t: state.t,
+                    shop_name: &state.shop_name,
+                    username: &user.0.username,
+                    is_admin: user.0.role == Role::Admin,
+                    csrf_token: &user.0.csrf_token,
+                    amount: &form.amount,
+                    description: &form.description,
+                    amount_error,
+                    description_error,
+                },
+            ));
+        }
+    };
+    let client_ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let token = state
+        .checkout
+        .create_order(NewOrderInput {
+            amount: valid.amount,
+            description: valid.description,
+            cashier_id: Some(user.0.user_id),
+            client_ip,
+        })
+        .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/o/{token}")))
+        .finish())
+}

@@ -1,0 +1,52 @@
+//! The HTTP layer: handlers extract, parse, call `checkout`, render or redirect.
+
+pub mod assets;
+pub mod auth;
+pub mod checkout;
+pub mod error;
+pub mod events;
+pub mod i18n;
+pub mod notify;
+pub mod ops;
+pub mod order;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use actix_web::web;
+
+use crate::checkout::Checkout;
+use crate::money::Fen;
+use crate::qr::QrCache;
+
+/// What every handler may use, built once at start-up.
+pub struct AppState {
+    pub checkout: Checkout,
+    pub t: &'static i18n::Texts,
+    pub shop_name: String,
+    pub tz: jiff::tz::TimeZone,
+    pub max_amount: Fen,
+    pub qr_cache: QrCache,
+    pub limiter: auth::LoginLimiter,
+    pub heartbeat: Arc<AtomicI64>,
+}
+
+/// Every route of SPEC §2 (but `/sim`, mounted by start-up), grouped by page.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login))
+        .route("/logout", web::post().to(auth::logout))
+        .route("/", web::get().to(checkout::form))
+        .route("/orders", web::post().to(checkout::create))
+        .route("/o/{token}", web::get().to(order::page))
+        .route("/o/{token}/qr.png", web::get().to(order::qr_png))
+        .route("/o/{token}/status", web::get().to(order::status))
+        .route("/o/{token}/events", web::get().to(events::stream))
+        .route("/o/{token}/print", web::get().to(order::print))
+        .route("/o/{token}/cancel", web::post().to(order::cancel))
+        .route("/o/{token}/retry", web::post().to(order::retry))
+        .route("/wxpay/notify", web::post().to(notify::receive))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/static/{file}", web::get().to(assets::serve));
+}

@@ -1,0 +1,266 @@
+//! The customer's order page and what hangs off it: QR image, status JSON,
+//! print page, cancel and retry.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::AppState;
+use super::auth::{CsrfForm, CurrentUser, MaybeUser};
+use super::error::WebError;
+use super::i18n::Texts;
+use crate::checkout::{seconds_until, to_timestamp};
+use crate::order::{OrderState, OrderToken, QrState};
+use crate::render::html;
+use crate::store::orders::{self, OrderRow, QrRow};
+
+/// An order with its current QR, as every page of it needs.
+pub struct OrderView {
+    pub order: OrderRow,
+    pub qr: Option<QrRow>,
+}
+
+/// `GET /o/{token}/status`, also each SSE event's data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Status {
+    pub state: OrderState,
+    pub amount_fen: i64,
+    pub order_no: String,
+    pub out_trade_no: Option<String>,
+    pub qr_version: Option<i64>,
+    pub qr_expires_at: Option<String>,
+    pub paid_at: Option<String>,
+    /// `creating`, `failed`, `open`, …: whether a QR can be shown now.
+    pub qr_state: Option<&'static str>,
+    pub qr_error: Option<String>,
+    pub late: bool,
+    pub double_paid: bool,
+}
+
+pub async fn load(state: &AppState, token: &str) -> Result<OrderView, WebError> {
+    let token = OrderToken::parse(token)
+        .ok_or(WebError::NotFound)?
+        .to_string();
+    state
+        .checkout
+        .store()
+        .read(move |c| {
+            let Some(order) = orders::order_by_token(c, &token)? else {
+                return Ok(None);
+            };
+            let qr = order
+                .current_qr_id
+                .map(|id| orders::qr_by_id(c, id))
+                .transpose()?;
+            Ok(Some(OrderView { order, qr }))
+        })
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+fn rfc3339(ms: i64) -> String {
+    to_timestamp(ms).to_string()
+}
+
+impl OrderView {
+    pub fn status(&self) -> Status {
+        let o = &self.order;
+        Status {
+            state: o.state,
+            amount_fen: o.amount.get(),
+            order_no: o.order_no.clone(),
+            out_trade_no: self.qr.as_ref().map(|q| q.out_trade_no.clone()),
+            qr_version: self.qr.as_ref().map(|q| q.version),
+            qr_expires_at: self.qr.as_ref().map(|q| rfc3339(q.display_until)),
+            paid_at: o.paid_at.map(rfc3339),
+            qr_state: self.qr.as_ref().map(|q| q.state.as_str()),
+            qr_error: self
+                .qr
+                .as_ref()
+                .and_then(|q| q.last_error.clone())
+                .filter(|_| self.qr_failed()),
+            late: o.late,
+            double_paid: o.double_paid,
+        }
+    }
+
+    /// The QR the customer can scan now, if any.
+    pub fn scannable(&self) -> Option<&QrRow> {
+        self.qr.as_ref().filter(|q| {
+            self.order.state == OrderState::Open && q.state == QrState::Open && q.code_url.is_some()
+        })
+    }
+
+    pub fn qr_failed(&self) -> bool {
+        self.order.state == OrderState::Open
+            && self.qr.as_ref().is_some_and(|q| q.state == QrState::Failed)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage<'a> {
+    t: &'static Texts,
+    shop_name: &'a str,
+    token: &'a str,
+    v: &'a OrderView,
+    state: &'static str,
+    amount: String,
+    seconds_left: i64,
+    qr_version: i64,
+    paid_at: String,
+    csrf_token: Option<&'a str>,
+}
+
+fn state_text(t: &Texts, s: OrderState) -> &'static str {
+    match s {
+        OrderState::Open => t.state_open,
+        OrderState::Paid => t.state_paid,
+        OrderState::Expired => t.state_expired,
+        OrderState::Cancelled => t.state_cancelled,
+    }
+}
+
+fn shop_time(state: &AppState, ms: i64) -> String {
+    to_timestamp(ms)
+        .to_zoned(state.tz.clone())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+pub async fn page(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: MaybeUser,
+) -> Result<HttpResponse, WebError> {
+    let v = load(&state, &path).await?;
+    let qr = v.scannable();
+    let page = OrderPage {
+        t: state.t,
+        shop_name: &state.shop_name,
+        token: &path,
+        state: state_text(state.t, v.order.state),
+        amount: v.order.amount.to_string(),
+        seconds_left: qr.map(|q| seconds_until(q.display_until)).unwrap_or(0),
+        qr_version: qr.map(|q| q.version).unwrap_or(0),
+        paid_at: v
+            .order
+            .paid_at
+            .map(|p| shop_time(&state, p))
+            .unwrap_or_default(),
+        csrf_token: user.0.as_ref().map(|u| u.csrf_token.as_str()),
+        v: &v,
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+pub async fn status(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let v = load(&state, &path).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(v.status()))
+}
+
+#[derive(serde::Deserialize)]
+pub struct SizeQuery {
+    size: Option<u32>,
+}
+
+pub async fn qr_png(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<SizeQuery>,
+) -> Result<HttpResponse, WebError> {
+    let v = load(&state, &path).await?;
+    let qr = v.scannable().ok_or(WebError::NotFound)?;
+    let code_url = qr.code_url.as_deref().ok_or(WebError::NotFound)?;
+    let size = crate::qr::clamp_size(q.size);
+    let etag = format!("\"{}-{size}\"", qr.out_trade_no);
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.split(',').any(|e| e.trim() == etag))
+    {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish());
+    }
+    let png = state
+        .qr_cache
+        .get_or_render(code_url, size)
+        .map_err(|e| WebError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(png))
+}
+
+#[derive(Template)]
+#[template(path = "print.html")]
+struct PrintPage<'a> {
+    t: &'static Texts,
+    shop_name: &'a str,
+    token: &'a str,
+    v: &'a OrderView,
+    state: &'static str,
+    amount: String,
+    qr_version: i64,
+    valid_until: String,
+}
+
+pub async fn print(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let v = load(&state, &path).await?;
+    let qr = v.scannable();
+    let page = PrintPage {
+        t: state.t,
+        shop_name: &state.shop_name,
+        token: &path,
+        state: state_text(state.t, v.order.state),
+        amount: v.order.amount.to_string(),
+        qr_version: qr.map(|q| q.version).unwrap_or(0),
+        valid_until: qr
+            .map(|q| shop_time(&state, q.display_until))
+            .unwrap_or_default(),
+        v: &v,
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+fn back_to_order(token: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/o/{token}")))
+        .finish()
+}
+
+pub async fn cancel(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: CurrentUser,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    user.check_csrf(&form.csrf_token)?;
+    let token = OrderToken::parse(&path).ok_or(WebError::NotFound)?;
+    state.checkout.cancel(&token, &user.0.username).await?;
+    Ok(back_to_order(&path))
+}
+
+pub async fn retry(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: CurrentUser,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    user.check_csrf(&form.csrf_token)?;
+    let token = OrderToken::parse(&path).ok_or(WebError::NotFound)?;
+    state.checkout.retry(&token).await?;
+    Ok(back_to_order(&path))
+}

@@ -431,3 +431,85 @@ pub fn decode_qr(png: &[u8]) -> String {
     assert_eq!(grids.len(), 1, "exactly one QR code in the image");
     grids[0].decode().unwrap().1
 }
+
+/// A port free right now (for a server whose URL must be known before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `scanpay user add NAME --role ROLE` with the password on stdin.
+pub fn add_user(data_dir: &std::path::Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `scanpay serve` in live mode against a `scanpay sim` in its own process,
+/// so the app can be killed and restarted while the gateway keeps its orders.
+pub fn spawn_app_with_sim(sim: &Process, extra_env: &[(&str, &str)]) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    add_user(data_dir.path(), "admin", "admin", "admin-password");
+    add_user(data_dir.path(), "cashier", "cashier", "cashier-password");
+    let port = free_port();
+    let notify = format!("http://127.0.0.1:{port}/wxpay/notify");
+    let mut env: Vec<(String, String)> = FAST_ENV
+        .iter()
+        .chain(extra_env)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in [
+        ("SCANPAY_WXPAY_GATEWAY", sim.url.as_str()),
+        ("SCANPAY_WXPAY_APPID", DEMO_APPID),
+        ("SCANPAY_WXPAY_MCH_ID", DEMO_MCH_ID),
+        ("SCANPAY_WXPAY_API_KEY", DEMO_KEY),
+        ("SCANPAY_WXPAY_NOTIFY_URL", notify.as_str()),
+        ("RUST_LOG", "info"),
+    ] {
+        env.push((k.to_string(), v.to_string()));
+    }
+    let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
+    let base = process.url.trim_end_matches('/').to_string();
+    TestApp {
+        process,
+        base,
+        data_dir,
+        http: http(),
+        env,
+    }
+}
+
+/// Pays `code_url` on a standalone simulator's phone.
+pub async fn pay_on(sim: &Process, code_url: &str) -> u16 {
+    http()
+        .post(format!("{}pay", sim.url))
+        .form(&[("code_url", code_url)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

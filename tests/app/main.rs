@@ -1,4 +1,5 @@
 //! The one integration-test binary: every black-box test of scanpay.
 
+mod checkout;
 mod helpers;
 mod protocol;

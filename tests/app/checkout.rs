@@ -1,0 +1,325 @@
+//! The cashier's and the customer's path through a real server.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cashier_charges_customer_scans_and_pays() {
+    let app = spawn_app(&[]);
+    app.login_as("cashier", "cashier").await;
+
+    let t0 = Instant::now();
+    let token = app.create_order("12.50", "两杯咖啡").await;
+    let create_latency = t0.elapsed();
+    assert_eq!(token.len(), 32, "an unguessable 128-bit token");
+
+    let s = app.status(&token).await;
+    assert_eq!(s["state"], "open");
+    assert_eq!(s["amount_fen"], 1250);
+    assert_eq!(s["qr_version"], 1);
+    assert!(s["out_trade_no"].as_str().unwrap().len() <= 32);
+    assert!(s["paid_at"].is_null());
+    let order_no = s["order_no"].as_str().unwrap().to_string();
+    assert!(!token.contains(&order_no));
+
+    let page = app
+        .anonymous()
+        .get(app.url(&format!("/o/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("¥12.50") && html.contains("Demo Shop") && html.contains("两杯咖啡"));
+    assert!(html.contains(&format!("/o/{token}/qr.png")));
+
+    let code_url = app.scan_qr(&token).await;
+    assert!(code_url.starts_with("weixin://wxpay/bizpayurl?pr="));
+    let t1 = Instant::now();
+    assert_eq!(app.pay(&code_url).await, 200);
+    let s = app
+        .wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    eprintln!(
+        "create order: {create_latency:?}; pay → status paid: {:?}",
+        t1.elapsed()
+    );
+    assert!(s["paid_at"].is_string());
+    assert_eq!(s["late"], false);
+    assert_eq!(s["double_paid"], false);
+
+    // A paid order shows no QR any more.
+    let qr = app
+        .anonymous()
+        .get(app.url(&format!("/o/{token}/qr.png")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(qr.status(), 404);
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE outcome = 'applied' AND verified = 1"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_learns_of_the_payment_through_sse() {
+    let app = spawn_app(&[]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("3.00", "tea").await;
+    let code_url = app.scan_qr(&token).await;
+
+    let resp = app
+        .anonymous()
+        .get(app.url(&format!("/o/{token}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    // The first event is the current state.
+    while !seen.contains("\"state\":\"open\"") {
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+    let paid_at = Instant::now();
+    assert_eq!(app.pay(&code_url).await, 200);
+    let latency = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let chunk = body.next().await.unwrap().unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("\"state\":\"paid\"") {
+                return paid_at.elapsed();
+            }
+        }
+    })
+    .await
+    .expect("a paid event within 3 s");
+    eprintln!("pay → SSE event: {latency:?}");
+    assert!(seen.contains("event: status"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amounts_are_parsed_exactly_and_bad_input_is_refused() {
+    let app = spawn_app(&[]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("0.29", "").await;
+    assert_eq!(app.status(&token).await["amount_fen"], 29);
+    assert_eq!(app.count("SELECT amount_fen FROM orders"), 29);
+
+    for (amount, message) in [
+        ("", "请输入金额"),
+        ("abc", "金额格式不正确"),
+        ("1.234", "两位小数"),
+        ("0", "大于零"),
+        ("-5", "大于零"),
+        ("100000.01", "上限"),
+    ] {
+        let resp = app.post_order(amount, "x").await;
+        assert_eq!(resp.status(), 422, "{amount:?}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(message), "{amount:?} → {message}");
+        assert!(
+            html.contains("name=\"csrf_token\""),
+            "the form is shown again"
+        );
+    }
+    let long = "长".repeat(101);
+    assert_eq!(app.post_order("1", &long).await.status(), 422);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM orders"),
+        1,
+        "nothing recorded for bad input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_sessions_and_csrf() {
+    let app = spawn_app(&[]);
+    let anon = app.anonymous();
+    let resp = anon.get(app.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login?next=/");
+
+    let resp = anon
+        .post(app.url("/login"))
+        .form(&[("username", "cashier"), ("password", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("用户名或密码不正确"));
+
+    let resp = app
+        .http
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "cashier"),
+            ("password", "cashier"),
+            ("next", "/o/abc"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/o/abc");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+
+    // A form post without the CSRF token changes nothing.
+    let resp = app
+        .http
+        .post(app.url("/orders"))
+        .form(&[("amount", "1.00"), ("description", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders"), 0);
+
+    // Repeated failures from one address are slowed down.
+    let mut last = 0;
+    for _ in 0..12 {
+        last = anon
+            .post(app.url("/login"))
+            .form(&[("username", "admin"), ("password", "guess")])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+    }
+    assert_eq!(last, 429);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
+    let app = spawn_app(&[]);
+    app.login_as("cashier", "cashier").await;
+    app.set_faults("systemerror_rate=1").await;
+    let token = app.create_order("5.00", "retry me").await;
+    let s = app.status(&token).await;
+    assert_eq!(s["state"], "open");
+    assert_eq!(s["qr_state"], "failed");
+    assert!(
+        s["qr_error"].as_str().unwrap().contains("SYSTEMERROR"),
+        "{s}"
+    );
+    let page = app
+        .http
+        .get(app.url(&format!("/o/{token}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("SYSTEMERROR") && page.contains(&format!("/o/{token}/retry")));
+
+    app.set_faults("").await;
+    let csrf = app.csrf().await;
+    let resp = app
+        .http
+        .post(app.url(&format!("/o/{token}/retry")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let s = app.status(&token).await;
+    assert_eq!(s["qr_state"], "open");
+    assert_eq!(s["qr_version"], 2);
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_staff_can_cancel_and_a_cancelled_qr_cannot_be_paid() {
+    let app = spawn_app(&[]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("8.80", "cancel me").await;
+    let code_url = app.scan_qr(&token).await;
+
+    let resp = app
+        .anonymous()
+        .post(app.url(&format!("/o/{token}/cancel")))
+        .form(&[("csrf_token", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "the customer's link cannot cancel");
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+    assert_eq!(app.status(&token).await["state"], "open");
+
+    let csrf = app.csrf().await;
+    let resp = app
+        .http
+        .post(app.url(&format!("/o/{token}/cancel")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(app.status(&token).await["state"], "cancelled");
+    // The poller closes the gateway order; then the phone cannot pay it.
+    let start = Instant::now();
+    loop {
+        if app.count("SELECT COUNT(*) FROM qrs WHERE state = 'closed'") == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "QR closed at the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.pay(&code_url).await, 410);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_and_unknown_orders() {
+    let app = spawn_app(&[]);
+    let resp = app
+        .anonymous()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    for path in [
+        "/o/00000000000000000000000000000000",
+        "/o/nope/status",
+        "/o/../../etc/passwd",
+    ] {
+        let resp = app.anonymous().get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+    let metrics = app
+        .anonymous()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("scanpay_payments_total 0"));
+}

@@ -1,0 +1,206 @@
+//! `POST /wxpay/notify`: only a genuine notification for our order and amount pays.
+
+use std::time::Duration;
+
+use scanpay::money::Fen;
+use scanpay::wxpay::notify::{self, PaymentNotice};
+use scanpay::wxpay::{ApiKey, Merchant, OutTradeNo, SignType, xml};
+
+use crate::helpers::*;
+
+fn notification(merchant: &Merchant, out_trade_no: &str, fee: i64, transaction_id: &str) -> String {
+    let notice = PaymentNotice {
+        out_trade_no: OutTradeNo::new(out_trade_no).unwrap(),
+        transaction_id: transaction_id.into(),
+        total_fee: Fen::new(fee),
+        openid: Some("oUpF8uTEST".into()),
+        time_end: Some("20261123120000".into()),
+        bank_type: None,
+    };
+    xml::to_xml(&notify::build(
+        &notice,
+        merchant,
+        merchant.sign_type,
+        "nonce",
+        None,
+    ))
+}
+
+async fn post(app: &TestApp, body: impl Into<reqwest::Body>) -> (u16, String) {
+    let resp = app
+        .anonymous()
+        .post(app.url("/wxpay/notify"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn is_success(body: &str) -> bool {
+    notify::is_success_ack(body.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_tampered_and_foreign_notifications_change_nothing() {
+    let app = spawn_app(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("12.50", "x").await;
+    let no = app.status(&token).await["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let demo = demo_merchant(SignType::Md5);
+
+    let wrong_key = Merchant {
+        key: ApiKey::new("ffffffffffffffffffffffffffffffff").unwrap(),
+        ..demo.clone()
+    };
+    let other_merchant = Merchant {
+        mch_id: "1900000109".into(),
+        ..demo.clone()
+    };
+    let genuine = notification(&demo, &no, 1250, "4200000000000000000000000001");
+    let tampered = genuine.replace("<total_fee>1250</total_fee>", "<total_fee>1</total_fee>");
+    assert_ne!(tampered, genuine);
+    let unsigned = {
+        let mut f = xml::from_xml(genuine.as_bytes()).unwrap();
+        f.remove("sign");
+        xml::to_xml(&f)
+    };
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "wrong key",
+            notification(&wrong_key, &no, 1250, "4200000000000000000000000002"),
+        ),
+        ("tampered amount", tampered),
+        ("unsigned", unsigned),
+        (
+            "other merchant",
+            notification(&other_merchant, &no, 1250, "4200000000000000000000000003"),
+        ),
+        (
+            "wrong amount, genuinely signed",
+            notification(&demo, &no, 1, "4200000000000000000000000004"),
+        ),
+        (
+            "unknown order",
+            notification(&demo, "NOT-OURS-1", 1250, "4200000000000000000000000005"),
+        ),
+        (
+            "doctype",
+            format!(
+                "<!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{}",
+                genuine.replace("<xml>", "<xml><a>&x;</a>")
+            ),
+        ),
+        ("garbage", "\u{0}\u{1}not xml".into()),
+    ];
+    for (what, body) in cases {
+        let (status, answer) = post(&app, body).await;
+        assert_eq!(status, 200, "{what}");
+        assert!(
+            !is_success(&answer),
+            "{what} must be answered FAIL: {answer}"
+        );
+    }
+    let (status, _) = post(&app, vec![b'<'; 4 * 1024 * 1024]).await;
+    assert!(
+        status == 413 || status == 400,
+        "a 4 MiB body is refused ({status})"
+    );
+    let (status, _) = post(&app, vec![0xff, 0xfe, 0x00, 0x3c]).await;
+    assert_eq!(status, 200);
+
+    assert_eq!(app.status(&token).await["state"], "open");
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE outcome LIKE 'refused%'"),
+        9
+    );
+    let health = app
+        .anonymous()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // The genuine one pays; the stored log has no signature in it.
+    let (_, answer) = post(&app, genuine.clone()).await;
+    assert!(is_success(&answer), "{answer}");
+    assert_eq!(app.status(&token).await["state"], "paid");
+    let sign = xml::from_xml(genuine.as_bytes())
+        .unwrap()
+        .get("sign")
+        .unwrap()
+        .to_string();
+    let logged: String = app
+        .db()
+        .query_row(
+            "SELECT group_concat(body, '') FROM notifications",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!logged.contains(&sign), "signatures are not logged");
+    assert!(
+        !app.logs().contains(&sign) && !app.logs().contains(DEMO_KEY),
+        "nor in the server log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_identical_notifications_at_once_pay_once() {
+    let app = spawn_app(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("0.29", "").await;
+    let no = app.status(&token).await["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = notification(
+        &demo_merchant(SignType::Md5),
+        &no,
+        29,
+        "4200000000000000000000000042",
+    );
+    let sends = (0..20).map(|_| post(&app, body.clone()));
+    let answers = futures_util::future::join_all(sends).await;
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200);
+        assert!(is_success(answer), "every copy is acknowledged: {answer}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM notifications"), 20);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM notifications WHERE outcome = 'duplicate: already applied'"
+        ),
+        19
+    );
+    let s = app
+        .wait_for_state(&token, "paid", Duration::from_secs(1))
+        .await;
+    assert_eq!(s["double_paid"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hmac_sha256_notifications_are_accepted() {
+    let app = spawn_app(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.00", "").await;
+    let no = app.status(&token).await["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = notification(
+        &demo_merchant(SignType::HmacSha256),
+        &no,
+        100,
+        "4200000000000000000000000077",
+    );
+    let (_, answer) = post(&app, body).await;
+    assert!(is_success(&answer), "{answer}");
+    assert_eq!(app.status(&token).await["state"], "paid");
+}

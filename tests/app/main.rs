@@ -3,4 +3,6 @@
 mod checkout;
 mod helpers;
 mod notify;
+mod poller;
 mod protocol;
+mod refresh;

@@ -1,0 +1,89 @@
+//! Payments whose notification never comes are found by the poller, also across a restart.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_notification_is_found_by_the_poller() {
+    let app = spawn_app(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("9.99", "no notify").await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    let t = Instant::now();
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    eprintln!("payment found by the poller after {:?}", t.elapsed());
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM payments WHERE source = 'poll'"),
+        1
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM notifications"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_resumes_polling_where_it_left_off() {
+    let sim = spawn_sim(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
+    let mut app = spawn_app_with_sim(&sim, &[]);
+    app.login_as("cashier", "cashier-password").await;
+    let token = app.create_order("4.20", "survives").await;
+    let code_url = app.scan_qr(&token).await;
+
+    app.restart();
+    // Paid while the server was starting again; no notification will ever come.
+    assert_eq!(pay_on(&sim, &code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_mode_refuses_to_start_without_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .args([
+            "serve",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/")
+        .env("SCANPAY_WXPAY_APPID", "wx0123456789abcdef")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["wxpay.mch_id", "wxpay.api_key", "wxpay.notify_url"] {
+        assert!(err.contains(key), "names {key}: {err}");
+    }
+    assert!(!err.contains("wxpay.appid ("), "appid was given: {err}");
+
+    // With every key but no admin user: refused, with what to do.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .args([
+            "serve",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/")
+        .env("SCANPAY_WXPAY_APPID", "wx0123456789abcdef")
+        .env("SCANPAY_WXPAY_MCH_ID", "1900000109")
+        .env("SCANPAY_WXPAY_API_KEY", "0123456789abcdef0123456789abcdef")
+        .env(
+            "SCANPAY_WXPAY_NOTIFY_URL",
+            "https://shop.example/wxpay/notify",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("scanpay user add"), "{err}");
+    assert!(
+        !err.contains("0123456789abcdef0123456789abcdef"),
+        "the key is never printed"
+    );
+}

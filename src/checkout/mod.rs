@@ -570,11 +570,17 @@ impl Checkout {
 
     /// A QR's screen life is over: query it once more, then supersede it with a
     /// new QR (new out_trade_no); the old one is closed by the close queue.
+    /// A failed QR is simply replaced (the gateway may be back).
     #[tracing::instrument(skip_all, fields(out_trade_no = %qr.out_trade_no))]
     pub async fn refresh(&self, order: &OrderRow, qr: &QrRow) -> Result<(), CheckoutError> {
-        match self.query(qr).await {
-            Ok(r) if self.apply_if_paid(qr, &r, PaymentSource::Poll).await? => return Ok(()),
-            Ok(r) if r.trade_state == TradeState::UserPaying => {
+        let failed = qr.state == QrState::Failed;
+        match if failed {
+            None
+        } else {
+            Some(self.query(qr).await)
+        } {
+            Some(Ok(r)) if self.apply_if_paid(qr, &r, PaymentSource::Poll).await? => return Ok(()),
+            Some(Ok(r)) if r.trade_state == TradeState::UserPaying => {
                 // The customer is entering the password: never pull the QR now.
                 let (qr_id, until) = (qr.id, now_ms() + 3_000);
                 self.store()
@@ -595,7 +601,12 @@ impl Checkout {
                     return Ok(None);
                 }
                 let old = orders::qr_by_id(tx, old_id)?;
-                if !orders::set_qr_closing(tx, old_id, now)? {
+                let superseded = if old.state == QrState::Failed {
+                    orders::set_failed_qr_closed(tx, old_id)?
+                } else {
+                    orders::set_qr_closing(tx, old_id, now)?
+                };
+                if !superseded {
                     return Ok(None);
                 }
                 let version = old.version + 1;

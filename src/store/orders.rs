@@ -365,7 +365,8 @@ pub fn stale_creations(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Open orders whose current QR's screen life is over (and the order's is not).
+/// Open orders whose current QR's screen life is over (and the order's is not);
+/// a failed QR is tried again (as a new QR) at the same pace.
 pub fn due_refreshes(
     conn: &Connection,
     now: i64,
@@ -383,7 +384,7 @@ pub fn due_refreshes(
         .join(", ");
     let mut st = conn.prepare_cached(&format!(
         "SELECT {cols_o}, {cols_q} FROM orders o JOIN qrs q ON q.id = o.current_qr_id
-         WHERE o.state = 'open' AND q.state = 'open' AND q.display_until <= ?1 AND o.expires_at > ?1
+         WHERE o.state = 'open' AND q.state IN ('open', 'failed') AND q.display_until <= ?1 AND o.expires_at > ?1
          ORDER BY q.display_until LIMIT ?2"
     ))?;
     let rows = st.query_map(params![now, limit as i64], |r| {

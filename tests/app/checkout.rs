@@ -323,3 +323,35 @@ async fn healthz_and_unknown_orders() {
         .unwrap();
     assert!(metrics.contains("scanpay_payments_total 0"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
+    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "2")]);
+    app.login_as("cashier", "cashier").await;
+    app.set_faults("http500_rate=1").await;
+    let token = app.create_order("5.00", "down").await;
+    let s = app.status(&token).await;
+    assert_eq!(s["qr_state"], "failed");
+    assert!(s["qr_error"].as_str().unwrap().contains("500"), "{s}");
+    let health = app
+        .anonymous()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "the app stays healthy while the gateway is down"
+    );
+
+    app.set_faults("").await;
+    app.wait_for(&token, "a new QR", Duration::from_secs(8), |s| {
+        s["qr_state"] == "open"
+    })
+    .await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+}

@@ -1,8 +1,10 @@
 //! The one integration-test binary: every black-box test of scanpay.
 
+mod browser;
 mod checkout;
 mod helpers;
 mod notify;
 mod poller;
 mod protocol;
 mod refresh;
+mod webdriver;

@@ -1,0 +1,174 @@
+//! The pages in a real browser: headless Chromium driven over WebDriver.
+//!
+//! Without Chromium the test says loudly that it was skipped; with
+//! `SCANPAY_REQUIRE_BROWSER=1` (set by `.ci/run`) a missing browser fails it.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::webdriver::{Driver, missing_browser};
+
+fn browser_available() -> bool {
+    match missing_browser() {
+        None => true,
+        Some(why) if std::env::var("SCANPAY_REQUIRE_BROWSER").is_ok_and(|v| v == "1") => {
+            panic!("the browser test is required here but cannot run: {why}")
+        }
+        Some(why) => {
+            eprintln!("\n*** SKIPPED browser test: {why} ***\n");
+            false
+        }
+    }
+}
+
+/// Where screenshots go when `SCANPAY_SCREENSHOTS=DIR` is set (README images).
+fn screenshot_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("SCANPAY_SCREENSHOTS").map(std::path::PathBuf::from)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cashier_and_customer_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app(&[]);
+    let driver = Driver::start().await;
+    let shots = screenshot_dir();
+
+    // The cashier signs in and charges ¥12.50.
+    let b = driver.session(1280, 900).await;
+    b.goto(&app.url("/")).await;
+    assert!(
+        b.current_url().await.contains("/login?next="),
+        "sign-in first"
+    );
+    if let Some(dir) = &shots {
+        b.screenshot(&dir.join("login.png")).await;
+    }
+    b.type_into("input[name=username]", "cashier").await;
+    b.type_into("input[name=password]", "cashier").await;
+    b.click("button[type=submit]").await;
+    b.wait_until(
+        "the checkout form",
+        "document.querySelector('input[name=amount]')",
+        Duration::from_secs(5),
+    )
+    .await;
+    b.type_into("input[name=amount]", "12.50").await;
+    b.type_into("input[name=description]", "两杯咖啡").await;
+    if let Some(dir) = &shots {
+        b.screenshot(&dir.join("checkout.png")).await;
+    }
+    b.click("form[action='/orders'] button[type=submit]").await;
+    b.wait_until(
+        "the order page",
+        "location.pathname.startsWith('/o/')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let token = b
+        .current_url()
+        .await
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // The QR image loads and says what the gateway gave.
+    b.wait_until("the QR image", "document.getElementById('qr').complete && document.getElementById('qr').naturalWidth >= 320", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#state").await, "待支付");
+    assert!(b.text("main").await.contains("¥12.50"));
+    if let Some(dir) = &shots {
+        b.screenshot(&dir.join("order.png")).await;
+    }
+    let code_url = app.scan_qr(&token).await;
+
+    // The customer pays on the phone; the open page turns to paid with no reload.
+    b.script("window.__notReloaded = true", json!([])).await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    let latency = b
+        .wait_until(
+            "the paid state",
+            "document.getElementById('order').dataset.state === 'paid'",
+            Duration::from_secs(3),
+        )
+        .await;
+    eprintln!("browser: pay → page shows paid in {latency:?}");
+    assert_eq!(
+        b.script("return window.__notReloaded === true", json!([]))
+            .await,
+        json!(true),
+        "no reload"
+    );
+    assert_eq!(b.text("#state").await, "已支付");
+    assert!(b.text(".show-paid").await.contains("支付成功"));
+    assert_eq!(
+        b.script(
+            "return getComputedStyle(document.querySelector('.show-open-ready')).display",
+            json!([])
+        )
+        .await,
+        json!("none"),
+        "the QR is gone"
+    );
+    assert_eq!(
+        b.script(
+            "return getComputedStyle(document.querySelector('form[action$=cancel]')).display",
+            json!([])
+        )
+        .await,
+        json!("none"),
+        "no cancel for a paid order"
+    );
+    if let Some(dir) = &shots {
+        b.screenshot(&dir.join("paid.png")).await;
+    }
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_order_page_fits_a_390px_phone() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app(&[]);
+    app.login_as("cashier", "cashier").await;
+    let token = app
+        .create_order(
+            "88.88",
+            "一个很长的商品说明，用来检查窄屏幕上的换行是否正常，而不会出现横向滚动条",
+        )
+        .await;
+    let driver = Driver::start().await;
+    let phone = driver.session(390, 844).await;
+    phone.goto(&app.url(&format!("/o/{token}"))).await;
+    phone.wait_until("the QR image", "document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0", Duration::from_secs(5)).await;
+    let m = phone
+        .script(
+            "const q = document.getElementById('qr').getBoundingClientRect();
+             return {inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+                     qrWidth: q.width, qrLeft: q.left, qrRight: q.right, qrBottom: q.bottom, height: window.innerHeight}",
+            json!([]),
+        )
+        .await;
+    assert_eq!(m["inner"], 390, "{m}");
+    assert!(
+        m["scroll"].as_f64() <= m["inner"].as_f64(),
+        "no sideways scroll: {m}"
+    );
+    assert!(m["qrWidth"].as_f64().unwrap() >= 280.0, "a big QR: {m}");
+    assert!(
+        m["qrLeft"].as_f64().unwrap() >= 0.0 && m["qrRight"].as_f64().unwrap() <= 390.0,
+        "{m}"
+    );
+    assert!(
+        m["qrBottom"].as_f64().unwrap() <= m["height"].as_f64().unwrap(),
+        "the QR is on the first screen: {m}"
+    );
+    if let Some(dir) = screenshot_dir() {
+        phone.screenshot(&dir.join("order-phone.png")).await;
+    }
+    phone.quit().await;
+}

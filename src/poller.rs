@@ -34,6 +34,9 @@ pub struct Poller {
     slots: Arc<Semaphore>,
     next_start: Arc<tokio::sync::Mutex<Instant>>,
     heartbeat: Arc<AtomicI64>,
+    /// QRs left `creating` before this moment belong to an earlier process
+    /// (a crash or a kill): nobody is sending them, so they are resumed at once.
+    started_at: i64,
 }
 
 impl Poller {
@@ -46,6 +49,7 @@ impl Poller {
             slots,
             next_start: Arc::new(tokio::sync::Mutex::new(Instant::now())),
             heartbeat: Arc::new(AtomicI64::new(now_ms())),
+            started_at: now_ms(),
         }
     }
 
@@ -78,7 +82,7 @@ impl Poller {
     pub async fn tick(&self) -> Result<usize, crate::store::StoreError> {
         let now = now_ms();
         let limit = self.settings.max_in_flight * 4;
-        let stale = now - STALE_CREATION.as_millis() as i64;
+        let stale = (now - STALE_CREATION.as_millis() as i64).max(self.started_at - 1);
         let (expiries, refreshes, resumes, closes, polls) = self
             .checkout
             .store()

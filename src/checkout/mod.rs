@@ -3,16 +3,16 @@
 
 pub mod apply;
 pub mod hub;
+pub mod transitions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rand::distr::{Alphanumeric, SampleString};
 
 use crate::money::Fen;
 use crate::order::{OrderState, OrderToken, PaymentSource, QrState};
-use crate::store::orders::{self, NewOrder, NewQr, OrderRow, QrRow};
+use crate::store::orders::{self, NewOrder, OrderRow, QrRow};
 use crate::store::payments::{self, NotificationRow};
 use crate::store::{Store, StoreError, now_ms};
 use crate::wxpay::notify::{self, Notice};
@@ -22,13 +22,10 @@ use crate::wxpay::{
 };
 pub use apply::{ApplyOutcome, Evidence, apply_payment};
 pub use hub::Hub;
+use transitions::{GATEWAY_MARGIN, end_order, insert_planned, ms, plan_qr, replace_current_qr};
 
-/// The gateway refuses a NATIVE `time_expire` closer than 5 minutes; we add a margin
-/// and let the QR's life on screen be our own timer.
-const MIN_GATEWAY_LIFE: Duration = Duration::from_secs(5 * 60);
-const GATEWAY_MARGIN: Duration = Duration::from_secs(60);
 /// How often one unifiedorder is sent again (same parameters) on an unknown outcome.
-const ISSUE_ATTEMPTS: u32 = 3;
+const ISSUE_ATTEMPTS: u32 = 4;
 /// A QR left `creating` this long was interrupted (crash, lost answer): send it again.
 pub const STALE_CREATION: Duration = Duration::from_secs(15);
 /// Longest notification body kept in the log.
@@ -85,10 +82,6 @@ struct Inner {
     cfg: CheckoutConfig,
 }
 
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 pub fn to_timestamp(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -138,40 +131,6 @@ impl Checkout {
         &self.inner.wx
     }
 
-    /// The parameters of a QR's gateway order, fixed when its row is written.
-    fn plan_qr<'a>(
-        &self,
-        order_id: i64,
-        order_no: &str,
-        version: i64,
-        expires_at: i64,
-        ip: &'a str,
-        now: i64,
-    ) -> (String, NewQr<'a>) {
-        let cfg = &self.inner.cfg;
-        let out_trade_no = format!(
-            "{order_no}-{version}-{}",
-            Alphanumeric.sample_string(&mut rand::rng(), 6)
-        );
-        let display_until = (now + ms(cfg.qr_ttl)).min(expires_at);
-        // Whole seconds: the gateway's times have no milliseconds, and a retry must send the same.
-        let time_start = now - now.rem_euclid(1000);
-        let time_expire = time_start + ms(cfg.qr_ttl.max(MIN_GATEWAY_LIFE) + GATEWAY_MARGIN);
-        (
-            out_trade_no,
-            NewQr {
-                order_id,
-                version,
-                out_trade_no: "",
-                time_start,
-                time_expire,
-                display_until,
-                spbill_create_ip: ip,
-                now,
-            },
-        )
-    }
-
     /// Records the order and its first QR, then asks the gateway for the QR.
     /// A gateway failure leaves the order recorded with a failed QR (shown with a retry).
     #[tracing::instrument(skip_all, fields(amount = %input.amount, order_no = tracing::field::Empty))]
@@ -184,7 +143,7 @@ impl Checkout {
             .to_zoned(cfg.shop_tz.clone())
             .strftime("%Y%m%d")
             .to_string();
-        let this = self.clone();
+        let qr_ttl = cfg.qr_ttl;
         let tok = token.to_string();
         let (order, qr) = self
             .store()
@@ -201,10 +160,8 @@ impl Checkout {
                         day: &day,
                     },
                 )?;
-                let (out_trade_no, mut plan) =
-                    this.plan_qr(order_id, &order_no, 1, expires_at, &input.client_ip, now);
-                plan.out_trade_no = &out_trade_no;
-                let qr_id = orders::insert_qr(tx, &plan)?;
+                let plan = plan_qr(qr_ttl, &order_no, 1, expires_at, &input.client_ip, now);
+                let qr = insert_planned(tx, order_id, 1, &plan, now)?;
                 orders::add_event(
                     tx,
                     order_id,
@@ -217,12 +174,9 @@ impl Checkout {
                     order_id,
                     now,
                     "qr_issued",
-                    &format!("QR 1: {out_trade_no}"),
+                    &format!("QR 1: {}", plan.out_trade_no),
                 )?;
-                Ok((
-                    orders::order_by_id(tx, order_id)?,
-                    orders::qr_by_id(tx, qr_id)?,
-                ))
+                Ok((orders::order_by_id(tx, order_id)?, qr))
             })
             .await?;
         tracing::Span::current().record("order_no", order.order_no.as_str());
@@ -309,7 +263,7 @@ impl Checkout {
     /// The cashier's retry after a failed QR: a new QR (new out_trade_no).
     pub async fn retry(&self, token: &OrderToken) -> Result<(), CheckoutError> {
         let token = token.to_string();
-        let this = self.clone();
+        let qr_ttl = self.inner.cfg.qr_ttl;
         let now = now_ms();
         let planned = self
             .store()
@@ -330,29 +284,10 @@ impl Checkout {
                 if current.state != QrState::Failed {
                     return Ok(Err(CheckoutError::NothingToRetry));
                 }
-                orders::set_failed_qr_closed(tx, current.id)?;
-                let version = current.version + 1;
-                let (out_trade_no, mut plan) = this.plan_qr(
-                    order.id,
-                    &order.order_no,
-                    version,
-                    order.expires_at,
-                    &current.spbill_create_ip,
-                    now,
-                );
-                plan.out_trade_no = &out_trade_no;
-                let qr_id = orders::insert_qr(tx, &plan)?;
-                orders::add_event(
-                    tx,
-                    order.id,
-                    now,
-                    "qr_issued",
-                    &format!("QR {version}: {out_trade_no} (retry)"),
-                )?;
-                Ok(Ok((
-                    orders::order_by_id(tx, order.id)?,
-                    orders::qr_by_id(tx, qr_id)?,
-                )))
+                match replace_current_qr(tx, qr_ttl, order.id, current.id, now, "retry")? {
+                    Some(planned) => Ok(Ok(planned)),
+                    None => Ok(Err(CheckoutError::NothingToRetry)),
+                }
             })
             .await??;
         self.issue(&planned.0, &planned.1).await
@@ -591,47 +526,11 @@ impl Checkout {
             _ => {}
         }
         let now = now_ms();
-        let this = self.clone();
+        let qr_ttl = self.inner.cfg.qr_ttl;
         let (order_id, old_id) = (order.id, qr.id);
         let planned = self
             .store()
-            .write(move |tx| {
-                let order = orders::order_by_id(tx, order_id)?;
-                if order.state != OrderState::Open || order.current_qr_id != Some(old_id) {
-                    return Ok(None);
-                }
-                let old = orders::qr_by_id(tx, old_id)?;
-                let superseded = if old.state == QrState::Failed {
-                    orders::set_failed_qr_closed(tx, old_id)?
-                } else {
-                    orders::set_qr_closing(tx, old_id, now)?
-                };
-                if !superseded {
-                    return Ok(None);
-                }
-                let version = old.version + 1;
-                let (out_trade_no, mut plan) = this.plan_qr(
-                    order.id,
-                    &order.order_no,
-                    version,
-                    order.expires_at,
-                    &old.spbill_create_ip,
-                    now,
-                );
-                plan.out_trade_no = &out_trade_no;
-                let qr_id = orders::insert_qr(tx, &plan)?;
-                orders::add_event(
-                    tx,
-                    order.id,
-                    now,
-                    "qr_refreshed",
-                    &format!("QR {} → QR {version}: {out_trade_no}", old.version),
-                )?;
-                Ok(Some((
-                    orders::order_by_id(tx, order.id)?,
-                    orders::qr_by_id(tx, qr_id)?,
-                )))
-            })
+            .write(move |tx| replace_current_qr(tx, qr_ttl, order_id, old_id, now, "refresh"))
             .await?;
         if let Some((order, new_qr)) = planned {
             self.hub().publish(&order.token);
@@ -664,24 +563,7 @@ impl Checkout {
         let why = why.to_string();
         let state = self
             .store()
-            .write(move |tx| {
-                if !orders::set_order_state(tx, order_id, OrderState::Open, to, now)? {
-                    return Ok(orders::order_by_id(tx, order_id)?.state);
-                }
-                for qr in orders::qrs_of_order(tx, order_id)? {
-                    match qr.state {
-                        QrState::Open | QrState::Creating => {
-                            orders::set_qr_closing(tx, qr.id, now)?;
-                        }
-                        QrState::Failed => {
-                            orders::set_failed_qr_closed(tx, qr.id)?;
-                        }
-                        _ => {}
-                    }
-                }
-                orders::add_event(tx, order_id, now, to.as_str(), &why)?;
-                Ok(to)
-            })
+            .write(move |tx| end_order(tx, order_id, to, now, &why))
             .await?;
         self.hub().publish(&order.token);
         Ok(state)

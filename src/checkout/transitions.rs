@@ -1,0 +1,153 @@
+//! The order's state changes that need no gateway answer, each a plain function
+//! over one transaction (so they can be tested, and interleaved, without I/O).
+
+use std::time::Duration;
+
+use rand::distr::{Alphanumeric, SampleString};
+use rusqlite::Transaction;
+
+use crate::order::{OrderState, QrState};
+use crate::store::StoreError;
+use crate::store::orders::{self, NewQr, OrderRow, QrRow};
+
+/// The gateway refuses a NATIVE `time_expire` closer than 5 minutes; we add a margin
+/// and let the QR's life on screen be our own timer.
+const MIN_GATEWAY_LIFE: Duration = Duration::from_secs(5 * 60);
+pub const GATEWAY_MARGIN: Duration = Duration::from_secs(60);
+
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The parameters of a QR's gateway order, fixed when its row is written so
+/// that sending it again sends exactly the same.
+#[derive(Debug, Clone)]
+pub struct QrPlan {
+    pub out_trade_no: String,
+    pub time_start: i64,
+    pub time_expire: i64,
+    pub display_until: i64,
+    pub spbill_create_ip: String,
+}
+
+pub fn plan_qr(
+    qr_ttl: Duration,
+    order_no: &str,
+    version: i64,
+    order_expires_at: i64,
+    ip: &str,
+    now: i64,
+) -> QrPlan {
+    let out_trade_no = format!(
+        "{order_no}-{version}-{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 6)
+    );
+    // Whole seconds: the gateway's times have none smaller.
+    let time_start = now - now.rem_euclid(1000);
+    QrPlan {
+        out_trade_no,
+        time_start,
+        time_expire: time_start + ms(qr_ttl.max(MIN_GATEWAY_LIFE) + GATEWAY_MARGIN),
+        display_until: (now + ms(qr_ttl)).min(order_expires_at),
+        spbill_create_ip: ip.to_string(),
+    }
+}
+
+/// Writes a planned QR (state `creating`) as the order's current QR.
+pub fn insert_planned(
+    tx: &Transaction<'_>,
+    order_id: i64,
+    version: i64,
+    plan: &QrPlan,
+    now: i64,
+) -> Result<QrRow, StoreError> {
+    let id = orders::insert_qr(
+        tx,
+        &NewQr {
+            order_id,
+            version,
+            out_trade_no: &plan.out_trade_no,
+            time_start: plan.time_start,
+            time_expire: plan.time_expire,
+            display_until: plan.display_until,
+            spbill_create_ip: &plan.spbill_create_ip,
+            now,
+        },
+    )?;
+    orders::qr_by_id(tx, id)
+}
+
+/// Replaces an open order's current QR `old_id` with a new one (new out_trade_no):
+/// an open or still-creating QR goes to `closing` (the close queue ends it at the
+/// gateway), a failed one to `closed`. `None` when the order or QR moved on meanwhile.
+pub fn replace_current_qr(
+    tx: &Transaction<'_>,
+    qr_ttl: Duration,
+    order_id: i64,
+    old_id: i64,
+    now: i64,
+    why: &str,
+) -> Result<Option<(OrderRow, QrRow)>, StoreError> {
+    let order = orders::order_by_id(tx, order_id)?;
+    if order.state != OrderState::Open || order.current_qr_id != Some(old_id) {
+        return Ok(None);
+    }
+    let old = orders::qr_by_id(tx, old_id)?;
+    let superseded = match old.state {
+        QrState::Failed => orders::set_failed_qr_closed(tx, old_id)?,
+        QrState::Open | QrState::Creating => orders::set_qr_closing(tx, old_id, now)?,
+        QrState::Closing | QrState::Closed | QrState::Paid => false,
+    };
+    if !superseded {
+        return Ok(None);
+    }
+    let version = old.version + 1;
+    let plan = plan_qr(
+        qr_ttl,
+        &order.order_no,
+        version,
+        order.expires_at,
+        &old.spbill_create_ip,
+        now,
+    );
+    let qr = insert_planned(tx, order.id, version, &plan, now)?;
+    orders::add_event(
+        tx,
+        order.id,
+        now,
+        "qr_issued",
+        &format!(
+            "QR {} → QR {version}: {} ({why})",
+            old.version, plan.out_trade_no
+        ),
+    )?;
+    Ok(Some((orders::order_by_id(tx, order.id)?, qr)))
+}
+
+/// Ends an open order (`expired` or `cancelled`); every QR that could still be
+/// paid goes to the close queue. Returns the order's state afterwards (it may
+/// have been paid or ended meanwhile).
+pub fn end_order(
+    tx: &Transaction<'_>,
+    order_id: i64,
+    to: OrderState,
+    now: i64,
+    why: &str,
+) -> Result<OrderState, StoreError> {
+    if !orders::set_order_state(tx, order_id, OrderState::Open, to, now)? {
+        return Ok(orders::order_by_id(tx, order_id)?.state);
+    }
+    for qr in orders::qrs_of_order(tx, order_id)? {
+        match qr.state {
+            QrState::Open | QrState::Creating => {
+                orders::set_qr_closing(tx, qr.id, now)?;
+            }
+            QrState::Failed => {
+                orders::set_failed_qr_closed(tx, qr.id)?;
+            }
+            QrState::Closing | QrState::Closed | QrState::Paid => {}
+        }
+    }
+    orders::add_event(tx, order_id, now, to.as_str(), why)?;
+    Ok(to)
+}

@@ -5,6 +5,9 @@ pub mod apply;
 pub mod hub;
 pub mod transitions;
 
+#[cfg(test)]
+mod interleavings;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -61,7 +61,9 @@ struct World {
 impl World {
     fn new() -> World {
         // tmpfs when there is one: this test commits thousands of transactions.
-        let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
+        let dir = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = 1_700_000_000_000;
         let (order_id, qr) = store
@@ -78,7 +80,13 @@ impl World {
                         day: "20231114",
                     },
                 )?;
-                let qr = insert_planned(tx, id, 1, &plan_qr(TTL, &no, 1, now + 1_800_000, "127.0.0.1", now), now)?;
+                let qr = insert_planned(
+                    tx,
+                    id,
+                    1,
+                    &plan_qr(TTL, &no, 1, now + 1_800_000, "127.0.0.1", now),
+                    now,
+                )?;
                 orders::set_qr_open(tx, qr.id, "prepay", "weixin://1", now)?;
                 Ok((id, qr))
             })
@@ -94,11 +102,16 @@ impl World {
     }
 
     fn deliver(&self, ev: &Evidence) -> ApplyOutcome {
-        self.store.write_blocking(|tx| apply_payment(tx, ev, self.now)).unwrap()
+        self.store
+            .write_blocking(|tx| apply_payment(tx, ev, self.now))
+            .unwrap()
     }
 
     fn qr_state(&self, qr_id: i64) -> QrState {
-        self.store.read_blocking(|c| orders::qr_by_id(c, qr_id)).unwrap().state
+        self.store
+            .read_blocking(|c| orders::qr_by_id(c, qr_id))
+            .unwrap()
+            .state
     }
 
     fn run(&mut self, op: &Op) {
@@ -107,8 +120,13 @@ impl World {
         let order_id = self.order_id;
         match op {
             Op::Refresh => {
-                let order = self.store.read_blocking(|c| orders::order_by_id(c, order_id)).unwrap();
-                let Some(current) = order.current_qr_id else { return };
+                let order = self
+                    .store
+                    .read_blocking(|c| orders::order_by_id(c, order_id))
+                    .unwrap();
+                let Some(current) = order.current_qr_id else {
+                    return;
+                };
                 let replaced = self
                     .store
                     .write_blocking(|tx| {
@@ -143,7 +161,11 @@ impl World {
                     return;
                 }
                 let mut ev = self.evidence[j % self.evidence.len()].clone();
-                ev.source = if *by_notify { PaymentSource::Notify } else { PaymentSource::Poll };
+                ev.source = if *by_notify {
+                    PaymentSource::Notify
+                } else {
+                    PaymentSource::Poll
+                };
                 self.deliver(&ev);
             }
             Op::Close(i) => {
@@ -155,19 +177,32 @@ impl World {
                 match gw {
                     Gateway::NotPay | Gateway::Closed => {
                         self.gateway[i].2 = Gateway::Closed;
-                        self.store.write_blocking(|tx| orders::set_qr_closed(tx, qr_id)).unwrap();
+                        self.store
+                            .write_blocking(|tx| orders::set_qr_closed(tx, qr_id))
+                            .unwrap();
                     }
                     Gateway::Paid => {
                         // ORDERPAID: a payment, never a failure.
-                        let mut ev = self.evidence.iter().find(|e| e.out_trade_no == no).unwrap().clone();
+                        let mut ev = self
+                            .evidence
+                            .iter()
+                            .find(|e| e.out_trade_no == no)
+                            .unwrap()
+                            .clone();
                         ev.source = PaymentSource::Close;
                         self.deliver(&ev);
                     }
                 }
             }
             Op::Cancel | Op::Expire => {
-                let to = if matches!(op, Op::Cancel) { OrderState::Cancelled } else { OrderState::Expired };
-                self.store.write_blocking(|tx| end_order(tx, order_id, to, now, "test")).unwrap();
+                let to = if matches!(op, Op::Cancel) {
+                    OrderState::Cancelled
+                } else {
+                    OrderState::Expired
+                };
+                self.store
+                    .write_blocking(|tx| end_order(tx, order_id, to, now, "test"))
+                    .unwrap();
             }
         }
     }

@@ -2,6 +2,7 @@
 
 mod browser;
 mod checkout;
+mod faults;
 mod helpers;
 mod notify;
 mod poller;

@@ -1,0 +1,328 @@
+//! What scanpay survives: a flaky, lying, slow or absent gateway, and kill -9.
+
+use std::time::{Duration, Instant};
+
+use scanpay::money::Fen;
+use scanpay::wxpay::notify::{self, PaymentNotice};
+use scanpay::wxpay::{OrderQuery, OutTradeNo, SignType, TradeState, xml};
+
+use crate::helpers::*;
+
+async fn wait_db(app: &TestApp, what: &str, sql: &str, want: i64, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        if app.count(sql) == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out waiting for {what}: {sql} = {}",
+            app.count(sql)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicated_and_delayed_notifications_are_applied_once() {
+    let app = spawn_app(&[(
+        "SCANPAY_SIM_FAULTS",
+        "duplicate_notify=3,notify_delay_ms=200",
+    )]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("7.77", "dup").await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    wait_db(
+        &app,
+        "all four copies",
+        "SELECT COUNT(*) FROM notifications",
+        4,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flaky_gateway_still_gets_orders_created_and_payments_found() {
+    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "2")]);
+    app.login_as("cashier", "cashier").await;
+    for fault in [
+        "systemerror_rate=0.4,drop_notify=0.5",
+        "http500_rate=0.4,drop_notify=0.5",
+        "bad_xml_rate=0.4,drop_notify=0.5",
+        "latency_ms=300,systemerror_rate=0.3,drop_notify=0.5",
+    ] {
+        app.set_faults(fault).await;
+        let mut tokens = Vec::new();
+        for i in 0..3 {
+            tokens.push(app.create_order(&format!("1.0{i}"), fault).await);
+        }
+        for token in &tokens {
+            // A QR that failed every attempt is replaced at the QR's pace.
+            app.wait_for(token, "an open QR", Duration::from_secs(20), |s| {
+                s["qr_state"] == "open"
+            })
+            .await;
+            let code_url = app.scan_qr(token).await;
+            assert_eq!(app.pay(&code_url).await, 200, "{fault}");
+        }
+        for token in &tokens {
+            app.wait_for_state(token, "paid", Duration::from_secs(20))
+                .await;
+        }
+    }
+    app.set_faults("").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 12);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM orders WHERE state = 'paid'"),
+        12
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_with_bad_signatures_are_never_believed() {
+    let app = spawn_app(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
+    app.login_as("cashier", "cashier").await;
+    // A paid order whose only news comes from polls with forged signatures.
+    let token = app.create_order("3.30", "").await;
+    let code_url = app.scan_qr(&token).await;
+    app.set_faults("drop_notify=1.0,bad_sign_rate=1").await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.status(&token).await["state"], "open", "not believed");
+    let logged: String = app
+        .db()
+        .query_row("SELECT COALESCE(last_error, '') FROM qrs", [], |r| r.get(0))
+        .unwrap();
+    assert!(logged.contains("signature"), "the reason is kept: {logged}");
+
+    // Creating under forged answers fails visibly.
+    let bad = app.create_order("1.00", "").await;
+    let s = app.status(&bad).await;
+    assert_eq!(s["qr_state"], "failed");
+    assert!(s["qr_error"].as_str().unwrap().contains("not valid"), "{s}");
+
+    app.set_faults("drop_notify=1.0").await;
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_close_is_tried_again_until_the_gateway_accepts() {
+    let app = spawn_app(&[
+        ("SCANPAY_CHECKOUT_QR_TTL_SECS", "1"),
+        ("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "3"),
+    ]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("2.00", "").await;
+    let old = app.status(&token).await["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.wait_for(&token, "QR 2", Duration::from_secs(5), |s| {
+        s["qr_version"] == 2
+    })
+    .await;
+    let wx = client(&app.url("/sim/"), SignType::Md5);
+    let q = OrderQuery {
+        out_trade_no: OutTradeNo::new(old).unwrap(),
+    };
+    assert_eq!(
+        wx.order_query(&q).await.unwrap().trade_state,
+        TradeState::NotPay,
+        "refused at first"
+    );
+    let start = Instant::now();
+    while wx.order_query(&q).await.unwrap().trade_state != TradeState::Closed {
+        assert!(start.elapsed() < Duration::from_secs(20), "closed later");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_down_and_back() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let sim_env = [("SCANPAY_SIM_TIME_SCALE", "1000")];
+    let mut sim = spawn_binary(&["sim", "--listen", &listen], &sim_env);
+    let app = spawn_app_with_sim(
+        &sim,
+        &[
+            ("SCANPAY_CHECKOUT_QR_TTL_SECS", "2"),
+            ("SCANPAY_WXPAY_TIMEOUT_SECS", "2"),
+        ],
+    );
+    app.login_as("cashier", "cashier-password").await;
+
+    let _ = sim.child.kill();
+    let _ = sim.child.wait();
+    let token = app.create_order("4.00", "").await;
+    let s = app.status(&token).await;
+    assert_eq!(s["qr_state"], "failed");
+    assert!(
+        s["qr_error"].as_str().unwrap().contains("could not reach"),
+        "{s}"
+    );
+    let page = app
+        .http
+        .get(app.url(&format!("/o/{token}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("could not reach the payment gateway"));
+    assert_eq!(
+        app.anonymous()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    sim = spawn_binary(&["sim", "--listen", &listen], &sim_env);
+    app.wait_for(&token, "an open QR", Duration::from_secs(15), |s| {
+        s["qr_state"] == "open"
+    })
+    .await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(pay_on(&sim, &code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_unifiedorder_is_in_flight() {
+    let sim = spawn_sim(&[("SCANPAY_SIM_FAULTS", "latency_ms=2000")]);
+    let mut app = spawn_app_with_sim(&sim, &[]);
+    app.login_as("cashier", "cashier-password").await;
+    let csrf = app.csrf().await;
+    let request = app
+        .http
+        .post(app.url("/orders"))
+        .form(&[
+            ("amount", "6.00"),
+            ("description", "crash"),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send();
+    let pending = tokio::spawn(request);
+    wait_db(
+        &app,
+        "the QR row written first",
+        "SELECT COUNT(*) FROM qrs WHERE state = 'creating'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    app.restart(); // kill -9 with unifiedorder unanswered
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the cashier's request died with the server"
+    );
+    http()
+        .post(format!("{}faults", sim.url))
+        .body("")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders"), 1);
+    let token: String = app
+        .db()
+        .query_row("SELECT token FROM orders", [], |r| r.get(0))
+        .unwrap();
+    app.wait_for(
+        &token,
+        "the creation resumed",
+        Duration::from_secs(10),
+        |s| s["qr_state"] == "open",
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM qrs"),
+        1,
+        "the same QR, sent again with the same parameters"
+    );
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(pay_on(&sim, &code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_the_payment_before_any_notification() {
+    let sim = spawn_sim(&[("SCANPAY_SIM_FAULTS", "notify_delay_ms=60000")]);
+    let mut app = spawn_app_with_sim(&sim, &[]);
+    app.login_as("cashier", "cashier-password").await;
+    let token = app.create_order("5.50", "").await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(pay_on(&sim, &code_url).await, 200);
+    app.restart();
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM payments WHERE source = 'poll'"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_committed_before_a_kill_is_not_paid_twice() {
+    let sim = spawn_sim(&[]);
+    let mut app = spawn_app_with_sim(&sim, &[]);
+    app.login_as("cashier", "cashier-password").await;
+    let token = app.create_order("1.23", "").await;
+    let no = app.status(&token).await["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(pay_on(&sim, &code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    app.restart();
+
+    // The gateway never saw our SUCCESS (we died first), so it sends it again.
+    let q = client(&sim.url, SignType::Md5)
+        .order_query(&OrderQuery {
+            out_trade_no: OutTradeNo::new(&no).unwrap(),
+        })
+        .await
+        .unwrap();
+    let notice = PaymentNotice {
+        out_trade_no: OutTradeNo::new(&no).unwrap(),
+        transaction_id: q.transaction_id.unwrap(),
+        total_fee: Fen::new(123),
+        openid: q.openid,
+        time_end: q.time_end,
+        bank_type: None,
+    };
+    let body = xml::to_xml(&notify::build(
+        &notice,
+        &demo_merchant(SignType::Md5),
+        SignType::Md5,
+        "again",
+        None,
+    ));
+    let answer = app
+        .anonymous()
+        .post(app.url("/wxpay/notify"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(notify::is_success_ack(answer.as_bytes()), "{answer}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
+    assert_eq!(app.status(&token).await["double_paid"], false);
+}

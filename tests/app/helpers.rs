@@ -226,7 +226,9 @@ pub fn spawn_app(extra_env: &[(&str, &str)]) -> TestApp {
         .chain(extra_env)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    env.push(("RUST_LOG".into(), "info".into()));
+    if !env.iter().any(|(k, _)| k == "RUST_LOG") {
+        env.push(("RUST_LOG".into(), "info".into()));
+    }
     let process = start_serve(data_dir.path(), "127.0.0.1:0", &env);
     let base = process.url.trim_end_matches('/').to_string();
     TestApp {

@@ -204,3 +204,71 @@ async fn hmac_sha256_notifications_are_accepted() {
     assert!(is_success(&answer), "{answer}");
     assert_eq!(app.status(&token).await["state"], "paid");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_key_or_signature_reaches_a_log_line_or_a_page() {
+    let app = spawn_app(&[
+        ("RUST_LOG", "debug"),
+        ("SCANPAY_SIM_FAULTS", "duplicate_notify=1"),
+    ]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("2.22", "secret test").await;
+    let no = app.status(&token).await["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+
+    // Our own genuine and forged notifications, whose signatures we know.
+    let demo = demo_merchant(SignType::Md5);
+    let mut signs = Vec::new();
+    for (i, fee) in [(1, 222), (2, 1)] {
+        let body = notification(&demo, &no, fee, &format!("420000000000000000000000009{i}"));
+        signs.push(
+            xml::from_xml(body.as_bytes())
+                .unwrap()
+                .get("sign")
+                .unwrap()
+                .to_string(),
+        );
+        let _ = post(&app, body).await;
+    }
+    // Failure paths log too.
+    app.set_faults("bad_sign_rate=1").await;
+    let _ = app.create_order("1.00", "").await;
+    app.set_faults("").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let logs = app.logs();
+    assert!(logs.contains("payment applied"), "the log is captured");
+    assert!(!logs.contains(DEMO_KEY), "the API key is never logged");
+    for s in &signs {
+        assert!(!logs.contains(s.as_str()), "a signature was logged");
+    }
+    assert!(
+        !logs.contains("<sign>"),
+        "no raw message with its signature is logged"
+    );
+    for path in [
+        format!("/o/{token}"),
+        format!("/o/{token}/status"),
+        "/".into(),
+    ] {
+        let page = app
+            .http
+            .get(app.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !page.contains(DEMO_KEY) && signs.iter().all(|s| !page.contains(s.as_str())),
+            "{path}"
+        );
+    }
+}

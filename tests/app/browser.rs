@@ -133,7 +133,7 @@ async fn the_order_page_fits_a_390px_phone() {
     if !browser_available() {
         return;
     }
-    let app = spawn_app(&[]);
+    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "3")]);
     app.login_as("cashier", "cashier").await;
     let token = app
         .create_order(
@@ -170,5 +170,25 @@ async fn the_order_page_fits_a_390px_phone() {
     if let Some(dir) = screenshot_dir() {
         phone.screenshot(&dir.join("order-phone.png")).await;
     }
+    // Three seconds later the QR is replaced in place: new image, no reload.
+    phone.script("window.__notReloaded = true", json!([])).await;
+    phone
+        .wait_until(
+            "the second QR",
+            "document.getElementById('qr').src.endsWith('v=2') && document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        phone
+            .script("return window.__notReloaded === true", json!([]))
+            .await,
+        json!(true)
+    );
+    let seconds: i64 = phone.text("#seconds").await.parse().unwrap();
+    assert!(
+        (1..=3).contains(&seconds),
+        "the countdown restarted: {seconds}"
+    );
     phone.quit().await;
 }

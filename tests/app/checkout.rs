@@ -355,3 +355,136 @@ async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_speak_english_when_configured() {
+    let app = spawn_app(&[
+        ("SCANPAY_SHOP_LANGUAGE", "en"),
+        ("SCANPAY_SHOP_NAME", "Corner Café"),
+    ]);
+    let login = app
+        .anonymous()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        login.contains("lang=\"en\"") && login.contains("Sign in") && login.contains("Corner Café")
+    );
+    app.login_as("cashier", "cashier").await;
+    let resp = app.post_order("1.234", "").await;
+    assert!(resp.text().await.unwrap().contains("at most two decimals"));
+    let token = app.create_order("1.00", "").await;
+    let page = app
+        .anonymous()
+        .get(app.url(&format!("/o/{token}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Waiting for payment") && page.contains("Scan with WeChat to pay"));
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    let page = app
+        .anonymous()
+        .get(app.url(&format!("/o/{token}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(">Paid<"), "a paid order reads Paid");
+    let print = app
+        .anonymous()
+        .get(app.url(&format!("/o/{token}/print")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(print.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qr_images_have_an_etag_per_qr_and_a_size() {
+    let app = spawn_app(&[]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.00", "").await;
+    let url = app.url(&format!("/o/{token}/qr.png"));
+    let resp = app.anonymous().get(&url).send().await.unwrap();
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let out_trade_no = app.status(&token).await["out_trade_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(etag.contains(&out_trade_no), "{etag}");
+    let again = app
+        .anonymous()
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    for (asked, min) in [("600", 600), ("5", 128), ("99999", 1024)] {
+        let png = app
+            .anonymous()
+            .get(format!("{url}?size={asked}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let img = image::load_from_memory(&png).unwrap();
+        assert!(
+            img.width() >= min && img.width() <= 1024 + 64,
+            "size {asked} → {}",
+            img.width()
+        );
+        assert_eq!(decode_qr(&png), app.scan_qr(&token).await);
+    }
+}
+
+#[test]
+fn the_user_commands_add_list_and_change_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), "li", "cashier", "a long password");
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
+            .args(args)
+            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        write!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let list = run(&["user", "list"], "");
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "li\tcashier\n");
+    let dup = run(
+        &["user", "add", "li", "--role", "admin"],
+        "another password\n",
+    );
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let short = run(&["user", "passwd", "li"], "short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
+    assert!(
+        run(&["user", "passwd", "li"], "a new long password\n")
+            .status
+            .success()
+    );
+    let none = run(&["user", "passwd", "nobody"], "a new long password\n");
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no user named"));
+}

@@ -239,8 +239,7 @@ async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
     let s = app.status(&token).await;
     assert_eq!(s["qr_state"], "open");
     assert_eq!(s["qr_version"], 2);
-    let code_url = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code_url).await, 200);
+    app.scan_and_pay(&token).await;
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
 }
@@ -350,8 +349,7 @@ async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
         s["qr_state"] == "open"
     })
     .await;
-    let code_url = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code_url).await, 200);
+    app.scan_and_pay(&token).await;
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
 }
@@ -388,8 +386,7 @@ async fn pages_speak_english_when_configured() {
         .await
         .unwrap();
     assert!(page.contains("Waiting for payment") && page.contains("Scan with WeChat to pay"));
-    let code_url = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code_url).await, 200);
+    app.scan_and_pay(&token).await;
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
     let page = app

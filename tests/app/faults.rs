@@ -31,8 +31,7 @@ async fn duplicated_and_delayed_notifications_are_applied_once() {
     )]);
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("7.77", "dup").await;
-    let code_url = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code_url).await, 200);
+    app.scan_and_pay(&token).await;
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
     wait_db(

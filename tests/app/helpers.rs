@@ -378,6 +378,13 @@ impl TestApp {
         decode_qr(&resp.bytes().await.unwrap())
     }
 
+    /// The customer scans the order's QR and pays it on the simulator's phone.
+    pub async fn scan_and_pay(&self, token: &str) -> String {
+        let code_url = self.scan_qr(token).await;
+        assert_eq!(self.pay(&code_url).await, 200, "paying {code_url}");
+        code_url
+    }
+
     /// The customer pays `code_url` on the simulator's phone; returns the HTTP status.
     pub async fn pay(&self, code_url: &str) -> u16 {
         http()

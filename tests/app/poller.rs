@@ -9,8 +9,7 @@ async fn a_lost_notification_is_found_by_the_poller() {
     let app = spawn_app(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("9.99", "no notify").await;
-    let code_url = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code_url).await, 200);
+    app.scan_and_pay(&token).await;
     let t = Instant::now();
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;

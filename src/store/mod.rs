@@ -8,6 +8,7 @@
 pub mod migrations;
 pub mod orders;
 pub mod payments;
+pub mod reports;
 pub mod users;
 
 use std::path::{Path, PathBuf};

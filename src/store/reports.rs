@@ -223,11 +223,23 @@ pub fn totals(conn: &Connection, filter: &Filter) -> Result<Totals, StoreError> 
 }
 
 /// Orders paid more than once, over all time: each needs a refund.
-pub fn count_double_paid(conn: &Connection) -> Result<i64, StoreError> {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DoublePaid {
+    pub count: i64,
+    /// When the oldest of them was (first) paid, to link to all of them.
+    pub oldest_paid_at: Option<i64>,
+}
+
+pub fn double_paid(conn: &Connection) -> Result<DoublePaid, StoreError> {
     Ok(conn.query_row(
-        "SELECT COUNT(*) FROM orders WHERE double_paid = 1",
+        "SELECT COUNT(*), MIN(paid_at) FROM orders WHERE double_paid = 1",
         [],
-        |r| r.get(0),
+        |r| {
+            Ok(DoublePaid {
+                count: r.get(0)?,
+                oldest_paid_at: r.get(1)?,
+            })
+        },
     )?)
 }
 
@@ -816,7 +828,13 @@ mod tests {
                 sum: Fen::new(1750)
             }
         );
-        assert_eq!(store.read_blocking(count_double_paid).unwrap(), 1);
+        assert_eq!(
+            store.read_blocking(double_paid).unwrap(),
+            DoublePaid {
+                count: 1,
+                oldest_paid_at: Some(ms("2024-06-01T05:00:00Z"))
+            }
+        );
 
         let d = store
             .read_blocking(|conn| order_detail(conn, &c_no))

@@ -6,7 +6,7 @@ use std::borrow::Borrow;
 use std::sync::Arc;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -23,7 +23,7 @@ use crate::money::Fen;
 use crate::order::{OrderState, QrState};
 use crate::render::html;
 use crate::store::reports::{
-    self, Cursor, Filter, Granularity, OrderDetail, PaidOrder, Period, Periods, Totals,
+    self, Cursor, DoublePaid, Filter, Granularity, OrderDetail, PaidOrder, Period, Periods, Totals,
 };
 use crate::store::{Store, StoreError, now_ms};
 
@@ -273,7 +273,7 @@ struct OrdersPage<'a> {
 struct OrdersData {
     today: Totals,
     month: Totals,
-    double_paid: i64,
+    double_paid: DoublePaid,
     selected: Totals,
     revenue: Vec<Period>,
     rows: Vec<PaidOrder>,
@@ -281,15 +281,25 @@ struct OrdersData {
     cashiers: Vec<(i64, String)>,
 }
 
+/// The query string, read only once the user is known to be an admin.
+fn admin_query(req: &HttpRequest) -> Result<AdminQuery, WebError> {
+    web::Query::<AdminQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            tracing::debug!(error.message = %e, "admin query refused");
+            WebError::BadRequest(String::new())
+        })
+}
+
 pub async fn orders(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: CurrentUser,
-    query: web::Query<AdminQuery>,
 ) -> Result<HttpResponse, WebError> {
     user.require_admin()?;
     let t = state.t;
     let now = Timestamp::now().to_zoned(state.tz.clone());
-    let sel = Selection::parse(&query, now.date(), t)?;
+    let sel = Selection::parse(&admin_query(&req)?, now.date(), t)?;
     let filter = sel.filter(&state.tz, t)?;
     let granularity = sel.granularity();
     let periods = Periods::new(&state.tz, sel.first, sel.last, granularity).map_err(internal)?;
@@ -305,7 +315,7 @@ pub async fn orders(
             Ok(OrdersData {
                 today: reports::totals(c, &today)?,
                 month: reports::totals(c, &month)?,
-                double_paid: reports::count_double_paid(c)?,
+                double_paid: reports::double_paid(c)?,
                 selected,
                 revenue: reports::revenue(c, &filter, &periods)?,
                 rows: reports::paid_orders(c, &filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)?,
@@ -318,13 +328,25 @@ pub async fn orders(
     let qs = sel.query_string();
     let pages = page_count(data.selected.count);
     let page_url = |p: usize| format!("/admin?{qs}&page={p}");
+    // The warning links to every flagged order since the oldest double payment.
+    let today = now.date();
+    let oldest_allowed = today
+        .checked_sub((MAX_RANGE_DAYS - 1).days())
+        .unwrap_or(today);
     let flagged_url = format!(
         "/admin?{}",
         Selection {
-            flagged: true,
+            first: data
+                .double_paid
+                .oldest_paid_at
+                .and_then(|ms| reports::shop_day(&state.tz, ms).ok())
+                .unwrap_or(today)
+                .clamp(oldest_allowed, today),
+            last: today,
             cashier: None,
             q: String::new(),
-            ..sel.clone()
+            flagged: true,
+            page: 1,
         }
         .query_string()
     );
@@ -335,7 +357,7 @@ pub async fn orders(
         csrf_token: &user.0.csrf_token,
         today: data.today,
         month: data.month,
-        double_paid: data.double_paid,
+        double_paid: data.double_paid.count,
         sel: &sel,
         cashiers: data.cashiers,
         selected: data.selected,
@@ -492,13 +514,13 @@ fn csv_body(
 }
 
 pub async fn orders_csv(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: CurrentUser,
-    query: web::Query<AdminQuery>,
 ) -> Result<HttpResponse, WebError> {
     user.require_admin()?;
     let now = Timestamp::now().to_zoned(state.tz.clone());
-    let sel = Selection::parse(&query, now.date(), state.t)?;
+    let sel = Selection::parse(&admin_query(&req)?, now.date(), state.t)?;
     let mut filter = sel.filter(&state.tz, state.t)?;
     // Orders paid while the file is being written wait for the next export,
     // so the file is a picture of one moment.

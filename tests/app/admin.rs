@@ -77,6 +77,10 @@ async fn admin_pages_need_an_admin() {
         assert_eq!(resp.headers()["location"], location, "anonymous {route}");
     }
 
+    // Even a query the page would refuse: the login comes first.
+    let resp = get(&anonymous, app.url("/admin?from=x&from=y")).await;
+    assert_eq!(resp.status(), 303);
+
     app.login_as("cashier", "cashier").await;
     for route in ADMIN_ROUTES {
         let resp = get(&app.http, app.url(route)).await;
@@ -91,7 +95,12 @@ async fn admin_pages_need_an_admin() {
     assert_eq!(selected(&page), ("0".into(), "¥0.00".into()));
     let resp = get(&app.http, app.url("/admin/orders/20240101000001")).await;
     assert_eq!(resp.status(), 404, "unknown order");
-    for bad in ["/admin?from=2024-02-30", "/admin/orders.csv?cashier=ann"] {
+    for bad in [
+        "/admin?from=2024-02-30",
+        "/admin/orders.csv?cashier=ann",
+        "/admin?from=2024-01-01&from=2024-01-02",
+        "/admin?from=1990-01-01",
+    ] {
         let resp = get(&app.http, app.url(bad)).await;
         assert_eq!(resp.status(), 400, "{bad}");
     }
@@ -278,4 +287,77 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     );
     let resp = get(&app.http, app.url(&format!("/admin/orders/{cancelled_no}"))).await;
     assert_eq!(resp.status(), 200, "unpaid orders have a detail page too");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn late_and_double_payments_stand_out() {
+    // Arrange: QRs live 2 s and the gateway refuses to close young orders, so a
+    // superseded QR stays payable: paying it is late, paying the new one too is double.
+    let app = spawn_app(&[
+        ("SCANPAY_CHECKOUT_QR_TTL_SECS", "2"),
+        ("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "300"),
+    ]);
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("5.00", "twice").await;
+    let paid_normally = app.create_order("1.00", "once").await;
+    pay_order(&app, &paid_normally).await;
+    let first_qr = app.scan_qr(&token).await;
+    app.wait_for(&token, "a second QR", Duration::from_secs(20), |s| {
+        s["qr_version"] == 2 && s["qr_state"] == "open"
+    })
+    .await;
+    let second_qr = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&first_qr).await, 200);
+    app.wait_for(&token, "a late payment", PAID_WITHIN, |s| {
+        s["state"] == "paid" && s["late"] == true
+    })
+    .await;
+    assert_eq!(app.pay(&second_qr).await, 200);
+    let status = app
+        .wait_for(&token, "a double payment", PAID_WITHIN, |s| {
+            s["double_paid"] == true
+        })
+        .await;
+    let no = status["order_no"].as_str().unwrap().to_string();
+
+    app.login_as("admin", "admin").await;
+    let page = get(&app.http, app.url("/admin"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("role=\"alert\"><strong>1</strong>"),
+        "refund warning"
+    );
+    assert!(page.contains("class=\"flag late\""));
+    assert!(page.contains("class=\"flag double\""));
+    assert_eq!(selected(&page), ("2".into(), "¥6.00".into()));
+    let flagged = get(&app.http, app.url("/admin?flagged=1"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(selected(&flagged), ("1".into(), "¥5.00".into()));
+
+    let csv = get(&app.http, app.url("/admin/orders.csv?flagged=1"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<&str> = csv.trim_end().split("\r\n").skip(1).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert!(rows[0].starts_with(&format!("{no},")), "{}", rows[0]);
+    assert!(rows[0].ends_with(",1,1"), "{}", rows[0]);
+
+    let detail = get(&app.http, app.url(&format!("/admin/orders/{no}")))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        detail.matches("<tr class=\"flag-").count(),
+        2,
+        "both payments flagged"
+    );
 }

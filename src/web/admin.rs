@@ -37,6 +37,8 @@ const DEFAULT_DAYS: i64 = 30;
 const MAX_RANGE_DAYS: i64 = 3660;
 /// Up to this many days the chart has a bar per day, beyond a bar per month.
 const MAX_DAILY_BARS: i64 = 93;
+/// Longer search text is cut (no identifier we search is this long).
+const MAX_SEARCH_CHARS: usize = 100;
 /// The chart's drawing height in SVG units.
 const CHART_HEIGHT: i64 = 100;
 /// Horizontal SVG units per bar, gap included.
@@ -70,16 +72,14 @@ fn present(s: &Option<String>) -> Option<&str> {
 
 impl Selection {
     fn parse(q: &AdminQuery, today: Date, t: &Texts) -> Result<Selection, WebError> {
-        let date = |s: Option<&str>| -> Result<Option<Date>, WebError> {
-            s.map(|s| {
-                s.parse::<Date>()
-                    .map_err(|_| WebError::BadRequest(t.bad_date.into()))
-            })
-            .transpose()
-        };
         let bad_date = || WebError::BadRequest(t.bad_date.into());
-        let last = date(present(&q.to))?.unwrap_or(today);
-        let first = match date(present(&q.from))? {
+        let date = |s: &Option<String>| {
+            present(s)
+                .map(|s| s.parse::<Date>().map_err(|_| bad_date()))
+                .transpose()
+        };
+        let last = date(&q.to)?.unwrap_or(today);
+        let first = match date(&q.from)? {
             Some(d) => d,
             None => last
                 .checked_sub((DEFAULT_DAYS - 1).days())
@@ -108,7 +108,11 @@ impl Selection {
             first,
             last,
             cashier,
-            q: present(&q.q).unwrap_or_default().to_string(),
+            q: present(&q.q)
+                .unwrap_or_default()
+                .chars()
+                .take(MAX_SEARCH_CHARS)
+                .collect(),
             flagged,
             page,
         })
@@ -309,6 +313,9 @@ pub async fn orders(
         .checkout
         .store()
         .read(move |c| {
+            // One snapshot, so the count, the chart and the rows agree.
+            let c = c.unchecked_transaction()?;
+            let c = &*c;
             let selected = reports::totals(c, &filter)?;
             let pages = page_count(selected.count);
             let page = wanted_page.min(pages);
@@ -734,6 +741,12 @@ mod tests {
                 Err(WebError::BadRequest(_))
             ));
         }
+    }
+
+    #[test]
+    fn pages_hold_fifty_orders() {
+        let pages: Vec<usize> = [0, 1, 50, 51, 100, 101].map(page_count).to_vec();
+        assert_eq!(pages, vec![1, 1, 1, 2, 2, 3]);
     }
 
     #[test]

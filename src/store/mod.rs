@@ -16,6 +16,7 @@
 pub mod migrations;
 pub mod orders;
 pub mod payments;
+pub mod reports;
 pub mod users;
 
 use std::collections::VecDeque;

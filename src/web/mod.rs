@@ -1,5 +1,6 @@
 //! The HTTP layer: handlers extract, parse, call `checkout`, render or redirect.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod checkout;
@@ -46,6 +47,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/o/{token}/cancel", web::post().to(order::cancel))
         .route("/o/{token}/retry", web::post().to(order::retry))
         .route("/wxpay/notify", web::post().to(notify::receive))
+        .route("/admin", web::get().to(admin::orders))
+        .route("/admin/orders.csv", web::get().to(admin::orders_csv))
+        .route("/admin/orders/{order_no}", web::get().to(admin::order))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/static/{file}", web::get().to(assets::serve));

@@ -1,5 +1,6 @@
 //! The one integration-test binary: every black-box test of scanpay.
 
+mod admin;
 mod browser;
 mod checkout;
 mod faults;

@@ -1,0 +1,962 @@
+//! The admin's questions: paid orders under a filter, totals, revenue per shop
+//! day, CSV rows and one order's whole story.
+//!
+//! Times in the database are UTC milliseconds, but a shop's day starts at its
+//! own midnight. SQLite knows nothing of time-zone rules, so bucketing by shop
+//! day happens here in Rust: the caller's time zone turns each day into a UTC
+//! range and one ordered pass over the rows fills the buckets.
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{ToSpan, Zoned};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use super::StoreError;
+use super::orders::{self, EventRow, OrderRow, QrRow};
+use super::payments::{self, NotificationRow, PaymentRow};
+use crate::money::Fen;
+
+/// Which paid orders the admin is looking at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Paid at or after (UTC ms, inclusive): the start of the first shop day.
+    pub from_ms: i64,
+    /// Paid before (UTC ms, exclusive): the start of the day after the last.
+    pub to_ms: i64,
+    pub cashier_id: Option<i64>,
+    /// Part of an order number, of any of its QRs' out_trade_no, or of any of
+    /// its payments' transaction_id.
+    pub search: Option<String>,
+    /// Only orders flagged `late` or `double_paid`.
+    pub flagged_only: bool,
+}
+
+impl Filter {
+    /// Every paid order in `[from_ms, to_ms)`.
+    pub fn between(from_ms: i64, to_ms: i64) -> Filter {
+        Filter {
+            from_ms,
+            to_ms,
+            ..Filter::default()
+        }
+    }
+
+    /// The LIKE pattern for the search text, `%`, `_` and `\` taken literally.
+    fn pattern(&self) -> Option<String> {
+        let s = self.search.as_deref()?.trim();
+        if s.is_empty() {
+            return None;
+        }
+        let mut p = String::with_capacity(s.len() + 2);
+        p.push('%');
+        for c in s.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        p.push('%');
+        Some(p)
+    }
+}
+
+/// The `WHERE` clause every report shares; `o` is the orders table.
+/// `orders_paid_at` (partial on `state = 'paid'`) serves the time range.
+const FILTER_SQL: &str = "o.state = 'paid' AND o.paid_at >= :from AND o.paid_at < :to
+    AND (:cashier IS NULL OR o.cashier_id = :cashier)
+    AND (:flagged = 0 OR o.late = 1 OR o.double_paid = 1)
+    AND (:q IS NULL
+         OR o.order_no LIKE :q ESCAPE '\\'
+         OR o.transaction_id LIKE :q ESCAPE '\\'
+         OR EXISTS (SELECT 1 FROM qrs s WHERE s.order_id = o.id AND s.out_trade_no LIKE :q ESCAPE '\\')
+         OR EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.transaction_id LIKE :q ESCAPE '\\'))";
+
+/// The filter's named parameters followed by `extra`.
+fn params<'a>(
+    f: &'a Filter,
+    pattern: &'a Option<String>,
+    extra: &[(&'a str, &'a dyn ToSql)],
+) -> Vec<(&'a str, &'a dyn ToSql)> {
+    let mut p: Vec<(&str, &dyn ToSql)> = vec![
+        (":from", &f.from_ms),
+        (":to", &f.to_ms),
+        (":cashier", &f.cashier_id),
+        (":flagged", &f.flagged_only),
+        (":q", pattern),
+    ];
+    p.extend_from_slice(extra);
+    p
+}
+
+/// A paid order as the admin's table and the CSV show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidOrder {
+    pub id: i64,
+    pub order_no: String,
+    pub amount: Fen,
+    pub description: String,
+    pub paid_at: i64,
+    pub cashier: Option<String>,
+    /// The QR that was paid (the first payment's).
+    pub out_trade_no: Option<String>,
+    pub transaction_id: Option<String>,
+    pub late: bool,
+    pub double_paid: bool,
+}
+
+const PAID_COLS: &str = "o.id, o.order_no, o.amount_fen, o.description, o.paid_at, u.username, \
+     q.out_trade_no, o.transaction_id, o.late, o.double_paid";
+
+const PAID_FROM: &str = "FROM orders o LEFT JOIN users u ON u.id = o.cashier_id \
+     LEFT JOIN qrs q ON q.id = o.paid_qr_id";
+
+fn paid_order(r: &Row<'_>) -> rusqlite::Result<PaidOrder> {
+    Ok(PaidOrder {
+        id: r.get(0)?,
+        order_no: r.get(1)?,
+        amount: Fen::new(r.get(2)?),
+        description: r.get(3)?,
+        paid_at: r.get(4)?,
+        cashier: r.get(5)?,
+        out_trade_no: r.get(6)?,
+        transaction_id: r.get(7)?,
+        late: r.get(8)?,
+        double_paid: r.get(9)?,
+    })
+}
+
+/// One page of the filter's paid orders, newest first.
+pub fn paid_orders(
+    conn: &Connection,
+    filter: &Filter,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<PaidOrder>, StoreError> {
+    let pattern = filter.pattern();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {PAID_COLS} {PAID_FROM} WHERE {FILTER_SQL}
+         ORDER BY o.paid_at DESC, o.id DESC LIMIT :limit OFFSET :offset"
+    ))?;
+    let p = params(
+        filter,
+        &pattern,
+        &[(":limit", &limit), (":offset", &offset)],
+    );
+    let rows = st.query_map(p.as_slice(), paid_order)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Where a keyset walk over paid orders stopped: the last row's `(paid_at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub paid_at: i64,
+    pub id: i64,
+}
+
+/// Calls `f` for each of the next `limit` paid orders of the filter after
+/// `after`, oldest first by `(paid_at, id)`, without collecting them.
+/// Returns where to continue, or `None` when there is nothing more.
+pub fn each_paid_order(
+    conn: &Connection,
+    filter: &Filter,
+    after: Option<Cursor>,
+    limit: usize,
+    mut f: impl FnMut(&PaidOrder),
+) -> Result<Option<Cursor>, StoreError> {
+    let pattern = filter.pattern();
+    let after = after.unwrap_or(Cursor {
+        paid_at: i64::MIN,
+        id: i64::MIN,
+    });
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {PAID_COLS} {PAID_FROM} WHERE {FILTER_SQL}
+           AND (o.paid_at > :after_at OR (o.paid_at = :after_at AND o.id > :after_id))
+         ORDER BY o.paid_at, o.id LIMIT :limit"
+    ))?;
+    let p = params(
+        filter,
+        &pattern,
+        &[
+            (":after_at", &after.paid_at),
+            (":after_id", &after.id),
+            (":limit", &limit_sql),
+        ],
+    );
+    let mut rows = st.query(p.as_slice())?;
+    let mut seen = 0usize;
+    let mut last = None;
+    while let Some(r) = rows.next()? {
+        let o = paid_order(r)?;
+        f(&o);
+        seen += 1;
+        last = Some(Cursor {
+            paid_at: o.paid_at,
+            id: o.id,
+        });
+    }
+    Ok(if seen == limit { last } else { None })
+}
+
+/// How many paid orders and how much money.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub count: i64,
+    pub sum: Fen,
+}
+
+pub fn totals(conn: &Connection, filter: &Filter) -> Result<Totals, StoreError> {
+    let pattern = filter.pattern();
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT COUNT(*), COALESCE(SUM(o.amount_fen), 0) FROM orders o WHERE {FILTER_SQL}"
+    ))?;
+    let p = params(filter, &pattern, &[]);
+    Ok(st.query_row(p.as_slice(), |r| {
+        Ok(Totals {
+            count: r.get(0)?,
+            sum: Fen::new(r.get(1)?),
+        })
+    })?)
+}
+
+/// Orders paid more than once, over all time: each needs a refund.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DoublePaid {
+    pub count: i64,
+    /// When the oldest of them was (first) paid, to link to all of them.
+    pub oldest_paid_at: Option<i64>,
+}
+
+pub fn double_paid(conn: &Connection) -> Result<DoublePaid, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), MIN(paid_at) FROM orders WHERE double_paid = 1",
+        [],
+        |r| {
+            Ok(DoublePaid {
+                count: r.get(0)?,
+                oldest_paid_at: r.get(1)?,
+            })
+        },
+    )?)
+}
+
+/// The UTC millisecond at which `day` starts in `tz` (not always 00:00: some
+/// zones skip midnight when daylight saving starts).
+pub fn day_start_ms(tz: &TimeZone, day: Date) -> Result<i64, jiff::Error> {
+    Ok(day
+        .to_zoned(tz.clone())?
+        .start_of_day()?
+        .timestamp()
+        .as_millisecond())
+}
+
+/// The shop day of a UTC millisecond.
+pub fn shop_day(tz: &TimeZone, ms: i64) -> Result<Date, jiff::Error> {
+    Ok(jiff::Timestamp::from_millisecond(ms)?
+        .to_zoned(tz.clone())
+        .date())
+}
+
+/// The filters for today's and this month's totals as of `now`, in the
+/// shop's time zone (all cashiers, nothing else filtered).
+pub fn today_and_month(now: &Zoned) -> Result<(Filter, Filter), jiff::Error> {
+    let tz = now.time_zone();
+    let today = now.date();
+    let tomorrow = day_start_ms(tz, today.tomorrow()?)?;
+    Ok((
+        Filter::between(day_start_ms(tz, today)?, tomorrow),
+        Filter::between(day_start_ms(tz, today.first_of_month())?, tomorrow),
+    ))
+}
+
+/// How revenue is bucketed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Day,
+    Month,
+}
+
+/// Consecutive periods of shop time: each period's first day and the UTC
+/// millisecond it starts at, then the end of the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Periods {
+    first_days: Vec<Date>,
+    /// One more than `first_days`: the last is the end of the last period.
+    bounds: Vec<i64>,
+}
+
+impl Periods {
+    /// The shop days (or months, the first and last cut to the range) from
+    /// `first` to `last` inclusive, in `tz`.
+    pub fn new(
+        tz: &TimeZone,
+        first: Date,
+        last: Date,
+        granularity: Granularity,
+    ) -> Result<Periods, jiff::Error> {
+        let mut first_days = Vec::new();
+        let mut bounds = Vec::new();
+        let mut day = first;
+        while day <= last {
+            first_days.push(day);
+            bounds.push(day_start_ms(tz, day)?);
+            day = match granularity {
+                Granularity::Day => day.tomorrow(),
+                Granularity::Month => day.first_of_month().checked_add(1.month()),
+            }?;
+        }
+        if !first_days.is_empty() {
+            bounds.push(day_start_ms(tz, last.tomorrow()?)?);
+        }
+        Ok(Periods { first_days, bounds })
+    }
+
+    pub fn len(&self) -> usize {
+        self.first_days.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first_days.is_empty()
+    }
+}
+
+/// Revenue of one shop day (or one month, starting at `first_day`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub first_day: Date,
+    pub count: i64,
+    pub sum: Fen,
+}
+
+/// Revenue of the filter in each of `periods`; periods without a sale are
+/// there with zeros.
+pub fn revenue(
+    conn: &Connection,
+    filter: &Filter,
+    periods: &Periods,
+) -> Result<Vec<Period>, StoreError> {
+    let mut out: Vec<Period> = periods
+        .first_days
+        .iter()
+        .map(|&first_day| Period {
+            first_day,
+            count: 0,
+            sum: Fen::ZERO,
+        })
+        .collect();
+    let (Some(&start), Some(&end)) = (periods.bounds.first(), periods.bounds.last()) else {
+        return Ok(out);
+    };
+    let pattern = filter.pattern();
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT o.paid_at, o.amount_fen FROM orders o WHERE {FILTER_SQL}
+           AND o.paid_at >= :start AND o.paid_at < :end
+         ORDER BY o.paid_at"
+    ))?;
+    let p = params(filter, &pattern, &[(":start", &start), (":end", &end)]);
+    let mut rows = st.query(p.as_slice())?;
+    // Rows come in time order, so the period only ever moves forward.
+    let mut i = 0;
+    while let Some(r) = rows.next()? {
+        let paid_at: i64 = r.get(0)?;
+        let amount = Fen::new(r.get(1)?);
+        while i + 1 < out.len() && paid_at >= periods.bounds[i + 1] {
+            i += 1;
+        }
+        let p = &mut out[i];
+        p.count += 1;
+        p.sum = p.sum.checked_add(amount).unwrap_or(p.sum);
+    }
+    Ok(out)
+}
+
+/// Everything known about one order.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    pub order: OrderRow,
+    pub cashier: Option<String>,
+    pub qrs: Vec<QrRow>,
+    pub notifications: Vec<NotificationRow>,
+    pub events: Vec<EventRow>,
+    pub payments: Vec<PaymentRow>,
+}
+
+pub fn order_detail(conn: &Connection, order_no: &str) -> Result<Option<OrderDetail>, StoreError> {
+    let Some(order) = orders::order_by_no(conn, order_no)? else {
+        return Ok(None);
+    };
+    let cashier = match order.cashier_id {
+        Some(id) => conn
+            .query_row("SELECT username FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?,
+        None => None,
+    };
+    Ok(Some(OrderDetail {
+        cashier,
+        qrs: orders::qrs_of_order(conn, order.id)?,
+        notifications: payments::notifications_of_order(conn, order.id)?,
+        events: orders::events_of(conn, order.id)?,
+        payments: payments::payments_of(conn, order.id)?,
+        order,
+    }))
+}
+
+/// Users who can take orders, for the cashier filter: `(id, username)`.
+pub fn cashiers(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
+    Ok(super::users::list_users(conn)?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::date;
+    use rusqlite::{Transaction, params};
+
+    use super::*;
+    use crate::store::Store;
+    use crate::store::orders::{NewOrder, NewQr};
+    use crate::store::payments::NewPayment;
+    use crate::store::users::Role;
+
+    fn shanghai() -> TimeZone {
+        TimeZone::get("Asia/Shanghai").unwrap()
+    }
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    struct Sale<'a> {
+        amount: i64,
+        description: &'a str,
+        cashier: Option<i64>,
+        paid_at: Option<&'a str>,
+        transaction_id: &'a str,
+        late: bool,
+    }
+
+    impl Default for Sale<'_> {
+        fn default() -> Self {
+            Sale {
+                amount: 100,
+                description: "",
+                cashier: None,
+                paid_at: Some("2024-06-01T04:00:00Z"),
+                transaction_id: "",
+                late: false,
+            }
+        }
+    }
+
+    /// Records an order with one QR, paid at `paid_at` unless `None`; returns `(id, order_no)`.
+    fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, String) {
+        let token = crate::order::OrderToken::generate().to_string();
+        let (id, order_no) = orders::insert_order(
+            tx,
+            &NewOrder {
+                token: &token,
+                amount: Fen::new(s.amount),
+                description: s.description,
+                cashier_id: s.cashier,
+                now: 0,
+                expires_at: 1,
+                day: "20240601",
+            },
+        )
+        .unwrap();
+        let out_trade_no = format!("{order_no}-1-abc");
+        let qr_id = orders::insert_qr(
+            tx,
+            &NewQr {
+                order_id: id,
+                version: 1,
+                out_trade_no: &out_trade_no,
+                time_start: 0,
+                time_expire: 1,
+                display_until: 1,
+                spbill_create_ip: "127.0.0.1",
+                now: 0,
+            },
+        )
+        .unwrap();
+        if let Some(at) = s.paid_at {
+            let at = ms(at);
+            let txid = if s.transaction_id.is_empty() {
+                format!("TX{order_no}")
+            } else {
+                s.transaction_id.to_string()
+            };
+            payments::insert_payment(
+                tx,
+                &NewPayment {
+                    transaction_id: &txid,
+                    qr_id,
+                    order_id: id,
+                    amount: Fen::new(s.amount),
+                    source: "notify",
+                    openid: None,
+                    time_end: None,
+                    late: s.late,
+                    double_paid: false,
+                    now: at,
+                },
+            )
+            .unwrap();
+            payments::mark_order_paid(tx, id, qr_id, &txid, at, s.late).unwrap();
+        }
+        (id, order_no)
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn all_of_june() -> Filter {
+        let tz = shanghai();
+        Filter::between(
+            day_start_ms(&tz, date(2024, 6, 1)).unwrap(),
+            day_start_ms(&tz, date(2024, 7, 1)).unwrap(),
+        )
+    }
+
+    #[test]
+    fn shop_days_start_at_the_shops_midnight() {
+        let tz = shanghai();
+        assert_eq!(
+            day_start_ms(&tz, date(2024, 6, 2)).unwrap(),
+            ms("2024-06-01T16:00:00Z")
+        );
+        // A day with a daylight-saving change is 23 hours long, not 24.
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let d31 = day_start_ms(&berlin, date(2024, 3, 31)).unwrap();
+        let a01 = day_start_ms(&berlin, date(2024, 4, 1)).unwrap();
+        assert_eq!(a01 - d31, 23 * 3600 * 1000);
+        // Where midnight does not exist, the day starts at the first instant it has.
+        let santiago = TimeZone::get("America/Santiago").unwrap();
+        assert_eq!(
+            day_start_ms(&santiago, date(2024, 9, 8)).unwrap(),
+            ms("2024-09-08T04:00:00Z")
+        );
+        assert_eq!(
+            shop_day(&tz, ms("2024-06-01T15:59:59.999Z")).unwrap(),
+            date(2024, 6, 1)
+        );
+        assert_eq!(
+            shop_day(&tz, ms("2024-06-01T16:00:00Z")).unwrap(),
+            date(2024, 6, 2)
+        );
+    }
+
+    #[test]
+    fn daily_revenue_is_grouped_by_shop_day_across_utc_midnight() {
+        let (_dir, store) = store();
+        store
+            .write_blocking(|tx| {
+                // 23:59:59.999 on 1 June in Shanghai, but still 1 June in UTC too.
+                sale(
+                    tx,
+                    Sale {
+                        amount: 100,
+                        paid_at: Some("2024-06-01T15:59:59.999Z"),
+                        ..Sale::default()
+                    },
+                );
+                // 00:00 on 2 June in Shanghai, 1 June in UTC.
+                sale(
+                    tx,
+                    Sale {
+                        amount: 200,
+                        paid_at: Some("2024-06-01T16:00:00Z"),
+                        ..Sale::default()
+                    },
+                );
+                // 07:59 on 3 June in Shanghai, 2 June 23:59 UTC.
+                sale(
+                    tx,
+                    Sale {
+                        amount: 400,
+                        paid_at: Some("2024-06-02T23:59:00Z"),
+                        ..Sale::default()
+                    },
+                );
+                // 31 May in Shanghai: outside the range.
+                sale(
+                    tx,
+                    Sale {
+                        amount: 800,
+                        paid_at: Some("2024-05-31T15:59:59Z"),
+                        ..Sale::default()
+                    },
+                );
+                // Not paid.
+                sale(
+                    tx,
+                    Sale {
+                        amount: 1600,
+                        paid_at: None,
+                        ..Sale::default()
+                    },
+                );
+                Ok(())
+            })
+            .unwrap();
+        let tz = shanghai();
+        let (first, last) = (date(2024, 6, 1), date(2024, 6, 4));
+        let filter = Filter::between(
+            day_start_ms(&tz, first).unwrap(),
+            day_start_ms(&tz, last.tomorrow().unwrap()).unwrap(),
+        );
+        let periods = Periods::new(&tz, first, last, Granularity::Day).unwrap();
+        assert_eq!(periods.len(), 4);
+        let days = store
+            .read_blocking(|c| revenue(c, &filter, &periods))
+            .unwrap();
+        let got: Vec<(Date, i64, i64)> = days
+            .iter()
+            .map(|p| (p.first_day, p.count, p.sum.get()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (date(2024, 6, 1), 1, 100),
+                (date(2024, 6, 2), 1, 200),
+                (date(2024, 6, 3), 1, 400),
+                (date(2024, 6, 4), 0, 0),
+            ]
+        );
+        let t = store.read_blocking(|c| totals(c, &filter)).unwrap();
+        assert_eq!(
+            t,
+            Totals {
+                count: 3,
+                sum: Fen::new(700)
+            }
+        );
+
+        // The same rows in UTC days fall differently.
+        let utc = Periods::new(&TimeZone::UTC, first, last, Granularity::Day).unwrap();
+        let days = store
+            .read_blocking(|c| revenue(c, &Filter::between(0, i64::MAX), &utc))
+            .unwrap();
+        let sums: Vec<i64> = days.iter().map(|p| p.sum.get()).collect();
+        assert_eq!(sums, vec![300, 400, 0, 0]);
+    }
+
+    #[test]
+    fn monthly_revenue_starts_at_the_range_and_ends_with_it() {
+        let (_dir, store) = store();
+        store
+            .write_blocking(|tx| {
+                sale(
+                    tx,
+                    Sale {
+                        amount: 1,
+                        paid_at: Some("2024-05-20T04:00:00Z"),
+                        ..Sale::default()
+                    },
+                );
+                sale(
+                    tx,
+                    Sale {
+                        amount: 2,
+                        paid_at: Some("2024-05-31T16:30:00Z"),
+                        ..Sale::default()
+                    },
+                );
+                sale(
+                    tx,
+                    Sale {
+                        amount: 4,
+                        paid_at: Some("2024-07-10T04:00:00Z"),
+                        ..Sale::default()
+                    },
+                );
+                sale(
+                    tx,
+                    Sale {
+                        amount: 8,
+                        paid_at: Some("2024-07-12T04:00:00Z"),
+                        ..Sale::default()
+                    },
+                );
+                Ok(())
+            })
+            .unwrap();
+        let tz = shanghai();
+        let (first, last) = (date(2024, 5, 15), date(2024, 7, 10));
+        let filter = Filter::between(
+            day_start_ms(&tz, first).unwrap(),
+            day_start_ms(&tz, last.tomorrow().unwrap()).unwrap(),
+        );
+        let periods = Periods::new(&tz, first, last, Granularity::Month).unwrap();
+        let months = store
+            .read_blocking(|c| revenue(c, &filter, &periods))
+            .unwrap();
+        let got: Vec<(Date, i64)> = months.iter().map(|p| (p.first_day, p.sum.get())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (date(2024, 5, 15), 1),
+                (date(2024, 6, 1), 2),
+                (date(2024, 7, 1), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn filters_select_by_cashier_search_and_flags() {
+        let (_dir, store) = store();
+        let (a, b, c) = store
+            .write_blocking(|tx| {
+                crate::store::users::insert_user(tx, "ann", "x", Role::Cashier, 0)?;
+                crate::store::users::insert_user(tx, "bob", "x", Role::Cashier, 0)?;
+                let ann: i64 = tx.query_row("SELECT id FROM users WHERE username = 'ann'", [], |r| r.get(0))?;
+                let bob: i64 = tx.query_row("SELECT id FROM users WHERE username = 'bob'", [], |r| r.get(0))?;
+                let a = sale(tx, Sale { amount: 1250, cashier: Some(ann), description: "咖啡", paid_at: Some("2024-06-01T02:00:00Z"), transaction_id: "4200000001", ..Sale::default() });
+                let b = sale(tx, Sale { amount: 29, cashier: Some(bob), paid_at: Some("2024-06-01T03:00:00Z"), transaction_id: "4200000002", late: true, ..Sale::default() });
+                let c = sale(tx, Sale { amount: 500, cashier: Some(ann), paid_at: Some("2024-06-01T05:00:00Z"), transaction_id: "42000_%3", ..Sale::default() });
+                sale(tx, Sale { amount: 700, cashier: Some(ann), paid_at: None, ..Sale::default() });
+                // A second payment of c: it is double paid, and its transaction is searchable.
+                tx.execute(
+                    "INSERT INTO qrs (order_id, version, out_trade_no, state, time_start, time_expire, display_until, spbill_create_ip, created_at)
+                     VALUES (?1, 2, 'SECONDQR', 'paid', 0, 1, 1, '127.0.0.1', 0)",
+                    params![c.0],
+                )?;
+                let qr2 = tx.last_insert_rowid();
+                payments::insert_payment(tx, &NewPayment {
+                    transaction_id: "4200000099", qr_id: qr2, order_id: c.0, amount: Fen::new(500),
+                    source: "poll", openid: None, time_end: None, late: false, double_paid: true, now: ms("2024-06-01T06:00:00Z"),
+                })?;
+                payments::flag_double_paid(tx, c.0)?;
+                Ok((a, b, (c.0, c.1, ann)))
+            })
+            .unwrap();
+        let (c_id, c_no, ann) = c;
+        let base = all_of_june();
+        let list = |f: Filter| {
+            store
+                .read_blocking(move |conn| paid_orders(conn, &f, 50, 0))
+                .unwrap()
+                .into_iter()
+                .map(|o| o.order_no)
+                .collect::<Vec<_>>()
+        };
+
+        // Newest first, unpaid left out, names and QR joined in.
+        assert_eq!(
+            list(base.clone()),
+            vec![c_no.clone(), b.1.clone(), a.1.clone()]
+        );
+        let first = store
+            .read_blocking(|conn| paid_orders(conn, &all_of_june(), 1, 2))
+            .unwrap();
+        assert_eq!(first[0].cashier.as_deref(), Some("ann"));
+        assert_eq!(first[0].description, "咖啡");
+        assert_eq!(first[0].out_trade_no, Some(format!("{}-1-abc", a.1)));
+        assert_eq!(first[0].transaction_id.as_deref(), Some("4200000001"));
+
+        let f = |g: &dyn Fn(&mut Filter)| {
+            let mut f = base.clone();
+            g(&mut f);
+            f
+        };
+        assert_eq!(
+            list(f(&|f| f.cashier_id = Some(ann))),
+            vec![c_no.clone(), a.1.clone()]
+        );
+        assert_eq!(
+            list(f(&|f| f.search = Some(a.1.clone()))),
+            vec![a.1.clone()]
+        );
+        assert_eq!(
+            list(f(&|f| f.search = Some(format!(" {}-1-ABC ", b.1)))),
+            vec![b.1.clone()]
+        );
+        assert_eq!(
+            list(f(&|f| f.search = Some("SECONDQR".into()))),
+            vec![c_no.clone()]
+        );
+        assert_eq!(
+            list(f(&|f| f.search = Some("4200000099".into()))),
+            vec![c_no.clone()]
+        );
+        assert_eq!(
+            list(f(&|f| f.search = Some("4200000002".into()))),
+            vec![b.1.clone()]
+        );
+        // LIKE's wildcards are taken literally.
+        assert_eq!(
+            list(f(&|f| f.search = Some("_%".into()))),
+            vec![c_no.clone()]
+        );
+        assert_eq!(list(f(&|f| f.search = Some("   ".into()))).len(), 3);
+        assert!(list(f(&|f| f.search = Some("nothing".into()))).is_empty());
+        assert_eq!(
+            list(f(&|f| f.flagged_only = true)),
+            vec![c_no.clone(), b.1.clone()]
+        );
+        // The range is half-open: an order paid exactly at `to` is left out.
+        assert_eq!(
+            list(f(&|f| f.to_ms = ms("2024-06-01T03:00:00Z"))),
+            vec![a.1.clone()]
+        );
+
+        let t = store
+            .read_blocking(|conn| {
+                totals(
+                    conn,
+                    &Filter {
+                        cashier_id: Some(ann),
+                        ..all_of_june()
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(
+            t,
+            Totals {
+                count: 2,
+                sum: Fen::new(1750)
+            }
+        );
+        assert_eq!(
+            store.read_blocking(double_paid).unwrap(),
+            DoublePaid {
+                count: 1,
+                oldest_paid_at: Some(ms("2024-06-01T05:00:00Z"))
+            }
+        );
+
+        let d = store
+            .read_blocking(|conn| order_detail(conn, &c_no))
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.order.id, c_id);
+        assert_eq!(d.cashier.as_deref(), Some("ann"));
+        assert_eq!(d.qrs.len(), 2);
+        assert_eq!(d.payments.len(), 2);
+        assert!(
+            store
+                .read_blocking(|conn| order_detail(conn, "nope"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn keyset_walk_visits_every_row_once_in_time_order() {
+        let (_dir, store) = store();
+        store
+            .write_blocking(|tx| {
+                // Two pairs share a paid_at: the id breaks the tie.
+                for at in ["T01", "T02", "T02", "T03", "T04", "T04", "T05"] {
+                    let h = &at[1..];
+                    let paid_at = format!("2024-06-01T{h}:00:00Z");
+                    sale(
+                        tx,
+                        Sale {
+                            paid_at: Some(&paid_at),
+                            ..Sale::default()
+                        },
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let mut chunk = Vec::new();
+            after = store
+                .read_blocking(|c| {
+                    each_paid_order(c, &all_of_june(), after, 2, |o| {
+                        chunk.push((o.paid_at, o.id))
+                    })
+                })
+                .unwrap();
+            seen.extend(chunk);
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(calls, 4);
+        assert_eq!(seen.len(), 7);
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(seen, sorted);
+    }
+
+    #[test]
+    fn today_and_month_are_ranges_of_shop_time() {
+        let (_dir, store) = store();
+        store
+            .write_blocking(|tx| {
+                sale(
+                    tx,
+                    Sale {
+                        amount: 1,
+                        paid_at: Some("2024-06-15T16:30:00Z"),
+                        ..Sale::default()
+                    },
+                ); // 16 June, 00:30
+                sale(
+                    tx,
+                    Sale {
+                        amount: 2,
+                        paid_at: Some("2024-06-15T15:30:00Z"),
+                        ..Sale::default()
+                    },
+                ); // 15 June
+                sale(
+                    tx,
+                    Sale {
+                        amount: 4,
+                        paid_at: Some("2024-05-31T16:00:00Z"),
+                        ..Sale::default()
+                    },
+                ); // 1 June, 00:00
+                sale(
+                    tx,
+                    Sale {
+                        amount: 8,
+                        paid_at: Some("2024-05-31T15:59:00Z"),
+                        ..Sale::default()
+                    },
+                ); // 31 May
+                Ok(())
+            })
+            .unwrap();
+        let now = jiff::Timestamp::from_millisecond(ms("2024-06-16T02:00:00Z"))
+            .unwrap()
+            .to_zoned(shanghai());
+        let (today, month) = today_and_month(&now).unwrap();
+        let today = store.read_blocking(move |c| totals(c, &today)).unwrap();
+        let month = store.read_blocking(move |c| totals(c, &month)).unwrap();
+        assert_eq!(
+            today,
+            Totals {
+                count: 1,
+                sum: Fen::new(1)
+            }
+        );
+        assert_eq!(
+            month,
+            Totals {
+                count: 3,
+                sum: Fen::new(7)
+            }
+        );
+    }
+}

@@ -126,6 +126,46 @@ async fn cashier_and_customer_in_a_real_browser() {
         b.screenshot(&dir.join("paid.png")).await;
     }
     b.quit().await;
+
+    // The owner signs in and sees the money.
+    let admin = driver.session(1280, 1000).await;
+    admin.goto(&app.url("/admin")).await;
+    admin.type_into("input[name=username]", "admin").await;
+    admin.type_into("input[name=password]", "admin").await;
+    admin.click("button[type=submit]").await;
+    admin
+        .wait_until(
+            "the admin page",
+            "document.getElementById('today-sum')",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(admin.text("#today-sum").await, "¥12.50");
+    assert_eq!(admin.text("#filter-count").await, "1");
+    assert_eq!(admin.text("#filter-sum").await, "¥12.50");
+    let order_no = app.status(&token).await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let table = admin.text("main").await;
+    assert!(
+        table.contains(&order_no) && table.contains("两杯咖啡"),
+        "the paid order is listed"
+    );
+    assert_eq!(
+        admin
+            .script(
+                "return document.querySelectorAll('svg rect').length > 0",
+                json!([])
+            )
+            .await,
+        json!(true),
+        "a revenue chart"
+    );
+    if let Some(dir) = &shots {
+        admin.screenshot(&dir.join("admin.png")).await;
+    }
+    admin.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

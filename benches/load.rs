@@ -87,7 +87,7 @@ async fn run() -> Result<()> {
         let server = Server::start(dir.path(), &[])?;
         println!("\n== server {} (pid {}) ==", server.base, server.pid());
         let base = server.base.clone();
-        let sessions = login_many(&base, clients).await?;
+        let sessions = login_many(&base, "cashier", clients).await?;
         server.report_rss("after start and logins");
 
         let mut tokens = Vec::new();
@@ -367,11 +367,11 @@ struct Session {
     csrf: String,
 }
 
-async fn login(base: &str) -> Result<Session> {
+async fn login(base: &str, password: &str) -> Result<Session> {
     let http = http_client(true)?;
     let resp = http
         .post(format!("{base}/login"))
-        .form(&[("username", "cashier"), ("password", "cashier")])
+        .form(&[("username", "cashier"), ("password", password)])
         .send()
         .await?;
     if resp.status() != 303 {
@@ -394,12 +394,12 @@ async fn login(base: &str) -> Result<Session> {
     })
 }
 
-async fn login_many(base: &str, n: usize) -> Result<Vec<Session>> {
+async fn login_many(base: &str, password: &str, n: usize) -> Result<Vec<Session>> {
     let started = Instant::now();
     let mut out = Vec::with_capacity(n);
     // Logins are argon2-bound by design; a few at a time is plenty.
     for chunk in (0..n).collect::<Vec<_>>().chunks(4) {
-        let logins = chunk.iter().map(|_| login(base));
+        let logins = chunk.iter().map(|_| login(base, password));
         for s in futures_util::future::join_all(logins).await {
             out.push(s?);
         }
@@ -954,7 +954,7 @@ async fn poller_phase(n: usize) -> Result<()> {
     };
     let dir = tempfile::tempdir()?;
     add_user(dir.path(), "admin", "admin", "admin-password")?;
-    add_user(dir.path(), "cashier", "cashier", "cashier")?;
+    add_user(dir.path(), "cashier", "cashier", "cashier-password")?;
     let port = free_port()?;
     let listen = format!("127.0.0.1:{port}");
     let notify_url = format!("http://{listen}/wxpay/notify");
@@ -977,7 +977,7 @@ async fn poller_phase(n: usize) -> Result<()> {
         "\n== poller: {n} open orders, live mode against `scanpay sim` (pid {}), poller.max_per_sec = {cap} ==",
         sim.pid()
     );
-    let sessions = login_many(&server.base, 16).await?;
+    let sessions = login_many(&server.base, "cashier-password", 16).await?;
     let t0 = Instant::now();
     make_orders(&sessions, n).await?;
     println!(
@@ -1115,7 +1115,7 @@ async fn scale_phase(n: usize, secs: Duration) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         size as f64 / 1_048_576.0
     );
-    let sessions = login_many(&server.base, 8).await?;
+    let sessions = login_many(&server.base, "cashier", 8).await?;
     // Idle cost of the poller's scans with no open order at all.
     let hz = clock_ticks_per_sec();
     let a = ProcSample::of(server.pid());

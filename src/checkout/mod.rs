@@ -493,20 +493,27 @@ impl Checkout {
     async fn mark_closed(&self, qr: &QrRow) -> Result<(), CheckoutError> {
         let (qr_id, order_id, version) = (qr.id, qr.order_id, qr.version);
         let now = now_ms();
-        self.store()
+        let changed = self
+            .store()
             .write(move |tx| {
-                if orders::set_qr_closed(tx, qr_id)? {
-                    orders::add_event(
-                        tx,
-                        order_id,
-                        now,
-                        "qr_closed",
-                        &format!("QR {version} closed"),
-                    )?;
+                if !orders::set_qr_closed(tx, qr_id)? {
+                    return Ok(None);
                 }
-                Ok(())
+                orders::add_event(
+                    tx,
+                    order_id,
+                    now,
+                    "qr_closed",
+                    &format!("QR {version} closed"),
+                )?;
+                Ok(Some(orders::order_by_id(tx, order_id)?.token))
             })
             .await?;
+        // The gateway may close the order's current QR (e.g. CLOSED on a poll): its
+        // image and status change, so pages and caches must hear of it.
+        if let Some(token) = changed {
+            self.hub().publish(&token);
+        }
         Ok(())
     }
 

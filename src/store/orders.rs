@@ -383,8 +383,12 @@ pub fn due_refreshes(
         .collect::<Vec<_>>()
         .join(", ");
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {cols_o}, {cols_q} FROM orders o JOIN qrs q ON q.id = o.current_qr_id
-         WHERE o.state = 'open' AND q.state IN ('open', 'failed') AND q.display_until <= ?1 AND o.expires_at > ?1
+        // Driven from the QRs past their screen life (index qrs_display; CROSS JOIN
+        // fixes that order), not from every open order: the number of open orders
+        // must not set the cost of a tick.
+        "SELECT {cols_o}, {cols_q} FROM qrs q CROSS JOIN orders o ON o.id = q.order_id
+         WHERE q.state IN ('open', 'failed') AND q.display_until <= ?1
+           AND o.current_qr_id = q.id AND o.state = 'open' AND o.expires_at > ?1
          ORDER BY q.display_until LIMIT ?2"
     ))?;
     let rows = st.query_map(params![now, limit as i64], |r| {

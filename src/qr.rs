@@ -184,7 +184,10 @@ mod cache_tests {
         let (otn, cached) = c.cached("tok", DEFAULT_SIZE).unwrap();
         assert_eq!(otn, "A-1-x");
         assert_eq!(cached, png);
-        assert!(c.cached("tok", MAX_SIZE).is_none(), "other sizes render first");
+        assert!(
+            c.cached("tok", MAX_SIZE).is_none(),
+            "other sizes render first"
+        );
         c.forget("tok");
         assert!(c.cached("tok", DEFAULT_SIZE).is_none());
     }

@@ -202,7 +202,12 @@ pub async fn qr_png(
 }
 
 /// The PNG, or 304 when the browser already has this QR at this size.
-fn png_response(req: &HttpRequest, out_trade_no: &str, size: u32, png: bytes::Bytes) -> HttpResponse {
+fn png_response(
+    req: &HttpRequest,
+    out_trade_no: &str,
+    size: u32,
+    png: bytes::Bytes,
+) -> HttpResponse {
     let etag = format!("\"{out_trade_no}-{size}\"");
     if req
         .headers()

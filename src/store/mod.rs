@@ -30,6 +30,11 @@ pub const DB_FILE: &str = "scanpay.sqlite3";
 const READERS: usize = 8;
 /// Most writes committed together: bounds how long one batch holds its callers.
 const MAX_BATCH: usize = 256;
+/// The writer leaves checkpoints to the checkpointer thread; past this many WAL
+/// pages (about 80 MB) it checkpoints itself, should that thread fall behind.
+const WRITER_AUTOCHECKPOINT: i64 = 20_000;
+/// Commits gathered into one background checkpoint.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -146,13 +151,23 @@ impl Store {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrations::apply(&mut writer)?;
+        // Copying the WAL back into the database (and syncing it) is done by the
+        // checkpointer's own connection, so commits do not wait behind it.
+        writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
+        let checkpointer = Connection::open(&path)?;
+        configure(&checkpointer)?;
+        let (committed, commits) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("scanpay-db-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &commits))
+            .map_err(|e| StoreError::Task(format!("cannot start the checkpointer: {e}")))?;
         let writer = Arc::new(Mutex::new(writer));
         let (queue, jobs) = mpsc::channel();
         let conn = writer.clone();
-        // The thread ends when the last `Store` clone (and so the queue's sender) is dropped.
+        // The threads end when the last `Store` clone (and so the queue's sender) is dropped.
         std::thread::Builder::new()
             .name("scanpay-db-writer".into())
-            .spawn(move || writer_loop(&conn, &jobs))
+            .spawn(move || writer_loop(&conn, &jobs, &committed))
             .map_err(|e| StoreError::Task(format!("cannot start the database writer: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -259,7 +274,11 @@ impl Store {
 
 /// The writer thread: waits for a write, takes whatever else queued meanwhile
 /// (up to `MAX_BATCH`), and commits them as one transaction.
-fn writer_loop(conn: &Mutex<Connection>, jobs: &mpsc::Receiver<Box<dyn QueuedWrite>>) {
+fn writer_loop(
+    conn: &Mutex<Connection>,
+    jobs: &mpsc::Receiver<Box<dyn QueuedWrite>>,
+    committed: &mpsc::SyncSender<()>,
+) {
     let mut pending: VecDeque<Box<dyn QueuedWrite>> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -276,6 +295,20 @@ fn writer_loop(conn: &Mutex<Connection>, jobs: &mpsc::Receiver<Box<dyn QueuedWri
         }
         let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         run_batch(&mut conn, &mut pending);
+        // Full means a checkpoint is already due: nothing to add.
+        let _ = committed.try_send(());
+    }
+}
+
+/// Checkpoints (PASSIVE: never waits for, nor blocks, the writer or readers)
+/// a little after commits happened; idle when nothing is written.
+fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        while commits.try_recv().is_ok() {}
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error.message = %e, "background checkpoint failed; the writer will checkpoint");
+        }
     }
 }
 

@@ -96,6 +96,15 @@ async fn run() -> Result<()> {
                 create_orders(&sessions[..1], secs.min(Duration::from_secs(4)), 500).await?;
             one.report("POST /orders, 1 client (sequential)");
             tokens.extend(one.tokens);
+            let few = clients.min(4);
+            let mut some = create_orders(
+                &sessions[..few],
+                secs.min(Duration::from_secs(4)),
+                usize::MAX,
+            )
+            .await?;
+            some.report(&format!("POST /orders, {few} concurrent clients"));
+            tokens.extend(std::mem::take(&mut some.tokens));
             let mut many = create_orders(&sessions, secs, usize::MAX).await?;
             many.report(&format!("POST /orders, {clients} concurrent clients"));
             tokens.extend(many.tokens);

@@ -9,7 +9,7 @@
 //! Knobs (environment):
 //! - `LOAD_CLIENTS` concurrent cashier sessions creating orders (default 16)
 //! - `LOAD_SECS` length of each timed phase in seconds (default 8)
-//! - `LOAD_NOTIFY` orders paid by notification in the ingest phase (default 3000)
+//! - `LOAD_NOTIFY` orders paid by notification in the ingest phase (default 10000)
 //! - `LOAD_SSE` notify→SSE samples (default 300), `LOAD_SSE_IDLE` other open streams (default 100)
 //! - `LOAD_POLLER_ORDERS` open orders for the poller phase (default 10000; 0 skips it)
 //! - `LOAD_POLLER_SECS` steady-state sampling window (default 30)
@@ -124,7 +124,7 @@ async fn run() -> Result<()> {
             server.report_rss("after qr/status");
         }
         if wanted("ingest") {
-            let n = env_usize("LOAD_NOTIFY", 3000);
+            let n = env_usize("LOAD_NOTIFY", 10_000);
             ingest_phase(&server, &sessions, n).await?;
             server.report_rss("after ingest");
         }

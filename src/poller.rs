@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkout::{Checkout, STALE_CREATION};
+use crate::checkout::{Checkout, CheckoutError, PollSchedule, STALE_CREATION};
 use crate::config::Poller as PollerSettings;
 use crate::store::now_ms;
 use crate::store::orders;
@@ -31,6 +31,10 @@ pub struct Poller {
     checkout: Checkout,
     settings: PollerSettings,
     in_flight: Arc<Mutex<HashSet<Job>>>,
+    /// Answers that only moved a QR's next poll, written together at the next
+    /// tick: one transaction (and one fsync) per tick instead of one per request.
+    /// Their jobs stay in flight until then, so no QR is asked twice meanwhile.
+    schedules: Arc<Mutex<Vec<(Job, PollSchedule)>>>,
     slots: Arc<Semaphore>,
     next_start: Arc<tokio::sync::Mutex<Instant>>,
     heartbeat: Arc<AtomicI64>,
@@ -46,6 +50,7 @@ impl Poller {
             checkout,
             settings,
             in_flight: Arc::default(),
+            schedules: Arc::default(),
             slots,
             next_start: Arc::new(tokio::sync::Mutex::new(Instant::now())),
             heartbeat: Arc::new(AtomicI64::new(now_ms())),
@@ -71,15 +76,35 @@ impl Poller {
                 _ = tokio::time::sleep(tick) => {}
             }
         }
-        // Let started work finish its transaction.
+        // Let started work finish its transaction, and keep what it learnt.
         let _ = self
             .slots
             .acquire_many(self.settings.max_in_flight as u32)
             .await;
+        self.record_schedules().await;
+    }
+
+    /// Writes the schedules gathered since the last tick and frees their jobs.
+    async fn record_schedules(&self) {
+        let batch = std::mem::take(&mut *self.schedules.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            return;
+        }
+        let (jobs, polls): (Vec<Job>, Vec<PollSchedule>) = batch.into_iter().unzip();
+        if let Err(e) = self.checkout.record_polls(polls).await {
+            // Not written: those QRs are simply due again, and asked again.
+            tracing::error!(error.message = %e, "poll schedules not recorded");
+        }
+        let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for job in jobs {
+            running.remove(&job);
+        }
     }
 
     /// Finds due work and starts it (bounded); returns how many jobs started.
     pub async fn tick(&self) -> Result<usize, crate::store::StoreError> {
+        // First, so the questions below see every answer already received.
+        self.record_schedules().await;
         let now = now_ms();
         let limit = self.settings.max_in_flight * 4;
         let stale = (now - STALE_CREATION.as_millis() as i64).max(self.started_at - 1);
@@ -98,23 +123,24 @@ impl Poller {
             .await?;
         let mut started = 0;
         for o in expiries {
-            started += self.start(
-                Job::Expire(o.id),
-                move |c| async move { c.expire(&o).await },
-            );
+            started += self.start(Job::Expire(o.id), move |c| async move {
+                c.expire(&o).await.map(|()| None)
+            });
         }
         for (o, q) in refreshes {
             started += self.start(Job::Refresh(q.id), move |c| async move {
-                c.refresh(&o, &q).await
+                c.refresh(&o, &q).await.map(|()| None)
             });
         }
         for q in resumes {
             started += self.start(Job::Resume(q.id), move |c| async move {
-                c.resume_creation(&q).await
+                c.resume_creation(&q).await.map(|()| None)
             });
         }
         for q in closes {
-            started += self.start(Job::Close(q.id), move |c| async move { c.close(&q).await });
+            started += self.start(Job::Close(q.id), move |c| async move {
+                c.close(&q).await.map(|()| None)
+            });
         }
         for q in polls {
             started += self.start(Job::Poll(q.id), move |c| async move { c.poll(&q).await });
@@ -127,7 +153,7 @@ impl Poller {
     fn start<F, Fut>(&self, job: Job, work: F) -> usize
     where
         F: FnOnce(Checkout) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<(), crate::checkout::CheckoutError>> + Send,
+        Fut: std::future::Future<Output = Result<Option<PollSchedule>, CheckoutError>> + Send,
     {
         {
             let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -139,8 +165,17 @@ impl Poller {
         tokio::spawn(async move {
             if let Ok(_permit) = this.slots.clone().acquire_owned().await {
                 this.wait_for_turn().await;
-                if let Err(e) = work(this.checkout.clone()).await {
-                    tracing::warn!(?job, error.message = %e, "background job failed");
+                match work(this.checkout.clone()).await {
+                    Ok(Some(schedule)) => {
+                        // Stays in flight until the next tick writes it.
+                        this.schedules
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((job, schedule));
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(?job, error.message = %e, "background job failed"),
                 }
             }
             this.in_flight

@@ -70,27 +70,135 @@ mod tests {
     }
 }
 
-/// Each QR rendered once per size and served from memory afterwards.
+/// The QR images served from memory: each QR rendered once per size, and for
+/// each order token the QR it can be scanned with, so the hot `qr.png` path
+/// answers without the database. Entries for a token are forgotten when the
+/// hub publishes a change of that order (see `startup.rs`).
 #[derive(Default)]
 pub struct QrCache {
-    map: std::sync::Mutex<std::collections::HashMap<(String, u32), bytes::Bytes>>,
+    maps: std::sync::Mutex<Maps>,
+    /// Bumped by every `forget`: a database read that started before a change
+    /// must not be remembered after it.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Maps {
+    /// token → its scannable QR, as last read from the database.
+    current: std::collections::HashMap<String, Scannable>,
+    /// code_url → PNG per size.
+    pngs: std::collections::HashMap<String, Vec<(u32, bytes::Bytes)>>,
+}
+
+/// An order's current, scannable QR.
+#[derive(Debug, Clone)]
+pub struct Scannable {
+    pub out_trade_no: String,
+    pub code_url: String,
 }
 
 /// Enough for every open order's QR at a couple of sizes; beyond it the cache starts over.
 const CACHE_ENTRIES: usize = 20_000;
 
 impl QrCache {
+    /// The order's scannable QR and its PNG at `size`, if both are in memory.
+    pub fn cached(&self, token: &str, size: u32) -> Option<(String, bytes::Bytes)> {
+        let maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let qr = maps.current.get(token)?;
+        let png = maps
+            .pngs
+            .get(&qr.code_url)?
+            .iter()
+            .find(|(s, _)| *s == size)?
+            .1
+            .clone();
+        Some((qr.out_trade_no.clone(), png))
+    }
+
+    /// Call before reading the order from the database; pass it to `remember`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keeps what the database said, unless the order may have changed since `seen`.
+    pub fn remember(&self, token: &str, qr: Scannable, seen: u64) {
+        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        // Read under the lock `forget` takes, so no forget slips in between.
+        if self.generation() != seen {
+            return;
+        }
+        if maps.current.len() >= CACHE_ENTRIES {
+            maps.current.clear();
+        }
+        maps.current.insert(token.to_string(), qr);
+    }
+
+    /// The order changed: its QR must be read from the database again.
+    pub fn forget(&self, token: &str) {
+        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        maps.current.remove(token);
+    }
+
     pub fn get_or_render(&self, code_url: &str, size: u32) -> Result<bytes::Bytes, QrError> {
-        let key = (code_url.to_string(), size);
-        if let Some(png) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(png.clone());
+        let found = |maps: &Maps| {
+            maps.pngs
+                .get(code_url)
+                .and_then(|v| v.iter().find(|(s, _)| *s == size))
+                .map(|(_, png)| png.clone())
+        };
+        if let Some(png) = found(&self.maps.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(png);
         }
+        // Rendered outside the lock: two first requests may both render, which is harmless.
         let png = bytes::Bytes::from(render_png(code_url, size)?);
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= CACHE_ENTRIES {
-            map.clear();
+        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        if maps.pngs.len() >= CACHE_ENTRIES {
+            maps.pngs.clear();
         }
-        map.insert(key, png.clone());
+        let sizes = maps.pngs.entry(code_url.to_string()).or_default();
+        if !sizes.iter().any(|(s, _)| *s == size) {
+            sizes.push((size, png.clone()));
+        }
         Ok(png)
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn qr() -> Scannable {
+        Scannable {
+            out_trade_no: "A-1-x".into(),
+            code_url: "weixin://wxpay/bizpayurl?pr=abc".into(),
+        }
+    }
+
+    #[test]
+    fn a_remembered_qr_is_served_until_its_order_changes() {
+        let c = QrCache::default();
+        let png = c.get_or_render(&qr().code_url, DEFAULT_SIZE).unwrap();
+        c.remember("tok", qr(), c.generation());
+        let (otn, cached) = c.cached("tok", DEFAULT_SIZE).unwrap();
+        assert_eq!(otn, "A-1-x");
+        assert_eq!(cached, png);
+        assert!(
+            c.cached("tok", MAX_SIZE).is_none(),
+            "other sizes render first"
+        );
+        c.forget("tok");
+        assert!(c.cached("tok", DEFAULT_SIZE).is_none());
+    }
+
+    #[test]
+    fn a_read_overtaken_by_a_change_is_not_remembered() {
+        let c = QrCache::default();
+        c.get_or_render(&qr().code_url, DEFAULT_SIZE).unwrap();
+        let seen = c.generation();
+        c.forget("tok"); // the order changed while the request read the database
+        c.remember("tok", qr(), seen);
+        assert!(c.cached("tok", DEFAULT_SIZE).is_none());
     }
 }

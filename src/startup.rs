@@ -35,6 +35,8 @@ impl SimApp {
                 .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .configure(|cfg| sim.configure(cfg))
         })
+        // Small answers and SSE events go out at once instead of waiting on the peer's delayed ACK.
+        .tcp_nodelay(true)
         .listen(listener)?
         .workers(2)
         .shutdown_timeout(5)
@@ -147,7 +149,12 @@ impl Application {
             poll_slow: std::time::Duration::from_millis(settings.poller.slow_interval_ms),
             max_backoff: std::time::Duration::from_secs(settings.poller.max_backoff_secs),
         };
-        let checkout = Checkout::new(store, wx, Hub::new(), cfg);
+        let qr_cache = std::sync::Arc::new(crate::qr::QrCache::default());
+        let hub = {
+            let qr_cache = qr_cache.clone();
+            Hub::new().on_publish(move |token| qr_cache.forget(token))
+        };
+        let checkout = Checkout::new(store, wx, hub, cfg);
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
         let texts = i18n::texts(settings.shop.language);
         set_error_language(texts);
@@ -157,7 +164,7 @@ impl Application {
             shop_name: settings.shop.name.clone(),
             tz: settings.shop_tz(),
             max_amount: settings.checkout.max_amount(),
-            qr_cache: Default::default(),
+            qr_cache,
             limiter: LoginLimiter::default(),
             heartbeat: poller.heartbeat(),
         });
@@ -188,6 +195,9 @@ impl Application {
                     }
                 })
         })
+        // An SSE event written right after another would otherwise wait ~40 ms for the
+        // browser's delayed ACK (Nagle), and so would every small answer after a write.
+        .tcp_nodelay(true)
         .listen(listener)?
         .shutdown_timeout(5)
         .disable_signals()

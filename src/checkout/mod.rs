@@ -67,6 +67,16 @@ pub struct NewOrderInput {
     pub client_ip: String,
 }
 
+/// When to ask the gateway about a QR again, after an answer that changed nothing.
+#[derive(Debug, Clone)]
+pub struct PollSchedule {
+    pub qr_id: i64,
+    pub next_poll_at: i64,
+    /// Consecutive gateway errors (0 after an answer), for the backoff.
+    pub errors: i64,
+    pub error: Option<String>,
+}
+
 /// A notification's answer: the XML body, and whether it was SUCCESS.
 pub struct NotifyReply {
     pub success: bool,
@@ -378,9 +388,12 @@ impl Checkout {
         exp.min(ms(self.inner.cfg.max_backoff))
     }
 
-    /// One scheduled `orderquery` of an open or closing QR.
+    /// One scheduled `orderquery` of an open or closing QR. A payment or a close
+    /// is recorded at once; when the answer only means "ask again later", that
+    /// bookkeeping is returned for the caller to record (`record_polls`), so the
+    /// poller can write many at a time instead of one transaction each.
     #[tracing::instrument(skip_all, fields(out_trade_no = %qr.out_trade_no))]
-    pub async fn poll(&self, qr: &QrRow) -> Result<(), CheckoutError> {
+    pub async fn poll(&self, qr: &QrRow) -> Result<Option<PollSchedule>, CheckoutError> {
         let result = self.query(qr).await;
         let now = now_ms();
         let qr_id = qr.id;
@@ -403,48 +416,80 @@ impl Checkout {
                 if dead && qr.state == QrState::Closing {
                     self.mark_closed(qr).await?;
                 } else {
-                    let next = self.next_poll(qr, now);
-                    self.store()
-                        .write(move |tx| orders::schedule_poll(tx, qr_id, Some(next), 0, None))
-                        .await?;
+                    return Ok(Some(PollSchedule {
+                        qr_id,
+                        next_poll_at: self.next_poll(qr, now),
+                        errors: 0,
+                        error: None,
+                    }));
                 }
             }
             Err(e) => {
                 let errors = qr.errors + 1;
                 let not_exist = e.err_code() == Some(&ErrCode::OrderNotExist);
                 if not_exist && now > qr.time_expire {
-                    return self.mark_closed(qr).await;
+                    self.mark_closed(qr).await?;
+                    return Ok(None);
                 }
                 tracing::warn!(error.message = %e, errors, "orderquery failed");
-                let next = now + self.backoff(errors);
-                let msg = e.to_string();
-                self.store()
-                    .write(move |tx| {
-                        orders::schedule_poll(tx, qr_id, Some(next), errors, Some(&msg))
-                    })
-                    .await?;
+                return Ok(Some(PollSchedule {
+                    qr_id,
+                    next_poll_at: now + self.backoff(errors),
+                    errors,
+                    error: Some(e.to_string()),
+                }));
             }
         }
+        Ok(None)
+    }
+
+    /// Records when to ask about each QR next, in one transaction. Losing these
+    /// (a crash before they are written) only means asking again sooner.
+    pub async fn record_polls(&self, polls: Vec<PollSchedule>) -> Result<(), CheckoutError> {
+        if polls.is_empty() {
+            return Ok(());
+        }
+        self.store()
+            .write(move |tx| {
+                for p in &polls {
+                    orders::schedule_poll(
+                        tx,
+                        p.qr_id,
+                        Some(p.next_poll_at),
+                        p.errors,
+                        p.error.as_deref(),
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
     async fn mark_closed(&self, qr: &QrRow) -> Result<(), CheckoutError> {
         let (qr_id, order_id, version) = (qr.id, qr.order_id, qr.version);
         let now = now_ms();
-        self.store()
+        let changed = self
+            .store()
             .write(move |tx| {
-                if orders::set_qr_closed(tx, qr_id)? {
-                    orders::add_event(
-                        tx,
-                        order_id,
-                        now,
-                        "qr_closed",
-                        &format!("QR {version} closed"),
-                    )?;
+                if !orders::set_qr_closed(tx, qr_id)? {
+                    return Ok(None);
                 }
-                Ok(())
+                orders::add_event(
+                    tx,
+                    order_id,
+                    now,
+                    "qr_closed",
+                    &format!("QR {version} closed"),
+                )?;
+                Ok(Some(orders::order_by_id(tx, order_id)?.token))
             })
             .await?;
+        // The gateway may close the order's current QR (e.g. CLOSED on a poll): its
+        // image and status change, so pages and caches must hear of it.
+        if let Some(token) = changed {
+            self.hub().publish(&token);
+        }
         Ok(())
     }
 

@@ -6,7 +6,10 @@ use rusqlite::{Connection, params};
 use super::{StoreError, now_ms};
 
 /// Never edit or reorder an entry: append a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_poller_indexes.sql")),
+];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(

@@ -31,6 +31,11 @@ pub const DB_FILE: &str = "scanpay.sqlite3";
 const READERS: usize = 8;
 /// Most writes committed together: bounds how long one batch holds its callers.
 const MAX_BATCH: usize = 256;
+/// The writer leaves checkpoints to the checkpointer thread; past this many WAL
+/// pages (about 80 MB) it checkpoints itself, should that thread fall behind.
+const WRITER_AUTOCHECKPOINT: i64 = 20_000;
+/// Commits gathered into one background checkpoint.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,12 +82,18 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
 }
 
+/// Prepared statements kept per connection: the write path alone uses about 20
+/// distinct statements, and rusqlite's default of 16 would re-parse them all.
+const STATEMENT_CACHE: usize = 64;
+
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
     )?;
     Ok(())
 }
@@ -141,13 +152,23 @@ impl Store {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrations::apply(&mut writer)?;
+        // Copying the WAL back into the database (and syncing it) is done by the
+        // checkpointer's own connection, so commits do not wait behind it.
+        writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
+        let checkpointer = Connection::open(&path)?;
+        configure(&checkpointer)?;
+        let (committed, commits) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("scanpay-db-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &commits))
+            .map_err(|e| StoreError::Task(format!("cannot start the checkpointer: {e}")))?;
         let writer = Arc::new(Mutex::new(writer));
         let (queue, jobs) = mpsc::channel();
         let conn = writer.clone();
-        // The thread ends when the last `Store` clone (and so the queue's sender) is dropped.
+        // The threads end when the last `Store` clone (and so the queue's sender) is dropped.
         std::thread::Builder::new()
             .name("scanpay-db-writer".into())
-            .spawn(move || writer_loop(&conn, &jobs))
+            .spawn(move || writer_loop(&conn, &jobs, &committed))
             .map_err(|e| StoreError::Task(format!("cannot start the database writer: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -230,6 +251,7 @@ impl Store {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 c
             }
         };
@@ -253,7 +275,11 @@ impl Store {
 
 /// The writer thread: waits for a write, takes whatever else queued meanwhile
 /// (up to `MAX_BATCH`), and commits them as one transaction.
-fn writer_loop(conn: &Mutex<Connection>, jobs: &mpsc::Receiver<Box<dyn QueuedWrite>>) {
+fn writer_loop(
+    conn: &Mutex<Connection>,
+    jobs: &mpsc::Receiver<Box<dyn QueuedWrite>>,
+    committed: &mpsc::SyncSender<()>,
+) {
     let mut pending: VecDeque<Box<dyn QueuedWrite>> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -270,7 +296,27 @@ fn writer_loop(conn: &Mutex<Connection>, jobs: &mpsc::Receiver<Box<dyn QueuedWri
         }
         let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         run_batch(&mut conn, &mut pending);
+        // Full means a checkpoint is already due: nothing to add.
+        let _ = committed.try_send(());
     }
+}
+
+/// Checkpoints (PASSIVE: never waits for, nor blocks, the writer or readers)
+/// a little after commits happened; idle when nothing is written.
+fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        while commits.try_recv().is_ok() {}
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error.message = %e, "background checkpoint failed; the writer will checkpoint");
+        }
+    }
+}
+
+/// One statement from the connection's cache: savepoints are two statements per
+/// write, and parsing them each time cost as much as a small write.
+fn exec(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Runs the queued writes, each in its own savepoint, and commits once.
@@ -290,7 +336,7 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>
     let mut answers: Vec<Answer> = Vec::with_capacity(pending.len());
     let mut broken: Option<StoreError> = None;
     while let Some(job) = pending.pop_front() {
-        if let Err(e) = tx.execute_batch("SAVEPOINT scanpay_write") {
+        if let Err(e) = exec(&tx, "SAVEPOINT scanpay_write") {
             pending.push_front(job);
             broken = Some(e.into());
             break;
@@ -304,9 +350,9 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>
             Err(_) => false,
         };
         let end = if ok {
-            tx.execute_batch("RELEASE scanpay_write")
+            exec(&tx, "RELEASE scanpay_write")
         } else {
-            tx.execute_batch("ROLLBACK TO scanpay_write; RELEASE scanpay_write")
+            exec(&tx, "ROLLBACK TO scanpay_write").and_then(|()| exec(&tx, "RELEASE scanpay_write"))
         };
         // Some errors end the whole transaction; then nothing of this batch stands.
         if let Err(e) = end {

@@ -112,17 +112,13 @@ pub struct NewOrder<'a> {
 
 /// Inserts an order and returns `(id, order_no)`; the number is the day and the id.
 pub fn insert_order(tx: &Transaction<'_>, o: &NewOrder<'_>) -> Result<(i64, String), StoreError> {
-    tx.execute(
-        "INSERT INTO orders (order_no, token, amount_fen, description, cashier_id, state, created_at, expires_at)
-         VALUES (?1, ?1, ?2, ?3, ?4, 'open', ?5, ?6)",
-        params![o.token, o.amount.get(), o.description, o.cashier_id, o.now, o.expires_at],
-    )?;
+    tx.prepare_cached("INSERT INTO orders (order_no, token, amount_fen, description, cashier_id, state, created_at, expires_at)
+         VALUES (?1, ?1, ?2, ?3, ?4, 'open', ?5, ?6)")?
+        .execute(params![o.token, o.amount.get(), o.description, o.cashier_id, o.now, o.expires_at])?;
     let id = tx.last_insert_rowid();
     let order_no = format!("{}{:06}", o.day, id);
-    tx.execute(
-        "UPDATE orders SET order_no = ?1 WHERE id = ?2",
-        params![order_no, id],
-    )?;
+    tx.prepare_cached("UPDATE orders SET order_no = ?1 WHERE id = ?2")?
+        .execute(params![order_no, id])?;
     Ok((id, order_no))
 }
 
@@ -139,11 +135,10 @@ pub struct NewQr<'a> {
 
 /// Inserts a QR in state `creating` and makes it the order's current QR.
 pub fn insert_qr(tx: &Transaction<'_>, q: &NewQr<'_>) -> Result<i64, StoreError> {
-    tx.execute(
-        "INSERT INTO qrs (order_id, version, out_trade_no, state, time_start, time_expire, display_until,
+    tx.prepare_cached("INSERT INTO qrs (order_id, version, out_trade_no, state, time_start, time_expire, display_until,
                           spbill_create_ip, created_at)
-         VALUES (?1, ?2, ?3, 'creating', ?4, ?5, ?6, ?7, ?8)",
-        params![
+         VALUES (?1, ?2, ?3, 'creating', ?4, ?5, ?6, ?7, ?8)")?
+        .execute(params![
             q.order_id,
             q.version,
             q.out_trade_no,
@@ -152,68 +147,62 @@ pub fn insert_qr(tx: &Transaction<'_>, q: &NewQr<'_>) -> Result<i64, StoreError>
             q.display_until,
             q.spbill_create_ip,
             q.now
-        ],
-    )?;
+        ])?;
     let id = tx.last_insert_rowid();
-    tx.execute(
-        "UPDATE orders SET current_qr_id = ?1 WHERE id = ?2",
-        params![id, q.order_id],
-    )?;
+    tx.prepare_cached("UPDATE orders SET current_qr_id = ?1 WHERE id = ?2")?
+        .execute(params![id, q.order_id])?;
     Ok(id)
 }
 
 pub fn order_by_token(conn: &Connection, token: &str) -> Result<Option<OrderRow>, StoreError> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {ORDER_COLS} FROM orders WHERE token = ?1"),
-            [token],
-            order_row,
-        )
+        .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE token = ?1"))?
+        .query_row([token], order_row)
         .optional()?)
 }
 
 pub fn order_by_no(conn: &Connection, order_no: &str) -> Result<Option<OrderRow>, StoreError> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {ORDER_COLS} FROM orders WHERE order_no = ?1"),
-            [order_no],
-            order_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLS} FROM orders WHERE order_no = ?1"
+        ))?
+        .query_row([order_no], order_row)
         .optional()?)
 }
 
 pub fn order_by_id(conn: &Connection, id: i64) -> Result<OrderRow, StoreError> {
-    Ok(conn.query_row(
-        &format!("SELECT {ORDER_COLS} FROM orders WHERE id = ?1"),
-        [id],
-        order_row,
-    )?)
+    Ok(conn
+        .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE id = ?1"))?
+        .query_row([id], order_row)?)
 }
 
 pub fn qr_by_id(conn: &Connection, id: i64) -> Result<QrRow, StoreError> {
-    Ok(conn.query_row(
-        &format!("SELECT {QR_COLS} FROM qrs WHERE id = ?1"),
-        [id],
-        qr_row,
-    )?)
+    Ok(conn
+        .prepare_cached(&format!("SELECT {QR_COLS} FROM qrs WHERE id = ?1"))?
+        .query_row([id], qr_row)?)
 }
 
 pub fn qr_by_out_trade_no(conn: &Connection, no: &str) -> Result<Option<QrRow>, StoreError> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {QR_COLS} FROM qrs WHERE out_trade_no = ?1"),
-            [no],
-            qr_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {QR_COLS} FROM qrs WHERE out_trade_no = ?1"
+        ))?
+        .query_row([no], qr_row)
         .optional()?)
 }
 
+/// The SQL of `qrs_of_order`. No `ORDER BY`: with `order_id = ?1` it makes the
+/// bundled SQLite (STAT4) re-plan the statement on every new `order_id`, which
+/// was a quarter of the time of applying a payment; an order has a few QRs, so
+/// sorting them here costs nothing.
+const QRS_OF_ORDER: &str = "qrs WHERE order_id = ?1";
+
 pub fn qrs_of_order(conn: &Connection, order_id: i64) -> Result<Vec<QrRow>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {QR_COLS} FROM qrs WHERE order_id = ?1 ORDER BY version"
-    ))?;
+    let mut st = conn.prepare_cached(&format!("SELECT {QR_COLS} FROM {QRS_OF_ORDER}"))?;
     let rows = st.query_map([order_id], qr_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut qrs: Vec<QrRow> = rows.collect::<Result<_, _>>()?;
+    qrs.sort_by_key(|q| q.version);
+    Ok(qrs)
 }
 
 /// `creating` → `open` with the gateway's answer. False if the QR had moved on.
@@ -224,64 +213,68 @@ pub fn set_qr_open(
     code_url: &str,
     next_poll_at: i64,
 ) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE qrs SET state = 'open', prepay_id = ?2, code_url = ?3, next_poll_at = ?4,
+    Ok(tx
+        .prepare_cached(
+            "UPDATE qrs SET state = 'open', prepay_id = ?2, code_url = ?3, next_poll_at = ?4,
                         errors = 0, last_error = NULL
          WHERE id = ?1 AND state = 'creating'",
-        params![qr_id, prepay_id, code_url, next_poll_at],
-    )? == 1)
+        )?
+        .execute(params![qr_id, prepay_id, code_url, next_poll_at])?
+        == 1)
 }
 
 /// `creating` → `failed`, keeping the reason to show.
 pub fn set_qr_failed(tx: &Transaction<'_>, qr_id: i64, reason: &str) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE qrs SET state = 'failed', last_error = ?2, next_poll_at = NULL
+    Ok(tx
+        .prepare_cached(
+            "UPDATE qrs SET state = 'failed', last_error = ?2, next_poll_at = NULL
          WHERE id = ?1 AND state = 'creating'",
-        params![qr_id, reason],
-    )? == 1)
+        )?
+        .execute(params![qr_id, reason])?
+        == 1)
 }
 
 /// `failed` → `creating` again, for a retry with the same parameters.
 pub fn set_qr_retrying(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE qrs SET state = 'creating', last_error = NULL WHERE id = ?1 AND state = 'failed'",
-        params![qr_id],
-    )? == 1)
+    Ok(tx.prepare_cached("UPDATE qrs SET state = 'creating', last_error = NULL WHERE id = ?1 AND state = 'failed'")?
+        .execute(params![qr_id])? == 1)
 }
 
 /// An open (or still-creating) QR is superseded: it must be closed at the gateway.
 pub fn set_qr_closing(tx: &Transaction<'_>, qr_id: i64, now: i64) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE qrs SET state = 'closing', next_close_at = ?2, next_poll_at = COALESCE(next_poll_at, ?2)
-         WHERE id = ?1 AND state IN ('open', 'creating')",
-        params![qr_id, now],
-    )? == 1)
+    Ok(tx.prepare_cached("UPDATE qrs SET state = 'closing', next_close_at = ?2, next_poll_at = COALESCE(next_poll_at, ?2)
+         WHERE id = ?1 AND state IN ('open', 'creating')")?
+        .execute(params![qr_id, now])? == 1)
 }
 
 /// A QR in `failed` needs nothing more from the gateway.
 pub fn set_failed_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
+    Ok(tx
+        .prepare_cached(
+            "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
          WHERE id = ?1 AND state = 'failed'",
-        params![qr_id],
-    )? == 1)
+        )?
+        .execute(params![qr_id])?
+        == 1)
 }
 
 /// `closing` (or `open`) → `closed`: the gateway will never take money for it.
 pub fn set_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
+    Ok(tx
+        .prepare_cached(
+            "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
          WHERE id = ?1 AND state IN ('open', 'closing', 'creating')",
-        params![qr_id],
-    )? == 1)
+        )?
+        .execute(params![qr_id])?
+        == 1)
 }
 
 /// Any QR → `paid` (a payment is final whatever we thought of the QR).
 pub fn set_qr_paid(tx: &Transaction<'_>, qr_id: i64) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE qrs SET state = 'paid', next_poll_at = NULL, next_close_at = NULL WHERE id = ?1",
-        params![qr_id],
-    )?;
+    )?
+    .execute(params![qr_id])?;
     Ok(())
 }
 
@@ -293,12 +286,12 @@ pub fn schedule_poll(
     errors: i64,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE qrs SET next_poll_at = ?2, polls = polls + 1, errors = ?3,
                         last_error = COALESCE(?4, last_error)
          WHERE id = ?1 AND state IN ('open', 'closing')",
-        params![qr_id, next_poll_at, errors, error],
-    )?;
+    )?
+    .execute(params![qr_id, next_poll_at, errors, error])?;
     Ok(())
 }
 
@@ -309,11 +302,11 @@ pub fn schedule_close(
     next_close_at: i64,
     error: &str,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE qrs SET next_close_at = ?2, errors = errors + 1, last_error = ?3
          WHERE id = ?1 AND state = 'closing'",
-        params![qr_id, next_close_at, error],
-    )?;
+    )?
+    .execute(params![qr_id, next_close_at, error])?;
     Ok(())
 }
 
@@ -325,19 +318,23 @@ pub fn set_order_state(
     to: OrderState,
     now: i64,
 ) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE orders SET state = ?3, ended_at = ?4 WHERE id = ?1 AND state = ?2",
-        params![order_id, from, to, now],
-    )? == 1)
+    Ok(tx
+        .prepare_cached("UPDATE orders SET state = ?3, ended_at = ?4 WHERE id = ?1 AND state = ?2")?
+        .execute(params![order_id, from, to, now])?
+        == 1)
 }
+
+// The poller's questions below write their LIMIT into the SQL (it is fixed for
+// the process): bound as `LIMIT ?`, SQLite (STAT4) re-planned each statement on
+// every run, four times a second.
 
 /// Polls due now: QRs the gateway may still take money for.
 pub fn due_polls(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {QR_COLS} FROM qrs WHERE next_poll_at <= ?1 AND state IN ('open', 'closing')
-         ORDER BY next_poll_at LIMIT ?2"
+         ORDER BY next_poll_at LIMIT {limit}"
     ))?;
-    let rows = st.query_map(params![now, limit as i64], qr_row)?;
+    let rows = st.query_map(params![now], qr_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -345,9 +342,9 @@ pub fn due_polls(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>
 pub fn due_closes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {QR_COLS} FROM qrs WHERE next_close_at <= ?1 AND state = 'closing'
-         ORDER BY next_close_at LIMIT ?2"
+         ORDER BY next_close_at LIMIT {limit}"
     ))?;
-    let rows = st.query_map(params![now, limit as i64], qr_row)?;
+    let rows = st.query_map(params![now], qr_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -359,9 +356,9 @@ pub fn stale_creations(
 ) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {QR_COLS} FROM qrs WHERE state = 'creating' AND created_at <= ?1
-         ORDER BY created_at LIMIT ?2"
+         ORDER BY created_at LIMIT {limit}"
     ))?;
-    let rows = st.query_map(params![before, limit as i64], qr_row)?;
+    let rows = st.query_map(params![before], qr_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -383,11 +380,15 @@ pub fn due_refreshes(
         .collect::<Vec<_>>()
         .join(", ");
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {cols_o}, {cols_q} FROM orders o JOIN qrs q ON q.id = o.current_qr_id
-         WHERE o.state = 'open' AND q.state IN ('open', 'failed') AND q.display_until <= ?1 AND o.expires_at > ?1
-         ORDER BY q.display_until LIMIT ?2"
+        // Driven from the QRs past their screen life (index qrs_display; CROSS JOIN
+        // fixes that order), not from every open order: the number of open orders
+        // must not set the cost of a tick.
+        "SELECT {cols_o}, {cols_q} FROM qrs q CROSS JOIN orders o ON o.id = q.order_id
+         WHERE q.state IN ('open', 'failed') AND q.display_until <= ?1
+           AND o.current_qr_id = q.id AND o.state = 'open' AND o.expires_at > ?1
+         ORDER BY q.display_until LIMIT {limit}"
     ))?;
-    let rows = st.query_map(params![now, limit as i64], |r| {
+    let rows = st.query_map(params![now], |r| {
         let o = order_row(r)?;
         let q = qr_row_at(r, 15)?;
         Ok((o, q))
@@ -403,9 +404,9 @@ pub fn due_expiries(
 ) -> Result<Vec<OrderRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {ORDER_COLS} FROM orders WHERE state = 'open' AND expires_at <= ?1
-         ORDER BY expires_at LIMIT ?2"
+         ORDER BY expires_at LIMIT {limit}"
     ))?;
-    let rows = st.query_map(params![now, limit as i64], order_row)?;
+    let rows = st.query_map(params![now], order_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -443,9 +444,44 @@ pub fn events_of(conn: &Connection, order_id: i64) -> Result<Vec<EventRow>, Stor
 
 /// Keeps a QR on screen a little longer (the customer is entering the password).
 pub fn postpone_display(tx: &Transaction<'_>, qr_id: i64, until: i64) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE qrs SET display_until = ?2 WHERE id = ?1 AND state = 'open'",
-        params![qr_id, until],
-    )?;
+    tx.prepare_cached("UPDATE qrs SET display_until = ?2 WHERE id = ?1 AND state = 'open'")?
+        .execute(params![qr_id, until])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_qrs_of_an_order_are_planned_once_and_come_in_version_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO orders (id, order_no, token, amount_fen, description, state, created_at, expires_at)
+                     VALUES (1, 'a', 'a', 1, '', 'open', 0, 0), (2, 'b', 'b', 1, '', 'open', 0, 0);
+                     INSERT INTO qrs (order_id, version, out_trade_no, state, time_start, time_expire,
+                                      display_until, spbill_create_ip, created_at)
+                     VALUES (1, 2, 'x2', 'open', 0, 0, 0, '', 0), (1, 1, 'x1', 'closed', 0, 0, 0, '', 0),
+                            (2, 1, 'y1', 'open', 0, 0, 0, '', 0);",
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        store
+            .read_blocking(|c| {
+                for i in 0..10 {
+                    let id = i % 2 + 1;
+                    let versions: Vec<i64> =
+                        qrs_of_order(c, id)?.iter().map(|q| q.version).collect();
+                    assert_eq!(versions, if id == 1 { vec![1, 2] } else { vec![1] });
+                }
+                let st = c.prepare_cached(&format!("SELECT {QR_COLS} FROM {QRS_OF_ORDER}"))?;
+                assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
+                Ok(())
+            })
+            .unwrap();
+    }
 }

@@ -85,19 +85,15 @@ pub fn mark_order_paid(
     now: i64,
     late: bool,
 ) -> Result<bool, StoreError> {
-    Ok(tx.execute(
-        "UPDATE orders SET state = 'paid', paid_at = ?2, paid_qr_id = ?3, transaction_id = ?4, late = ?5
-         WHERE id = ?1 AND state != 'paid'",
-        params![order_id, now, qr_id, transaction_id, late],
-    )? == 1)
+    Ok(tx.prepare_cached("UPDATE orders SET state = 'paid', paid_at = ?2, paid_qr_id = ?3, transaction_id = ?4, late = ?5
+         WHERE id = ?1 AND state != 'paid'")?
+        .execute(params![order_id, now, qr_id, transaction_id, late])? == 1)
 }
 
 /// A further payment of a paid order: it needs a refund.
 pub fn flag_double_paid(tx: &Transaction<'_>, order_id: i64) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE orders SET double_paid = 1 WHERE id = ?1",
-        params![order_id],
-    )?;
+    tx.prepare_cached("UPDATE orders SET double_paid = 1 WHERE id = ?1")?
+        .execute(params![order_id])?;
     Ok(())
 }
 
@@ -114,16 +110,17 @@ pub fn payment_by_transaction(
     transaction_id: &str,
 ) -> Result<Option<PaymentRow>, StoreError> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {PAYMENT_COLS} FROM payments WHERE transaction_id = ?1"),
-            [transaction_id],
-            payment_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {PAYMENT_COLS} FROM payments WHERE transaction_id = ?1"
+        ))?
+        .query_row([transaction_id], payment_row)
         .optional()?)
 }
 
 pub fn count_payments(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM payments", [], |r| r.get(0))?)
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM payments")?
+        .query_row([], |r| r.get(0))?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -113,10 +113,23 @@ impl FromRequest for MaybeUser {
     }
 }
 
-/// Failed logins per client IP in a sliding window.
-#[derive(Default)]
+/// Password checks run at once, whoever asks: each argon2 check holds 19 MiB
+/// and a core, so a burst of logins must queue rather than exhaust memory.
+const MAX_CONCURRENT_HASHES: usize = 2;
+
+/// Failed logins per client IP in a sliding window, and the password-check slots.
 pub struct LoginLimiter {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter {
+            failures: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES),
+        }
+    }
 }
 
 impl LoginLimiter {
@@ -225,7 +238,11 @@ pub async fn login(
         ));
     }
     let store = state.checkout.store();
-    let user = crate::accounts::authenticate(store, form.username.trim(), &form.password).await?;
+    let user = {
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = state.limiter.hashing.acquire().await;
+        crate::accounts::authenticate(store, form.username.trim(), &form.password).await?
+    };
     let Some(user) = user else {
         state.limiter.fail(ip);
         tracing::info!(%ip, username = %form.username, "login failed");

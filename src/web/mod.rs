@@ -27,7 +27,7 @@ pub struct AppState {
     pub shop_name: String,
     pub tz: jiff::tz::TimeZone,
     pub max_amount: Fen,
-    pub qr_cache: QrCache,
+    pub qr_cache: Arc<QrCache>,
     pub limiter: auth::LoginLimiter,
     pub heartbeat: Arc<AtomicI64>,
 }

@@ -175,30 +175,55 @@ pub async fn qr_png(
     path: web::Path<String>,
     q: web::Query<SizeQuery>,
 ) -> Result<HttpResponse, WebError> {
+    let token = OrderToken::parse(&path).ok_or(WebError::NotFound)?;
+    let size = crate::qr::clamp_size(q.size);
+    // The hot path: an order's QR is shown (and re-fetched) many times while it
+    // is scannable; memory answers until the hub says the order changed.
+    if let Some((out_trade_no, png)) = state.qr_cache.cached(token.as_str(), size) {
+        return Ok(png_response(&req, &out_trade_no, size, png));
+    }
+    let seen = state.qr_cache.generation();
     let v = load(&state, &path).await?;
     let qr = v.scannable().ok_or(WebError::NotFound)?;
     let code_url = qr.code_url.as_deref().ok_or(WebError::NotFound)?;
-    let size = crate::qr::clamp_size(q.size);
-    let etag = format!("\"{}-{size}\"", qr.out_trade_no);
+    let png = state
+        .qr_cache
+        .get_or_render(code_url, size)
+        .map_err(|e| WebError::Internal(e.into()))?;
+    state.qr_cache.remember(
+        token.as_str(),
+        crate::qr::Scannable {
+            out_trade_no: qr.out_trade_no.clone(),
+            code_url: code_url.to_string(),
+        },
+        seen,
+    );
+    Ok(png_response(&req, &qr.out_trade_no, size, png))
+}
+
+/// The PNG, or 304 when the browser already has this QR at this size.
+fn png_response(
+    req: &HttpRequest,
+    out_trade_no: &str,
+    size: u32,
+    png: bytes::Bytes,
+) -> HttpResponse {
+    let etag = format!("\"{out_trade_no}-{size}\"");
     if req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.split(',').any(|e| e.trim() == etag))
     {
-        return Ok(HttpResponse::NotModified()
+        return HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
-            .finish());
+            .finish();
     }
-    let png = state
-        .qr_cache
-        .get_or_render(code_url, size)
-        .map_err(|e| WebError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("image/png")
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(png))
+        .body(png)
 }
 
 #[derive(Template)]

@@ -173,7 +173,7 @@ async fn the_order_page_fits_a_390px_phone() {
     if !browser_available() {
         return;
     }
-    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "3")]);
+    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "6")]);
     app.login_as("cashier", "cashier").await;
     let token = app
         .create_order(
@@ -184,7 +184,7 @@ async fn the_order_page_fits_a_390px_phone() {
     let driver = Driver::start().await;
     let phone = driver.session(390, 844).await;
     phone.goto(&app.url(&format!("/o/{token}"))).await;
-    phone.wait_until("the QR image", "document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0", Duration::from_secs(5)).await;
+    phone.wait_until("the QR image", "document.getElementById('order').dataset.qrState === 'open' && document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0", Duration::from_secs(5)).await;
     let m = phone
         .script(
             "const q = document.getElementById('qr').getBoundingClientRect();
@@ -210,7 +210,7 @@ async fn the_order_page_fits_a_390px_phone() {
     if let Some(dir) = screenshot_dir() {
         phone.screenshot(&dir.join("order-phone.png")).await;
     }
-    // Three seconds later the QR is replaced in place: new image, no reload.
+    // When its six seconds are over the QR is replaced in place: new image, no reload.
     phone.script("window.__notReloaded = true", json!([])).await;
     phone
         .wait_until(
@@ -227,7 +227,7 @@ async fn the_order_page_fits_a_390px_phone() {
     );
     let seconds: i64 = phone.text("#seconds").await.parse().unwrap();
     assert!(
-        (1..=3).contains(&seconds),
+        (1..=6).contains(&seconds),
         "the countdown restarted: {seconds}"
     );
     phone.quit().await;

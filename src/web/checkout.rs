@@ -29,20 +29,32 @@ struct CheckoutPage<'a> {
     description_error: Option<String>,
 }
 
-pub async fn form(state: web::Data<AppState>, user: CurrentUser) -> HttpResponse {
-    html(
-        StatusCode::OK,
-        &CheckoutPage {
+impl<'a> CheckoutPage<'a> {
+    /// The form for `user`, filled with `values` and showing `errors`.
+    fn new(
+        state: &'a AppState,
+        user: &'a CurrentUser,
+        values: (&'a str, &'a str),
+        errors: (Option<String>, Option<String>),
+    ) -> Self {
+        CheckoutPage {
             t: state.t,
             shop_name: &state.shop_name,
             username: &user.0.username,
             is_admin: user.0.role == Role::Admin,
             csrf_token: &user.0.csrf_token,
-            amount: "",
-            description: "",
-            amount_error: None,
-            description_error: None,
-        },
+            amount: values.0,
+            description: values.1,
+            amount_error: errors.0,
+            description_error: errors.1,
+        }
+    }
+}
+
+pub async fn form(state: web::Data<AppState>, user: CurrentUser) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        &CheckoutPage::new(&state, &user, ("", ""), (None, None)),
     )
 }
 
@@ -98,21 +110,10 @@ pub async fn create(
     user.check_csrf(&form.csrf_token)?;
     let valid = match validate(&form, state.max_amount, state.t) {
         Ok(v) => v,
-        Err((amount_error, description_error)) => {
-            return Ok(html(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &CheckoutPage {
-                    t: state.t,
-                    shop_name: &state.shop_name,
-                    username: &user.0.username,
-                    is_admin: user.0.role == Role::Admin,
-                    csrf_token: &user.0.csrf_token,
-                    amount: &form.amount,
-                    description: &form.description,
-                    amount_error,
-                    description_error,
-                },
-            ));
+        Err(errors) => {
+            let values = (form.amount.as_str(), form.description.as_str());
+            let page = CheckoutPage::new(&state, &user, values, errors);
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };
     let client_ip = req

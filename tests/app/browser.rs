@@ -225,6 +225,14 @@ async fn the_order_page_fits_a_390px_phone() {
             .await,
         json!(true)
     );
+    // The countdown text follows within one 250 ms tick of the swap.
+    phone
+        .wait_until(
+            "the countdown to restart",
+            "Number(document.getElementById('seconds').textContent) >= 1",
+            Duration::from_secs(2),
+        )
+        .await;
     let seconds: i64 = phone.text("#seconds").await.parse().unwrap();
     assert!(
         (1..=6).contains(&seconds),

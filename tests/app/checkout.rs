@@ -215,15 +215,7 @@ async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
         s["qr_error"].as_str().unwrap().contains("SYSTEMERROR"),
         "{s}"
     );
-    let page = app
-        .http
-        .get(app.url(&format!("/o/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
     assert!(page.contains("SYSTEMERROR") && page.contains(&format!("/o/{token}/retry")));
 
     app.set_faults("").await;
@@ -278,17 +270,13 @@ async fn only_staff_can_cancel_and_a_cancelled_qr_cannot_be_paid() {
     assert_eq!(resp.status(), 303);
     assert_eq!(app.status(&token).await["state"], "cancelled");
     // The poller closes the gateway order; then the phone cannot pay it.
-    let start = Instant::now();
-    loop {
-        if app.count("SELECT COUNT(*) FROM qrs WHERE state = 'closed'") == 1 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "QR closed at the gateway"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_count(
+        "the QR closed at the gateway",
+        "SELECT COUNT(*) FROM qrs WHERE state = 'closed'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(app.pay(&code_url).await, 410);
 }
 
@@ -311,15 +299,7 @@ async fn healthz_and_unknown_orders() {
         let resp = app.anonymous().get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
     }
-    let metrics = app
-        .anonymous()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.page(&app.anonymous(), app.url("/metrics")).await;
     assert!(metrics.contains("scanpay_payments_total 0"));
 }
 
@@ -360,15 +340,7 @@ async fn pages_speak_english_when_configured() {
         ("SCANPAY_SHOP_LANGUAGE", "en"),
         ("SCANPAY_SHOP_NAME", "Corner Café"),
     ]);
-    let login = app
-        .anonymous()
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login = app.page(&app.anonymous(), app.url("/login")).await;
     assert!(
         login.contains("lang=\"en\"") && login.contains("Sign in") && login.contains("Corner Café")
     );
@@ -377,27 +349,15 @@ async fn pages_speak_english_when_configured() {
     assert!(resp.text().await.unwrap().contains("at most two decimals"));
     let token = app.create_order("1.00", "").await;
     let page = app
-        .anonymous()
-        .get(app.url(&format!("/o/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page(&app.anonymous(), app.url(&format!("/o/{token}")))
+        .await;
     assert!(page.contains("Waiting for payment") && page.contains("Scan with WeChat to pay"));
     app.scan_and_pay(&token).await;
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
     let page = app
-        .anonymous()
-        .get(app.url(&format!("/o/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page(&app.anonymous(), app.url(&format!("/o/{token}")))
+        .await;
     assert!(page.contains(">Paid<"), "a paid order reads Paid");
     let print = app
         .anonymous()

@@ -8,21 +8,6 @@ use scanpay::wxpay::{OrderQuery, OutTradeNo, SignType, TradeState, xml};
 
 use crate::helpers::*;
 
-async fn wait_db(app: &TestApp, what: &str, sql: &str, want: i64, timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        if app.count(sql) == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out waiting for {what}: {sql} = {}",
-            app.count(sql)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicated_and_delayed_notifications_are_applied_once() {
     let app = spawn_app(&[(
@@ -34,8 +19,7 @@ async fn duplicated_and_delayed_notifications_are_applied_once() {
     app.scan_and_pay(&token).await;
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
-    wait_db(
-        &app,
+    app.wait_count(
         "all four copies",
         "SELECT COUNT(*) FROM notifications",
         4,
@@ -166,15 +150,7 @@ async fn the_gateway_down_and_back() {
         s["qr_error"].as_str().unwrap().contains("could not reach"),
         "{s}"
     );
-    let page = app
-        .http
-        .get(app.url(&format!("/o/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
     assert!(page.contains("could not reach the payment gateway"));
     assert_eq!(
         app.anonymous()
@@ -213,8 +189,7 @@ async fn killed_while_unifiedorder_is_in_flight() {
         ])
         .send();
     let pending = tokio::spawn(request);
-    wait_db(
-        &app,
+    app.wait_count(
         "the QR row written first",
         "SELECT COUNT(*) FROM qrs WHERE state = 'creating'",
         1,

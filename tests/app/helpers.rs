@@ -322,6 +322,24 @@ impl TestApp {
             .to_string()
     }
 
+    /// The body of `GET url` as `client` sees it.
+    pub async fn page(&self, client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+        client.get(url).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// Waits until `sql` (a COUNT) gives `want`.
+    pub async fn wait_count(&self, what: &str, sql: &str, want: i64, timeout: Duration) {
+        let start = Instant::now();
+        while self.count(sql) != want {
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}: {sql} = {}",
+                self.count(sql)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn status(&self, token: &str) -> serde_json::Value {
         let resp = self
             .http

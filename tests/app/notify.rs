@@ -256,15 +256,7 @@ async fn no_key_or_signature_reaches_a_log_line_or_a_page() {
         format!("/o/{token}/status"),
         "/".into(),
     ] {
-        let page = app
-            .http
-            .get(app.url(&path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.page(&app.http, app.url(&path)).await;
         assert!(
             !page.contains(DEMO_KEY) && signs.iter().all(|s| !page.contains(s.as_str())),
             "{path}"

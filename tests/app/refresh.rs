@@ -70,14 +70,8 @@ async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
     let last = s["out_trade_no"].as_str().unwrap().to_string();
     wait_gateway_closed(&app, &last).await;
     let page = app
-        .anonymous()
-        .get(app.url(&format!("/o/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page(&app.anonymous(), app.url(&format!("/o/{token}")))
+        .await;
     assert!(page.contains("已过期"));
     assert_eq!(
         app.anonymous()

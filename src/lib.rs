@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod checkout;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod gateway;
 pub mod money;
 pub mod order;
 pub mod poller;
@@ -13,5 +15,6 @@ pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod trade;
 pub mod web;
 pub mod wxpay;

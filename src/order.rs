@@ -35,6 +35,44 @@ impl fmt::Display for OrderToken {
     }
 }
 
+/// The row id of an order. Never shown to customers (they see the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId(pub i64);
+
+/// The row id of one QR (one gateway order) of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QrId(pub i64);
+
+/// The row id of a staff user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+/// The order number people read and say: the shop day and the row id
+/// (`20260101000042`). Made once, when the order is written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderNo(String);
+
+impl OrderNo {
+    pub fn new(day: &str, id: OrderId) -> Self {
+        OrderNo(format!("{day}{:06}", id.0))
+    }
+
+    /// As read back from the store or typed into the admin search.
+    pub fn from_stored(s: String) -> Self {
+        OrderNo(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What the customer and the cashier see of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,15 +146,7 @@ pub enum PaymentSource {
     Close,
 }
 
-impl PaymentSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentSource::Notify => "notify",
-            PaymentSource::Poll => "poll",
-            PaymentSource::Close => "close",
-        }
-    }
-}
+text_enum!(PaymentSource { Notify => "notify", Poll => "poll", Close => "close" });
 
 #[cfg(test)]
 mod tests {

@@ -8,22 +8,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkout::{Checkout, CheckoutError, PollSchedule, STALE_CREATION};
+use crate::checkout::{Checkout, CheckoutError, DueWork, PollSchedule};
 use crate::config::Poller as PollerSettings;
+use crate::order::{OrderId, QrId};
+// The heartbeat is wall-clock time: `/healthz` compares it with the wall clock.
 use crate::store::now_ms;
-use crate::store::orders;
 
 /// Identifies one piece of work, so a slow one is not started twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Job {
-    Expire(i64),
-    Refresh(i64),
-    Resume(i64),
-    Close(i64),
-    Poll(i64),
+    Expire(OrderId),
+    Refresh(QrId),
+    Resume(QrId),
+    Close(QrId),
+    Poll(QrId),
 }
 
 #[derive(Clone)]
@@ -46,6 +48,7 @@ pub struct Poller {
 impl Poller {
     pub fn new(checkout: Checkout, settings: PollerSettings) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_in_flight));
+        let started_at = checkout.now();
         Poller {
             checkout,
             settings,
@@ -54,7 +57,7 @@ impl Poller {
             slots,
             next_start: Arc::new(tokio::sync::Mutex::new(Instant::now())),
             heartbeat: Arc::new(AtomicI64::new(now_ms())),
-            started_at: now_ms(),
+            started_at,
         }
     }
 
@@ -103,54 +106,71 @@ impl Poller {
 
     /// Finds due work and starts it (bounded); returns how many jobs started.
     pub async fn tick(&self) -> Result<usize, crate::store::StoreError> {
+        Ok(self.start_due().await?.len())
+    }
+
+    /// For tests that move the clock: ticks and waits for what each tick started,
+    /// until a tick finds nothing new (at most `max_ticks`); returns the jobs run.
+    pub async fn run_until_idle(
+        &self,
+        max_ticks: usize,
+    ) -> Result<usize, crate::store::StoreError> {
+        let mut ran = 0;
+        for _ in 0..max_ticks {
+            let started = self.start_due().await?;
+            if started.is_empty() {
+                break;
+            }
+            ran += started.len();
+            for job in started {
+                let _ = job.await;
+            }
+        }
+        self.record_schedules().await;
+        Ok(ran)
+    }
+
+    async fn start_due(&self) -> Result<Vec<JoinHandle<()>>, crate::store::StoreError> {
         // First, so the questions below see every answer already received.
         self.record_schedules().await;
-        let now = now_ms();
         let limit = self.settings.max_in_flight * 4;
-        let stale = (now - STALE_CREATION.as_millis() as i64).max(self.started_at - 1);
-        let (expiries, refreshes, resumes, closes, polls) = self
-            .checkout
-            .store()
-            .read(move |c| {
-                Ok((
-                    orders::due_expiries(c, now, limit)?,
-                    orders::due_refreshes(c, now, limit)?,
-                    orders::stale_creations(c, stale, limit)?,
-                    orders::due_closes(c, now, limit)?,
-                    orders::due_polls(c, now, limit)?,
-                ))
-            })
-            .await?;
-        let mut started = 0;
+        let DueWork {
+            expiries,
+            refreshes,
+            resumes,
+            closes,
+            polls,
+        } = self.checkout.due_work(limit, self.started_at).await?;
+        let mut started = Vec::new();
         for o in expiries {
-            started += self.start(Job::Expire(o.id), move |c| async move {
+            started.extend(self.start(Job::Expire(o.id), move |c| async move {
                 c.expire(&o).await.map(|()| None)
-            });
+            }));
         }
         for (o, q) in refreshes {
-            started += self.start(Job::Refresh(q.id), move |c| async move {
+            started.extend(self.start(Job::Refresh(q.id), move |c| async move {
                 c.refresh(&o, &q).await.map(|()| None)
-            });
+            }));
         }
         for q in resumes {
-            started += self.start(Job::Resume(q.id), move |c| async move {
+            started.extend(self.start(Job::Resume(q.id), move |c| async move {
                 c.resume_creation(&q).await.map(|()| None)
-            });
+            }));
         }
         for q in closes {
-            started += self.start(Job::Close(q.id), move |c| async move {
+            started.extend(self.start(Job::Close(q.id), move |c| async move {
                 c.close(&q).await.map(|()| None)
-            });
+            }));
         }
         for q in polls {
-            started += self.start(Job::Poll(q.id), move |c| async move { c.poll(&q).await });
+            started.extend(self.start(Job::Poll(q.id), move |c| async move { c.poll(&q).await }));
         }
         Ok(started)
     }
 
     /// Spawns `work` unless the same job is already running; it waits for a slot
     /// and for its turn under the per-second cap.
-    fn start<F, Fut>(&self, job: Job, work: F) -> usize
+    fn start<F, Fut>(&self, job: Job, work: F) -> Option<JoinHandle<()>>
     where
         F: FnOnce(Checkout) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<PollSchedule>, CheckoutError>> + Send,
@@ -158,11 +178,11 @@ impl Poller {
         {
             let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             if !running.insert(job) {
-                return 0;
+                return None;
             }
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             if let Ok(_permit) = this.slots.clone().acquire_owned().await {
                 this.wait_for_turn().await;
                 match work(this.checkout.clone()).await {
@@ -182,8 +202,7 @@ impl Poller {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&job);
-        });
-        1
+        }))
     }
 
     /// Spaces request starts `1/max_per_sec` apart.

@@ -140,8 +140,6 @@ impl Application {
         let cfg = CheckoutConfig {
             qr_ttl: std::time::Duration::from_secs(settings.checkout.qr_ttl_secs),
             order_ttl: std::time::Duration::from_secs(settings.checkout.order_ttl_secs),
-            max_amount: settings.checkout.max_amount(),
-            notify_url,
             shop_name: settings.shop.name.clone(),
             shop_tz: settings.shop_tz(),
             poll_fast: std::time::Duration::from_millis(settings.poller.fast_interval_ms),
@@ -154,7 +152,8 @@ impl Application {
             let qr_cache = qr_cache.clone();
             Hub::new().on_publish(move |token| qr_cache.forget(token))
         };
-        let checkout = Checkout::new(store, wx, hub, cfg);
+        let gateway = std::sync::Arc::new(crate::gateway::WxPayV2::new(wx, notify_url));
+        let checkout = Checkout::new(store, gateway, hub, cfg);
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
         let texts = i18n::texts(settings.shop.language);
         set_error_language(texts);

@@ -3,20 +3,19 @@
 
 use rusqlite::Transaction;
 
+use super::gateway::PaymentFacts;
 use crate::money::Fen;
-use crate::order::{OrderState, PaymentSource};
+use crate::order::{OrderNo, OrderState, OrderToken, PaymentSource};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
 use crate::store::payments::{self, NewPayment};
+use crate::trade::OutTradeNo;
 
 /// What the gateway says was paid.
 #[derive(Debug, Clone)]
 pub struct Evidence {
-    pub out_trade_no: String,
-    pub transaction_id: String,
-    pub total_fee: Fen,
-    pub openid: Option<String>,
-    pub time_end: Option<String>,
+    pub out_trade_no: OutTradeNo,
+    pub payment: PaymentFacts,
     pub source: PaymentSource,
 }
 
@@ -25,13 +24,13 @@ pub enum ApplyOutcome {
     /// Recorded now. `late`: for a superseded QR or an ended order;
     /// `double_paid`: the order was already paid (a refund is owed).
     Applied {
-        token: String,
-        order_no: String,
+        token: OrderToken,
+        order_no: OrderNo,
         late: bool,
         double_paid: bool,
     },
     /// This transaction was recorded before: nothing changed.
-    AlreadyApplied { token: String },
+    AlreadyApplied { token: OrderToken },
     /// No QR of ours has this out_trade_no.
     UnknownOrder,
     /// The amount is not what we asked for: refused, nothing changed.
@@ -48,7 +47,7 @@ pub fn apply_payment(
         return Ok(ApplyOutcome::UnknownOrder);
     };
     let order: OrderRow = orders::order_by_id(tx, qr.order_id)?;
-    if ev.total_fee != order.amount {
+    if ev.payment.amount != order.amount {
         return Ok(ApplyOutcome::AmountMismatch {
             expected: order.amount,
         });
@@ -59,13 +58,13 @@ pub fn apply_payment(
     let inserted = payments::insert_payment(
         tx,
         &NewPayment {
-            transaction_id: &ev.transaction_id,
+            transaction_id: &ev.payment.transaction_id,
             qr_id: qr.id,
             order_id: order.id,
-            amount: ev.total_fee,
-            source: ev.source.as_str(),
-            openid: ev.openid.as_deref(),
-            time_end: ev.time_end.as_deref(),
+            amount: ev.payment.amount,
+            source: ev.source,
+            openid: ev.payment.payer.as_deref(),
+            time_end: ev.payment.paid_at.as_deref(),
             late,
             double_paid,
             now,
@@ -77,16 +76,13 @@ pub fn apply_payment(
     orders::set_qr_paid(tx, qr.id)?;
     let detail = format!(
         "{} via {} (out_trade_no {}, transaction {})",
-        ev.total_fee,
-        ev.source.as_str(),
-        ev.out_trade_no,
-        ev.transaction_id
+        ev.payment.amount, ev.source, ev.out_trade_no, ev.payment.transaction_id
     );
     if double_paid {
         payments::flag_double_paid(tx, order.id)?;
         orders::add_event(tx, order.id, now, "double_paid", &detail)?;
     } else {
-        payments::mark_order_paid(tx, order.id, qr.id, &ev.transaction_id, now, late)?;
+        payments::mark_order_paid(tx, order.id, qr.id, &ev.payment.transaction_id, now, late)?;
         orders::add_event(
             tx,
             order.id,

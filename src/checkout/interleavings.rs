@@ -6,11 +6,13 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
+use super::gateway::PaymentFacts;
 use super::transitions::{end_order, insert_planned, plan_qr, replace_current_qr};
 use crate::money::Fen;
-use crate::order::{OrderState, PaymentSource, QrState};
+use crate::order::{OrderId, OrderState, OrderToken, PaymentSource, QrId, QrState};
 use crate::store::orders::{self, NewOrder};
 use crate::store::{Store, payments};
+use crate::trade::{OutTradeNo, TransactionId};
 
 const AMOUNT: Fen = Fen::new(1250);
 const TTL: Duration = Duration::from_secs(300);
@@ -50,9 +52,9 @@ enum Gateway {
 struct World {
     store: Store,
     _dir: tempfile::TempDir,
-    order_id: i64,
+    order_id: OrderId,
     /// The gateway's view of each QR, by our QR id.
-    gateway: Vec<(i64, String, Gateway)>,
+    gateway: Vec<(QrId, OutTradeNo, Gateway)>,
     /// What the gateway reports for each payment made.
     evidence: Vec<Evidence>,
     now: i64,
@@ -66,12 +68,13 @@ impl World {
             .unwrap();
         let store = Store::open(dir.path()).unwrap();
         let now = 1_700_000_000_000;
+        let token = OrderToken::parse("0123456789abcdef0123456789abcdef").unwrap();
         let (order_id, qr) = store
             .write_blocking(|tx| {
                 let (id, no) = orders::insert_order(
                     tx,
                     &NewOrder {
-                        token: "0123456789abcdef0123456789abcdef",
+                        token: &token,
                         amount: AMOUNT,
                         description: "",
                         cashier_id: None,
@@ -107,7 +110,7 @@ impl World {
             .unwrap()
     }
 
-    fn qr_state(&self, qr_id: i64) -> QrState {
+    fn qr_state(&self, qr_id: QrId) -> QrState {
         self.store
             .read_blocking(|c| orders::qr_by_id(c, qr_id))
             .unwrap()
@@ -148,10 +151,12 @@ impl World {
                     *state = Gateway::Paid;
                     self.evidence.push(Evidence {
                         out_trade_no: no.clone(),
-                        transaction_id: format!("42000000{i:020}"),
-                        total_fee: AMOUNT,
-                        openid: None,
-                        time_end: None,
+                        payment: PaymentFacts {
+                            transaction_id: TransactionId::new(format!("42000000{i:020}")).unwrap(),
+                            amount: AMOUNT,
+                            payer: None,
+                            paid_at: None,
+                        },
                         source: PaymentSource::Notify,
                     });
                 }

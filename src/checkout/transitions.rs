@@ -6,42 +6,43 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 use rusqlite::Transaction;
 
-use crate::order::{OrderState, QrState};
+use crate::clock::ms;
+use crate::order::{OrderId, OrderNo, OrderState, QrId, QrState};
 use crate::store::StoreError;
 use crate::store::orders::{self, NewQr, OrderRow, QrRow};
+use crate::trade::OutTradeNo;
 
 /// The gateway refuses a NATIVE `time_expire` closer than 5 minutes; we add a margin
 /// and let the QR's life on screen be our own timer.
 const MIN_GATEWAY_LIFE: Duration = Duration::from_secs(5 * 60);
 pub const GATEWAY_MARGIN: Duration = Duration::from_secs(60);
 
-pub fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// The parameters of a QR's gateway order, fixed when its row is written so
 /// that sending it again sends exactly the same.
 #[derive(Debug, Clone)]
 pub struct QrPlan {
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     pub time_start: i64,
     pub time_expire: i64,
     pub display_until: i64,
-    pub spbill_create_ip: String,
+    pub client_ip: String,
 }
 
 pub fn plan_qr(
     qr_ttl: Duration,
-    order_no: &str,
+    order_no: &OrderNo,
     version: i64,
     order_expires_at: i64,
     ip: &str,
     now: i64,
 ) -> QrPlan {
-    let out_trade_no = format!(
+    // Readable (order number, version) and unique (random tail); should an order
+    // number ever grow past the 32 characters allowed, a random number still works.
+    let out_trade_no = OutTradeNo::new(format!(
         "{order_no}-{version}-{}",
         Alphanumeric.sample_string(&mut rand::rng(), 6)
-    );
+    ))
+    .unwrap_or_else(|_| OutTradeNo::random());
     // Whole seconds: the gateway's times have none smaller.
     let time_start = now - now.rem_euclid(1000);
     QrPlan {
@@ -49,14 +50,14 @@ pub fn plan_qr(
         time_start,
         time_expire: time_start + ms(qr_ttl.max(MIN_GATEWAY_LIFE) + GATEWAY_MARGIN),
         display_until: (now + ms(qr_ttl)).min(order_expires_at),
-        spbill_create_ip: ip.to_string(),
+        client_ip: ip.to_string(),
     }
 }
 
 /// Writes a planned QR (state `creating`) as the order's current QR.
 pub fn insert_planned(
     tx: &Transaction<'_>,
-    order_id: i64,
+    order_id: OrderId,
     version: i64,
     plan: &QrPlan,
     now: i64,
@@ -70,7 +71,7 @@ pub fn insert_planned(
             time_start: plan.time_start,
             time_expire: plan.time_expire,
             display_until: plan.display_until,
-            spbill_create_ip: &plan.spbill_create_ip,
+            client_ip: &plan.client_ip,
             now,
         },
     )?;
@@ -83,8 +84,8 @@ pub fn insert_planned(
 pub fn replace_current_qr(
     tx: &Transaction<'_>,
     qr_ttl: Duration,
-    order_id: i64,
-    old_id: i64,
+    order_id: OrderId,
+    old_id: QrId,
     now: i64,
     why: &str,
 ) -> Result<Option<(OrderRow, QrRow)>, StoreError> {
@@ -107,7 +108,7 @@ pub fn replace_current_qr(
         &order.order_no,
         version,
         order.expires_at,
-        &old.spbill_create_ip,
+        &old.client_ip,
         now,
     );
     let qr = insert_planned(tx, order.id, version, &plan, now)?;
@@ -129,7 +130,7 @@ pub fn replace_current_qr(
 /// have been paid or ended meanwhile).
 pub fn end_order(
     tx: &Transaction<'_>,
-    order_id: i64,
+    order_id: OrderId,
     to: OrderState,
     now: i64,
     why: &str,

@@ -18,6 +18,7 @@ pub mod orders;
 pub mod payments;
 pub mod reports;
 pub mod users;
+pub mod values;
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -381,6 +382,28 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>
             Ok(()) => Ok(()),
             Err(e) => Err(e.replicate()),
         });
+    }
+}
+
+/// A handle that can only read: what the admin's reports and the metrics get,
+/// so a read model can never write behind the domain's back.
+#[derive(Clone)]
+pub struct ReadStore(Store);
+
+impl Store {
+    pub fn read_only(&self) -> ReadStore {
+        ReadStore(self.clone())
+    }
+}
+
+impl ReadStore {
+    /// One read snapshot on a reader connection (see [`Store::read`]).
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.0.read(f).await
     }
 }
 

@@ -4,22 +4,23 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
 use crate::money::Fen;
-use crate::order::{OrderState, QrState};
+use crate::order::{OrderId, OrderNo, OrderState, OrderToken, QrId, QrState, UserId};
+use crate::trade::{OutTradeNo, TransactionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRow {
-    pub id: i64,
-    pub order_no: String,
-    pub token: String,
+    pub id: OrderId,
+    pub order_no: OrderNo,
+    pub token: OrderToken,
     pub amount: Fen,
     pub description: String,
-    pub cashier_id: Option<i64>,
+    pub cashier_id: Option<UserId>,
     pub state: OrderState,
     pub created_at: i64,
     pub expires_at: i64,
-    pub current_qr_id: Option<i64>,
+    pub current_qr_id: Option<QrId>,
     pub paid_at: Option<i64>,
-    pub transaction_id: Option<String>,
+    pub transaction_id: Option<TransactionId>,
     pub late: bool,
     pub double_paid: bool,
     pub ended_at: Option<i64>,
@@ -50,15 +51,16 @@ fn order_row(r: &Row<'_>) -> rusqlite::Result<OrderRow> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QrRow {
-    pub id: i64,
-    pub order_id: i64,
+    pub id: QrId,
+    pub order_id: OrderId,
     pub version: i64,
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     pub state: QrState,
     pub time_start: i64,
     pub time_expire: i64,
     pub display_until: i64,
-    pub spbill_create_ip: String,
+    /// The customer-facing client IP sent with the gateway order (column `spbill_create_ip`).
+    pub client_ip: String,
     pub prepay_id: Option<String>,
     pub code_url: Option<String>,
     pub created_at: i64,
@@ -87,7 +89,7 @@ fn qr_row_at(r: &Row<'_>, base: usize) -> rusqlite::Result<QrRow> {
         time_start: r.get(base + 5)?,
         time_expire: r.get(base + 6)?,
         display_until: r.get(base + 7)?,
-        spbill_create_ip: r.get(base + 8)?,
+        client_ip: r.get(base + 8)?,
         prepay_id: r.get(base + 9)?,
         code_url: r.get(base + 10)?,
         created_at: r.get(base + 11)?,
@@ -100,10 +102,10 @@ fn qr_row_at(r: &Row<'_>, base: usize) -> rusqlite::Result<QrRow> {
 }
 
 pub struct NewOrder<'a> {
-    pub token: &'a str,
+    pub token: &'a OrderToken,
     pub amount: Fen,
     pub description: &'a str,
-    pub cashier_id: Option<i64>,
+    pub cashier_id: Option<UserId>,
     pub now: i64,
     pub expires_at: i64,
     /// The creation day, `YYYYMMDD`, prefixed to the order number.
@@ -111,30 +113,33 @@ pub struct NewOrder<'a> {
 }
 
 /// Inserts an order and returns `(id, order_no)`; the number is the day and the id.
-pub fn insert_order(tx: &Transaction<'_>, o: &NewOrder<'_>) -> Result<(i64, String), StoreError> {
+pub fn insert_order(
+    tx: &Transaction<'_>,
+    o: &NewOrder<'_>,
+) -> Result<(OrderId, OrderNo), StoreError> {
     tx.prepare_cached("INSERT INTO orders (order_no, token, amount_fen, description, cashier_id, state, created_at, expires_at)
          VALUES (?1, ?1, ?2, ?3, ?4, 'open', ?5, ?6)")?
         .execute(params![o.token, o.amount.get(), o.description, o.cashier_id, o.now, o.expires_at])?;
-    let id = tx.last_insert_rowid();
-    let order_no = format!("{}{:06}", o.day, id);
+    let id = OrderId(tx.last_insert_rowid());
+    let order_no = OrderNo::new(o.day, id);
     tx.prepare_cached("UPDATE orders SET order_no = ?1 WHERE id = ?2")?
         .execute(params![order_no, id])?;
     Ok((id, order_no))
 }
 
 pub struct NewQr<'a> {
-    pub order_id: i64,
+    pub order_id: OrderId,
     pub version: i64,
-    pub out_trade_no: &'a str,
+    pub out_trade_no: &'a OutTradeNo,
     pub time_start: i64,
     pub time_expire: i64,
     pub display_until: i64,
-    pub spbill_create_ip: &'a str,
+    pub client_ip: &'a str,
     pub now: i64,
 }
 
 /// Inserts a QR in state `creating` and makes it the order's current QR.
-pub fn insert_qr(tx: &Transaction<'_>, q: &NewQr<'_>) -> Result<i64, StoreError> {
+pub fn insert_qr(tx: &Transaction<'_>, q: &NewQr<'_>) -> Result<QrId, StoreError> {
     tx.prepare_cached("INSERT INTO qrs (order_id, version, out_trade_no, state, time_start, time_expire, display_until,
                           spbill_create_ip, created_at)
          VALUES (?1, ?2, ?3, 'creating', ?4, ?5, ?6, ?7, ?8)")?
@@ -145,16 +150,19 @@ pub fn insert_qr(tx: &Transaction<'_>, q: &NewQr<'_>) -> Result<i64, StoreError>
             q.time_start,
             q.time_expire,
             q.display_until,
-            q.spbill_create_ip,
+            q.client_ip,
             q.now
         ])?;
-    let id = tx.last_insert_rowid();
+    let id = QrId(tx.last_insert_rowid());
     tx.prepare_cached("UPDATE orders SET current_qr_id = ?1 WHERE id = ?2")?
         .execute(params![id, q.order_id])?;
     Ok(id)
 }
 
-pub fn order_by_token(conn: &Connection, token: &str) -> Result<Option<OrderRow>, StoreError> {
+pub fn order_by_token(
+    conn: &Connection,
+    token: &OrderToken,
+) -> Result<Option<OrderRow>, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE token = ?1"))?
         .query_row([token], order_row)
@@ -170,19 +178,19 @@ pub fn order_by_no(conn: &Connection, order_no: &str) -> Result<Option<OrderRow>
         .optional()?)
 }
 
-pub fn order_by_id(conn: &Connection, id: i64) -> Result<OrderRow, StoreError> {
+pub fn order_by_id(conn: &Connection, id: OrderId) -> Result<OrderRow, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {ORDER_COLS} FROM orders WHERE id = ?1"))?
         .query_row([id], order_row)?)
 }
 
-pub fn qr_by_id(conn: &Connection, id: i64) -> Result<QrRow, StoreError> {
+pub fn qr_by_id(conn: &Connection, id: QrId) -> Result<QrRow, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {QR_COLS} FROM qrs WHERE id = ?1"))?
         .query_row([id], qr_row)?)
 }
 
-pub fn qr_by_out_trade_no(conn: &Connection, no: &str) -> Result<Option<QrRow>, StoreError> {
+pub fn qr_by_out_trade_no(conn: &Connection, no: &OutTradeNo) -> Result<Option<QrRow>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {QR_COLS} FROM qrs WHERE out_trade_no = ?1"
@@ -197,7 +205,7 @@ pub fn qr_by_out_trade_no(conn: &Connection, no: &str) -> Result<Option<QrRow>, 
 /// sorting them here costs nothing.
 const QRS_OF_ORDER: &str = "qrs WHERE order_id = ?1";
 
-pub fn qrs_of_order(conn: &Connection, order_id: i64) -> Result<Vec<QrRow>, StoreError> {
+pub fn qrs_of_order(conn: &Connection, order_id: OrderId) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!("SELECT {QR_COLS} FROM {QRS_OF_ORDER}"))?;
     let rows = st.query_map([order_id], qr_row)?;
     let mut qrs: Vec<QrRow> = rows.collect::<Result<_, _>>()?;
@@ -208,7 +216,7 @@ pub fn qrs_of_order(conn: &Connection, order_id: i64) -> Result<Vec<QrRow>, Stor
 /// `creating` → `open` with the gateway's answer. False if the QR had moved on.
 pub fn set_qr_open(
     tx: &Transaction<'_>,
-    qr_id: i64,
+    qr_id: QrId,
     prepay_id: &str,
     code_url: &str,
     next_poll_at: i64,
@@ -224,7 +232,7 @@ pub fn set_qr_open(
 }
 
 /// `creating` → `failed`, keeping the reason to show.
-pub fn set_qr_failed(tx: &Transaction<'_>, qr_id: i64, reason: &str) -> Result<bool, StoreError> {
+pub fn set_qr_failed(tx: &Transaction<'_>, qr_id: QrId, reason: &str) -> Result<bool, StoreError> {
     Ok(tx
         .prepare_cached(
             "UPDATE qrs SET state = 'failed', last_error = ?2, next_poll_at = NULL
@@ -234,21 +242,15 @@ pub fn set_qr_failed(tx: &Transaction<'_>, qr_id: i64, reason: &str) -> Result<b
         == 1)
 }
 
-/// `failed` → `creating` again, for a retry with the same parameters.
-pub fn set_qr_retrying(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
-    Ok(tx.prepare_cached("UPDATE qrs SET state = 'creating', last_error = NULL WHERE id = ?1 AND state = 'failed'")?
-        .execute(params![qr_id])? == 1)
-}
-
 /// An open (or still-creating) QR is superseded: it must be closed at the gateway.
-pub fn set_qr_closing(tx: &Transaction<'_>, qr_id: i64, now: i64) -> Result<bool, StoreError> {
+pub fn set_qr_closing(tx: &Transaction<'_>, qr_id: QrId, now: i64) -> Result<bool, StoreError> {
     Ok(tx.prepare_cached("UPDATE qrs SET state = 'closing', next_close_at = ?2, next_poll_at = COALESCE(next_poll_at, ?2)
          WHERE id = ?1 AND state IN ('open', 'creating')")?
         .execute(params![qr_id, now])? == 1)
 }
 
 /// A QR in `failed` needs nothing more from the gateway.
-pub fn set_failed_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
+pub fn set_failed_qr_closed(tx: &Transaction<'_>, qr_id: QrId) -> Result<bool, StoreError> {
     Ok(tx
         .prepare_cached(
             "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
@@ -259,7 +261,7 @@ pub fn set_failed_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, St
 }
 
 /// `closing` (or `open`) → `closed`: the gateway will never take money for it.
-pub fn set_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreError> {
+pub fn set_qr_closed(tx: &Transaction<'_>, qr_id: QrId) -> Result<bool, StoreError> {
     Ok(tx
         .prepare_cached(
             "UPDATE qrs SET state = 'closed', next_poll_at = NULL, next_close_at = NULL
@@ -270,7 +272,7 @@ pub fn set_qr_closed(tx: &Transaction<'_>, qr_id: i64) -> Result<bool, StoreErro
 }
 
 /// Any QR → `paid` (a payment is final whatever we thought of the QR).
-pub fn set_qr_paid(tx: &Transaction<'_>, qr_id: i64) -> Result<(), StoreError> {
+pub fn set_qr_paid(tx: &Transaction<'_>, qr_id: QrId) -> Result<(), StoreError> {
     tx.prepare_cached(
         "UPDATE qrs SET state = 'paid', next_poll_at = NULL, next_close_at = NULL WHERE id = ?1",
     )?
@@ -281,7 +283,7 @@ pub fn set_qr_paid(tx: &Transaction<'_>, qr_id: i64) -> Result<(), StoreError> {
 /// Records a poll's outcome and when to ask next (`None`: never).
 pub fn schedule_poll(
     tx: &Transaction<'_>,
-    qr_id: i64,
+    qr_id: QrId,
     next_poll_at: Option<i64>,
     errors: i64,
     error: Option<&str>,
@@ -298,7 +300,7 @@ pub fn schedule_poll(
 /// A close that did not go through is tried again at `next_close_at`.
 pub fn schedule_close(
     tx: &Transaction<'_>,
-    qr_id: i64,
+    qr_id: QrId,
     next_close_at: i64,
     error: &str,
 ) -> Result<(), StoreError> {
@@ -313,7 +315,7 @@ pub fn schedule_close(
 /// Moves an order between states; false if it was not in `from`.
 pub fn set_order_state(
     tx: &Transaction<'_>,
-    order_id: i64,
+    order_id: OrderId,
     from: OrderState,
     to: OrderState,
     now: i64,
@@ -419,7 +421,7 @@ pub struct EventRow {
 
 pub fn add_event(
     tx: &Transaction<'_>,
-    order_id: i64,
+    order_id: OrderId,
     now: i64,
     kind: &str,
     detail: &str,
@@ -429,7 +431,7 @@ pub fn add_event(
     Ok(())
 }
 
-pub fn events_of(conn: &Connection, order_id: i64) -> Result<Vec<EventRow>, StoreError> {
+pub fn events_of(conn: &Connection, order_id: OrderId) -> Result<Vec<EventRow>, StoreError> {
     let mut st =
         conn.prepare_cached("SELECT at, kind, detail FROM events WHERE order_id = ?1 ORDER BY id")?;
     let rows = st.query_map([order_id], |r| {
@@ -443,7 +445,7 @@ pub fn events_of(conn: &Connection, order_id: i64) -> Result<Vec<EventRow>, Stor
 }
 
 /// Keeps a QR on screen a little longer (the customer is entering the password).
-pub fn postpone_display(tx: &Transaction<'_>, qr_id: i64, until: i64) -> Result<(), StoreError> {
+pub fn postpone_display(tx: &Transaction<'_>, qr_id: QrId, until: i64) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE qrs SET display_until = ?2 WHERE id = ?1 AND state = 'open'")?
         .execute(params![qr_id, until])?;
     Ok(())
@@ -474,8 +476,10 @@ mod tests {
             .read_blocking(|c| {
                 for i in 0..10 {
                     let id = i % 2 + 1;
-                    let versions: Vec<i64> =
-                        qrs_of_order(c, id)?.iter().map(|q| q.version).collect();
+                    let versions: Vec<i64> = qrs_of_order(c, OrderId(id))?
+                        .iter()
+                        .map(|q| q.version)
+                        .collect();
                     assert_eq!(versions, if id == 1 { vec![1, 2] } else { vec![1] });
                 }
                 let st = c.prepare_cached(&format!("SELECT {QR_COLS} FROM {QRS_OF_ORDER}"))?;

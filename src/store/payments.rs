@@ -1,18 +1,20 @@
 //! Payments (one row per gateway transaction) and the notification log.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, Row, Transaction, params};
 
 use super::StoreError;
 use crate::money::Fen;
+use crate::order::{OrderId, PaymentSource, QrId};
+use crate::trade::TransactionId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRow {
     pub id: i64,
-    pub transaction_id: String,
-    pub qr_id: i64,
-    pub order_id: i64,
+    pub transaction_id: TransactionId,
+    pub qr_id: QrId,
+    pub order_id: OrderId,
     pub amount: Fen,
-    pub source: String,
+    pub source: PaymentSource,
     pub openid: Option<String>,
     pub time_end: Option<String>,
     pub late: bool,
@@ -39,11 +41,11 @@ fn payment_row(r: &Row<'_>) -> rusqlite::Result<PaymentRow> {
 const PAYMENT_COLS: &str = "id, transaction_id, qr_id, order_id, amount_fen, source, openid, time_end, late, double_paid, created_at";
 
 pub struct NewPayment<'a> {
-    pub transaction_id: &'a str,
-    pub qr_id: i64,
-    pub order_id: i64,
+    pub transaction_id: &'a TransactionId,
+    pub qr_id: QrId,
+    pub order_id: OrderId,
     pub amount: Fen,
-    pub source: &'a str,
+    pub source: PaymentSource,
     pub openid: Option<&'a str>,
     pub time_end: Option<&'a str>,
     pub late: bool,
@@ -79,9 +81,9 @@ pub fn insert_payment(tx: &Transaction<'_>, p: &NewPayment<'_>) -> Result<bool, 
 /// The order's first payment: it becomes paid.
 pub fn mark_order_paid(
     tx: &Transaction<'_>,
-    order_id: i64,
-    qr_id: i64,
-    transaction_id: &str,
+    order_id: OrderId,
+    qr_id: QrId,
+    transaction_id: &TransactionId,
     now: i64,
     late: bool,
 ) -> Result<bool, StoreError> {
@@ -91,36 +93,18 @@ pub fn mark_order_paid(
 }
 
 /// A further payment of a paid order: it needs a refund.
-pub fn flag_double_paid(tx: &Transaction<'_>, order_id: i64) -> Result<(), StoreError> {
+pub fn flag_double_paid(tx: &Transaction<'_>, order_id: OrderId) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE orders SET double_paid = 1 WHERE id = ?1")?
         .execute(params![order_id])?;
     Ok(())
 }
 
-pub fn payments_of(conn: &Connection, order_id: i64) -> Result<Vec<PaymentRow>, StoreError> {
+pub fn payments_of(conn: &Connection, order_id: OrderId) -> Result<Vec<PaymentRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {PAYMENT_COLS} FROM payments WHERE order_id = ?1 ORDER BY id"
     ))?;
     let rows = st.query_map([order_id], payment_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn payment_by_transaction(
-    conn: &Connection,
-    transaction_id: &str,
-) -> Result<Option<PaymentRow>, StoreError> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {PAYMENT_COLS} FROM payments WHERE transaction_id = ?1"
-        ))?
-        .query_row([transaction_id], payment_row)
-        .optional()?)
-}
-
-pub fn count_payments(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM payments")?
-        .query_row([], |r| r.get(0))?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +138,7 @@ pub fn log_notification(conn: &Connection, n: &NotificationRow) -> Result<(), St
 /// Notifications that named one of an order's QRs, oldest first.
 pub fn notifications_of_order(
     conn: &Connection,
-    order_id: i64,
+    order_id: OrderId,
 ) -> Result<Vec<NotificationRow>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT received_at, remote_addr, out_trade_no, transaction_id, verified, outcome, body

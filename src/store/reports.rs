@@ -457,21 +457,21 @@ mod tests {
 
     /// Records an order with one QR, paid at `paid_at` unless `None`; returns `(id, order_no)`.
     fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, String) {
-        let token = crate::order::OrderToken::generate().to_string();
+        let token = crate::order::OrderToken::generate();
         let (id, order_no) = orders::insert_order(
             tx,
             &NewOrder {
                 token: &token,
                 amount: Fen::new(s.amount),
                 description: s.description,
-                cashier_id: s.cashier,
+                cashier_id: s.cashier.map(crate::order::UserId),
                 now: 0,
                 expires_at: 1,
                 day: "20240601",
             },
         )
         .unwrap();
-        let out_trade_no = format!("{order_no}-1-abc");
+        let out_trade_no = crate::trade::OutTradeNo::new(format!("{order_no}-1-abc")).unwrap();
         let qr_id = orders::insert_qr(
             tx,
             &NewQr {
@@ -481,18 +481,19 @@ mod tests {
                 time_start: 0,
                 time_expire: 1,
                 display_until: 1,
-                spbill_create_ip: "127.0.0.1",
+                client_ip: "127.0.0.1",
                 now: 0,
             },
         )
         .unwrap();
         if let Some(at) = s.paid_at {
             let at = ms(at);
-            let txid = if s.transaction_id.is_empty() {
+            let txid = crate::trade::TransactionId::new(if s.transaction_id.is_empty() {
                 format!("TX{order_no}")
             } else {
                 s.transaction_id.to_string()
-            };
+            })
+            .unwrap();
             payments::insert_payment(
                 tx,
                 &NewPayment {
@@ -500,7 +501,7 @@ mod tests {
                     qr_id,
                     order_id: id,
                     amount: Fen::new(s.amount),
-                    source: "notify",
+                    source: crate::order::PaymentSource::Notify,
                     openid: None,
                     time_end: None,
                     late: s.late,
@@ -511,7 +512,7 @@ mod tests {
             .unwrap();
             payments::mark_order_paid(tx, id, qr_id, &txid, at, s.late).unwrap();
         }
-        (id, order_no)
+        (id.0, order_no.to_string())
     }
 
     fn store() -> (tempfile::TempDir, Store) {
@@ -733,10 +734,10 @@ mod tests {
                 )?;
                 let qr2 = tx.last_insert_rowid();
                 payments::insert_payment(tx, &NewPayment {
-                    transaction_id: "4200000099", qr_id: qr2, order_id: c.0, amount: Fen::new(500),
-                    source: "poll", openid: None, time_end: None, late: false, double_paid: true, now: ms("2024-06-01T06:00:00Z"),
+                    transaction_id: &crate::trade::TransactionId::new("4200000099").unwrap(), qr_id: crate::order::QrId(qr2), order_id: crate::order::OrderId(c.0), amount: Fen::new(500),
+                    source: crate::order::PaymentSource::Poll, openid: None, time_end: None, late: false, double_paid: true, now: ms("2024-06-01T06:00:00Z"),
                 })?;
-                payments::flag_double_paid(tx, c.0)?;
+                payments::flag_double_paid(tx, crate::order::OrderId(c.0))?;
                 Ok((a, b, (c.0, c.1, ann)))
             })
             .unwrap();
@@ -840,7 +841,7 @@ mod tests {
             .read_blocking(|conn| order_detail(conn, &c_no))
             .unwrap()
             .unwrap();
-        assert_eq!(d.order.id, c_id);
+        assert_eq!(d.order.id, crate::order::OrderId(c_id));
         assert_eq!(d.cashier.as_deref(), Some("ann"));
         assert_eq!(d.qrs.len(), 2);
         assert_eq!(d.payments.len(), 2);

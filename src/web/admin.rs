@@ -18,7 +18,7 @@ use super::AppState;
 use super::auth::CurrentUser;
 use super::error::{WebError, urlencode};
 use super::i18n::Texts;
-use crate::checkout::to_timestamp;
+use crate::clock::to_timestamp;
 use crate::money::Fen;
 use crate::order::{OrderState, QrState};
 use crate::render::html;

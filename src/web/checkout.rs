@@ -125,7 +125,7 @@ pub async fn create(
         .create_order(NewOrderInput {
             amount: valid.amount,
             description: valid.description,
-            cashier_id: Some(user.0.user_id),
+            cashier_id: Some(crate::order::UserId(user.0.user_id)),
             client_ip,
         })
         .await?;

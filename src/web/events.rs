@@ -25,7 +25,7 @@ pub async fn stream(
 ) -> Result<HttpResponse, WebError> {
     let token = path.into_inner();
     // Subscribe before reading, so no change between the read and the stream is missed.
-    let mut changes = state.checkout.hub().subscribe();
+    let mut changes = state.checkout.subscribe();
     let first = load(&state, &token).await?;
     let mut last =
         serde_json::to_string(&first.status()).map_err(|e| WebError::Internal(e.into()))?;

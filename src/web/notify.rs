@@ -1,8 +1,12 @@
-//! `POST /wxpay/notify`: the gateway's payment notification; XML in, XML out.
+//! `POST /wxpay/notify`: the gateway's notification, handed to the domain as it
+//! came (exact body and headers); the protocol behind the seam reads it once
+//! and writes the answer.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
+use crate::checkout::gateway::NotifyRequest;
 
 pub async fn receive(
     req: HttpRequest,
@@ -10,8 +14,21 @@ pub async fn receive(
     body: web::Bytes,
 ) -> HttpResponse {
     let remote = req.peer_addr().map(|a| a.ip().to_string());
-    let reply = state.checkout.handle_notification(&body, remote).await;
-    HttpResponse::Ok()
-        .content_type("text/xml; charset=utf-8")
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let notification = NotifyRequest {
+        body: &body,
+        headers: &headers,
+    };
+    let reply = state
+        .checkout
+        .handle_notification(&notification, remote)
+        .await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type(reply.content_type)
         .body(reply.body)
 }

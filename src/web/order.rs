@@ -9,16 +9,10 @@ use super::AppState;
 use super::auth::{CsrfForm, CurrentUser, MaybeUser};
 use super::error::WebError;
 use super::i18n::Texts;
-use crate::checkout::{seconds_until, to_timestamp};
-use crate::order::{OrderState, OrderToken, QrState};
+use crate::checkout::OrderView;
+use crate::clock::to_timestamp;
+use crate::order::{OrderState, OrderToken};
 use crate::render::html;
-use crate::store::orders::{self, OrderRow, QrRow};
-
-/// An order with its current QR, as every page of it needs.
-pub struct OrderView {
-    pub order: OrderRow,
-    pub qr: Option<QrRow>,
-}
 
 /// `GET /o/{token}/status`, also each SSE event's data.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -37,25 +31,10 @@ pub struct Status {
     pub double_paid: bool,
 }
 
+/// The order behind a link, through the domain; junk tokens never reach a query.
 pub async fn load(state: &AppState, token: &str) -> Result<OrderView, WebError> {
-    let token = OrderToken::parse(token)
-        .ok_or(WebError::NotFound)?
-        .to_string();
-    state
-        .checkout
-        .store()
-        .read(move |c| {
-            let Some(order) = orders::order_by_token(c, &token)? else {
-                return Ok(None);
-            };
-            let qr = order
-                .current_qr_id
-                .map(|id| orders::qr_by_id(c, id))
-                .transpose()?;
-            Ok(Some(OrderView { order, qr }))
-        })
-        .await?
-        .ok_or(WebError::NotFound)
+    let token = OrderToken::parse(token).ok_or(WebError::NotFound)?;
+    Ok(state.checkout.order_view(&token).await?)
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -63,37 +42,27 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl OrderView {
+    /// What `/status` and each SSE event say of the order.
     pub fn status(&self) -> Status {
-        let o = &self.order;
+        let v = self;
+        let o = &v.order;
         Status {
             state: o.state,
             amount_fen: o.amount.get(),
-            order_no: o.order_no.clone(),
-            out_trade_no: self.qr.as_ref().map(|q| q.out_trade_no.clone()),
-            qr_version: self.qr.as_ref().map(|q| q.version),
-            qr_expires_at: self.qr.as_ref().map(|q| rfc3339(q.display_until)),
+            order_no: o.order_no.to_string(),
+            out_trade_no: v.qr.as_ref().map(|q| q.out_trade_no.to_string()),
+            qr_version: v.qr.as_ref().map(|q| q.version),
+            qr_expires_at: v.qr.as_ref().map(|q| rfc3339(q.display_until)),
             paid_at: o.paid_at.map(rfc3339),
-            qr_state: self.qr.as_ref().map(|q| q.state.as_str()),
-            qr_error: self
+            qr_state: v.qr.as_ref().map(|q| q.state.as_str()),
+            qr_error: v
                 .qr
                 .as_ref()
                 .and_then(|q| q.last_error.clone())
-                .filter(|_| self.qr_failed()),
+                .filter(|_| v.qr_failed()),
             late: o.late,
             double_paid: o.double_paid,
         }
-    }
-
-    /// The QR the customer can scan now, if any.
-    pub fn scannable(&self) -> Option<&QrRow> {
-        self.qr.as_ref().filter(|q| {
-            self.order.state == OrderState::Open && q.state == QrState::Open && q.code_url.is_some()
-        })
-    }
-
-    pub fn qr_failed(&self) -> bool {
-        self.order.state == OrderState::Open
-            && self.qr.as_ref().is_some_and(|q| q.state == QrState::Failed)
     }
 }
 
@@ -141,7 +110,7 @@ pub async fn page(
         token: &path,
         state: state_text(state.t, v.order.state),
         amount: v.order.amount.to_string(),
-        seconds_left: qr.map(|q| seconds_until(q.display_until)).unwrap_or(0),
+        seconds_left: qr.map(|q| v.seconds_until(q.display_until)).unwrap_or(0),
         qr_version: qr.map(|q| q.version).unwrap_or(0),
         paid_at: v
             .order
@@ -193,12 +162,12 @@ pub async fn qr_png(
     state.qr_cache.remember(
         token.as_str(),
         crate::qr::Scannable {
-            out_trade_no: qr.out_trade_no.clone(),
+            out_trade_no: qr.out_trade_no.to_string(),
             code_url: code_url.to_string(),
         },
         seen,
     );
-    Ok(png_response(&req, &qr.out_trade_no, size, png))
+    Ok(png_response(&req, qr.out_trade_no.as_str(), size, png))
 }
 
 /// The PNG, or 304 when the browser already has this QR at this size.

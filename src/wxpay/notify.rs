@@ -42,12 +42,45 @@ pub enum NotifyError {
     Field(&'static str),
 }
 
+/// Longest notification body kept in the log.
+pub const MAX_LOGGED_BODY: usize = 4096;
+
 /// Reads and verifies a notification body: XML, signature over all fields,
 /// our appid and mch_id, and the fields a payment needs.
 pub fn verify(body: &[u8], merchant: &Merchant) -> Result<(Fields, Notice), NotifyError> {
     let fields = xml::from_xml(body)?;
     let notice = verify_fields(&fields, merchant)?;
     Ok((fields, notice))
+}
+
+/// Reads a notification once: what it says (verified), and the body as it may
+/// be kept in the log (signature removed, capped at [`MAX_LOGGED_BODY`]).
+pub fn read(body: &[u8], merchant: &Merchant) -> (Result<Notice, NotifyError>, String) {
+    match xml::from_xml(body) {
+        Ok(mut fields) => {
+            let notice = verify_fields(&fields, merchant);
+            if fields.get("sign").is_some() {
+                fields.set("sign", "[REDACTED]");
+            }
+            let mut logged = xml::to_xml(&fields);
+            logged.truncate(logged.floor_char_boundary(MAX_LOGGED_BODY));
+            (notice, logged)
+        }
+        Err(e) => (Err(e.into()), loggable_raw(body)),
+    }
+}
+
+/// An unreadable body, capped, with anything that looks like a signature removed.
+fn loggable_raw(body: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(&body[..body.len().min(MAX_LOGGED_BODY)]).into_owned();
+    if let Some(start) = s.find("<sign>") {
+        let end = s[start..]
+            .find("</sign>")
+            .map(|e| start + e + "</sign>".len())
+            .unwrap_or(s.len());
+        s.replace_range(start..end, "<sign>[REDACTED]</sign>");
+    }
+    s
 }
 
 fn verify_fields(fields: &Fields, merchant: &Merchant) -> Result<Notice, NotifyError> {
@@ -212,6 +245,26 @@ mod tests {
             verify(b"<!DOCTYPE x><xml></xml>", &m),
             Err(NotifyError::Xml(XmlError::Doctype))
         ));
+    }
+
+    #[test]
+    fn read_parses_once_and_keeps_no_signature() {
+        let m = merchant();
+        let fields = build(&notice(), &m, SignType::Md5, "nonce", None);
+        let sign = fields.get("sign").unwrap().to_string();
+        let (n, logged) = read(xml::to_xml(&fields).as_bytes(), &m);
+        assert_eq!(n.unwrap(), Notice::Paid(notice()));
+        assert!(
+            logged.contains("[REDACTED]") && !logged.contains(&sign),
+            "{logged}"
+        );
+        assert!(logged.contains("SP20260101A"));
+
+        let junk = format!("<xml><sign>SECRET</sign>{}", "x".repeat(10_000));
+        let (n, logged) = read(junk.as_bytes(), &m);
+        assert!(n.is_err());
+        assert!(!logged.contains("SECRET"));
+        assert!(logged.len() <= MAX_LOGGED_BODY + "[REDACTED]".len());
     }
 
     #[test]

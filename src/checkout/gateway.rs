@@ -1,0 +1,193 @@
+//! The gateway seam: what the checkout needs from a payment gateway, said in
+//! the shop's terms (amounts in `Fen`, states as enums, ids as types). Each
+//! protocol implements [`Gateway`] in `crate::gateway`; nothing in `checkout/`
+//! knows XML, JSON, signatures or a protocol's field names.
+//!
+//! Failures keep the levels every WeChat Pay protocol has: the request did not
+//! get a usable answer (transport), the answer could not be believed, the
+//! request was refused (protocol), or the operation failed (business).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use jiff::Timestamp;
+
+use crate::money::Fen;
+use crate::order::OrderNo;
+use crate::trade::{OutTradeNo, TransactionId};
+
+/// The future a gateway call returns (boxed, so the gateway can be chosen at start-up).
+pub type GatewayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'a>>;
+
+/// One payment gateway: a protocol, a merchant and where the gateway is.
+pub trait Gateway: Send + Sync + 'static {
+    /// Asks for a payable code (the QR's content) for one trade number. Sent
+    /// again with identical parameters when the outcome is unknown.
+    fn create_code<'a>(&'a self, req: &'a CodeRequest) -> GatewayFuture<'a, PayableCode>;
+    /// What the gateway knows of one trade number now.
+    fn query<'a>(&'a self, out_trade_no: &'a OutTradeNo) -> GatewayFuture<'a, TradeStatus>;
+    /// Makes a trade number unpayable.
+    fn close<'a>(&'a self, out_trade_no: &'a OutTradeNo) -> GatewayFuture<'a, ()>;
+    /// Reads and verifies one notification the gateway sent us, parsing it once.
+    fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification;
+    /// The protocol's answer to a notification, for what the checkout decided.
+    fn notify_reply(&self, ack: Ack) -> NotifyReply;
+}
+
+/// The longest description the gateways take (v2 `body`: 128 bytes), cut on a
+/// character boundary.
+pub const MAX_DESCRIPTION_BYTES: usize = 128;
+
+/// A new payable code: everything is fixed when the QR row is written, so that
+/// sending it again sends exactly the same.
+#[derive(Debug, Clone)]
+pub struct CodeRequest {
+    pub out_trade_no: OutTradeNo,
+    /// What the customer sees in WeChat ("shop-description", cut to the limit).
+    pub description: String,
+    pub amount: Fen,
+    pub client_ip: String,
+    pub time_start: Timestamp,
+    pub time_expire: Timestamp,
+    pub order_no: OrderNo,
+}
+
+/// The gateway's answer to [`Gateway::create_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayableCode {
+    /// What the QR encodes.
+    pub code_url: String,
+    /// The gateway's own id of the prepared payment, kept for support.
+    pub prepay_id: String,
+}
+
+/// What the gateway reports about a payment it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFacts {
+    pub transaction_id: TransactionId,
+    pub amount: Fen,
+    /// The payer's id at this merchant (openid), if the gateway says.
+    pub payer: Option<String>,
+    /// When the gateway says it was paid, as it wrote it.
+    pub paid_at: Option<String>,
+}
+
+/// A trade number's state at the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TradeStatus {
+    /// Money was taken (a later refund does not undo the receipt).
+    Paid(PaymentFacts),
+    /// Not paid; still payable until its expiry.
+    NotPaid,
+    /// The customer is confirming right now: never pull the code at this moment.
+    Paying,
+    /// It will never be paid: closed, revoked, or the payment failed.
+    Closed,
+    /// Not final and not known to us (e.g. a state this version does not know): ask again.
+    Pending(String),
+}
+
+/// Why a gateway call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// No usable answer: connection, timeout, an HTTP error status.
+    #[error("could not reach the payment gateway: {0}")]
+    Transport(String),
+    /// An answer came but cannot be believed: unreadable, badly signed, another merchant's.
+    #[error("the payment gateway's answer was not valid: {0}")]
+    Unbelievable(String),
+    /// The request itself was refused (signature, parameters).
+    #[error("the payment gateway refused the request: {0}")]
+    Protocol(String),
+    /// The operation failed; `code` is the gateway's own code, as it spelt it.
+    #[error("the payment gateway answered {code}: {message}")]
+    Business {
+        kind: Refusal,
+        code: String,
+        message: String,
+    },
+}
+
+/// The business refusals the checkout acts on; the rest are `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The trade was paid (e.g. a close that came too late): a payment, never a failure.
+    AlreadyPaid,
+    AlreadyClosed,
+    NoSuchTrade,
+    /// The gateway's own trouble; the outcome is unknown.
+    GatewayBusy,
+    Other,
+}
+
+impl GatewayError {
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            GatewayError::Business { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The outcome at the gateway is unknown: the same request may be sent again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            GatewayError::Transport(_) | GatewayError::Unbelievable(_) => true,
+            GatewayError::Business { kind, .. } => *kind == Refusal::GatewayBusy,
+            GatewayError::Protocol(_) => false,
+        }
+    }
+}
+
+/// A notification as it reached us: the exact body and the request's headers
+/// (lower-case names), for protocols that sign in headers.
+pub struct NotifyRequest<'a> {
+    pub body: &'a [u8],
+    pub headers: &'a [(String, String)],
+}
+
+impl NotifyRequest<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a notification said, once verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Payment {
+        out_trade_no: OutTradeNo,
+        facts: PaymentFacts,
+    },
+    /// A payment attempt failed at the gateway: nothing to apply.
+    PaymentFailed {
+        out_trade_no: Option<String>,
+        reason: String,
+    },
+}
+
+/// A notification read by its protocol: the verified notice (or why it was
+/// refused), and the body as it may be kept in the log (secrets removed, capped).
+pub struct ReadNotification {
+    pub notice: Result<Notice, String>,
+    pub loggable_body: String,
+}
+
+/// What the checkout decided about a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Durably recorded (or known already): stop sending it.
+    Received,
+    /// Not taken; the gateway should send it again. The text says why.
+    Refused(&'static str),
+}
+
+/// The protocol's HTTP answer to a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyReply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}

@@ -1,0 +1,129 @@
+//! The gateway's notifications: the protocol reads and verifies one (parsing
+//! it once), the domain applies what it says and logs it in the same
+//! transaction, and only then does the protocol's answer say "received".
+
+use super::Checkout;
+use super::apply::{ApplyOutcome, Evidence, apply_payment};
+use super::gateway::{Ack, Notice, NotifyReply, NotifyRequest};
+use crate::order::PaymentSource;
+use crate::store::payments::{self, NotificationRow};
+
+/// What the log says a payment notification did.
+fn log_text(outcome: &ApplyOutcome, ev: &Evidence) -> String {
+    match outcome {
+        ApplyOutcome::Applied { late: true, .. } => "applied (late)".into(),
+        ApplyOutcome::Applied {
+            double_paid: true, ..
+        } => "applied (double payment)".into(),
+        ApplyOutcome::Applied { .. } => "applied".into(),
+        ApplyOutcome::AlreadyApplied { .. } => "duplicate: already applied".into(),
+        ApplyOutcome::UnknownOrder => "refused: unknown out_trade_no".into(),
+        ApplyOutcome::AmountMismatch { expected } => format!(
+            "refused: amount {} but the order is {expected}",
+            ev.payment.amount
+        ),
+    }
+}
+
+/// What the gateway is told about a payment notification.
+fn ack_of(outcome: &ApplyOutcome) -> Ack {
+    match outcome {
+        ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. } => Ack::Received,
+        ApplyOutcome::UnknownOrder => Ack::Refused("unknown out_trade_no"),
+        ApplyOutcome::AmountMismatch { .. } => Ack::Refused("the amount does not match the order"),
+    }
+}
+
+impl Checkout {
+    /// One notification: verify, apply, log; "received" only after the commit.
+    #[tracing::instrument(skip_all)]
+    pub async fn handle_notification(
+        &self,
+        req: &NotifyRequest<'_>,
+        remote_addr: Option<String>,
+    ) -> NotifyReply {
+        let ack = self.take_notification(req, remote_addr).await;
+        self.gateway().notify_reply(ack)
+    }
+
+    async fn take_notification(&self, req: &NotifyRequest<'_>, remote_addr: Option<String>) -> Ack {
+        let read = self.gateway().read_notification(req);
+        let mut log = NotificationRow {
+            received_at: self.now(),
+            remote_addr,
+            out_trade_no: None,
+            transaction_id: None,
+            verified: false,
+            outcome: String::new(),
+            body: read.loggable_body,
+        };
+        match read.notice {
+            Err(why) => {
+                tracing::warn!(error.message = %why, "notification refused");
+                log.outcome = format!("refused: {why}");
+                self.log_notification(log).await;
+                Ack::Refused("invalid notification")
+            }
+            Ok(Notice::PaymentFailed {
+                out_trade_no,
+                reason,
+            }) => {
+                log.verified = true;
+                log.out_trade_no = out_trade_no;
+                log.outcome = format!("payment failed at the gateway: {reason}");
+                if self.log_notification(log).await {
+                    Ack::Received
+                } else {
+                    Ack::Refused("try again")
+                }
+            }
+            Ok(Notice::Payment {
+                out_trade_no,
+                facts,
+            }) => {
+                log.verified = true;
+                log.out_trade_no = Some(out_trade_no.to_string());
+                log.transaction_id = Some(facts.transaction_id.to_string());
+                let ev = Evidence {
+                    out_trade_no,
+                    payment: facts,
+                    source: PaymentSource::Notify,
+                };
+                let now = self.now();
+                let result = self
+                    .store()
+                    .write(move |tx| {
+                        let outcome = apply_payment(tx, &ev, now)?;
+                        log.outcome = log_text(&outcome, &ev);
+                        payments::log_notification(tx, &log)?;
+                        Ok(outcome)
+                    })
+                    .await;
+                match result {
+                    Ok(outcome) => {
+                        self.after_apply(&outcome);
+                        ack_of(&outcome)
+                    }
+                    Err(e) => {
+                        tracing::error!(error.message = %e, "notification could not be recorded");
+                        Ack::Refused("try again")
+                    }
+                }
+            }
+        }
+    }
+
+    async fn log_notification(&self, log: NotificationRow) -> bool {
+        match self
+            .store()
+            .write(move |tx| payments::log_notification(tx, &log))
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error.message = %e, "notification log failed");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! What the pages and the poller read, through the domain: an order with its
+//! current QR, and the background work that is due.
+
+use super::{Checkout, CheckoutError, STALE_CREATION};
+use crate::clock::{ms, seconds_between};
+use crate::order::{OrderState, OrderToken, QrState};
+use crate::store::StoreError;
+use crate::store::orders::{self, OrderRow, QrRow};
+
+/// An order with its current QR, as every page of it needs, read at `now`.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    pub order: OrderRow,
+    pub qr: Option<QrRow>,
+    /// The domain's time when it was read (countdowns are counted from it).
+    pub now: i64,
+}
+
+impl OrderView {
+    /// The QR the customer can scan now, if any.
+    pub fn scannable(&self) -> Option<&QrRow> {
+        self.qr.as_ref().filter(|q| {
+            self.order.state == OrderState::Open && q.state == QrState::Open && q.code_url.is_some()
+        })
+    }
+
+    pub fn qr_failed(&self) -> bool {
+        self.order.state == OrderState::Open
+            && self.qr.as_ref().is_some_and(|q| q.state == QrState::Failed)
+    }
+
+    /// Whole seconds until `at` (never negative).
+    pub fn seconds_until(&self, at: i64) -> i64 {
+        seconds_between(self.now, at)
+    }
+}
+
+/// Background work due now, as the poller asks for it; each list bounded.
+#[derive(Debug, Default)]
+pub struct DueWork {
+    pub expiries: Vec<OrderRow>,
+    pub refreshes: Vec<(OrderRow, QrRow)>,
+    /// QRs whose creation was interrupted: nobody is sending them.
+    pub resumes: Vec<QrRow>,
+    pub closes: Vec<QrRow>,
+    pub polls: Vec<QrRow>,
+}
+
+impl DueWork {
+    pub fn is_empty(&self) -> bool {
+        self.expiries.is_empty()
+            && self.refreshes.is_empty()
+            && self.resumes.is_empty()
+            && self.closes.is_empty()
+            && self.polls.is_empty()
+    }
+}
+
+impl Checkout {
+    /// The order behind a customer's link, with its current QR.
+    pub async fn order_view(&self, token: &OrderToken) -> Result<OrderView, CheckoutError> {
+        let token = token.clone();
+        let now = self.now();
+        self.store()
+            .read(move |c| {
+                let Some(order) = orders::order_by_token(c, &token)? else {
+                    return Ok(None);
+                };
+                let qr = order
+                    .current_qr_id
+                    .map(|id| orders::qr_by_id(c, id))
+                    .transpose()?;
+                Ok(Some(OrderView { order, qr, now }))
+            })
+            .await?
+            .ok_or(CheckoutError::NotFound)
+    }
+
+    /// The work due now, at most `limit` of each kind. A QR left `creating`
+    /// since before `resume_before` (e.g. the poller's start: an earlier process
+    /// was sending it) or for longer than [`STALE_CREATION`] is resumed.
+    pub async fn due_work(&self, limit: usize, resume_before: i64) -> Result<DueWork, StoreError> {
+        let now = self.now();
+        let stale = (now - ms(STALE_CREATION)).max(resume_before - 1);
+        self.store()
+            .read(move |c| {
+                Ok(DueWork {
+                    expiries: orders::due_expiries(c, now, limit)?,
+                    refreshes: orders::due_refreshes(c, now, limit)?,
+                    resumes: orders::stale_creations(c, stale, limit)?,
+                    closes: orders::due_closes(c, now, limit)?,
+                    polls: orders::due_polls(c, now, limit)?,
+                })
+            })
+            .await
+    }
+}

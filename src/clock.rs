@@ -1,0 +1,89 @@
+//! The time the domain and the poller act on: the system clock in service, a
+//! hand-moved one in tests (so a test advances five minutes instead of waiting).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// Milliseconds since the Unix epoch, from the system or from a test's hand.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock { manual: None }
+    }
+
+    /// A clock that starts at the system's time and moves only by [`Clock::advance`].
+    pub fn manual() -> Self {
+        Clock {
+            manual: Some(Arc::new(AtomicI64::new(system_ms()))),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match &self.manual {
+            Some(t) => t.load(Ordering::SeqCst),
+            None => system_ms(),
+        }
+    }
+
+    /// Moves a manual clock forward; a system clock cannot be moved (returns false).
+    pub fn advance(&self, by: Duration) -> bool {
+        match &self.manual {
+            Some(t) => {
+                t.fetch_add(
+                    i64::try_from(by.as_millis()).unwrap_or(i64::MAX),
+                    Ordering::SeqCst,
+                );
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn system_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Whole seconds from `now` until `at` (never negative), both in milliseconds.
+pub fn seconds_between(now: i64, at: i64) -> i64 {
+    ((at - now) as f64 / 1000.0).ceil().max(0.0) as i64
+}
+
+/// A millisecond timestamp as a `jiff` one (the epoch if out of range).
+pub fn to_timestamp(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// A duration in milliseconds, saturating.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_by_hand() {
+        let c = Clock::manual();
+        let t0 = c.now_ms();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.now_ms(), t0);
+        assert!(c.advance(Duration::from_secs(300)));
+        assert_eq!(c.now_ms(), t0 + 300_000);
+        assert!(!Clock::system().advance(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn seconds_round_up_and_never_go_negative() {
+        assert_eq!(seconds_between(0, 1), 1);
+        assert_eq!(seconds_between(0, 1000), 1);
+        assert_eq!(seconds_between(0, 1001), 2);
+        assert_eq!(seconds_between(5000, 0), 0);
+    }
+}

@@ -8,9 +8,10 @@ use super::Simulator;
 use super::faults::roll;
 use super::ledger::{NewOrder, Refusal, SimOrder, SimTradeState};
 use crate::money::Fen;
+use crate::wxpay::notify::return_fail;
 use crate::wxpay::types::{format_time, parse_time};
 use crate::wxpay::xml::{self, Fields, XmlError};
-use crate::wxpay::{ErrCode, OutTradeNo, SignType, client::nonce, sign};
+use crate::wxpay::{ErrCode, OutTradeNo, SignType, TradeState, client::nonce, sign};
 
 /// The gateway refuses a NATIVE `time_expire` closer than this to `time_start`.
 const MIN_NATIVE_EXPIRY: SignedDuration = SignedDuration::from_secs(5 * 60);
@@ -61,12 +62,6 @@ fn xml_response(mut builder: actix_web::HttpResponseBuilder, fields: &Fields) ->
     builder
         .content_type("text/xml; charset=utf-8")
         .body(xml::to_xml(fields))
-}
-
-fn return_fail(msg: &str) -> Fields {
-    [("return_code", "FAIL"), ("return_msg", msg)]
-        .into_iter()
-        .collect()
 }
 
 /// The one choke point: faults, then parsing, signature, the endpoint, and the signed answer.
@@ -295,15 +290,15 @@ fn query_fields(order: &SimOrder) -> Fields {
     f.set("fee_type", "CNY");
     match &order.state {
         SimTradeState::NotPay => {
-            f.set("trade_state", "NOTPAY");
+            f.set("trade_state", TradeState::NotPay.as_str());
             f.set("trade_state_desc", "订单未支付");
         }
         SimTradeState::Closed => {
-            f.set("trade_state", "CLOSED");
+            f.set("trade_state", TradeState::Closed.as_str());
             f.set("trade_state_desc", "订单已关闭");
         }
         SimTradeState::Paid(p) => {
-            f.set("trade_state", "SUCCESS");
+            f.set("trade_state", TradeState::Success.as_str());
             f.set("trade_state_desc", "支付成功");
             f.set("transaction_id", p.transaction_id.as_str());
             f.set("openid", p.openid.as_str());

@@ -17,6 +17,15 @@ pub struct Merchant {
     pub sign_type: SignType,
 }
 
+impl Merchant {
+    /// Whether a message names this merchant (its appid and mch_id), the check
+    /// every signed message gets, whichever way it travels.
+    pub fn named_in(&self, fields: &Fields) -> bool {
+        fields.get("appid") == Some(self.appid.as_str())
+            && fields.get("mch_id") == Some(self.mch_id.as_str())
+    }
+}
+
 /// Why a call did not produce a result, kept at the protocol's three levels
 /// plus "the answer could not be believed".
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +112,7 @@ pub fn check_response(fields: &Fields, merchant: &Merchant) -> Result<(), WxPayE
         }
         _ => return Err(WxPayError::BadResponse("no result_code".into())),
     }
-    if fields.get("appid") != Some(merchant.appid.as_str())
-        || fields.get("mch_id") != Some(merchant.mch_id.as_str())
-    {
+    if !merchant.named_in(fields) {
         return Err(WxPayError::BadResponse(
             "the answer is for another merchant".into(),
         ));

@@ -1,8 +1,9 @@
 //! WeChat Pay API v2, as scanpay uses it: one signer, one XML codec, typed
 //! requests and results, and a thin client that believes nothing unsigned.
 //!
-//! This layer knows no web framework and no database; it depends on nothing of
-//! ours but `money`.
+//! This layer knows no web framework, no database and no domain; it depends on
+//! nothing of ours but the leaf value modules `money` and `trade`. The checkout
+//! reaches it only through the adapter in `crate::gateway::wxpay_v2`.
 
 pub mod api;
 pub mod client;

@@ -88,9 +88,7 @@ fn verify_fields(fields: &Fields, merchant: &Merchant) -> Result<Notice, NotifyE
         return Err(NotifyError::NotSuccess);
     }
     sign::verify(fields, &merchant.key)?;
-    if fields.get("appid") != Some(merchant.appid.as_str())
-        || fields.get("mch_id") != Some(merchant.mch_id.as_str())
-    {
+    if !merchant.named_in(fields) {
         return Err(NotifyError::OtherMerchant);
     }
     if fields.get("result_code") != Some("SUCCESS") {
@@ -164,10 +162,15 @@ pub fn ack_success() -> String {
 
 /// The answer that makes the gateway send the notification again.
 pub fn ack_fail(msg: &str) -> String {
-    let f: Fields = [("return_code", "FAIL"), ("return_msg", msg)]
+    xml::to_xml(&return_fail(msg))
+}
+
+/// `return_code=FAIL` with a message: the refusal of a whole message, in
+/// either direction (our ack, or the gateway's answer to a bad request).
+pub fn return_fail(msg: &str) -> Fields {
+    [("return_code", "FAIL"), ("return_msg", msg)]
         .into_iter()
-        .collect();
-    xml::to_xml(&f)
+        .collect()
 }
 
 /// Whether a merchant's answer to a notification was SUCCESS.

@@ -132,12 +132,6 @@ macro_rules! text_enum {
 text_enum!(OrderState { Open => "open", Paid => "paid", Expired => "expired", Cancelled => "cancelled" });
 text_enum!(QrState { Creating => "creating", Failed => "failed", Open => "open", Closing => "closing", Closed => "closed", Paid => "paid" });
 
-impl OrderState {
-    pub fn is_final(self) -> bool {
-        self != OrderState::Open
-    }
-}
-
 /// Who learnt of a payment first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentSource {

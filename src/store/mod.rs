@@ -181,10 +181,6 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
     /// Runs `f` in a write transaction, committed (durably) together with the
     /// other writes queued at the same moment; `Ok` only after the commit.
     /// An `Err` from `f` undoes `f`'s changes and nothing else.

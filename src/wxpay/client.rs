@@ -51,10 +51,6 @@ impl WxPayClient {
         &self.merchant
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// One call: the answer is believed only after its signature and merchant check out.
     #[tracing::instrument(name = "wxpay", skip_all, fields(endpoint = E::PATH))]
     pub async fn call<E: Endpoint>(&self, req: &E) -> Result<E::Output, WxPayError> {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod lock;
 pub mod money;
 pub mod order;
 pub mod poller;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkout::{Checkout, CheckoutError, DueWork, PollSchedule};
 use crate::config::Poller as PollerSettings;
+use crate::lock::LockExt;
 use crate::order::{OrderId, QrId};
 // The heartbeat is wall-clock time: `/healthz` compares it with the wall clock.
 use crate::store::now_ms;
@@ -89,7 +90,7 @@ impl Poller {
 
     /// Writes the schedules gathered since the last tick and frees their jobs.
     async fn record_schedules(&self) {
-        let batch = std::mem::take(&mut *self.schedules.lock().unwrap_or_else(|p| p.into_inner()));
+        let batch = std::mem::take(&mut *self.schedules.lock_or_recover());
         if batch.is_empty() {
             return;
         }
@@ -98,7 +99,7 @@ impl Poller {
             // Not written: those QRs are simply due again, and asked again.
             tracing::error!(error.message = %e, "poll schedules not recorded");
         }
-        let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.in_flight.lock_or_recover();
         for job in jobs {
             running.remove(&job);
         }
@@ -176,7 +177,7 @@ impl Poller {
         Fut: std::future::Future<Output = Result<Option<PollSchedule>, CheckoutError>> + Send,
     {
         {
-            let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut running = self.in_flight.lock_or_recover();
             if !running.insert(job) {
                 return None;
             }
@@ -188,20 +189,14 @@ impl Poller {
                 match work(this.checkout.clone()).await {
                     Ok(Some(schedule)) => {
                         // Stays in flight until the next tick writes it.
-                        this.schedules
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((job, schedule));
+                        this.schedules.lock_or_recover().push((job, schedule));
                         return;
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(?job, error.message = %e, "background job failed"),
                 }
             }
-            this.in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&job);
+            this.in_flight.lock_or_recover().remove(&job);
         }))
     }
 

@@ -1,7 +1,10 @@
-//! `code_url` → PNG: a 1-bit, crisp QR with its quiet zone. Pure.
+//! `code_url` → PNG: a 1-bit, crisp QR with its quiet zone (`render`, pure), and
+//! `QrCache`, which serves each scannable QR from memory until its order changes.
 
 use image::{ImageEncoder, Luma};
 use qrcode::{EcLevel, QrCode};
+
+use crate::lock::LockExt;
 
 pub const DEFAULT_SIZE: u32 = 320;
 pub const MIN_SIZE: u32 = 128;
@@ -44,32 +47,6 @@ pub fn render_png(text: &str, size: u32) -> Result<Vec<u8>, QrError> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_a_decodable_png() {
-        let url = "weixin://wxpay/bizpayurl?pr=abc123XYZ0";
-        let png = render_png(url, DEFAULT_SIZE).unwrap();
-        assert_eq!(&png[1..4], b"PNG");
-        let img = image::load_from_memory(&png).unwrap().to_luma8();
-        assert!(img.width() >= DEFAULT_SIZE);
-        let mut prepared = rqrr::PreparedImage::prepare(img);
-        let grids = prepared.detect_grids();
-        assert_eq!(grids.len(), 1);
-        let (_, content) = grids[0].decode().unwrap();
-        assert_eq!(content, url);
-    }
-
-    #[test]
-    fn sizes_are_clamped() {
-        assert_eq!(clamp_size(None), DEFAULT_SIZE);
-        assert_eq!(clamp_size(Some(1)), MIN_SIZE);
-        assert_eq!(clamp_size(Some(100_000)), MAX_SIZE);
-    }
-}
-
 /// The QR images served from memory: each QR rendered once per size, and for
 /// each order token the QR it can be scanned with, so the hot `qr.png` path
 /// answers without the database. Entries for a token are forgotten when the
@@ -103,7 +80,7 @@ const CACHE_ENTRIES: usize = 20_000;
 impl QrCache {
     /// The order's scannable QR and its PNG at `size`, if both are in memory.
     pub fn cached(&self, token: &str, size: u32) -> Option<(String, bytes::Bytes)> {
-        let maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let maps = self.maps.lock_or_recover();
         let qr = maps.current.get(token)?;
         let png = maps
             .pngs
@@ -122,7 +99,7 @@ impl QrCache {
 
     /// Keeps what the database said, unless the order may have changed since `seen`.
     pub fn remember(&self, token: &str, qr: Scannable, seen: u64) {
-        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let mut maps = self.maps.lock_or_recover();
         // Read under the lock `forget` takes, so no forget slips in between.
         if self.generation() != seen {
             return;
@@ -135,7 +112,7 @@ impl QrCache {
 
     /// The order changed: its QR must be read from the database again.
     pub fn forget(&self, token: &str) {
-        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let mut maps = self.maps.lock_or_recover();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         maps.current.remove(token);
@@ -148,12 +125,12 @@ impl QrCache {
                 .and_then(|v| v.iter().find(|(s, _)| *s == size))
                 .map(|(_, png)| png.clone())
         };
-        if let Some(png) = found(&self.maps.lock().unwrap_or_else(|p| p.into_inner())) {
+        if let Some(png) = found(&self.maps.lock_or_recover()) {
             return Ok(png);
         }
         // Rendered outside the lock: two first requests may both render, which is harmless.
         let png = bytes::Bytes::from(render_png(code_url, size)?);
-        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let mut maps = self.maps.lock_or_recover();
         if maps.pngs.len() >= CACHE_ENTRIES {
             maps.pngs.clear();
         }
@@ -200,5 +177,31 @@ mod cache_tests {
         c.forget("tok"); // the order changed while the request read the database
         c.remember("tok", qr(), seen);
         assert!(c.cached("tok", DEFAULT_SIZE).is_none());
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_decodable_png() {
+        let url = "weixin://wxpay/bizpayurl?pr=abc123XYZ0";
+        let png = render_png(url, DEFAULT_SIZE).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let img = image::load_from_memory(&png).unwrap().to_luma8();
+        assert!(img.width() >= DEFAULT_SIZE);
+        let mut prepared = rqrr::PreparedImage::prepare(img);
+        let grids = prepared.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, content) = grids[0].decode().unwrap();
+        assert_eq!(content, url);
+    }
+
+    #[test]
+    fn sizes_are_clamped() {
+        assert_eq!(clamp_size(None), DEFAULT_SIZE);
+        assert_eq!(clamp_size(Some(1)), MIN_SIZE);
+        assert_eq!(clamp_size(Some(100_000)), MAX_SIZE);
     }
 }

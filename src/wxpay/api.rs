@@ -97,7 +97,7 @@ pub fn check_response(fields: &Fields, merchant: &Merchant) -> Result<(), WxPayE
         }
         _ => return Err(WxPayError::BadResponse("no return_code".into())),
     }
-    sign::verify(fields, &merchant.key).map_err(|e| match e {
+    sign::verify_as(fields, &merchant.key, merchant.sign_type).map_err(|e| match e {
         SignError::Missing => WxPayError::BadResponse("the answer is not signed".into()),
         e => WxPayError::BadResponse(e.to_string()),
     })?;

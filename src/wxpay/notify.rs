@@ -87,7 +87,7 @@ fn verify_fields(fields: &Fields, merchant: &Merchant) -> Result<Notice, NotifyE
     if fields.get("return_code") != Some("SUCCESS") {
         return Err(NotifyError::NotSuccess);
     }
-    sign::verify(fields, &merchant.key)?;
+    sign::verify_as(fields, &merchant.key, merchant.sign_type)?;
     if !merchant.named_in(fields) {
         return Err(NotifyError::OtherMerchant);
     }
@@ -208,11 +208,28 @@ mod tests {
     #[test]
     fn built_notifications_verify_with_both_sign_types() {
         for st in [SignType::Md5, SignType::HmacSha256] {
-            let f = build(&notice(), &merchant(), st, "nonce", None);
+            let m = Merchant {
+                sign_type: st,
+                ..merchant()
+            };
+            let f = build(&notice(), &m, st, "nonce", None);
             let body = xml::to_xml(&f);
-            let (_, n) = verify(body.as_bytes(), &merchant()).unwrap();
+            let (_, n) = verify(body.as_bytes(), &m).unwrap();
             assert_eq!(n, Notice::Paid(notice()));
         }
+    }
+
+    #[test]
+    fn a_notification_signed_with_the_other_algorithm_is_refused() {
+        let hmac = Merchant {
+            sign_type: SignType::HmacSha256,
+            ..merchant()
+        };
+        let md5_signed = build(&notice(), &hmac, SignType::Md5, "nonce", None);
+        assert!(matches!(
+            verify(xml::to_xml(&md5_signed).as_bytes(), &hmac),
+            Err(NotifyError::Signature(SignError::WrongSignType { .. }))
+        ));
     }
 
     #[test]

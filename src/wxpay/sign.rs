@@ -16,6 +16,8 @@ pub enum SignError {
     UnknownSignType,
     #[error("the signature does not match")]
     Mismatch,
+    #[error("the message is signed with {found}, but this merchant signs with {expected}")]
+    WrongSignType { expected: SignType, found: SignType },
 }
 
 /// `k1=v1&k2=v2…&key=KEY` over every non-empty field but `sign`, sorted by name (bytes).
@@ -77,6 +79,37 @@ pub fn verify(fields: &Fields, key: &ApiKey) -> Result<SignType, SignError> {
     let received = received.to_ascii_uppercase();
     if bool::from(expected.as_bytes().ct_eq(received.as_bytes())) {
         Ok(sign_type)
+    } else {
+        Err(SignError::Mismatch)
+    }
+}
+
+/// Verifies a message we receive as a merchant (an answer or a notification):
+/// only the configured algorithm is accepted, so a message signed with the
+/// other one (an MD5 signature where HMAC-SHA256 is configured) is refused
+/// even when it would verify under that other algorithm.
+pub fn verify_as(fields: &Fields, key: &ApiKey, expected: SignType) -> Result<(), SignError> {
+    let received = fields.non_empty("sign").ok_or(SignError::Missing)?;
+    let declared = match fields.non_empty("sign_type") {
+        Some(st) => Some(st.parse().map_err(|_| SignError::UnknownSignType)?),
+        None => None,
+    };
+    let implied = if received.len() == 64 {
+        SignType::HmacSha256
+    } else {
+        SignType::Md5
+    };
+    let found = declared.unwrap_or(implied);
+    if found != expected {
+        return Err(SignError::WrongSignType { expected, found });
+    }
+    let computed = sign(fields, key, expected);
+    if bool::from(
+        computed
+            .as_bytes()
+            .ct_eq(received.to_ascii_uppercase().as_bytes()),
+    ) {
+        Ok(())
     } else {
         Err(SignError::Mismatch)
     }
@@ -173,6 +206,36 @@ mod tests {
         fields.set("sign_type", "SHA1");
         fields.set("sign", "00");
         assert_eq!(verify(&fields, &key), Err(SignError::UnknownSignType));
+    }
+
+    #[test]
+    fn a_merchant_accepts_only_its_configured_algorithm() {
+        for (st, other) in [
+            (SignType::Md5, SignType::HmacSha256),
+            (SignType::HmacSha256, SignType::Md5),
+        ] {
+            let (mut fields, key) = official_example();
+            sign_fields(&mut fields, &key, st);
+            assert_eq!(verify_as(&fields, &key, st), Ok(()));
+            assert_eq!(
+                verify_as(&fields, &key, other),
+                Err(SignError::WrongSignType {
+                    expected: other,
+                    found: st
+                })
+            );
+        }
+        // An MD5 signature with no sign_type, where HMAC-SHA256 is configured.
+        let (mut fields, key) = official_example();
+        let md5 = sign(&fields, &key, SignType::Md5);
+        fields.set("sign", md5);
+        assert!(verify_as(&fields, &key, SignType::HmacSha256).is_err());
+        // A message that declares HMAC-SHA256 but carries an MD5-length signature.
+        fields.set("sign_type", "HMAC-SHA256");
+        assert_eq!(
+            verify_as(&fields, &key, SignType::HmacSha256),
+            Err(SignError::Mismatch)
+        );
     }
 
     proptest! {

@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::{ConfigError, DEFAULT_LISTEN, Settings};
+
+/// `scanpay sim`'s address when `--listen` is not given.
+pub const DEFAULT_SIM_LISTEN: &str = "127.0.0.1:8090";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "scanpay",
@@ -58,7 +63,18 @@ pub enum RoleArg {
 }
 
 impl Cli {
-    pub fn listen_or(&self, default: &str) -> String {
-        self.listen.clone().unwrap_or_else(|| default.to_string())
+    /// The settings (file, then `SCANPAY_*` env), with the global options on top.
+    pub fn settings(
+        &self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::load(self.config.as_deref(), env)?;
+        settings.data_dir = self.data_dir.clone();
+        let default = match self.command {
+            Some(Command::Sim) => DEFAULT_SIM_LISTEN,
+            _ => DEFAULT_LISTEN,
+        };
+        settings.listen = self.listen.clone().unwrap_or_else(|| default.to_string());
+        Ok(settings)
     }
 }

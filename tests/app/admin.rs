@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
+use scanpay::config::Settings;
+
 use crate::helpers::*;
 
 const PAID_WITHIN: Duration = Duration::from_secs(15);
 
 /// The poller stays out of the way, so every payment arrives by notification
 /// and its log line reads "applied".
-const NOTIFY_ONLY: &[(&str, &str)] = &[
-    ("SCANPAY_POLLER_FAST_INTERVAL_MS", "60000"),
-    ("SCANPAY_POLLER_SLOW_INTERVAL_MS", "60000"),
-];
+fn notify_only(s: &mut Settings) {
+    s.poller.fast_interval_ms = 60_000;
+    s.poller.slow_interval_ms = 60_000;
+}
 
 const ADMIN_ROUTES: [&str; 3] = [
     "/admin",
@@ -63,7 +65,7 @@ fn shop_today() -> jiff::civil::Date {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_pages_need_an_admin() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
 
     let anonymous = app.anonymous();
     let expected = [
@@ -72,9 +74,7 @@ async fn admin_pages_need_an_admin() {
         "/login?next=/admin/orders/20240101000001",
     ];
     for (route, location) in ADMIN_ROUTES.iter().zip(expected) {
-        let resp = get(&anonymous, app.url(route)).await;
-        assert_eq!(resp.status(), 303, "anonymous {route}");
-        assert_eq!(resp.headers()["location"], location, "anonymous {route}");
+        assert_is_redirect_to(&get(&anonymous, app.url(route)).await, location);
     }
 
     // Even a query the page would refuse: the login comes first.
@@ -109,7 +109,7 @@ async fn admin_pages_need_an_admin() {
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     // Arrange: as the cashier, two paid orders, one left open, one cancelled.
-    let app = spawn_app(NOTIFY_ONLY);
+    let app = spawn_app_with(notify_only).await;
     let day_before = shop_today();
     app.login_as("cashier", "cashier").await;
     let latte = app.create_order("12.50", "拿铁咖啡 Latte").await;
@@ -118,15 +118,8 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     let cancelled = app.create_order("4.00", "changed my mind").await;
     pay_order(&app, &latte).await;
     pay_order(&app, &cake).await;
-    let csrf = app.csrf().await;
-    let resp = app
-        .http
-        .post(app.url(&format!("/o/{cancelled}/cancel")))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_action(&cancelled, "cancel").await;
+    assert_is_redirect_to(&resp, &format!("/o/{cancelled}"));
     app.wait_for_state(&cancelled, "cancelled", PAID_WITHIN)
         .await;
     let latte_status = app.status(&latte).await;
@@ -282,7 +275,7 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     );
     assert!(detail.contains("<details>"), "the notification body");
     assert!(
-        detail.contains("[REDACTED]") && !detail.contains(DEMO_KEY),
+        detail.contains("[REDACTED]") && !detail.contains(DEMO_API_KEY),
         "no signature, no key"
     );
     let resp = get(&app.http, app.url(&format!("/admin/orders/{cancelled_no}"))).await;
@@ -293,10 +286,11 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
 async fn late_and_double_payments_stand_out() {
     // Arrange: QRs live 2 s and the gateway refuses to close young orders, so a
     // superseded QR stays payable: paying it is late, paying the new one too is double.
-    let app = spawn_app(&[
-        ("SCANPAY_CHECKOUT_QR_TTL_SECS", "2"),
-        ("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "300"),
-    ]);
+    let app = spawn_app_with(|s| {
+        s.checkout.qr_ttl_secs = 2;
+        s.sim.min_close_age_secs = 300;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("5.00", "twice").await;
     let paid_normally = app.create_order("1.00", "once").await;

@@ -128,6 +128,16 @@ async fn amounts_are_parsed_exactly_and_bad_input_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_data_dir_gets_the_demo_users() {
+    let app = spawn_fresh_app().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM users"), 2);
+    app.login_as("admin", "admin").await;
+    assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
+    app.login_as("cashier", "cashier").await;
+    app.create_order("1.00", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_checkout_needs_a_login() {
     let app = spawn_app().await;
     let resp = app.get_anonymous("/").await;
@@ -295,7 +305,11 @@ async fn healthz_and_unknown_orders() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
-    let app = spawn_app_with(|s| s.checkout.qr_ttl_secs = 1).await;
+    let app = spawn_app_with(|s| {
+        s.checkout.qr_ttl_secs = 1;
+        s.poller.max_backoff_secs = 1;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     app.set_faults("http500_rate=1").await;
     let token = app.create_order("5.00", "down").await;

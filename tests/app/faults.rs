@@ -30,7 +30,11 @@ async fn duplicated_and_delayed_notifications_are_applied_once() {
 /// Three orders created and paid under `fault` (half the notifications lost, so
 /// the poller finds those payments).
 async fn orders_are_created_and_paid_despite(fault: &str) {
-    let app = spawn_app_with(|s| s.checkout.qr_ttl_secs = 2).await;
+    let app = spawn_app_with(|s| {
+        s.checkout.qr_ttl_secs = 2;
+        s.poller.max_backoff_secs = 1;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     app.set_faults(fault).await;
     let mut tokens = Vec::new();
@@ -81,7 +85,11 @@ async fn a_slow_and_failing_gateway_is_survived() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_with_bad_signatures_are_never_believed() {
-    let app = spawn_app_with(|s| s.sim.faults = "drop_notify=1.0".into()).await;
+    let app = spawn_app_with(|s| {
+        s.sim.faults = "drop_notify=1.0".into();
+        s.poller.max_backoff_secs = 1;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     // A paid order whose only news comes from polls with forged signatures.
     let token = app.create_order("3.30", "").await;
@@ -146,6 +154,7 @@ async fn the_gateway_down_and_back() {
     let app = spawn_live_app(&sim.url, |s| {
         s.checkout.qr_ttl_secs = 1;
         s.wxpay.timeout_secs = 2;
+        s.poller.max_backoff_secs = 1;
     })
     .await;
     app.login_as("cashier", "cashier-password").await;

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -14,6 +14,7 @@ use scanpay::config::Settings;
 pub use scanpay::config::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID};
 use scanpay::poller::Poller;
 use scanpay::startup::{Application, SimApp};
+use scanpay::store::DB_FILE;
 use scanpay::store::users::Role;
 use scanpay::wxpay::{ApiKey, Merchant, SignType, WxPayClient};
 use tokio_util::sync::CancellationToken;
@@ -397,12 +398,40 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// The app in simulator mode with `tweak` applied to the test settings.
+/// The app in simulator mode with `tweak` applied to the test settings. Its
+/// database starts as a copy of `demo_database()`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
     let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
     settings.data_dir = data_dir.path().to_path_buf();
     start_in_process(settings, data_dir).await
+}
+
+/// The app in simulator mode on an empty data dir: it creates its schema and the
+/// demo users itself.
+pub async fn spawn_fresh_app() -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", |_| {});
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_in_process(settings, data_dir).await
+}
+
+/// A database with the demo users in it, made by the app's own code once per test
+/// process: their two argon2 hashes cost more than the rest of an app's start.
+fn demo_database() -> &'static [u8] {
+    static DB: OnceLock<Vec<u8>> = OnceLock::new();
+    DB.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = scanpay::store::Store::open(dir.path()).unwrap();
+        assert!(scanpay::accounts::ensure_demo_users(&store).unwrap());
+        let copy = dir.path().join("copy.sqlite3");
+        rusqlite::Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+            .unwrap();
+        std::fs::read(copy).unwrap()
+    })
 }
 
 async fn start_in_process(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
@@ -679,7 +708,7 @@ impl TestApp {
     /// A direct look at the database, read-only.
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(
-            self.data_dir.path().join("scanpay.sqlite3"),
+            self.data_dir.path().join(DB_FILE),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .unwrap()

@@ -427,7 +427,7 @@ async fn qr_images_have_an_etag_per_qr_and_a_size() {
 #[test]
 fn the_user_commands_add_list_and_change_passwords() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], stdin: &str| run_cli(dir.path(), args, stdin);
+    let run = |args: &[&str], stdin: &str| run_cli(dir.path(), args, &[], stdin);
     let add = run(
         &["user", "add", "li", "--role", "cashier"],
         "a long password\n",

@@ -135,21 +135,25 @@ fn collect(out: impl std::io::Read + Send + 'static, lines: Arc<Mutex<String>>) 
     });
 }
 
-/// Starts `scanpay ARGS` with `env` (and no other `SCANPAY_*`), waiting for the
-/// first `http://` URL it prints.
-pub fn spawn_binary(args: &[&str], env: &[(String, String)]) -> Process {
+/// `scanpay ARGS` with `env` and no other `SCANPAY_*`, its output piped.
+fn scanpay_command(args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanpay"));
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("SCANPAY_") {
             cmd.env_remove(k);
         }
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    let mut child = cmd.spawn().expect("start the scanpay binary");
+    cmd
+}
+
+/// Starts `scanpay ARGS` with `env`, waiting for the first `http://` URL it prints.
+pub fn spawn_binary(args: &[&str], env: &[(String, String)]) -> Process {
+    let mut child = scanpay_command(args, env)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the scanpay binary");
     let (stdout, stderr) = (Arc::default(), Arc::default());
     collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
     collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
@@ -178,14 +182,16 @@ pub fn spawn_sim_process(listen: &str) -> Process {
     spawn_binary(&["sim", "--listen", listen], &env(FAST_ENV))
 }
 
-/// Runs `scanpay ARGS --data-dir DIR` with `stdin`, to its end.
-pub fn run_cli(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .args(args)
+/// Runs `scanpay ARGS --data-dir DIR` with `env` and `stdin`, to its end.
+pub fn run_cli(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> std::process::Output {
+    let mut child = scanpay_command(args, &self::env(env))
         .args(["--data-dir", data_dir.to_str().unwrap()])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     write!(child.stdin.take().unwrap(), "{stdin}").unwrap();

@@ -40,49 +40,37 @@ async fn a_restart_resumes_polling_where_it_left_off() {
 #[test]
 fn live_mode_refuses_to_start_without_its_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .args([
-            "serve",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/")
-        .env("SCANPAY_WXPAY_APPID", "wx0123456789abcdef")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let serve = |env: &[(&str, &str)]| {
+        let out = run_cli(dir.path(), &["serve", "--listen", "127.0.0.1:0"], env, "");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let live = [
+        ("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/"),
+        ("SCANPAY_WXPAY_APPID", "wx0123456789abcdef"),
+    ];
+    let err = serve(&live);
     for key in ["wxpay.mch_id", "wxpay.api_key", "wxpay.notify_url"] {
         assert!(err.contains(key), "names {key}: {err}");
     }
     assert!(!err.contains("wxpay.appid ("), "appid was given: {err}");
 
     // With every key but no admin user: refused, with what to do.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .args([
-            "serve",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/")
-        .env("SCANPAY_WXPAY_APPID", "wx0123456789abcdef")
-        .env("SCANPAY_WXPAY_MCH_ID", "1900000109")
-        .env("SCANPAY_WXPAY_API_KEY", "0123456789abcdef0123456789abcdef")
-        .env(
-            "SCANPAY_WXPAY_NOTIFY_URL",
-            "https://shop.example/wxpay/notify",
-        )
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("scanpay user add"), "{err}");
-    assert!(
-        !err.contains("0123456789abcdef0123456789abcdef"),
-        "the key is never printed"
+    let key = "0123456789abcdef0123456789abcdef";
+    let err = serve(
+        &[
+            &live[..],
+            &[
+                ("SCANPAY_WXPAY_MCH_ID", "1900000109"),
+                ("SCANPAY_WXPAY_API_KEY", key),
+                (
+                    "SCANPAY_WXPAY_NOTIFY_URL",
+                    "https://shop.example/wxpay/notify",
+                ),
+            ],
+        ]
+        .concat(),
     );
+    assert!(err.contains("scanpay user add"), "{err}");
+    assert!(!err.contains(key), "the key is never printed");
 }

@@ -111,17 +111,12 @@ impl Application {
             qr_cache,
             poller.heartbeat(),
         ));
-        let simulator = match settings.wxpay.is_simulator() {
-            true => Some(simulator(&settings)?),
-            false => None,
-        };
-        let sim = simulator.clone();
-        let server = http_server(listener, move |cfg| {
-            cfg.app_data(state.clone()).configure(crate::web::routes);
-            if let Some(sim) = &sim {
-                cfg.service(web::scope("/sim").configure(|c| sim.configure(c)));
-            }
-        })?;
+        let simulator = settings
+            .wxpay
+            .is_simulator()
+            .then(|| simulator(&settings))
+            .transpose()?;
+        let server = http_server(listener, app_routes(state, simulator.clone()))?;
         Ok(Application {
             server,
             addr,
@@ -201,6 +196,19 @@ async fn check_live(settings: &Settings, store: &Store) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Every route of the checkout and, in simulator mode, the simulator under `/sim/`.
+fn app_routes(
+    state: web::Data<AppState>,
+    simulator: Option<Simulator>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg| {
+        cfg.app_data(state.clone()).configure(crate::web::routes);
+        if let Some(sim) = &simulator {
+            cfg.service(web::scope("/sim").configure(|c| sim.configure(c)));
+        }
+    }
 }
 
 fn bind(listen: &str) -> anyhow::Result<TcpListener> {

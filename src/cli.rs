@@ -78,3 +78,38 @@ impl Cli {
         Ok(settings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        Cli::try_parse_from(args).unwrap().settings([]).unwrap()
+    }
+
+    #[test]
+    fn the_global_options_land_in_the_settings() {
+        let s = settings(&[
+            "scanpay",
+            "--data-dir",
+            "/tmp/shop",
+            "--listen",
+            "0.0.0.0:80",
+        ]);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/shop"));
+        assert_eq!(s.listen, "0.0.0.0:80");
+        let s = settings(&["scanpay", "sim", "--listen", "127.0.0.1:0"]);
+        assert_eq!(s.listen, "127.0.0.1:0", "after the subcommand too");
+    }
+
+    #[test]
+    fn each_command_has_its_default_address() {
+        // Only meaningful without SCANPAY_LISTEN in the environment.
+        if std::env::var_os("SCANPAY_LISTEN").is_some() {
+            return;
+        }
+        assert_eq!(settings(&["scanpay"]).listen, DEFAULT_LISTEN);
+        assert_eq!(settings(&["scanpay", "serve"]).listen, DEFAULT_LISTEN);
+        assert_eq!(settings(&["scanpay", "sim"]).listen, DEFAULT_SIM_LISTEN);
+    }
+}

@@ -492,6 +492,31 @@ mod tests {
     }
 
     #[test]
+    fn sections_build_what_checkout_and_the_simulator_need() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_CHECKOUT_QR_TTL_SECS", "7"),
+                ("SCANPAY_POLLER_FAST_INTERVAL_MS", "300"),
+                ("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "2"),
+            ]),
+        )
+        .unwrap();
+        let c = s.checkout_config("http://x/wxpay/notify".into());
+        assert_eq!(c.qr_ttl, Duration::from_secs(7));
+        assert_eq!(c.poll_fast, Duration::from_millis(300));
+        assert_eq!(c.notify_url, "http://x/wxpay/notify");
+        let sim = s.sim_config().unwrap();
+        assert_eq!(sim.min_close_age, Duration::from_secs(2));
+        assert_eq!(sim.merchant.mch_id, DEMO_MCH_ID);
+        let err = Settings::load(None, env(&[("SCANPAY_SIM_FAULTS", "drop_notify=7")]))
+            .unwrap()
+            .sim_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("sim.faults"), "{err}");
+    }
+
+    #[test]
     fn live_mode_names_each_missing_key() {
         let mut w = Wxpay {
             gateway: "https://api.mch.weixin.qq.com/".into(),

@@ -456,3 +456,43 @@ fn the_user_commands_add_list_and_change_passwords() {
     let none = run(&["user", "passwd", "nobody"], "a new long password\n");
     assert!(String::from_utf8_lossy(&none.stderr).contains("no user named"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_is_logged_once_with_its_id_status_and_no_query() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.00", "").await;
+    let resp = app
+        .get_anonymous(&format!("/o/{token}?next=secret-in-the-query"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let log = logs();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+    let served: Vec<&&str> = lines.iter().filter(|l| l.contains(" served ")).collect();
+    assert_eq!(served.len(), 1, "logged once: {lines:?}");
+    assert!(
+        served[0].contains("method=GET")
+            && served[0].contains(&format!("path=/o/{token}"))
+            && served[0].contains("status=200")
+            && served[0].contains("latency_ms="),
+        "{}",
+        served[0]
+    );
+    assert!(!log.contains("secret-in-the-query"), "no query string");
+
+    // What a request logs is tagged with its id.
+    app.scan_and_pay(&token).await;
+    let status = app
+        .wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    let order_no = status["order_no"].as_str().unwrap().to_string();
+    let after = logs();
+    let applied = after
+        .lines()
+        .find(|l| l.contains("payment applied") && l.contains(&order_no));
+    assert!(
+        applied.is_some_and(|l| l.contains("request{id=") && l.contains("path=/wxpay/notify")),
+        "{applied:?}"
+    );
+}

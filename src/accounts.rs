@@ -70,8 +70,7 @@ pub async fn authenticate(
         let ok = verify_password(&password, hash);
         user.filter(|_| ok)
     })
-    .await
-    .map_err(|e| StoreError::Task(e.to_string()))?;
+    .await?;
     Ok(result)
 }
 

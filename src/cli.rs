@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::{ConfigError, DEFAULT_LISTEN, Settings};
+
+/// `scanpay sim`'s address when `--listen` is not given.
+pub const DEFAULT_SIM_LISTEN: &str = "127.0.0.1:8090";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "scanpay",
@@ -58,7 +63,53 @@ pub enum RoleArg {
 }
 
 impl Cli {
-    pub fn listen_or(&self, default: &str) -> String {
-        self.listen.clone().unwrap_or_else(|| default.to_string())
+    /// The settings (file, then `SCANPAY_*` env), with the global options on top.
+    pub fn settings(
+        &self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::load(self.config.as_deref(), env)?;
+        settings.data_dir = self.data_dir.clone();
+        let default = match self.command {
+            Some(Command::Sim) => DEFAULT_SIM_LISTEN,
+            _ => DEFAULT_LISTEN,
+        };
+        settings.listen = self.listen.clone().unwrap_or_else(|| default.to_string());
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        Cli::try_parse_from(args).unwrap().settings([]).unwrap()
+    }
+
+    #[test]
+    fn the_global_options_land_in_the_settings() {
+        let s = settings(&[
+            "scanpay",
+            "--data-dir",
+            "/tmp/shop",
+            "--listen",
+            "0.0.0.0:80",
+        ]);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/shop"));
+        assert_eq!(s.listen, "0.0.0.0:80");
+        let s = settings(&["scanpay", "sim", "--listen", "127.0.0.1:0"]);
+        assert_eq!(s.listen, "127.0.0.1:0", "after the subcommand too");
+    }
+
+    #[test]
+    fn each_command_has_its_default_address() {
+        // Only meaningful without SCANPAY_LISTEN in the environment.
+        if std::env::var_os("SCANPAY_LISTEN").is_some() {
+            return;
+        }
+        assert_eq!(settings(&["scanpay"]).listen, DEFAULT_LISTEN);
+        assert_eq!(settings(&["scanpay", "serve"]).listen, DEFAULT_LISTEN);
+        assert_eq!(settings(&["scanpay", "sim"]).listen, DEFAULT_SIM_LISTEN);
     }
 }

@@ -1,12 +1,15 @@
-//! Settings: defaults in code → optional TOML file → `SCANPAY_<SECTION>_<KEY>` env vars.
+//! Settings: defaults in code → optional TOML file → `SCANPAY_<SECTION>_<KEY>` env vars,
+//! then the command line's `--data-dir` / `--listen` (see `cli.rs`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::checkout::CheckoutConfig;
 use crate::money::Fen;
+use crate::sim::SimConfig;
 use crate::wxpay::{ApiKey, Merchant, SignType};
 
 /// The demo merchant of simulator mode: public test values, never valid for real money.
@@ -16,14 +19,37 @@ pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
 const SECTIONS: [&str; 5] = ["shop", "wxpay", "checkout", "poller", "sim"];
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// Where the database lives: `--data-dir` / `SCANPAY_DATA_DIR`, never a file key.
+    #[serde(skip)]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0: any free port): `--listen` / `SCANPAY_LISTEN`.
+    #[serde(skip)]
+    pub listen: String,
     pub shop: Shop,
     pub wxpay: Wxpay,
     pub checkout: Checkout,
     pub poller: Poller,
     pub sim: Sim,
+}
+
+/// `scanpay serve`'s address when `--listen` is not given.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("data"),
+            listen: DEFAULT_LISTEN.into(),
+            shop: Shop::default(),
+            wxpay: Wxpay::default(),
+            checkout: Checkout::default(),
+            poller: Poller::default(),
+            sim: Sim::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -115,7 +141,8 @@ impl Wxpay {
         })
     }
 
-    /// Live mode's checks: every credential present and well-formed.
+    /// Live mode's checks: every credential present and well-formed. A notify_url
+    /// that is not https is allowed (a test gateway) but warned about.
     pub fn validate_live(&self) -> Result<(), ConfigError> {
         let mut missing = Vec::new();
         let mut invalid = Vec::new();
@@ -154,6 +181,16 @@ impl Wxpay {
             ));
         }
         if missing.is_empty() && invalid.is_empty() {
+            if !self
+                .notify_url
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("https://")
+            {
+                tracing::warn!(
+                    "wxpay.notify_url is not https: the real gateway needs an https notify_url"
+                );
+            }
             return Ok(());
         }
         let mut msg = String::from("live mode needs its merchant settings:");
@@ -332,6 +369,37 @@ impl Settings {
     pub fn shop_tz(&self) -> jiff::tz::TimeZone {
         jiff::tz::TimeZone::get(&self.shop.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
     }
+
+    /// What the checkout needs from `[shop]`, `[checkout]` and `[poller]`; the
+    /// notify_url is worked out at start-up (it may depend on the bound port).
+    pub fn checkout_config(&self) -> CheckoutConfig {
+        let (c, p) = (&self.checkout, &self.poller);
+        CheckoutConfig {
+            qr_ttl: Duration::from_secs(c.qr_ttl_secs),
+            order_ttl: Duration::from_secs(c.order_ttl_secs),
+            shop_name: self.shop.name.clone(),
+            shop_tz: self.shop_tz(),
+            poll_fast: Duration::from_millis(p.fast_interval_ms),
+            poll_fast_period: Duration::from_secs(p.fast_period_secs),
+            poll_slow: Duration::from_millis(p.slow_interval_ms),
+            max_backoff: Duration::from_secs(p.max_backoff_secs),
+        }
+    }
+
+    /// The simulator's settings: the demo merchant unless `wxpay.*` keys say
+    /// otherwise, and the `sim.*` keys.
+    pub fn sim_config(&self) -> Result<SimConfig, ConfigError> {
+        Ok(SimConfig {
+            merchant: self.wxpay.merchant_or_demo()?,
+            time_scale: self.sim.time_scale,
+            min_close_age: Duration::from_secs(self.sim.min_close_age_secs),
+            faults: self
+                .sim
+                .faults
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("sim.faults: {e}")))?,
+        })
+    }
 }
 
 /// Env values are text; give them the type of the default at the same key
@@ -419,6 +487,30 @@ mod tests {
             .to_string();
         assert!(err.contains("qr_ttl"), "{err}");
         assert!(Settings::load(None, env(&[("SCANPAY_SHOP_TIMEZONE", "Mars/Base")])).is_err());
+    }
+
+    #[test]
+    fn sections_build_what_checkout_and_the_simulator_need() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_CHECKOUT_QR_TTL_SECS", "7"),
+                ("SCANPAY_POLLER_FAST_INTERVAL_MS", "300"),
+                ("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "2"),
+            ]),
+        )
+        .unwrap();
+        let c = s.checkout_config();
+        assert_eq!(c.qr_ttl, Duration::from_secs(7));
+        assert_eq!(c.poll_fast, Duration::from_millis(300));
+        let sim = s.sim_config().unwrap();
+        assert_eq!(sim.min_close_age, Duration::from_secs(2));
+        assert_eq!(sim.merchant.mch_id, DEMO_MCH_ID);
+        let err = Settings::load(None, env(&[("SCANPAY_SIM_FAULTS", "drop_notify=7")]))
+            .unwrap()
+            .sim_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("sim.faults"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     return_big_blocks_to_the_os();
     let cli = Cli::parse();
     scanpay::telemetry::init();
-    let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
+    let settings = match cli.settings(std::env::vars()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("scanpay: {e}");
@@ -22,9 +22,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        Some(Command::User { command }) => run_user(&cli, command),
-        Some(Command::Sim) => with_runtime(run_sim(&settings, &cli.listen_or("127.0.0.1:8090"))),
-        Some(Command::Serve) | None => with_runtime(run_serve(&settings, &cli)),
+        Some(Command::User { command }) => run_user(&settings, command),
+        Some(Command::Sim) => with_runtime(run_sim(settings)),
+        Some(Command::Serve) | None => with_runtime(run_serve(settings)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,24 +57,20 @@ fn with_runtime(f: impl std::future::Future<Output = anyhow::Result<()>>) -> any
     tokio::runtime::Runtime::new()?.block_on(f)
 }
 
-async fn run_serve(settings: &Settings, cli: &Cli) -> anyhow::Result<()> {
-    let app = Application::build(settings, &cli.data_dir, &cli.listen_or("127.0.0.1:8080")).await?;
+async fn run_serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
     for line in app.banner() {
         println!("{line}");
     }
     app.run_until_stopped().await
 }
 
-async fn run_sim(settings: &Settings, listen: &str) -> anyhow::Result<()> {
-    let app = SimApp::build(settings, listen)?;
-    let url = format!("http://{}/", app.addr());
-    println!(
-        "scanpay sim: WeChat Pay gateway  {url}  (merchant {})",
-        app.simulator().merchant().mch_id
-    );
-    println!("scanpay sim: customer's phone    {url}");
-    app.run_until_stopped().await?;
-    Ok(())
+async fn run_sim(settings: Settings) -> anyhow::Result<()> {
+    let app = SimApp::build(settings)?;
+    for line in app.banner() {
+        println!("{line}");
+    }
+    app.run_until_stopped().await
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -89,8 +85,8 @@ fn read_password() -> anyhow::Result<String> {
     Ok(pw)
 }
 
-fn run_user(cli: &Cli, command: &UserCommand) -> anyhow::Result<()> {
-    let store = Store::open(&cli.data_dir)?;
+fn run_user(settings: &Settings, command: &UserCommand) -> anyhow::Result<()> {
+    let store = Store::open(&settings.data_dir)?;
     match command {
         UserCommand::Add { name, role } => {
             let role = match role {

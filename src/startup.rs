@@ -1,12 +1,23 @@
 //! Assembly: build every shared piece once, bind, and run until stopped.
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
-use actix_web::{App, HttpServer, dev::Server, middleware, web};
+use actix_web::middleware::{self, from_fn};
+use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
+use crate::checkout::{Checkout, Hub};
 use crate::config::Settings;
-use crate::sim::{SimConfig, Simulator};
+use crate::gateway::WxPayV2;
+use crate::poller::Poller;
+use crate::qr::QrCache;
+use crate::sim::Simulator;
+use crate::store::Store;
+use crate::web::AppState;
+use crate::wxpay::WxPayClient;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -19,28 +30,12 @@ pub struct SimApp {
 }
 
 impl SimApp {
-    pub fn build(settings: &Settings, listen: &str) -> anyhow::Result<Self> {
-        let simulator = Simulator::new(SimConfig::from_settings(settings)?)
-            .context("cannot build the simulator's HTTP client")?;
-        let listener =
-            TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let simulator = simulator(&settings)?;
+        let listener = bind(&settings.listen)?;
         let addr = listener.local_addr()?;
         let sim = simulator.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(middleware::NormalizePath::new(
-                    middleware::TrailingSlash::MergeOnly,
-                ))
-                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
-                .configure(|cfg| sim.configure(cfg))
-        })
-        // Small answers and SSE events go out at once instead of waiting on the peer's delayed ACK.
-        .tcp_nodelay(true)
-        .listen(listener)?
-        .workers(2)
-        .shutdown_timeout(5)
-        .run();
+        let server = http_server(listener, move |cfg| sim.configure(cfg))?;
         Ok(SimApp {
             server,
             addr,
@@ -56,8 +51,25 @@ impl SimApp {
         &self.simulator
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    pub fn banner(&self) -> Vec<String> {
+        let url = format!("http://{}/", self.addr);
+        vec![
+            format!(
+                "scanpay sim: WeChat Pay gateway  {url}  (merchant {})",
+                self.simulator.merchant().mch_id
+            ),
+            format!("scanpay sim: customer's phone    {url}"),
+        ]
+    }
+
+    /// Serves until Ctrl-C / SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes (tests: when the test is over).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        serve_until(self.server, shutdown).await
     }
 }
 
@@ -65,163 +77,53 @@ impl SimApp {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
-    stop: tokio_util::sync::CancellationToken,
-    poller: tokio::task::JoinHandle<()>,
-    banner: Vec<String>,
+    poller: Poller,
+    simulator: Option<Simulator>,
 }
 
 impl Application {
-    /// Start-up order: data dir → migrate → live-mode checks → clients → bind → poller.
-    pub async fn build(
-        settings: &Settings,
-        data_dir: &std::path::Path,
-        listen: &str,
-    ) -> anyhow::Result<Self> {
-        use crate::checkout::{Checkout, CheckoutConfig, Hub};
-        use crate::poller::Poller;
-        use crate::store::Store;
-        use crate::web::{AppState, auth::LoginLimiter, error::set_error_language, i18n};
-
-        let store = {
-            let dir = data_dir.to_path_buf();
-            tokio::task::spawn_blocking(move || Store::open(&dir))
-                .await?
-                .with_context(|| format!("cannot open the database in {}", data_dir.display()))?
-        };
-        let simulator_mode = settings.wxpay.is_simulator();
-        if simulator_mode {
-            let s = store.clone();
-            if tokio::task::spawn_blocking(move || crate::accounts::ensure_demo_users(&s)).await?? {
-                tracing::info!("created the demo users admin/admin and cashier/cashier");
-            }
+    /// Start-up order: data dir → migrate → live-mode checks → bind → clients → routes.
+    /// Nothing runs until `run_until_stopped`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings).await?;
+        if settings.wxpay.is_simulator() {
+            create_demo_users(&store).await?;
         } else {
-            settings.wxpay.validate_live()?;
-            if !settings
-                .wxpay
-                .notify_url
-                .as_deref()
-                .unwrap_or("")
-                .starts_with("https://")
-            {
-                tracing::warn!(
-                    "wxpay.notify_url is not https: the real gateway needs an https notify_url"
-                );
-            }
-            let admins = store.read(crate::store::users::count_admins).await?;
-            if admins == 0 {
-                anyhow::bail!(
-                    "live mode needs an admin user: create one with `scanpay user add NAME --role admin` \
-                     (the password is read from stdin)"
-                );
-            }
+            check_live(&settings, &store).await?;
         }
-
-        let listener =
-            TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = bind(&settings.listen)?;
         let addr = listener.local_addr()?;
-        let merchant = settings.wxpay.merchant_or_demo()?;
-        let (gateway, notify_url) = if simulator_mode {
-            (
-                format!("http://{addr}/sim/"),
-                settings
-                    .wxpay
-                    .notify_url
-                    .clone()
-                    .unwrap_or_else(|| format!("http://{addr}/wxpay/notify")),
-            )
-        } else {
-            (
-                settings.wxpay.gateway.clone(),
-                settings.wxpay.notify_url.clone().unwrap_or_default(),
-            )
-        };
-        let wx = crate::wxpay::WxPayClient::new(&gateway, merchant, settings.wxpay.timeout())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cfg = CheckoutConfig {
-            qr_ttl: std::time::Duration::from_secs(settings.checkout.qr_ttl_secs),
-            order_ttl: std::time::Duration::from_secs(settings.checkout.order_ttl_secs),
-            shop_name: settings.shop.name.clone(),
-            shop_tz: settings.shop_tz(),
-            poll_fast: std::time::Duration::from_millis(settings.poller.fast_interval_ms),
-            poll_fast_period: std::time::Duration::from_secs(settings.poller.fast_period_secs),
-            poll_slow: std::time::Duration::from_millis(settings.poller.slow_interval_ms),
-            max_backoff: std::time::Duration::from_secs(settings.poller.max_backoff_secs),
-        };
-        let qr_cache = std::sync::Arc::new(crate::qr::QrCache::default());
+        let (gateway, notify_url) = gateway(&settings, addr);
+        let wx = WxPayClient::new(
+            &gateway,
+            settings.wxpay.merchant_or_demo()?,
+            settings.wxpay.timeout(),
+        )?;
+        let qr_cache = Arc::new(QrCache::default());
         let hub = {
             let qr_cache = qr_cache.clone();
             Hub::new().on_publish(move |token| qr_cache.forget(token))
         };
-        let gateway = std::sync::Arc::new(crate::gateway::WxPayV2::new(wx, notify_url));
-        let checkout = Checkout::new(store, gateway, hub, cfg);
+        let gateway = Arc::new(WxPayV2::new(wx, notify_url));
+        let checkout = Checkout::new(store, gateway, hub, settings.checkout_config());
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
-        let texts = i18n::texts(settings.shop.language);
-        set_error_language(texts);
-        let state = web::Data::new(AppState {
+        let state = web::Data::new(AppState::new(
+            &settings,
             checkout,
-            t: texts,
-            shop_name: settings.shop.name.clone(),
-            tz: settings.shop_tz(),
-            max_amount: settings.checkout.max_amount(),
             qr_cache,
-            limiter: LoginLimiter::default(),
-            heartbeat: poller.heartbeat(),
-        });
-        let simulator = if simulator_mode {
-            Some(
-                Simulator::new(SimConfig::from_settings(settings)?)
-                    .context("cannot build the simulator's HTTP client")?,
-            )
-        } else {
-            None
-        };
-
-        let server = HttpServer::new(move || {
-            let sim = simulator.clone();
-            App::new()
-                .wrap(
-                    middleware::DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "same-origin")),
-                )
-                .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
-                .configure(crate::web::routes)
-                .configure(move |cfg| {
-                    if let Some(sim) = sim {
-                        cfg.service(web::scope("/sim").configure(|c| sim.configure(c)));
-                    }
-                })
-        })
-        // An SSE event written right after another would otherwise wait ~40 ms for the
-        // browser's delayed ACK (Nagle), and so would every small answer after a write.
-        .tcp_nodelay(true)
-        .listen(listener)?
-        .shutdown_timeout(5)
-        .disable_signals()
-        .run();
-
-        let stop = tokio_util::sync::CancellationToken::new();
-        let poller = tokio::spawn(poller.run(stop.clone()));
-
-        let base = format!("http://{addr}");
-        let mut banner = vec![
-            format!("scanpay: checkout   {base}/"),
-            format!("scanpay: admin      {base}/admin"),
-        ];
-        if simulator_mode {
-            banner.push(format!(
-                "scanpay: phone      {base}/sim/   (WeChat Pay simulator)"
-            ));
-            banner.push("scanpay: demo login cashier / cashier, admin / admin".to_string());
-        }
+            poller.heartbeat(),
+        ));
+        let simulator = settings
+            .wxpay
+            .is_simulator()
+            .then(|| simulator(&settings))
+            .transpose()?;
+        let server = http_server(listener, app_routes(state, simulator.clone()))?;
         Ok(Application {
             server,
             addr,
-            stop,
             poller,
-            banner,
+            simulator,
         })
     }
 
@@ -229,22 +131,175 @@ impl Application {
         self.addr.port()
     }
 
-    pub fn banner(&self) -> &[String] {
-        &self.banner
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The background worker, for tests that want a `tick()` now rather than at its pace.
+    pub fn poller(&self) -> Poller {
+        self.poller.clone()
+    }
+
+    /// The simulator mounted at `/sim/` (simulator mode only).
+    pub fn simulator(&self) -> Option<&Simulator> {
+        self.simulator.as_ref()
+    }
+
+    pub fn banner(&self) -> Vec<String> {
+        banner(self.addr, self.simulator.is_some())
     }
 
     /// Serves until Ctrl-C / SIGTERM, then stops in order: HTTP, poller, store.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        handle.stop(true).await;
-        let _ = server.await;
-        self.stop.cancel();
-        let _ = self.poller.await;
-        Ok(())
+        self.run_until(shutdown_signal()).await
     }
+
+    /// Spawns the poller and serves until `shutdown` completes, then stops in order.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let poller = tokio::spawn(self.poller.run(stop.clone()));
+        let served = serve_until(self.server, shutdown).await;
+        stop.cancel();
+        if let Err(e) = poller.await {
+            tracing::error!(error.message = %e, "the poller did not stop cleanly");
+        }
+        served
+        // The store closes with its last handle, dropped with the server and the poller.
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let dir = settings.data_dir.clone();
+    tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await?
+        .with_context(|| {
+            format!(
+                "cannot open the database in {}",
+                settings.data_dir.display()
+            )
+        })
+}
+
+async fn create_demo_users(store: &Store) -> anyhow::Result<()> {
+    let s = store.clone();
+    if tokio::task::spawn_blocking(move || crate::accounts::ensure_demo_users(&s)).await?? {
+        tracing::info!("created the demo users admin/admin and cashier/cashier");
+    }
+    Ok(())
+}
+
+/// Live mode starts only with its merchant settings and an admin who can sign in.
+async fn check_live(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+    settings.wxpay.validate_live()?;
+    if store.read(crate::store::users::count_admins).await? == 0 {
+        anyhow::bail!(
+            "live mode needs an admin user: create one with `scanpay user add NAME --role admin` \
+             (the password is read from stdin)"
+        );
+    }
+    Ok(())
+}
+
+/// Every route of the checkout and, in simulator mode, the simulator under `/sim/`.
+fn app_routes(
+    state: web::Data<AppState>,
+    simulator: Option<Simulator>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg| {
+        cfg.app_data(state.clone()).configure(crate::web::routes);
+        if let Some(sim) = &simulator {
+            cfg.service(web::scope("/sim").configure(|c| sim.configure(c)));
+        }
+    }
+}
+
+fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))
+}
+
+fn simulator(settings: &Settings) -> anyhow::Result<Simulator> {
+    Simulator::new(settings.sim_config()?).context("cannot build the simulator's HTTP client")
+}
+
+/// The gateway's base URL and our notify_url. In simulator mode both are on our
+/// own address: the simulator is mounted at `/sim/`.
+fn gateway(settings: &Settings, addr: SocketAddr) -> (String, String) {
+    let wx = &settings.wxpay;
+    if wx.is_simulator() {
+        let notify_url = wx
+            .notify_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}/wxpay/notify"));
+        (format!("http://{addr}/sim/"), notify_url)
+    } else {
+        (
+            wx.gateway.clone(),
+            wx.notify_url.clone().unwrap_or_default(),
+        )
+    }
+}
+
+/// What `scanpay serve` prints once it listens (the tests read the first URL).
+fn banner(addr: SocketAddr, simulator_mode: bool) -> Vec<String> {
+    let base = format!("http://{addr}");
+    let mut lines = vec![
+        format!("scanpay: checkout   {base}/"),
+        format!("scanpay: admin      {base}/admin"),
+    ];
+    if simulator_mode {
+        lines.push(format!(
+            "scanpay: phone      {base}/sim/   (WeChat Pay simulator)"
+        ));
+        lines.push("scanpay: demo login cashier / cashier, admin / admin".to_string());
+    }
+    lines
+}
+
+/// The one HTTP set-up of `serve` and `sim`: request log, security headers,
+/// `//` merged, body limits, error pages in the shop's language, then `configure`'s routes.
+/// Signals are ours (`run_until_stopped`), not actix's.
+fn http_server(
+    listener: TcpListener,
+    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        let configure = configure.clone();
+        App::new()
+            .wrap(from_fn(crate::web::error::localise))
+            .wrap(
+                middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "same-origin")),
+            )
+            .wrap(middleware::NormalizePath::new(
+                middleware::TrailingSlash::MergeOnly,
+            ))
+            .wrap(from_fn(crate::telemetry::log_requests))
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
+            .configure(move |cfg| configure(cfg))
+    })
+    // An SSE event written right after another would otherwise wait ~40 ms for the
+    // browser's delayed ACK (Nagle), and so would every small answer after a write.
+    .tcp_nodelay(true)
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .disable_signals()
+    .run();
+    Ok(server)
+}
+
+/// Runs `server` until `shutdown` completes (or the server fails), then stops it
+/// gracefully: requests in progress may finish, for up to the shutdown timeout.
+async fn serve_until(mut server: Server, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let handle = server.handle();
+    tokio::select! {
+        done = &mut server => return Ok(done?),
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down");
+    let ((), done) = tokio::join!(handle.stop(true), server);
+    Ok(done?)
 }
 
 async fn shutdown_signal() {

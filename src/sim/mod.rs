@@ -15,34 +15,17 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 
-use crate::config::{ConfigError, Settings};
 use crate::wxpay::Merchant;
 pub use faults::Faults;
 use ledger::Ledger;
 
-/// What the simulator needs to know.
+/// What the simulator needs to know (built by `Settings::sim_config`).
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub merchant: Merchant,
     pub time_scale: f64,
     pub min_close_age: Duration,
     pub faults: Faults,
-}
-
-impl SimConfig {
-    /// The demo merchant unless `wxpay.*` keys say otherwise, and the `sim.*` keys.
-    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        Ok(SimConfig {
-            merchant: s.wxpay.merchant_or_demo()?,
-            time_scale: s.sim.time_scale,
-            min_close_age: Duration::from_secs(s.sim.min_close_age_secs),
-            faults: s
-                .sim
-                .faults
-                .parse()
-                .map_err(|e| ConfigError::Invalid(format!("sim.faults: {e}")))?,
-        })
-    }
 }
 
 #[derive(Clone)]

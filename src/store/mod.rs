@@ -49,18 +49,38 @@ pub enum StoreError {
     },
     #[error("the database was written by a newer scanpay (schema {found}, this one knows {known})")]
     TooNew { found: i64, known: i64 },
-    #[error("a database task failed: {0}")]
-    Task(String),
+    #[error("cannot start the database's {thread} thread: {source}")]
+    Thread {
+        thread: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    /// The write's closure panicked (its savepoint was rolled back).
+    #[error("a database write panicked")]
+    Panicked,
+    /// A blocking read (or password check) did not finish: it panicked or the runtime is
+    /// shutting down.
+    #[error("a database task did not finish: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("the transaction was rolled back by the database")]
+    RolledBack,
+    /// One failure of a whole batch of writes, seen by each of its writes.
+    #[error(transparent)]
+    Batch(Arc<StoreError>),
 }
 
 impl StoreError {
-    /// The same error again, for every write of a batch that shared one failure.
-    fn replicate(&self) -> StoreError {
-        match self {
+    /// A failure shared by every write of a batch, as one error per caller. SQLite's
+    /// own failures are copied (their code may matter to the caller); others shared.
+    fn for_each_write(self) -> impl Fn() -> StoreError {
+        let shared = Arc::new(self);
+        move || match &*shared {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, msg)) => {
                 StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone()))
             }
-            other => StoreError::Task(other.to_string()),
+            _ => StoreError::Batch(shared.clone()),
         }
     }
 }
@@ -162,7 +182,10 @@ impl Store {
         std::thread::Builder::new()
             .name("scanpay-db-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpointer, &commits))
-            .map_err(|e| StoreError::Task(format!("cannot start the checkpointer: {e}")))?;
+            .map_err(|source| StoreError::Thread {
+                thread: "checkpointer",
+                source,
+            })?;
         let writer = Arc::new(Mutex::new(writer));
         let (queue, jobs) = mpsc::channel();
         let conn = writer.clone();
@@ -170,7 +193,10 @@ impl Store {
         std::thread::Builder::new()
             .name("scanpay-db-writer".into())
             .spawn(move || writer_loop(&conn, &jobs, &committed))
-            .map_err(|e| StoreError::Task(format!("cannot start the database writer: {e}")))?;
+            .map_err(|source| StoreError::Thread {
+                thread: "writer",
+                source,
+            })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -198,10 +224,9 @@ impl Store {
         self.inner
             .queue
             .send(job)
-            .map_err(|_| StoreError::Task("the database writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Task("the database write panicked".into()))?
+            .map_err(|_| StoreError::WriterStopped)?;
+        // The reply is dropped unanswered only when the closure panicked.
+        answer.await.map_err(|_| StoreError::Panicked)?
     }
 
     /// Runs `f` with a read connection on the blocking pool.
@@ -212,9 +237,7 @@ impl Store {
     {
         let store = self.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| store.read_blocking(f)))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || span.in_scope(|| store.read_blocking(f))).await?
     }
 
     /// One write transaction on the caller's thread, for callers outside the
@@ -323,9 +346,9 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>
         Ok(tx) => tx,
         Err(e) => {
             // Cannot begin (e.g. busy past the timeout): fail this batch, keep serving.
-            let e = StoreError::from(e);
+            let error = StoreError::from(e).for_each_write();
             for job in pending.drain(..) {
-                job.fail(e.replicate());
+                job.fail(error());
             }
             return;
         }
@@ -357,9 +380,7 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>
             break;
         }
         if tx.is_autocommit() {
-            broken = Some(StoreError::Task(
-                "the transaction was rolled back by the database".into(),
-            ));
+            broken = Some(StoreError::RolledBack);
             break;
         }
     }
@@ -370,13 +391,14 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>
         }
         None => tx.commit().map_err(StoreError::from),
     };
-    if let Err(e) = &outcome {
+    let outcome = outcome.map_err(|e| {
         tracing::error!(error.message = %e, writes = answers.len(), "a batch of writes was not committed");
-    }
+        e.for_each_write()
+    });
     for answer in answers {
         answer(match &outcome {
             Ok(()) => Ok(()),
-            Err(e) => Err(e.replicate()),
+            Err(error) => Err(error()),
         });
     }
 }
@@ -442,7 +464,10 @@ mod tests {
                     tx.execute("INSERT INTO t (v) VALUES (?1)", [format!("row{i}")])?;
                     if i % 10 == 0 {
                         // Written, then refused: this write must leave no trace.
-                        return Err(StoreError::Task("refused".into()));
+                        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                            Some("refused".into()),
+                        )));
                     }
                     Ok(i)
                 })
@@ -497,7 +522,7 @@ mod tests {
             }),
             store.write(|tx| Ok(tx.execute("INSERT INTO t (v) VALUES ('y')", [])?)),
         );
-        assert!(matches!(boom, Err(StoreError::Task(_))));
+        assert!(matches!(boom, Err(StoreError::Panicked)));
         assert_eq!(fine.unwrap(), 1);
         store
             .write(|tx| Ok(tx.execute("INSERT INTO t (v) VALUES ('z')", [])?))

@@ -1,25 +1,20 @@
-//! One error type for every handler, turned into a response in one place.
+//! One error type for every handler, turned into a response in one place, in
+//! the shop's language: `error_response` has no request, so `localise` (a
+//! middleware) renders the page again with the `AppState`'s texts.
 
-use std::sync::OnceLock;
-
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
 
+use super::AppState;
 use super::i18n::{self, Texts};
 use crate::checkout::CheckoutError;
+use crate::config::Language;
+use crate::order::OrderState;
 use crate::store::StoreError;
-
-/// The language of error pages (set once at start-up; errors carry no request).
-static ERROR_TEXTS: OnceLock<&'static Texts> = OnceLock::new();
-
-pub fn set_error_language(t: &'static Texts) {
-    let _ = ERROR_TEXTS.set(t);
-}
-
-fn texts() -> &'static Texts {
-    ERROR_TEXTS.get().copied().unwrap_or(&i18n::ZH_CN)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -33,8 +28,10 @@ pub enum WebError {
     Csrf,
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("the order is already {0}")]
+    OrderEnded(OrderState),
+    #[error("the order's QR code is not waiting for a retry")]
+    NothingToRetry,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -49,8 +46,8 @@ impl From<CheckoutError> for WebError {
     fn from(e: CheckoutError) -> Self {
         match e {
             CheckoutError::NotFound => WebError::NotFound,
-            CheckoutError::Ended(_) => WebError::Conflict(texts().order_ended.to_string()),
-            CheckoutError::NothingToRetry => WebError::Conflict(texts().order_ended.to_string()),
+            CheckoutError::Ended(state) => WebError::OrderEnded(state),
+            CheckoutError::NothingToRetry => WebError::NothingToRetry,
             CheckoutError::Store(s) => s.into(),
         }
     }
@@ -64,20 +61,20 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-impl ResponseError for WebError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            WebError::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            WebError::Forbidden | WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::NotFound => StatusCode::NOT_FOUND,
-            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            WebError::Conflict(_) => StatusCode::CONFLICT,
-            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+/// "Nothing to retry": the order is open and its QR is not a failed one (a second
+/// click, or the QR was replaced meanwhile). Belongs in `i18n::Texts` once that
+/// file can take it.
+fn nothing_to_retry(t: &Texts) -> &'static str {
+    if t.lang == i18n::EN.lang {
+        "The QR code is not waiting for a retry: go back to the order."
+    } else {
+        "二维码无需重试，请返回订单页面。"
     }
+}
 
-    fn error_response(&self) -> HttpResponse {
-        let t = texts();
+impl WebError {
+    /// The response, its page in the language of `t`.
+    pub fn render(&self, t: &'static Texts) -> HttpResponse {
         let message: String = match self {
             WebError::LoginRequired { next } => {
                 let location = format!("/login?next={}", urlencode(next));
@@ -89,12 +86,10 @@ impl ResponseError for WebError {
             WebError::NotFound => t.not_found.into(),
             WebError::Csrf => t.csrf.into(),
             WebError::BadRequest(m) => format!("{} {m}", t.bad_request),
-            WebError::Conflict(m) => m.clone(),
-            WebError::Internal(e) => {
-                // The cause goes to the log only; the page says something safe.
-                tracing::error!(error.cause_chain = ?e, "request failed");
-                t.server_error.into()
-            }
+            WebError::OrderEnded(_) => t.order_ended.into(),
+            WebError::NothingToRetry => nothing_to_retry(t).into(),
+            // The cause goes to the log only (see `error_response`); the page says something safe.
+            WebError::Internal(_) => t.server_error.into(),
         };
         let status = self.status_code();
         crate::render::html(
@@ -106,6 +101,49 @@ impl ResponseError for WebError {
             },
         )
     }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            WebError::Forbidden | WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::OrderEnded(_) | WebError::NothingToRetry => StatusCode::CONFLICT,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Logs an internal error's cause chain (inside the request's span) and renders
+    /// the page in the default language; `localise` puts it in the shop's.
+    fn error_response(&self) -> HttpResponse {
+        if let WebError::Internal(e) = self {
+            tracing::error!(error.cause_chain = ?e, "request failed");
+        }
+        self.render(i18n::texts(Language::default()))
+    }
+}
+
+/// Middleware: a response that carries a `WebError` gets its page again in the
+/// language of the app's `AppState` (responses without one pass untouched).
+pub async fn localise(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let t = res
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.t);
+    let page = match (t, res.response().error()) {
+        (Some(t), Some(e)) => e.as_error::<WebError>().map(|e| e.render(t)),
+        _ => None,
+    };
+    Ok(match page {
+        Some(page) => res.into_response(page),
+        None => res.map_into_boxed_body(),
+    })
 }
 
 pub fn urlencode(s: &str) -> String {

@@ -17,19 +17,43 @@ use std::sync::atomic::AtomicI64;
 use actix_web::web;
 
 use crate::checkout::Checkout;
+use crate::config::Settings;
 use crate::money::Fen;
 use crate::qr::QrCache;
 
 /// What every handler may use, built once at start-up.
 pub struct AppState {
     pub checkout: Checkout,
+    /// The shop's language, for pages and error pages alike.
     pub t: &'static i18n::Texts,
     pub shop_name: String,
     pub tz: jiff::tz::TimeZone,
     pub max_amount: Fen,
+    /// Rendered QR images; forgotten when their order changes (see start-up).
     pub qr_cache: Arc<QrCache>,
     pub limiter: auth::LoginLimiter,
+    /// The poller's last turn (ms), read by `/healthz`.
     pub heartbeat: Arc<AtomicI64>,
+}
+
+impl AppState {
+    pub fn new(
+        settings: &Settings,
+        checkout: Checkout,
+        qr_cache: Arc<QrCache>,
+        heartbeat: Arc<AtomicI64>,
+    ) -> Self {
+        AppState {
+            checkout,
+            t: i18n::texts(settings.shop.language),
+            shop_name: settings.shop.name.clone(),
+            tz: settings.shop_tz(),
+            max_amount: settings.checkout.max_amount(),
+            qr_cache,
+            limiter: auth::LoginLimiter::default(),
+            heartbeat,
+        }
+    }
 }
 
 /// Every route of SPEC §2 (but `/sim`, mounted by start-up), grouped by page.

@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
+use scanpay::config::Settings;
+
 use crate::helpers::*;
 
 const PAID_WITHIN: Duration = Duration::from_secs(15);
 
 /// The poller stays out of the way, so every payment arrives by notification
 /// and its log line reads "applied".
-const NOTIFY_ONLY: &[(&str, &str)] = &[
-    ("SCANPAY_POLLER_FAST_INTERVAL_MS", "60000"),
-    ("SCANPAY_POLLER_SLOW_INTERVAL_MS", "60000"),
-];
+fn notify_only(s: &mut Settings) {
+    s.poller.fast_interval_ms = 60_000;
+    s.poller.slow_interval_ms = 60_000;
+}
 
 const ADMIN_ROUTES: [&str; 3] = [
     "/admin",
@@ -63,7 +65,7 @@ fn shop_today() -> jiff::civil::Date {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_pages_need_an_admin() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
 
     let anonymous = app.anonymous();
     let expected = [
@@ -72,9 +74,7 @@ async fn admin_pages_need_an_admin() {
         "/login?next=/admin/orders/20240101000001",
     ];
     for (route, location) in ADMIN_ROUTES.iter().zip(expected) {
-        let resp = get(&anonymous, app.url(route)).await;
-        assert_eq!(resp.status(), 303, "anonymous {route}");
-        assert_eq!(resp.headers()["location"], location, "anonymous {route}");
+        assert_is_redirect_to(&get(&anonymous, app.url(route)).await, location);
     }
 
     // Even a query the page would refuse: the login comes first.
@@ -106,10 +106,23 @@ async fn admin_pages_need_an_admin() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
-    // Arrange: as the cashier, two paid orders, one left open, one cancelled.
-    let app = spawn_app(NOTIFY_ONLY);
+/// Two paid orders (latte, cake), one left open, one cancelled, made by the
+/// cashier; then the admin is signed in.
+struct Shop {
+    app: TestApp,
+    day_before: jiff::civil::Date,
+    latte_no: String,
+    latte_qr: String,
+    latte_tx: String,
+    cake_no: String,
+    cake_qr: String,
+    cake_tx: String,
+    open_no: String,
+    cancelled_no: String,
+}
+
+async fn a_day_of_sales() -> Shop {
+    let app = spawn_app_with(notify_only).await;
     let day_before = shop_today();
     app.login_as("cashier", "cashier").await;
     let latte = app.create_order("12.50", "拿铁咖啡 Latte").await;
@@ -118,25 +131,13 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     let cancelled = app.create_order("4.00", "changed my mind").await;
     pay_order(&app, &latte).await;
     pay_order(&app, &cake).await;
-    let csrf = app.csrf().await;
-    let resp = app
-        .http
-        .post(app.url(&format!("/o/{cancelled}/cancel")))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_action(&cancelled, "cancel").await;
+    assert_is_redirect_to(&resp, &format!("/o/{cancelled}"));
     app.wait_for_state(&cancelled, "cancelled", PAID_WITHIN)
         .await;
     let latte_status = app.status(&latte).await;
-    let latte_no = latte_status["order_no"].as_str().unwrap().to_string();
-    let latte_qr = latte_status["out_trade_no"].as_str().unwrap().to_string();
     let cake_status = app.status(&cake).await;
-    let cake_no = cake_status["order_no"].as_str().unwrap().to_string();
-    let cake_qr = cake_status["out_trade_no"].as_str().unwrap().to_string();
-    let open_no = order_no(&app, &open).await;
-    let cancelled_no = order_no(&app, &cancelled).await;
+    let field = |s: &serde_json::Value, name: &str| s[name].as_str().unwrap().to_string();
     let transaction = |no: &str| -> String {
         app.db()
             .query_row(
@@ -146,10 +147,41 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
             )
             .unwrap()
     };
+    let (latte_no, cake_no) = (
+        field(&latte_status, "order_no"),
+        field(&cake_status, "order_no"),
+    );
     let (latte_tx, cake_tx) = (transaction(&latte_no), transaction(&cake_no));
-
+    let open_no = order_no(&app, &open).await;
+    let cancelled_no = order_no(&app, &cancelled).await;
     app.login_as("admin", "admin").await;
+    Shop {
+        latte_qr: field(&latte_status, "out_trade_no"),
+        cake_qr: field(&cake_status, "out_trade_no"),
+        app,
+        day_before,
+        latte_no,
+        latte_tx,
+        cake_no,
+        cake_tx,
+        open_no,
+        cancelled_no,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_lists_exactly_the_paid_orders_with_their_totals() {
+    let Shop {
+        app,
+        day_before,
+        latte_no,
+        latte_tx,
+        cake_no,
+        cake_tx,
+        open_no,
+        cancelled_no,
+        ..
+    } = a_day_of_sales().await;
     // The list: the paid two, counted and summed.
     let page = get(&app.http, app.url("/admin"))
         .await
@@ -172,7 +204,18 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     if shop_today() == day_before {
         assert_eq!(by_id(&page, "today-sum"), "¥12.79");
     }
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_filters_by_search_cashier_flags_and_dates() {
+    let Shop {
+        app,
+        latte_no,
+        latte_tx,
+        cake_no,
+        cake_qr,
+        ..
+    } = a_day_of_sales().await;
     // Filters: search by order number, out_trade_no and transaction_id; cashier; flags; dates.
     let filtered = |query: String| {
         let url = app.url(&format!("/admin?{query}"));
@@ -209,7 +252,20 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     assert_eq!(selected(&filtered("flagged=1".into()).await).0, "0");
     let old = filtered("from=2020-01-01&to=2020-01-31".into()).await;
     assert_eq!(selected(&old).0, "0");
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_csv_holds_the_paid_orders_oldest_first_quoted() {
+    let Shop {
+        app,
+        latte_no,
+        latte_qr,
+        latte_tx,
+        cake_no,
+        cake_qr,
+        cake_tx,
+        ..
+    } = a_day_of_sales().await;
     // The CSV: BOM, header, the paid rows oldest first, quoting intact.
     let resp = get(&app.http, app.url("/admin/orders.csv")).await;
     assert_eq!(resp.status(), 200);
@@ -269,7 +325,18 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     .await;
     let text = resp.text().await.unwrap();
     assert_eq!(text.trim_end().lines().count(), 2, "{text}");
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_order_detail_shows_its_qr_and_notification_without_secrets() {
+    let Shop {
+        app,
+        latte_no,
+        latte_qr,
+        latte_tx,
+        cancelled_no,
+        ..
+    } = a_day_of_sales().await;
     // The detail page: the QR, the notification and its outcome, the flags.
     let resp = get(&app.http, app.url(&format!("/admin/orders/{latte_no}"))).await;
     assert_eq!(resp.status(), 200);
@@ -282,7 +349,7 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
     );
     assert!(detail.contains("<details>"), "the notification body");
     assert!(
-        detail.contains("[REDACTED]") && !detail.contains(DEMO_KEY),
+        detail.contains("[REDACTED]") && !detail.contains(DEMO_API_KEY),
         "no signature, no key"
     );
     let resp = get(&app.http, app.url(&format!("/admin/orders/{cancelled_no}"))).await;
@@ -293,10 +360,11 @@ async fn admin_sees_exactly_the_paid_orders_with_totals_csv_and_detail() {
 async fn late_and_double_payments_stand_out() {
     // Arrange: QRs live 2 s and the gateway refuses to close young orders, so a
     // superseded QR stays payable: paying it is late, paying the new one too is double.
-    let app = spawn_app(&[
-        ("SCANPAY_CHECKOUT_QR_TTL_SECS", "2"),
-        ("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "300"),
-    ]);
+    let app = spawn_app_with(|s| {
+        s.checkout.qr_ttl_secs = 2;
+        s.sim.min_close_age_secs = 300;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("5.00", "twice").await;
     let paid_normally = app.create_order("1.00", "once").await;

@@ -33,7 +33,7 @@ async fn cashier_and_customer_in_a_real_browser() {
     if !browser_available() {
         return;
     }
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
     let driver = Driver::start().await;
     let shots = screenshot_dir();
 
@@ -173,7 +173,7 @@ async fn the_order_page_fits_a_390px_phone() {
     if !browser_available() {
         return;
     }
-    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "6")]);
+    let app = spawn_app_with(|s| s.checkout.qr_ttl_secs = 6).await;
     app.login_as("cashier", "cashier").await;
     let token = app
         .create_order(

@@ -4,11 +4,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
+use scanpay::config::Language;
+
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cashier_charges_customer_scans_and_pays() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
 
     let t0 = Instant::now();
@@ -25,12 +27,7 @@ async fn cashier_charges_customer_scans_and_pays() {
     let order_no = s["order_no"].as_str().unwrap().to_string();
     assert!(!token.contains(&order_no));
 
-    let page = app
-        .anonymous()
-        .get(app.url(&format!("/o/{token}")))
-        .send()
-        .await
-        .unwrap();
+    let page = app.get_anonymous(&format!("/o/{token}")).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("¥12.50") && html.contains("Demo Shop") && html.contains("两杯咖啡"));
@@ -52,12 +49,7 @@ async fn cashier_charges_customer_scans_and_pays() {
     assert_eq!(s["double_paid"], false);
 
     // A paid order shows no QR any more.
-    let qr = app
-        .anonymous()
-        .get(app.url(&format!("/o/{token}/qr.png")))
-        .send()
-        .await
-        .unwrap();
+    let qr = app.get_anonymous(&format!("/o/{token}/qr.png")).await;
     assert_eq!(qr.status(), 404);
     assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
     assert_eq!(
@@ -68,17 +60,12 @@ async fn cashier_charges_customer_scans_and_pays() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_learns_of_the_payment_through_sse() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("3.00", "tea").await;
     let code_url = app.scan_qr(&token).await;
 
-    let resp = app
-        .anonymous()
-        .get(app.url(&format!("/o/{token}/events")))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_anonymous(&format!("/o/{token}/events")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.bytes_stream();
@@ -108,7 +95,7 @@ async fn the_page_learns_of_the_payment_through_sse() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amounts_are_parsed_exactly_and_bad_input_is_refused() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("0.29", "").await;
     assert_eq!(app.status(&token).await["amount_fen"], 29);
@@ -141,14 +128,27 @@ async fn amounts_are_parsed_exactly_and_bad_input_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn logins_sessions_and_csrf() {
-    let app = spawn_app(&[]);
-    let anon = app.anonymous();
-    let resp = anon.get(app.url("/")).send().await.unwrap();
-    assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/login?next=/");
+async fn a_fresh_data_dir_gets_the_demo_users() {
+    let app = spawn_fresh_app().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM users"), 2);
+    app.login_as("admin", "admin").await;
+    assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
+    app.login_as("cashier", "cashier").await;
+    app.create_order("1.00", "").await;
+}
 
-    let resp = anon
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checkout_needs_a_login() {
+    let app = spawn_app().await;
+    let resp = app.get_anonymous("/").await;
+    assert_is_redirect_to(&resp, "/login?next=/");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_refused_and_a_right_one_sets_a_safe_cookie() {
+    let app = spawn_app().await;
+    let resp = app
+        .anonymous()
         .post(app.url("/login"))
         .form(&[("username", "cashier"), ("password", "wrong")])
         .send()
@@ -168,15 +168,18 @@ async fn logins_sessions_and_csrf() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/o/abc");
+    assert_is_redirect_to(&resp, "/o/abc");
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
+}
 
-    // A form post without the CSRF token changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_post_without_the_csrf_token_changes_nothing() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
     let resp = app
         .http
         .post(app.url("/orders"))
@@ -186,8 +189,12 @@ async fn logins_sessions_and_csrf() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     assert_eq!(app.count("SELECT COUNT(*) FROM orders"), 0);
+}
 
-    // Repeated failures from one address are slowed down.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_login_failures_from_one_address_are_slowed_down() {
+    let app = spawn_app().await;
+    let anon = app.anonymous();
     let mut last = 0;
     for _ in 0..12 {
         last = anon
@@ -204,7 +211,7 @@ async fn logins_sessions_and_csrf() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     app.set_faults("systemerror_rate=1").await;
     let token = app.create_order("5.00", "retry me").await;
@@ -219,18 +226,21 @@ async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
     assert!(page.contains("SYSTEMERROR") && page.contains(&format!("/o/{token}/retry")));
 
     app.set_faults("").await;
-    let csrf = app.csrf().await;
-    let resp = app
-        .http
-        .post(app.url(&format!("/o/{token}/retry")))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let resp = app.post_action(&token, "retry").await;
+    assert_is_redirect_to(&resp, &format!("/o/{token}"));
     let s = app.status(&token).await;
     assert_eq!(s["qr_state"], "open");
     assert_eq!(s["qr_version"], 2);
+
+    // A second click finds nothing to retry, and says so (the order is not over).
+    let again = app.post_action(&token, "retry").await;
+    assert_eq!(again.status(), 409);
+    let page = again.text().await.unwrap();
+    assert!(
+        page.contains("无需重试") && !page.contains("已结束"),
+        "{page}"
+    );
+
     app.scan_and_pay(&token).await;
     app.wait_for_state(&token, "paid", Duration::from_secs(5))
         .await;
@@ -238,7 +248,7 @@ async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_staff_can_cancel_and_a_cancelled_qr_cannot_be_paid() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("8.80", "cancel me").await;
     let code_url = app.scan_qr(&token).await;
@@ -250,25 +260,20 @@ async fn only_staff_can_cancel_and_a_cancelled_qr_cannot_be_paid() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 303, "the customer's link cannot cancel");
     assert!(
-        resp.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login")
+        location(&resp).starts_with("/login"),
+        "the customer's link cannot cancel"
     );
     assert_eq!(app.status(&token).await["state"], "open");
 
-    let csrf = app.csrf().await;
-    let resp = app
-        .http
-        .post(app.url(&format!("/o/{token}/cancel")))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_action(&token, "cancel").await;
     assert_eq!(resp.status(), 303);
     assert_eq!(app.status(&token).await["state"], "cancelled");
+
+    // Cancelling again: the order has ended.
+    let again = app.post_action(&token, "cancel").await;
+    assert_eq!(again.status(), 409);
+    assert!(again.text().await.unwrap().contains("该订单已结束"));
     // The poller closes the gateway order; then the phone cannot pay it.
     app.wait_count(
         "the QR closed at the gateway",
@@ -282,13 +287,8 @@ async fn only_staff_can_cancel_and_a_cancelled_qr_cannot_be_paid() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_and_unknown_orders() {
-    let app = spawn_app(&[]);
-    let resp = app
-        .anonymous()
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let app = spawn_app().await;
+    let resp = app.get_anonymous("/healthz").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "ok");
     for path in [
@@ -296,7 +296,7 @@ async fn healthz_and_unknown_orders() {
         "/o/nope/status",
         "/o/../../etc/passwd",
     ] {
-        let resp = app.anonymous().get(app.url(path)).send().await.unwrap();
+        let resp = app.get_anonymous(path).await;
         assert_eq!(resp.status(), 404, "{path}");
     }
     let metrics = app.page(&app.anonymous(), app.url("/metrics")).await;
@@ -305,19 +305,18 @@ async fn healthz_and_unknown_orders() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
-    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "2")]);
+    let app = spawn_app_with(|s| {
+        s.checkout.qr_ttl_secs = 1;
+        s.poller.max_backoff_secs = 1;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     app.set_faults("http500_rate=1").await;
     let token = app.create_order("5.00", "down").await;
     let s = app.status(&token).await;
     assert_eq!(s["qr_state"], "failed");
     assert!(s["qr_error"].as_str().unwrap().contains("500"), "{s}");
-    let health = app
-        .anonymous()
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get_anonymous("/healthz").await;
     assert_eq!(
         health.status(),
         200,
@@ -336,10 +335,11 @@ async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_speak_english_when_configured() {
-    let app = spawn_app(&[
-        ("SCANPAY_SHOP_LANGUAGE", "en"),
-        ("SCANPAY_SHOP_NAME", "Corner Café"),
-    ]);
+    let app = spawn_app_with(|s| {
+        s.shop.language = Language::En;
+        s.shop.name = "Corner Café".into();
+    })
+    .await;
     let login = app.page(&app.anonymous(), app.url("/login")).await;
     assert!(
         login.contains("lang=\"en\"") && login.contains("Sign in") && login.contains("Corner Café")
@@ -359,18 +359,33 @@ async fn pages_speak_english_when_configured() {
         .page(&app.anonymous(), app.url(&format!("/o/{token}")))
         .await;
     assert!(page.contains(">Paid<"), "a paid order reads Paid");
-    let print = app
-        .anonymous()
-        .get(app.url(&format!("/o/{token}/print")))
-        .send()
-        .await
-        .unwrap();
+    let print = app.get_anonymous(&format!("/o/{token}/print")).await;
     assert_eq!(print.status(), 200);
+
+    // Error pages speak the shop's language too.
+    let missing = app
+        .get_anonymous("/o/00000000000000000000000000000000")
+        .await;
+    assert_eq!(missing.status(), 404);
+    let page = missing.text().await.unwrap();
+    assert!(
+        page.contains("lang=\"en\"") && page.contains("No such page or order."),
+        "{page}"
+    );
+    let again = app.post_action(&token, "cancel").await;
+    assert_eq!(again.status(), 409);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("This order has already ended.")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn qr_images_have_an_etag_per_qr_and_a_size() {
-    let app = spawn_app(&[]);
+    let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("1.00", "").await;
     let url = app.url(&format!("/o/{token}/qr.png"));
@@ -412,20 +427,16 @@ async fn qr_images_have_an_etag_per_qr_and_a_size() {
 #[test]
 fn the_user_commands_add_list_and_change_passwords() {
     let dir = tempfile::tempdir().unwrap();
-    add_user(dir.path(), "li", "cashier", "a long password");
-    let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
-            .args(args)
-            .args(["--data-dir", dir.path().to_str().unwrap()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        write!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], stdin: &str| run_cli(dir.path(), args, &[], stdin);
+    let add = run(
+        &["user", "add", "li", "--role", "cashier"],
+        "a long password\n",
+    );
+    assert!(
+        add.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let list = run(&["user", "list"], "");
     assert_eq!(String::from_utf8_lossy(&list.stdout), "li\tcashier\n");
     let dup = run(
@@ -444,4 +455,44 @@ fn the_user_commands_add_list_and_change_passwords() {
     );
     let none = run(&["user", "passwd", "nobody"], "a new long password\n");
     assert!(String::from_utf8_lossy(&none.stderr).contains("no user named"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_is_logged_once_with_its_id_status_and_no_query() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.00", "").await;
+    let resp = app
+        .get_anonymous(&format!("/o/{token}?next=secret-in-the-query"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let log = logs();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+    let served: Vec<&&str> = lines.iter().filter(|l| l.contains(" served ")).collect();
+    assert_eq!(served.len(), 1, "logged once: {lines:?}");
+    assert!(
+        served[0].contains("method=GET")
+            && served[0].contains(&format!("path=/o/{token}"))
+            && served[0].contains("status=200")
+            && served[0].contains("latency_ms="),
+        "{}",
+        served[0]
+    );
+    assert!(!log.contains("secret-in-the-query"), "no query string");
+
+    // What a request logs is tagged with its id.
+    app.scan_and_pay(&token).await;
+    let status = app
+        .wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    let order_no = status["order_no"].as_str().unwrap().to_string();
+    let after = logs();
+    let applied = after
+        .lines()
+        .find(|l| l.contains("payment applied") && l.contains(&order_no));
+    assert!(
+        applied.is_some_and(|l| l.contains("request{id=") && l.contains("path=/wxpay/notify")),
+        "{applied:?}"
+    );
 }

@@ -1,33 +1,117 @@
-//! Starting the real binary and talking to it over HTTP.
+//! The app under test: `Application` built in this process on a random port and
+//! spoken to over real HTTP, with the simulator at `/sim/`. The real binary is
+//! started only to kill it (`kill -9` and restart) or to test its command line.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use scanpay::config::Settings;
+pub use scanpay::config::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID};
+use scanpay::poller::Poller;
+use scanpay::startup::{Application, SimApp};
+use scanpay::store::DB_FILE;
+use scanpay::store::users::Role;
 use scanpay::wxpay::{ApiKey, Merchant, SignType, WxPayClient};
-
-pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
-pub const DEMO_MCH_ID: &str = "10000100";
-pub const DEMO_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+use tokio_util::sync::CancellationToken;
 
 pub fn demo_merchant(sign_type: SignType) -> Merchant {
     Merchant {
         appid: DEMO_APPID.into(),
         mch_id: DEMO_MCH_ID.into(),
-        key: ApiKey::new(DEMO_KEY).unwrap(),
+        key: ApiKey::new(DEMO_API_KEY).unwrap(),
         sign_type,
     }
 }
+
+/// Fast enough for tests: notifications retried 1000× faster, a quick poller.
+/// The same pairs configure the app in this process and the binary.
+const FAST_ENV: &[(&str, &str)] = &[
+    ("SCANPAY_SIM_TIME_SCALE", "1000"),
+    ("SCANPAY_POLLER_TICK_MS", "100"),
+    ("SCANPAY_POLLER_FAST_INTERVAL_MS", "300"),
+    ("SCANPAY_POLLER_SLOW_INTERVAL_MS", "500"),
+    ("SCANPAY_POLLER_MAX_PER_SEC", "200"),
+];
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Settings from `env` (read the way the binary reads its env), on `listen`,
+/// with `tweak` applied.
+fn settings(
+    env: Vec<(String, String)>,
+    listen: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> Settings {
+    let mut settings = Settings::load(None, env).unwrap();
+    settings.listen = listen.into();
+    tweak(&mut settings);
+    settings.validate().unwrap();
+    settings
+}
+
+// ---------------------------------------------------------------- logs
+
+/// Everything logged in this test process, by every app (one subscriber per
+/// process). Set `TEST_LOG=1` to see it on stderr as well.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = std::io::stderr().write_all(buf);
+        }
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every log line at debug level, so the tests that no secret is
+/// logged see all there is.
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        use tracing_subscriber::util::SubscriberInitExt;
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(|| Capture)
+            .finish()
+            .try_init();
+    });
+}
+
+/// The log of this process so far (every app's, every test's).
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+// ---------------------------------------------------------------- the binary
 
 /// A `scanpay` process, killed when dropped.
 pub struct Process {
     pub child: Child,
     pub url: String,
-    pub stderr_log: Arc<Mutex<String>>,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
 }
 
 impl Drop for Process {
@@ -37,69 +121,149 @@ impl Drop for Process {
     }
 }
 
-/// Starts `scanpay ARGS` with `env`, waiting for the first `http://` URL it prints.
-pub fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Process {
+/// Collects a child's output lines in the background, echoed with `TEST_LOG`.
+fn collect(out: impl std::io::Read + Send + 'static, lines: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if std::env::var_os("TEST_LOG").is_some() {
+                eprintln!("[scanpay] {line}");
+            }
+            let mut l = lines.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+}
+
+/// `scanpay ARGS` with `env` and no other `SCANPAY_*`, its output piped.
+fn scanpay_command(args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanpay"));
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("SCANPAY_") {
             cmd.env_remove(k);
         }
     }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start the scanpay binary");
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let stderr_log = Arc::new(Mutex::new(String::new()));
-    let log = stderr_log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if std::env::var("TEST_LOG").is_ok() {
-                eprintln!("[scanpay] {line}");
-            }
-            let mut l = log.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Starts `scanpay ARGS` with `env`, waiting for the first `http://` URL it prints.
+pub fn spawn_binary(args: &[&str], env: &[(String, String)]) -> Process {
+    let mut child = scanpay_command(args, env)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the scanpay binary");
+    let (stdout, stderr) = (Arc::default(), Arc::default());
+    collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
+    collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
+    let start = Instant::now();
+    let url = loop {
+        let printed = stdout.lock().unwrap().clone();
+        if let Some(i) = printed.find("http://") {
+            break printed[i..].split_whitespace().next().unwrap().to_string();
         }
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent && let Some(i) = line.find("http://") {
-                let url: String = line[i..].split_whitespace().next().unwrap().to_string();
-                let _ = tx.send(url);
-                sent = true;
-            }
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(u) => u,
-        Err(_) => {
+        if start.elapsed() > Duration::from_secs(30) || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
-            panic!(
-                "scanpay did not print its URL: {}",
-                stderr_log.lock().unwrap()
-            );
+            panic!("scanpay did not print its URL: {}", stderr.lock().unwrap());
         }
+        std::thread::sleep(Duration::from_millis(5));
     };
     Process {
         child,
         url,
-        stderr_log,
+        stdout,
+        stderr,
     }
 }
 
-/// `scanpay sim` on a random port; notifications retry 1000× faster than WeChat's.
-pub fn spawn_sim(extra_env: &[(&str, &str)]) -> Process {
-    let mut env = vec![("SCANPAY_SIM_TIME_SCALE", "1000")];
-    env.extend_from_slice(extra_env);
-    spawn_binary(&["sim", "--listen", "127.0.0.1:0"], &env)
+/// `scanpay sim --listen ADDR` in its own process, to be killed and started again.
+pub fn spawn_sim_process(listen: &str) -> Process {
+    spawn_binary(&["sim", "--listen", listen], &env(FAST_ENV))
+}
+
+/// Runs `scanpay ARGS --data-dir DIR` with `env` and `stdin`, to its end.
+pub fn run_cli(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> std::process::Output {
+    let mut child = scanpay_command(args, &self::env(env))
+        .args(["--data-dir", data_dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// ---------------------------------------------------------------- the simulator
+
+/// `scanpay sim` (the simulated gateway alone) in this process, on a random port.
+pub struct TestSim {
+    /// Ends in `/`: `{url}pay/unifiedorder`, the phone at `{url}`.
+    pub url: String,
+    stop: CancellationToken,
+}
+
+pub async fn spawn_sim() -> TestSim {
+    spawn_sim_with(|_| {}).await
+}
+
+pub async fn spawn_sim_with(tweak: impl FnOnce(&mut Settings)) -> TestSim {
+    capture_logs();
+    let settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
+    let sim = SimApp::build(settings).expect("the simulator builds");
+    let url = format!("http://{}/", sim.addr());
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(e) = sim.run_until(shutdown).await {
+            eprintln!("the simulator stopped: {e:#}");
+        }
+    });
+    TestSim { url, stop }
+}
+
+impl TestSim {
+    pub async fn pay(&self, code_url: &str) -> u16 {
+        pay_on(&self.url, code_url).await
+    }
+
+    pub async fn set_faults(&self, faults: &str) {
+        set_faults_on(&self.url, faults).await;
+    }
+}
+
+impl Drop for TestSim {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The customer pays `code_url` on the phone of the simulator at `sim` (a URL
+/// ending in `/`); returns the HTTP status.
+pub async fn pay_on(sim: &str, code_url: &str) -> u16 {
+    http()
+        .post(format!("{sim}pay"))
+        .form(&[("code_url", code_url)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Sets the faults of the simulator at `sim` (`""` clears them).
+pub async fn set_faults_on(sim: &str, faults: &str) {
+    let resp = http()
+        .post(format!("{sim}faults"))
+        .body(faults.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
 pub fn client(base_url: &str, sign_type: SignType) -> WxPayClient {
@@ -155,6 +319,7 @@ impl NotifySink {
             )
         })
         .workers(1)
+        .disable_signals()
         .listen(listener)
         .unwrap()
         .run();
@@ -189,59 +354,167 @@ impl NotifySink {
                 "expected {n} notifications, got {}",
                 self.count()
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
 
 impl Drop for NotifySink {
     fn drop(&mut self) {
-        let h = self.handle.clone();
-        tokio::spawn(async move { h.stop(false).await });
+        // Sends the stop at once; the server task ends with the test's runtime anyway.
+        drop(self.handle.stop(false));
     }
 }
 
-/// `scanpay serve` in simulator mode on a random port with a fresh data dir.
+// ---------------------------------------------------------------- the app
+
+/// `scanpay serve` on a random port with a fresh data dir.
 pub struct TestApp {
-    pub process: Process,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base: String,
     pub data_dir: tempfile::TempDir,
+    /// The signed-in staff member's browser (keeps cookies).
     pub http: reqwest::Client,
-    env: Vec<(String, String)>,
+    serving: Serving,
 }
 
-/// Fast enough for tests: notifications retried 1000× faster, a quick poller.
-const FAST_ENV: &[(&str, &str)] = &[
-    ("SCANPAY_SIM_TIME_SCALE", "1000"),
-    ("SCANPAY_POLLER_TICK_MS", "100"),
-    ("SCANPAY_POLLER_FAST_INTERVAL_MS", "300"),
-    ("SCANPAY_POLLER_SLOW_INTERVAL_MS", "500"),
-    ("SCANPAY_POLLER_MAX_PER_SEC", "200"),
-];
+enum Serving {
+    /// `Application` in this process; stopped when the `TestApp` drops.
+    InProcess {
+        stop: CancellationToken,
+        poller: Poller,
+    },
+    /// The binary, for tests that kill it; `env` starts it again the same way.
+    Process {
+        process: Process,
+        env: Vec<(String, String)>,
+    },
+}
 
-pub fn spawn_app(extra_env: &[(&str, &str)]) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut env: Vec<(String, String)> = FAST_ENV
-        .iter()
-        .chain(extra_env)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    if !env.iter().any(|(k, _)| k == "RUST_LOG") {
-        env.push(("RUST_LOG".into(), "info".into()));
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Serving::InProcess { stop, .. } = &self.serving {
+            stop.cancel();
+        }
     }
-    let process = start_serve(data_dir.path(), "127.0.0.1:0", &env);
-    let base = process.url.trim_end_matches('/').to_string();
+}
+
+/// The app in simulator mode (demo users, the simulator at `/sim/`).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The app in simulator mode with `tweak` applied to the test settings. Its
+/// database starts as a copy of `demo_database()`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_in_process(settings, data_dir).await
+}
+
+/// The app in simulator mode on an empty data dir: it creates its schema and the
+/// demo users itself.
+pub async fn spawn_fresh_app() -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", |_| {});
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_in_process(settings, data_dir).await
+}
+
+/// A database with the demo users in it, made by the app's own code once per test
+/// process: their two argon2 hashes cost more than the rest of an app's start.
+fn demo_database() -> &'static [u8] {
+    static DB: OnceLock<Vec<u8>> = OnceLock::new();
+    DB.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = scanpay::store::Store::open(dir.path()).unwrap();
+        assert!(scanpay::accounts::ensure_demo_users(&store).unwrap());
+        let copy = dir.path().join("copy.sqlite3");
+        rusqlite::Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+            .unwrap();
+        std::fs::read(copy).unwrap()
+    })
+}
+
+async fn start_in_process(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
+    capture_logs();
+    let app = Application::build(settings)
+        .await
+        .expect("the application builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let poller = app.poller();
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(e) = app.run_until(shutdown).await {
+            eprintln!("the application stopped: {e:#}");
+        }
+    });
     TestApp {
-        process,
         base,
         data_dir,
         http: http(),
-        env,
+        serving: Serving::InProcess { stop, poller },
+    }
+}
+
+/// Live mode needs an admin; both staff accounts get real passwords.
+fn add_staff(data_dir: &std::path::Path) {
+    let store = scanpay::store::Store::open(data_dir).unwrap();
+    for (name, role) in [("admin", Role::Admin), ("cashier", Role::Cashier)] {
+        let password = format!("{name}-password");
+        scanpay::accounts::add_user(&store, name, &password, role, 8).unwrap();
+    }
+}
+
+/// The wxpay settings of live mode against the gateway at `gateway`, for an app
+/// whose notify_url is on `port`.
+fn live_env(gateway: &str, port: u16) -> Vec<(String, String)> {
+    let notify = format!("http://127.0.0.1:{port}/wxpay/notify");
+    let mut env = env(FAST_ENV);
+    env.extend(self::env(&[
+        ("SCANPAY_WXPAY_GATEWAY", gateway),
+        ("SCANPAY_WXPAY_APPID", DEMO_APPID),
+        ("SCANPAY_WXPAY_MCH_ID", DEMO_MCH_ID),
+        ("SCANPAY_WXPAY_API_KEY", DEMO_API_KEY),
+        ("SCANPAY_WXPAY_NOTIFY_URL", &notify),
+    ]));
+    env
+}
+
+/// The app in live mode (staff `admin` / `cashier` with `NAME-password`) in this
+/// process, against the gateway at `gateway`.
+pub async fn spawn_live_app(gateway: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut settings = settings(live_env(gateway, port), &listen, tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_in_process(settings, data_dir).await
+}
+
+/// The binary in live mode against `sim` (which keeps its orders while the app
+/// is killed and restarted), with the staff of `spawn_live_app`.
+pub fn spawn_app_process(sim: &TestSim) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let env = live_env(&sim.url, port);
+    let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
+    TestApp {
+        base: process.url.trim_end_matches('/').to_string(),
+        data_dir,
+        http: http(),
+        serving: Serving::Process { process, env },
     }
 }
 
 fn start_serve(dir: &std::path::Path, listen: &str, env: &[(String, String)]) -> Process {
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     spawn_binary(
         &[
             "serve",
@@ -250,26 +523,43 @@ fn start_serve(dir: &std::path::Path, listen: &str, env: &[(String, String)]) ->
             "--listen",
             listen,
         ],
-        &env_refs,
+        env,
     )
 }
 
+/// A port free right now (for a server whose URL must be known before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl TestApp {
-    /// Kills the server with SIGKILL (no shutdown at all) and starts it again on
+    /// Kills the binary with SIGKILL (no shutdown at all) and starts it again on
     /// the same port and data dir.
     pub fn restart(&mut self) {
-        let _ = self.process.child.kill();
-        let _ = self.process.child.wait();
+        let Serving::Process { process, env } = &mut self.serving else {
+            panic!("only the binary can be killed");
+        };
+        let _ = process.child.kill();
+        let _ = process.child.wait();
         let listen = self.base.trim_start_matches("http://").to_string();
-        self.process = start_serve(self.data_dir.path(), &listen, &self.env);
+        *process = start_serve(self.data_dir.path(), &listen, env);
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn logs(&self) -> String {
-        self.process.stderr_log.lock().unwrap().clone()
+    /// The poller looks for due work now (in this process; the binary's own loop
+    /// does it at its pace), then a moment passes.
+    pub async fn tick(&self) {
+        if let Serving::InProcess { poller, .. } = &self.serving {
+            poller.tick().await.expect("a poller tick");
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
     }
 
     pub async fn login_as(&self, user: &str, password: &str) {
@@ -285,15 +575,7 @@ impl TestApp {
 
     /// The CSRF token of the signed-in session, read from the checkout form.
     pub async fn csrf(&self) -> String {
-        let page = self
-            .http
-            .get(self.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = self.page(&self.http, self.url("/")).await;
         hidden_value(&page, "csrf_token").expect("checkout form carries a csrf_token")
     }
 
@@ -314,17 +596,31 @@ impl TestApp {
     /// Creates an order as the signed-in user and returns its token.
     pub async fn create_order(&self, amount: &str, description: &str) -> String {
         let resp = self.post_order(amount, description).await;
-        assert_eq!(resp.status(), 303);
-        let location = resp.headers()["location"].to_str().unwrap().to_string();
-        location
+        location(&resp)
             .strip_prefix("/o/")
             .expect("redirect to /o/{token}")
             .to_string()
     }
 
+    /// `POST /o/{token}/ACTION` (cancel, retry) with the session's CSRF token.
+    pub async fn post_action(&self, token: &str, action: &str) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        self.http
+            .post(self.url(&format!("/o/{token}/{action}")))
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The body of `GET url` as `client` sees it.
     pub async fn page(&self, client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
         client.get(url).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// `GET path` as the customer (no cookies).
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.anonymous().get(self.url(path)).send().await.unwrap()
     }
 
     /// Waits until `sql` (a COUNT) gives `want`.
@@ -336,7 +632,7 @@ impl TestApp {
                 "timed out waiting for {what}: {sql} = {}",
                 self.count(sql)
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.tick().await;
         }
     }
 
@@ -351,7 +647,15 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
-    /// Waits until `f(status)` holds, polling the status JSON.
+    /// The order's `out_trade_no` (of its current QR), from its status.
+    pub async fn out_trade_no(&self, token: &str) -> String {
+        self.status(token).await["out_trade_no"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Waits until `f(status)` holds, polling the status JSON (and ticking the poller).
     pub async fn wait_for(
         &self,
         token: &str,
@@ -369,7 +673,7 @@ impl TestApp {
                 start.elapsed() < timeout,
                 "timed out waiting for {what}: {s}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.tick().await;
         }
     }
 
@@ -385,12 +689,7 @@ impl TestApp {
 
     /// Reads the QR image the customer sees and decodes it like a phone would.
     pub async fn scan_qr(&self, token: &str) -> String {
-        let resp = self
-            .http
-            .get(self.url(&format!("/o/{token}/qr.png")))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.get_anonymous(&format!("/o/{token}/qr.png")).await;
         assert_eq!(resp.status(), 200, "QR image");
         assert_eq!(resp.headers()["content-type"], "image/png");
         decode_qr(&resp.bytes().await.unwrap())
@@ -405,30 +704,17 @@ impl TestApp {
 
     /// The customer pays `code_url` on the simulator's phone; returns the HTTP status.
     pub async fn pay(&self, code_url: &str) -> u16 {
-        http()
-            .post(self.url("/sim/pay"))
-            .form(&[("code_url", code_url)])
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        pay_on(&self.url("/sim/"), code_url).await
     }
 
     pub async fn set_faults(&self, faults: &str) {
-        let resp = http()
-            .post(self.url("/sim/faults"))
-            .body(faults.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        set_faults_on(&self.url("/sim/"), faults).await;
     }
 
     /// A direct look at the database, read-only.
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(
-            self.data_dir.path().join("scanpay.sqlite3"),
+            self.data_dir.path().join(DB_FILE),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .unwrap()
@@ -444,6 +730,17 @@ impl TestApp {
     }
 }
 
+/// Where a 303 sends the browser.
+pub fn location(resp: &reqwest::Response) -> String {
+    assert_eq!(resp.status(), 303, "a redirect");
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+pub fn assert_is_redirect_to(resp: &reqwest::Response, location: &str) {
+    assert_eq!(resp.status(), 303, "a redirect to {location}");
+    assert_eq!(resp.headers()["location"], location);
+}
+
 pub fn hidden_value(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
@@ -457,86 +754,4 @@ pub fn decode_qr(png: &[u8]) -> String {
     let grids = prepared.detect_grids();
     assert_eq!(grids.len(), 1, "exactly one QR code in the image");
     grids[0].decode().unwrap().1
-}
-
-/// A port free right now (for a server whose URL must be known before it starts).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `scanpay user add NAME --role ROLE` with the password on stdin.
-pub fn add_user(data_dir: &std::path::Path, name: &str, role: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .args([
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `scanpay serve` in live mode against a `scanpay sim` in its own process,
-/// so the app can be killed and restarted while the gateway keeps its orders.
-pub fn spawn_app_with_sim(sim: &Process, extra_env: &[(&str, &str)]) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    add_user(data_dir.path(), "admin", "admin", "admin-password");
-    add_user(data_dir.path(), "cashier", "cashier", "cashier-password");
-    let port = free_port();
-    let notify = format!("http://127.0.0.1:{port}/wxpay/notify");
-    let mut env: Vec<(String, String)> = FAST_ENV
-        .iter()
-        .chain(extra_env)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    for (k, v) in [
-        ("SCANPAY_WXPAY_GATEWAY", sim.url.as_str()),
-        ("SCANPAY_WXPAY_APPID", DEMO_APPID),
-        ("SCANPAY_WXPAY_MCH_ID", DEMO_MCH_ID),
-        ("SCANPAY_WXPAY_API_KEY", DEMO_KEY),
-        ("SCANPAY_WXPAY_NOTIFY_URL", notify.as_str()),
-        ("RUST_LOG", "info"),
-    ] {
-        env.push((k.to_string(), v.to_string()));
-    }
-    let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
-    let base = process.url.trim_end_matches('/').to_string();
-    TestApp {
-        process,
-        base,
-        data_dir,
-        http: http(),
-        env,
-    }
-}
-
-/// Pays `code_url` on a standalone simulator's phone.
-pub async fn pay_on(sim: &Process, code_url: &str) -> u16 {
-    http()
-        .post(format!("{}pay", sim.url))
-        .form(&[("code_url", code_url)])
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }

@@ -1,4 +1,7 @@
 //! The one integration-test binary: every black-box test of scanpay.
+//!
+//! Most of these tests wait on timers, not on the CPU, so `.cargo/config.toml`
+//! runs several at a time by default.
 
 mod admin;
 mod browser;

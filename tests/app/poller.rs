@@ -6,7 +6,7 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_notification_is_found_by_the_poller() {
-    let app = spawn_app(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
+    let app = spawn_app_with(|s| s.sim.faults = "drop_notify=1.0".into()).await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("9.99", "no notify").await;
     app.scan_and_pay(&token).await;
@@ -23,66 +23,54 @@ async fn a_lost_notification_is_found_by_the_poller() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_resumes_polling_where_it_left_off() {
-    let sim = spawn_sim(&[("SCANPAY_SIM_FAULTS", "drop_notify=1.0")]);
-    let mut app = spawn_app_with_sim(&sim, &[]);
+    let sim = spawn_sim_with(|s| s.sim.faults = "drop_notify=1.0".into()).await;
+    let mut app = spawn_app_process(&sim);
     app.login_as("cashier", "cashier-password").await;
     let token = app.create_order("4.20", "survives").await;
     let code_url = app.scan_qr(&token).await;
 
     app.restart();
     // Paid while the server was starting again; no notification will ever come.
-    assert_eq!(pay_on(&sim, &code_url).await, 200);
+    assert_eq!(sim.pay(&code_url).await, 200);
     app.wait_for_state(&token, "paid", Duration::from_secs(10))
         .await;
     assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn live_mode_refuses_to_start_without_its_settings() {
+#[test]
+fn live_mode_refuses_to_start_without_its_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .args([
-            "serve",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/")
-        .env("SCANPAY_WXPAY_APPID", "wx0123456789abcdef")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let serve = |env: &[(&str, &str)]| {
+        let out = run_cli(dir.path(), &["serve", "--listen", "127.0.0.1:0"], env, "");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let live = [
+        ("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/"),
+        ("SCANPAY_WXPAY_APPID", "wx0123456789abcdef"),
+    ];
+    let err = serve(&live);
     for key in ["wxpay.mch_id", "wxpay.api_key", "wxpay.notify_url"] {
         assert!(err.contains(key), "names {key}: {err}");
     }
     assert!(!err.contains("wxpay.appid ("), "appid was given: {err}");
 
     // With every key but no admin user: refused, with what to do.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"))
-        .args([
-            "serve",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/")
-        .env("SCANPAY_WXPAY_APPID", "wx0123456789abcdef")
-        .env("SCANPAY_WXPAY_MCH_ID", "1900000109")
-        .env("SCANPAY_WXPAY_API_KEY", "0123456789abcdef0123456789abcdef")
-        .env(
-            "SCANPAY_WXPAY_NOTIFY_URL",
-            "https://shop.example/wxpay/notify",
-        )
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("scanpay user add"), "{err}");
-    assert!(
-        !err.contains("0123456789abcdef0123456789abcdef"),
-        "the key is never printed"
+    let key = "0123456789abcdef0123456789abcdef";
+    let err = serve(
+        &[
+            &live[..],
+            &[
+                ("SCANPAY_WXPAY_MCH_ID", "1900000109"),
+                ("SCANPAY_WXPAY_API_KEY", key),
+                (
+                    "SCANPAY_WXPAY_NOTIFY_URL",
+                    "https://shop.example/wxpay/notify",
+                ),
+            ],
+        ]
+        .concat(),
     );
+    assert!(err.contains("scanpay user add"), "{err}");
+    assert!(!err.contains(key), "the key is never printed");
 }

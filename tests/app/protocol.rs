@@ -1,4 +1,5 @@
-//! The crate's own client against `scanpay sim` in its own process.
+//! The crate's own client against `scanpay sim`: the simulator alone on its own
+//! port (in this process, and once as the real `scanpay sim` command).
 
 use std::time::{Duration, Instant};
 
@@ -34,20 +35,10 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-async fn pay(sim: &Process, code_url: &str) -> reqwest::StatusCode {
-    http()
-        .post(format!("{}pay", sim.url))
-        .form(&[("code_url", code_url)])
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn create_query_pay_notify_retry_query_with_both_sign_types() {
     for sign_type in [SignType::Md5, SignType::HmacSha256] {
-        let sim = spawn_sim(&[]);
+        let sim = spawn_sim().await;
         let sink = NotifySink::start(1).await;
         let wx = client(&sim.url, sign_type);
         let no = unique("FLOW");
@@ -79,7 +70,7 @@ async fn create_query_pay_notify_retry_query_with_both_sign_types() {
             phone.contains(&prepay.code_url),
             "phone page lists the order"
         );
-        assert_eq!(pay(&sim, &prepay.code_url).await, 200);
+        assert_eq!(sim.pay(&prepay.code_url).await, 200);
 
         // First delivery answered FAIL, so it comes again (15 s / 1000).
         sink.wait_for(2, Duration::from_secs(10)).await;
@@ -115,7 +106,7 @@ async fn create_query_pay_notify_retry_query_with_both_sign_types() {
         eprintln!("{sign_type}: create → pay → notify (with one retry) in {loop_time:?}");
 
         // Paying twice is refused; re-creating a paid order says ORDERPAID.
-        assert_eq!(pay(&sim, &prepay.code_url).await, 409);
+        assert_eq!(sim.pay(&prepay.code_url).await, 409);
         let err = wx
             .unified_order(&order(&no, 1250, &sink.url))
             .await
@@ -126,7 +117,7 @@ async fn create_query_pay_notify_retry_query_with_both_sign_types() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn close_makes_an_order_unpayable() {
-    let sim = spawn_sim(&[]);
+    let sim = spawn_sim().await;
     let wx = client(&sim.url, SignType::Md5);
     let no = OutTradeNo::new(unique("CLOSE")).unwrap();
     let prepay = wx
@@ -145,7 +136,7 @@ async fn close_makes_an_order_unpayable() {
         .await
         .unwrap();
     assert_eq!(q.trade_state, TradeState::Closed);
-    assert_eq!(pay(&sim, &prepay.code_url).await, 410);
+    assert_eq!(sim.pay(&prepay.code_url).await, 410);
     let err = wx
         .close_order(&CloseOrder { out_trade_no: no })
         .await
@@ -162,7 +153,7 @@ async fn close_makes_an_order_unpayable() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unifiedorder_rules_of_the_gateway() {
-    let sim = spawn_sim(&[]);
+    let sim = spawn_sim().await;
     let wx = client(&sim.url, SignType::Md5);
     let no = unique("RULES");
     let notify = "http://127.0.0.1:9/wxpay/notify";
@@ -189,7 +180,7 @@ async fn unifiedorder_rules_of_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_key_is_a_signature_error() {
-    let sim = spawn_sim(&[]);
+    let sim = spawn_sim().await;
     let wrong = Merchant {
         key: ApiKey::new("00000000000000000000000000000000").unwrap(),
         ..demo_merchant(SignType::Md5)
@@ -209,7 +200,7 @@ async fn wrong_key_is_a_signature_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn closing_too_early_is_refused_when_configured() {
-    let sim = spawn_sim(&[("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "300")]);
+    let sim = spawn_sim_with(|s| s.sim.min_close_age_secs = 300).await;
     let wx = client(&sim.url, SignType::Md5);
     let no = OutTradeNo::new(unique("EARLY")).unwrap();
     wx.unified_order(&order(no.as_str(), 1, "http://127.0.0.1:9/wxpay/notify"))
@@ -230,48 +221,38 @@ async fn closing_too_early_is_refused_when_configured() {
     assert_eq!(q.trade_state, TradeState::NotPay);
 }
 
-async fn set_faults(sim: &Process, faults: &str) {
-    let resp = http()
-        .post(format!("{}faults", sim.url))
-        .body(faults.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_gateway_fault_is_observed() {
-    let sim = spawn_sim(&[]);
+    let sim = spawn_sim().await;
     let wx = client(&sim.url, SignType::Md5);
     let q = || OrderQuery {
         out_trade_no: OutTradeNo::new("FAULTY").unwrap(),
     };
 
-    set_faults(&sim, "systemerror_rate=1").await;
+    sim.set_faults("systemerror_rate=1").await;
     let err = wx.order_query(&q()).await.unwrap_err();
     assert_eq!(err.err_code(), Some(&ErrCode::SystemError));
     assert!(err.is_retryable());
 
-    set_faults(&sim, "http500_rate=1").await;
+    sim.set_faults("http500_rate=1").await;
     assert!(
         matches!(wx.order_query(&q()).await, Err(WxPayError::Transport(m)) if m.contains("500"))
     );
 
-    set_faults(&sim, "bad_xml_rate=1").await;
+    sim.set_faults("bad_xml_rate=1").await;
     assert!(matches!(
         wx.order_query(&q()).await,
         Err(WxPayError::BadResponse(_))
     ));
 
-    set_faults(&sim, "bad_sign_rate=1").await;
+    sim.set_faults("bad_sign_rate=1").await;
     let err = wx.order_query(&q()).await.unwrap_err();
     assert!(
         matches!(&err, WxPayError::BadResponse(m) if m.contains("signature")),
         "{err:?}"
     );
 
-    set_faults(&sim, "latency_ms=300").await;
+    sim.set_faults("latency_ms=300").await;
     let t = Instant::now();
     let _ = wx.order_query(&q()).await;
     assert!(t.elapsed() >= Duration::from_millis(300));
@@ -284,7 +265,7 @@ async fn every_gateway_fault_is_observed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    set_faults(&sim, "").await;
+    sim.set_faults("").await;
     let t = Instant::now();
     let err = wx.order_query(&q()).await.unwrap_err();
     assert_eq!(err.err_code(), Some(&ErrCode::OrderNotExist));
@@ -293,16 +274,16 @@ async fn every_gateway_fault_is_observed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn notification_faults_drop_duplicate_and_delay() {
-    let sim = spawn_sim(&[]);
+    let sim = spawn_sim().await;
     let wx = client(&sim.url, SignType::Md5);
 
     // Dropped: never sent, but the payment is there to be queried.
-    set_faults(&sim, "drop_notify=1.0").await;
+    sim.set_faults("drop_notify=1.0").await;
     let sink = NotifySink::start(0).await;
     let no = unique("DROP");
     let p = wx.unified_order(&order(&no, 5, &sink.url)).await.unwrap();
-    assert_eq!(pay(&sim, &p.code_url).await, 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim.pay(&p.code_url).await, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 0);
     let q = wx
         .order_query(&OrderQuery {
@@ -313,13 +294,13 @@ async fn notification_faults_drop_duplicate_and_delay() {
     assert_eq!(q.trade_state, TradeState::Success);
 
     // Duplicated: extra copies of the same notification.
-    set_faults(&sim, "duplicate_notify=2").await;
+    sim.set_faults("duplicate_notify=2").await;
     let sink = NotifySink::start(0).await;
     let p = wx
         .unified_order(&order(&unique("DUP"), 5, &sink.url))
         .await
         .unwrap();
-    assert_eq!(pay(&sim, &p.code_url).await, 200);
+    assert_eq!(sim.pay(&p.code_url).await, 200);
     sink.wait_for(3, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let bodies = sink.bodies();
@@ -327,14 +308,14 @@ async fn notification_faults_drop_duplicate_and_delay() {
     assert!(bodies.iter().all(|b| b == &bodies[0]));
 
     // Delayed.
-    set_faults(&sim, "notify_delay_ms=400").await;
+    sim.set_faults("notify_delay_ms=400").await;
     let sink = NotifySink::start(0).await;
     let p = wx
         .unified_order(&order(&unique("LATE"), 5, &sink.url))
         .await
         .unwrap();
     let t = Instant::now();
-    assert_eq!(pay(&sim, &p.code_url).await, 200);
+    assert_eq!(sim.pay(&p.code_url).await, 200);
     sink.wait_for(1, Duration::from_secs(5)).await;
     let first = sink.received.lock().unwrap()[0].0;
     assert!(first.duration_since(t) >= Duration::from_millis(400));
@@ -342,14 +323,14 @@ async fn notification_faults_drop_duplicate_and_delay() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_payments_of_one_code_url_pay_once() {
-    let sim = spawn_sim(&[]);
+    let sim = spawn_sim().await;
     let wx = client(&sim.url, SignType::Md5);
     let sink = NotifySink::start(0).await;
     let p = wx
         .unified_order(&order(&unique("RACE"), 5, &sink.url))
         .await
         .unwrap();
-    let tries = (0..20).map(|_| pay(&sim, &p.code_url));
+    let tries = (0..20).map(|_| sim.pay(&p.code_url));
     let statuses = futures_util::future::join_all(tries).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
@@ -360,4 +341,37 @@ async fn concurrent_payments_of_one_code_url_pay_once() {
     sink.wait_for(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sim_command_serves_the_gateway_and_the_phone() {
+    let sim = spawn_sim_process("127.0.0.1:0");
+    let banner = sim.stdout.lock().unwrap().clone();
+    assert!(
+        banner.contains(&format!("(merchant {DEMO_MCH_ID})")),
+        "{banner}"
+    );
+    let wx = client(&sim.url, SignType::Md5);
+    let no = unique("CLI");
+    let prepay = wx
+        .unified_order(&order(&no, 100, "http://127.0.0.1:9/wxpay/notify"))
+        .await
+        .unwrap();
+    let phone = http()
+        .get(&sim.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(phone.contains(&prepay.code_url), "the phone lists it");
+    assert_eq!(pay_on(&sim.url, &prepay.code_url).await, 200);
+    let q = wx
+        .order_query(&OrderQuery {
+            out_trade_no: OutTradeNo::new(&no).unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(q.trade_state, TradeState::Success);
 }

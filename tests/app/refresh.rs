@@ -1,4 +1,4 @@
-//! The five-minute refresh (here two seconds), expiry, late and double payments.
+//! The five-minute refresh (here one or two seconds), expiry, late and double payments.
 
 use std::time::{Duration, Instant};
 
@@ -23,13 +23,13 @@ async fn wait_gateway_closed(app: &TestApp, out_trade_no: &str) {
             start.elapsed() < Duration::from_secs(10),
             "{out_trade_no} closed at the gateway"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.tick().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unpaid_qr_is_replaced_and_the_old_one_closed() {
-    let app = spawn_app(&[("SCANPAY_CHECKOUT_QR_TTL_SECS", "2")]);
+    let app = spawn_app_with(|s| s.checkout.qr_ttl_secs = 2).await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("6.60", "refresh").await;
     let first = app.status(&token).await;
@@ -58,10 +58,11 @@ async fn an_unpaid_qr_is_replaced_and_the_old_one_closed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
-    let app = spawn_app(&[
-        ("SCANPAY_CHECKOUT_QR_TTL_SECS", "2"),
-        ("SCANPAY_CHECKOUT_ORDER_TTL_SECS", "3"),
-    ]);
+    let app = spawn_app_with(|s| {
+        s.checkout.qr_ttl_secs = 1;
+        s.checkout.order_ttl_secs = 2;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("1.00", "expire").await;
     let s = app
@@ -74,11 +75,8 @@ async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
         .await;
     assert!(page.contains("已过期"));
     assert_eq!(
-        app.anonymous()
-            .get(app.url(&format!("/o/{token}/qr.png")))
-            .send()
+        app.get_anonymous(&format!("/o/{token}/qr.png"))
             .await
-            .unwrap()
             .status(),
         404
     );
@@ -87,10 +85,11 @@ async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn payments_of_a_superseded_qr_count_and_a_second_payment_is_flagged() {
     // The gateway refuses to close young orders, so superseded QRs stay payable.
-    let app = spawn_app(&[
-        ("SCANPAY_CHECKOUT_QR_TTL_SECS", "2"),
-        ("SCANPAY_SIM_MIN_CLOSE_AGE_SECS", "300"),
-    ]);
+    let app = spawn_app_with(|s| {
+        s.checkout.qr_ttl_secs = 2;
+        s.sim.min_close_age_secs = 300;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("2.50", "late").await;
     let old_url = app.scan_qr(&token).await;

@@ -13,6 +13,9 @@
 //! returned, so "written" still means "durable", at one fsync per batch
 //! instead of one per write.
 
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod metrics;
 pub mod migrations;
 pub mod orders;
 pub mod payments;

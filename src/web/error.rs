@@ -2,11 +2,12 @@
 
 use std::sync::OnceLock;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use super::i18n::{self, Texts};
+use super::respond::see_other;
 use crate::checkout::CheckoutError;
 use crate::store::StoreError;
 
@@ -80,10 +81,7 @@ impl ResponseError for WebError {
         let t = texts();
         let message: String = match self {
             WebError::LoginRequired { next } => {
-                let location = format!("/login?next={}", urlencode(next));
-                return HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, location))
-                    .finish();
+                return see_other(&format!("/login?next={}", urlencode(next)));
             }
             WebError::Forbidden => t.forbidden.into(),
             WebError::NotFound => t.not_found.into(),

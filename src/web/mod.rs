@@ -10,6 +10,7 @@ pub mod i18n;
 pub mod notify;
 pub mod ops;
 pub mod order;
+pub mod respond;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;

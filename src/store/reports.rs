@@ -814,4 +814,75 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn the_orders_page_reads_everything_the_admin_sees_and_keeps_to_the_last_page() {
+        let (_dir, store) = store();
+        store
+            .write_blocking(|tx| {
+                for (amount, at) in [
+                    (1, "2024-06-01T02:00:00Z"),
+                    (2, "2024-06-02T02:00:00Z"),
+                    (4, "2024-06-16T01:00:00Z"),
+                ] {
+                    sale(
+                        tx,
+                        Sale {
+                            amount,
+                            paid_at: Some(at),
+                            ..Sale::default()
+                        },
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+        let tz = shanghai();
+        let periods =
+            Periods::new(&tz, date(2024, 6, 1), date(2024, 6, 30), Granularity::Day).unwrap();
+        let now = jiff::Timestamp::from_millisecond(ms("2024-06-16T02:00:00Z"))
+            .unwrap()
+            .to_zoned(tz);
+        let ranges = today_and_month(&now).unwrap();
+        let page = Page {
+            number: 99,
+            size: 2,
+        };
+        let r = store
+            .read_blocking(move |c| orders_page(c, &all_of_june(), &periods, ranges, page))
+            .unwrap();
+        assert_eq!((r.page, r.pages), (2, 2));
+        assert_eq!(
+            r.rows.len(),
+            1,
+            "the oldest order is alone on the last page"
+        );
+        assert_eq!(r.rows[0].amount, Fen::new(1));
+        assert_eq!(
+            r.selected,
+            Totals {
+                count: 3,
+                sum: Fen::new(7)
+            }
+        );
+        assert_eq!(
+            r.today,
+            Totals {
+                count: 1,
+                sum: Fen::new(4)
+            }
+        );
+        assert_eq!(
+            r.month,
+            Totals {
+                count: 3,
+                sum: Fen::new(7)
+            }
+        );
+        assert_eq!(r.revenue.len(), 30);
+        assert_eq!(r.double_paid, DoublePaid::default());
+        assert!(r.cashiers.is_empty());
+        let first = Page { number: 0, size: 2 };
+        assert_eq!(first.count(0), 1, "an empty selection still has one page");
+    }
 }

@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-pub use crate::role::Role;
+use crate::role::Role;
 pub use crate::store::users::SessionUser;
 use crate::store::users::{self, UserRow};
 use crate::store::{Store, StoreError, now_ms};

@@ -18,8 +18,9 @@ use super::AppState;
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other;
-use crate::accounts::{self, AccountError, Role, SESSION_LIFE, SessionUser};
+use crate::accounts::{self, AccountError, SESSION_LIFE, SessionUser};
 use crate::render::html;
+use crate::role::Role;
 
 pub const SESSION_COOKIE: &str = "scanpay_session";
 /// Failed logins allowed per IP per window.

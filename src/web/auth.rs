@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::WebError;
 use super::i18n::Texts;
-use super::respond::see_other;
+use super::respond::see_other_with_cookie;
 use crate::accounts::{self, AccountError, SESSION_LIFE, SessionUser};
 use crate::render::html;
 use crate::role::Role;
@@ -259,11 +259,7 @@ pub async fn login(
         .secure(secure)
         .max_age(CookieDuration::seconds(SESSION_LIFE.as_secs() as i64))
         .finish();
-    let mut response = see_other(&next);
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.into()))?;
-    Ok(response)
+    Ok(see_other_with_cookie(&next, cookie))
 }
 
 #[derive(serde::Deserialize)]
@@ -286,11 +282,7 @@ pub async fn logout(
     }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();
-    let mut response = see_other("/login");
-    response
-        .add_cookie(&gone)
-        .map_err(|e| WebError::Internal(e.into()))?;
-    Ok(response)
+    Ok(see_other_with_cookie("/login", gone))
 }
 
 #[cfg(test)]

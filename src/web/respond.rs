@@ -1,11 +1,20 @@
 //! Small response builders every handler shares.
 
+use actix_web::cookie::Cookie;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 /// `303 See Other` to `location`: the answer to a successful form (Post/Redirect/Get).
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// `see_other` that also sets (or, made a removal, clears) `cookie`: signing in and out.
+pub fn see_other_with_cookie(location: &str, cookie: Cookie<'_>) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .cookie(cookie)
         .insert_header((header::LOCATION, location))
         .finish()
 }
@@ -49,6 +58,10 @@ mod tests {
         let r = see_other("/o/abc");
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(r.headers().get(header::LOCATION).unwrap(), "/o/abc");
+        let r = see_other_with_cookie("/", Cookie::new("k", "v"));
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers().get(header::LOCATION).unwrap(), "/");
+        assert_eq!(r.headers().get(header::SET_COOKIE).unwrap(), "k=v");
     }
 
     #[test]

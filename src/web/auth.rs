@@ -65,6 +65,7 @@ async fn session_of(req: &HttpRequest) -> Result<Option<SessionUser>, WebError> 
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(None);
     };
+    // door: accounts needs the store
     accounts::session(state.checkout.store(), cookie.value())
         .await
         .map_err(internal)
@@ -233,6 +234,7 @@ pub async fn login(
             state.t.too_many_attempts,
         ));
     }
+    // door: accounts needs the store
     let store = state.checkout.store();
     let user = {
         // The semaphore is never closed, so acquiring only waits.
@@ -276,6 +278,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, WebError> {
     user.check_csrf(&form.csrf_token)?;
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        // door: accounts needs the store
         accounts::close_session(state.checkout.store(), cookie.value())
             .await
             .map_err(internal)?;

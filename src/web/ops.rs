@@ -11,6 +11,7 @@ use crate::store::now_ms;
 const POLLER_STALE_MS: i64 = 60_000;
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    // door: database health check
     let db = state.checkout.store().ping().await;
     let poller_age = now_ms() - state.heartbeat.load(Ordering::Relaxed);
     match db {

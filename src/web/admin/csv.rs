@@ -160,6 +160,7 @@ pub async fn orders_csv(
             format!("attachment; filename=\"{filename}\""),
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        // door: read model, see admin/mod.rs (the store is handed to the stream)
         .streaming(csv_body(
             state.checkout.store().clone(),
             filter,

@@ -53,6 +53,7 @@ pub async fn order(
     if order_no.is_empty() || order_no.len() > MAX_ORDER_NO {
         return Err(WebError::NotFound);
     }
+    // door: read model, see admin/mod.rs
     let d = state
         .checkout
         .store()

@@ -138,6 +138,7 @@ pub async fn orders(
         number: sel.page,
         size: PAGE_SIZE,
     };
+    // door: read model, see admin/mod.rs
     let data = state
         .checkout
         .store()

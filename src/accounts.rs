@@ -1,10 +1,17 @@
-//! Users and roles: argon2 password hashes, demo users, the checks login needs.
+//! Users and roles: argon2 password hashes, demo users, the checks login
+//! needs, and login sessions (the web layer reaches sessions only through here).
+
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
 
-use crate::store::users::{self, Role, UserRow};
+use crate::role::Role;
+pub use crate::store::users::SessionUser;
+use crate::store::users::{self, UserRow};
 use crate::store::{Store, StoreError, now_ms};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +28,8 @@ pub enum AccountError {
     ShortPassword(usize),
     #[error("the password could not be hashed")]
     Hash,
+    #[error("the password check could not run")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 pub const MIN_PASSWORD: usize = 8;
@@ -53,25 +62,103 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Checks a login on the blocking pool (argon2 is deliberately slow).
-pub async fn authenticate(
-    store: &Store,
-    username: &str,
-    password: &str,
-) -> Result<Option<UserRow>, StoreError> {
-    let name = username.to_string();
-    let user = store.read(move |c| users::user_by_name(c, &name)).await?;
-    let password = password.to_string();
-    let result = tokio::task::spawn_blocking(move || {
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.as_str())
-            .unwrap_or(DUMMY_HASH);
-        let ok = verify_password(&password, hash);
-        user.filter(|_| ok)
-    })
-    .await?;
-    Ok(result)
+/// How long a login lasts.
+pub const SESSION_LIFE: Duration = Duration::from_secs(12 * 3600);
+
+/// A session just opened: the secret for the cookie (only its hash is
+/// stored, so a copy of the database opens no session) and its CSRF token.
+#[derive(Debug)]
+pub struct OpenedSession {
+    pub id: String,
+    pub csrf_token: String,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn hash_session_id(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// Staff sign-in for the web: logins and sessions over the store, so the web
+/// layer holds no store of its own.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+}
+
+impl Accounts {
+    pub fn new(store: Store) -> Self {
+        Accounts { store }
+    }
+
+    /// Checks a login on the blocking pool (argon2 is deliberately slow).
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<UserRow>, AccountError> {
+        let name = username.to_string();
+        let user = self
+            .store
+            .read(move |c| users::user_by_name(c, &name))
+            .await?;
+        let password = password.to_string();
+        // The check keeps the request's span, so its log lines say whose login it was.
+        let span = tracing::Span::current();
+        let result = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let hash = user
+                    .as_ref()
+                    .map(|u| u.password_hash.as_str())
+                    .unwrap_or(DUMMY_HASH);
+                let ok = verify_password(&password, hash);
+                user.filter(|_| ok)
+            })
+        })
+        .await?;
+        Ok(result)
+    }
+
+    /// Opens a session of `SESSION_LIFE` for a user who has just authenticated
+    /// (expired sessions are swept on the way).
+    pub async fn open_session(&self, user_id: i64) -> Result<OpenedSession, AccountError> {
+        let session = OpenedSession {
+            id: random_hex(32),
+            csrf_token: random_hex(32),
+        };
+        let id_hash = hash_session_id(&session.id);
+        let csrf = session.csrf_token.clone();
+        let now = now_ms();
+        let expires =
+            now.saturating_add(i64::try_from(SESSION_LIFE.as_millis()).unwrap_or(i64::MAX));
+        self.store
+            .write(move |tx| users::insert_session(tx, &id_hash, user_id, &csrf, now, expires))
+            .await?;
+        Ok(session)
+    }
+
+    /// The user of an unexpired session, from the cookie's secret.
+    pub async fn session(&self, session_id: &str) -> Result<Option<SessionUser>, AccountError> {
+        let id_hash = hash_session_id(session_id);
+        let now = now_ms();
+        Ok(self
+            .store
+            .read(move |c| users::session_user(c, &id_hash, now))
+            .await?)
+    }
+
+    /// Ends a session (signing out); an unknown one is already ended.
+    pub async fn close_session(&self, session_id: &str) -> Result<(), AccountError> {
+        let id_hash = hash_session_id(session_id);
+        Ok(self
+            .store
+            .write(move |tx| users::delete_session(tx, &id_hash))
+            .await?)
+    }
 }
 
 /// Adds a user (CLI and demo setup). `min_len` is relaxed only for the demo users.
@@ -169,5 +256,35 @@ mod tests {
             set_password(&store, "nobody", "whatever1"),
             Err(AccountError::NoSuchUser(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn sessions_open_are_found_by_their_secret_and_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add_user(&store, "li", "longenough", Role::Admin, 8).unwrap();
+        let accounts = Accounts::new(store);
+        let user = accounts
+            .authenticate("li", "longenough")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            accounts
+                .authenticate("li", "wrong horse")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let opened = accounts.open_session(user.id).await.unwrap();
+        let s = accounts.session(&opened.id).await.unwrap().unwrap();
+        assert_eq!((s.username.as_str(), s.role), ("li", Role::Admin));
+        assert_eq!(s.csrf_token, opened.csrf_token);
+        // The stored key is the secret's hash, not the secret.
+        let hash = hash_session_id(&opened.id);
+        assert!(accounts.session(&hash).await.unwrap().is_none());
+        accounts.close_session(&opened.id).await.unwrap();
+        assert!(accounts.session(&opened.id).await.unwrap().is_none());
+        accounts.close_session(&opened.id).await.unwrap();
     }
 }

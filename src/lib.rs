@@ -12,6 +12,8 @@ pub mod order;
 pub mod poller;
 pub mod qr;
 pub mod render;
+pub mod role;
+pub mod shop_time;
 pub mod sim;
 pub mod startup;
 pub mod store;

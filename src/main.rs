@@ -6,9 +6,10 @@ use clap::Parser;
 use scanpay::accounts;
 use scanpay::cli::{Cli, Command, RoleArg, UserCommand};
 use scanpay::config::Settings;
+use scanpay::role::Role;
 use scanpay::startup::{Application, SimApp};
 use scanpay::store::Store;
-use scanpay::store::users::{self, Role};
+use scanpay::store::users;
 
 fn main() -> ExitCode {
     return_big_blocks_to_the_os();

@@ -1,7 +1,6 @@
 //! The values of an order and its QRs, each parsed once.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rand::RngCore;
 
@@ -100,6 +99,9 @@ pub enum QrState {
 #[error("unknown state {0:?}")]
 pub struct UnknownState(pub String);
 
+/// Text ⇄ enum, the one policy for every state stored as text: `as_str`,
+/// `FromStr`, `Display` and the SQLite pair; unknown text is an error, never a
+/// default.
 macro_rules! text_enum {
     ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         impl $ty {
@@ -107,27 +109,28 @@ macro_rules! text_enum {
                 match self { $($ty::$variant => $text),* }
             }
         }
-        impl FromStr for $ty {
-            type Err = UnknownState;
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::order::UnknownState;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s { $($text => Ok($ty::$variant),)* other => Err(UnknownState(other.to_string())) }
+                match s { $($text => Ok($ty::$variant),)* other => Err($crate::order::UnknownState(other.to_string())) }
             }
         }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result { f.write_str(self.as_str()) }
         }
-        impl rusqlite::types::ToSql for $ty {
-            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        impl ::rusqlite::types::ToSql for $ty {
+            fn to_sql(&self) -> ::rusqlite::Result<::rusqlite::types::ToSqlOutput<'_>> {
                 Ok(self.as_str().into())
             }
         }
-        impl rusqlite::types::FromSql for $ty {
-            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-                v.as_str()?.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+        impl ::rusqlite::types::FromSql for $ty {
+            fn column_result(v: ::rusqlite::types::ValueRef<'_>) -> ::rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?.parse().map_err(|e: $crate::order::UnknownState| ::rusqlite::types::FromSqlError::Other(Box::new(e)))
             }
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum!(OrderState { Open => "open", Paid => "paid", Expired => "expired", Cancelled => "cancelled" });
 text_enum!(QrState { Creating => "creating", Failed => "failed", Open => "open", Closing => "closing", Closed => "closed", Paid => "paid" });

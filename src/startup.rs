@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::Accounts;
 use crate::checkout::{Checkout, Hub};
 use crate::config::Settings;
 use crate::gateway::WxPayV2;
@@ -105,11 +106,13 @@ impl Application {
             Hub::new().on_publish(move |token| qr_cache.forget(token))
         };
         let gateway = Arc::new(WxPayV2::new(wx, notify_url));
+        let accounts = Accounts::new(store.clone());
         let checkout = Checkout::new(store, gateway, hub, settings.checkout_config());
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
         let state = web::Data::new(AppState::new(
             &settings,
             checkout,
+            accounts,
             qr_cache,
             poller.heartbeat(),
         ));

@@ -133,7 +133,7 @@ impl Checkout {
         self.inner.store.read_only()
     }
 
-    pub fn store(&self) -> &Store {
+    fn store(&self) -> &Store {
         &self.inner.store
     }
 

@@ -42,11 +42,3 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
-
-pub fn version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?)
-}

@@ -13,6 +13,9 @@
 //! returned, so "written" still means "durable", at one fsync per batch
 //! instead of one per write.
 
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod metrics;
 pub mod migrations;
 pub mod orders;
 pub mod payments;
@@ -422,6 +425,11 @@ impl ReadStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.0.read(f).await
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.0.ping().await
     }
 }
 

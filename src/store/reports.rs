@@ -1,14 +1,15 @@
 //! The admin's questions: paid orders under a filter, totals, revenue per shop
 //! day, CSV rows and one order's whole story.
 //!
-//! Times in the database are UTC milliseconds, but a shop's day starts at its
-//! own midnight. SQLite knows nothing of time-zone rules, so bucketing by shop
-//! day happens here in Rust: the caller's time zone turns each day into a UTC
-//! range and one ordered pass over the rows fills the buckets.
+//! Read model (a decision, not an accident): the admin pages are reports, not
+//! actions, so `web::admin` reads them straight from this read-only query
+//! module instead of going through `checkout`. Nothing here writes; every
+//! change to an order still goes through the domain.
+//!
+//! Shop days are cut into UTC ranges by `crate::shop_time`; here one ordered
+//! pass over the rows fills the buckets.
 
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
-use jiff::{ToSpan, Zoned};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -16,6 +17,7 @@ use super::StoreError;
 use super::orders::{self, EventRow, OrderRow, QrRow};
 use super::payments::{self, NotificationRow, PaymentRow};
 use crate::money::Fen;
+use crate::shop_time::{Periods, Range};
 
 /// Which paid orders the admin is looking at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +42,11 @@ impl Filter {
             to_ms,
             ..Filter::default()
         }
+    }
+
+    /// Every paid order in a range of shop time.
+    pub fn within(range: Range) -> Filter {
+        Filter::between(range.from_ms, range.to_ms)
     }
 
     /// The LIKE pattern for the search text, `%`, `_` and `\` taken literally.
@@ -243,86 +250,6 @@ pub fn double_paid(conn: &Connection) -> Result<DoublePaid, StoreError> {
     )?)
 }
 
-/// The UTC millisecond at which `day` starts in `tz` (not always 00:00: some
-/// zones skip midnight when daylight saving starts).
-pub fn day_start_ms(tz: &TimeZone, day: Date) -> Result<i64, jiff::Error> {
-    Ok(day
-        .to_zoned(tz.clone())?
-        .start_of_day()?
-        .timestamp()
-        .as_millisecond())
-}
-
-/// The shop day of a UTC millisecond.
-pub fn shop_day(tz: &TimeZone, ms: i64) -> Result<Date, jiff::Error> {
-    Ok(jiff::Timestamp::from_millisecond(ms)?
-        .to_zoned(tz.clone())
-        .date())
-}
-
-/// The filters for today's and this month's totals as of `now`, in the
-/// shop's time zone (all cashiers, nothing else filtered).
-pub fn today_and_month(now: &Zoned) -> Result<(Filter, Filter), jiff::Error> {
-    let tz = now.time_zone();
-    let today = now.date();
-    let tomorrow = day_start_ms(tz, today.tomorrow()?)?;
-    Ok((
-        Filter::between(day_start_ms(tz, today)?, tomorrow),
-        Filter::between(day_start_ms(tz, today.first_of_month())?, tomorrow),
-    ))
-}
-
-/// How revenue is bucketed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granularity {
-    Day,
-    Month,
-}
-
-/// Consecutive periods of shop time: each period's first day and the UTC
-/// millisecond it starts at, then the end of the last.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Periods {
-    first_days: Vec<Date>,
-    /// One more than `first_days`: the last is the end of the last period.
-    bounds: Vec<i64>,
-}
-
-impl Periods {
-    /// The shop days (or months, the first and last cut to the range) from
-    /// `first` to `last` inclusive, in `tz`.
-    pub fn new(
-        tz: &TimeZone,
-        first: Date,
-        last: Date,
-        granularity: Granularity,
-    ) -> Result<Periods, jiff::Error> {
-        let mut first_days = Vec::new();
-        let mut bounds = Vec::new();
-        let mut day = first;
-        while day <= last {
-            first_days.push(day);
-            bounds.push(day_start_ms(tz, day)?);
-            day = match granularity {
-                Granularity::Day => day.tomorrow(),
-                Granularity::Month => day.first_of_month().checked_add(1.month()),
-            }?;
-        }
-        if !first_days.is_empty() {
-            bounds.push(day_start_ms(tz, last.tomorrow()?)?);
-        }
-        Ok(Periods { first_days, bounds })
-    }
-
-    pub fn len(&self) -> usize {
-        self.first_days.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.first_days.is_empty()
-    }
-}
-
 /// Revenue of one shop day (or one month, starting at `first_day`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
@@ -338,8 +265,9 @@ pub fn revenue(
     filter: &Filter,
     periods: &Periods,
 ) -> Result<Vec<Period>, StoreError> {
+    let bounds = periods.bounds();
     let mut out: Vec<Period> = periods
-        .first_days
+        .first_days()
         .iter()
         .map(|&first_day| Period {
             first_day,
@@ -347,7 +275,7 @@ pub fn revenue(
             sum: Fen::ZERO,
         })
         .collect();
-    let (Some(&start), Some(&end)) = (periods.bounds.first(), periods.bounds.last()) else {
+    let (Some(&start), Some(&end)) = (bounds.first(), bounds.last()) else {
         return Ok(out);
     };
     let pattern = filter.pattern();
@@ -363,7 +291,7 @@ pub fn revenue(
     while let Some(r) = rows.next()? {
         let paid_at: i64 = r.get(0)?;
         let amount = Fen::new(r.get(1)?);
-        while i + 1 < out.len() && paid_at >= periods.bounds[i + 1] {
+        while i + 1 < out.len() && paid_at >= bounds[i + 1] {
             i += 1;
         }
         let p = &mut out[i];
@@ -414,111 +342,83 @@ pub fn cashiers(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
         .collect())
 }
 
+/// Which page of the table, and how many orders a page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1-based; a page past the end is read as the last one.
+    pub number: usize,
+    pub size: usize,
+}
+
+impl Page {
+    /// Pages needed for `count` orders (at least one, even when empty).
+    pub fn count(self, count: i64) -> usize {
+        usize::try_from(count)
+            .unwrap_or(0)
+            .div_ceil(self.size.max(1))
+            .max(1)
+    }
+}
+
+/// Everything `/admin` shows, read together.
+#[derive(Debug, Clone)]
+pub struct OrdersReport {
+    pub today: Totals,
+    pub month: Totals,
+    pub double_paid: DoublePaid,
+    /// The filter's totals over all its pages.
+    pub selected: Totals,
+    pub revenue: Vec<Period>,
+    pub rows: Vec<PaidOrder>,
+    /// The page actually read (1-based, at most `pages`).
+    pub page: usize,
+    pub pages: usize,
+    pub cashiers: Vec<(i64, String)>,
+}
+
+/// The admin's front page: today's and this month's totals (all cashiers),
+/// the filter's totals, revenue per period and one page of its rows.
+pub fn orders_page(
+    conn: &Connection,
+    filter: &Filter,
+    periods: &Periods,
+    (today, month): (Range, Range),
+    page: Page,
+) -> Result<OrdersReport, StoreError> {
+    // One snapshot, so the count, the chart and the rows agree.
+    let tx = conn.unchecked_transaction()?;
+    let c = &*tx;
+    let selected = totals(c, filter)?;
+    let pages = page.count(selected.count);
+    let number = page.number.clamp(1, pages);
+    Ok(OrdersReport {
+        today: totals(c, &Filter::within(today))?,
+        month: totals(c, &Filter::within(month))?,
+        double_paid: double_paid(c)?,
+        selected,
+        revenue: revenue(c, filter, periods)?,
+        rows: paid_orders(c, filter, page.size, (number - 1) * page.size)?,
+        page: number,
+        pages,
+        cashiers: cashiers(c)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use jiff::civil::Date;
     use jiff::civil::date;
-    use rusqlite::{Transaction, params};
+    use jiff::tz::TimeZone;
+    use rusqlite::params;
 
     use super::*;
-    use crate::store::Store;
-    use crate::store::orders::{NewOrder, NewQr};
+    use crate::role::Role;
+    use crate::shop_time::{Granularity, day_start_ms, today_and_month};
+    use crate::store::fixtures::{Sale, ms, sale, store};
     use crate::store::payments::NewPayment;
-    use crate::store::users::Role;
 
     fn shanghai() -> TimeZone {
         TimeZone::get("Asia/Shanghai").unwrap()
-    }
-
-    fn ms(s: &str) -> i64 {
-        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
-    }
-
-    struct Sale<'a> {
-        amount: i64,
-        description: &'a str,
-        cashier: Option<i64>,
-        paid_at: Option<&'a str>,
-        transaction_id: &'a str,
-        late: bool,
-    }
-
-    impl Default for Sale<'_> {
-        fn default() -> Self {
-            Sale {
-                amount: 100,
-                description: "",
-                cashier: None,
-                paid_at: Some("2024-06-01T04:00:00Z"),
-                transaction_id: "",
-                late: false,
-            }
-        }
-    }
-
-    /// Records an order with one QR, paid at `paid_at` unless `None`; returns `(id, order_no)`.
-    fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, String) {
-        let token = crate::order::OrderToken::generate();
-        let (id, order_no) = orders::insert_order(
-            tx,
-            &NewOrder {
-                token: &token,
-                amount: Fen::new(s.amount),
-                description: s.description,
-                cashier_id: s.cashier.map(crate::order::UserId),
-                now: 0,
-                expires_at: 1,
-                day: "20240601",
-            },
-        )
-        .unwrap();
-        let out_trade_no = crate::trade::OutTradeNo::new(format!("{order_no}-1-abc")).unwrap();
-        let qr_id = orders::insert_qr(
-            tx,
-            &NewQr {
-                order_id: id,
-                version: 1,
-                out_trade_no: &out_trade_no,
-                time_start: 0,
-                time_expire: 1,
-                display_until: 1,
-                client_ip: "127.0.0.1",
-                now: 0,
-            },
-        )
-        .unwrap();
-        if let Some(at) = s.paid_at {
-            let at = ms(at);
-            let txid = crate::trade::TransactionId::new(if s.transaction_id.is_empty() {
-                format!("TX{order_no}")
-            } else {
-                s.transaction_id.to_string()
-            })
-            .unwrap();
-            payments::insert_payment(
-                tx,
-                &NewPayment {
-                    transaction_id: &txid,
-                    qr_id,
-                    order_id: id,
-                    amount: Fen::new(s.amount),
-                    source: crate::order::PaymentSource::Notify,
-                    openid: None,
-                    time_end: None,
-                    late: s.late,
-                    double_paid: false,
-                    now: at,
-                },
-            )
-            .unwrap();
-            payments::mark_order_paid(tx, id, qr_id, &txid, at, s.late).unwrap();
-        }
-        (id.0, order_no.to_string())
-    }
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        (dir, store)
     }
 
     fn all_of_june() -> Filter {
@@ -527,34 +427,6 @@ mod tests {
             day_start_ms(&tz, date(2024, 6, 1)).unwrap(),
             day_start_ms(&tz, date(2024, 7, 1)).unwrap(),
         )
-    }
-
-    #[test]
-    fn shop_days_start_at_the_shops_midnight() {
-        let tz = shanghai();
-        assert_eq!(
-            day_start_ms(&tz, date(2024, 6, 2)).unwrap(),
-            ms("2024-06-01T16:00:00Z")
-        );
-        // A day with a daylight-saving change is 23 hours long, not 24.
-        let berlin = TimeZone::get("Europe/Berlin").unwrap();
-        let d31 = day_start_ms(&berlin, date(2024, 3, 31)).unwrap();
-        let a01 = day_start_ms(&berlin, date(2024, 4, 1)).unwrap();
-        assert_eq!(a01 - d31, 23 * 3600 * 1000);
-        // Where midnight does not exist, the day starts at the first instant it has.
-        let santiago = TimeZone::get("America/Santiago").unwrap();
-        assert_eq!(
-            day_start_ms(&santiago, date(2024, 9, 8)).unwrap(),
-            ms("2024-09-08T04:00:00Z")
-        );
-        assert_eq!(
-            shop_day(&tz, ms("2024-06-01T15:59:59.999Z")).unwrap(),
-            date(2024, 6, 1)
-        );
-        assert_eq!(
-            shop_day(&tz, ms("2024-06-01T16:00:00Z")).unwrap(),
-            date(2024, 6, 2)
-        );
     }
 
     #[test]
@@ -713,6 +585,9 @@ mod tests {
         );
     }
 
+    /// A named change to the June filter and the order numbers it should list.
+    type Case<'a> = (&'a str, Box<dyn Fn(&mut Filter) + 'a>, Vec<&'a str>);
+
     #[test]
     fn filters_select_by_cashier_search_and_flags() {
         let (_dir, store) = store();
@@ -742,21 +617,8 @@ mod tests {
             })
             .unwrap();
         let (c_id, c_no, ann) = c;
-        let base = all_of_june();
-        let list = |f: Filter| {
-            store
-                .read_blocking(move |conn| paid_orders(conn, &f, 50, 0))
-                .unwrap()
-                .into_iter()
-                .map(|o| o.order_no)
-                .collect::<Vec<_>>()
-        };
 
         // Newest first, unpaid left out, names and QR joined in.
-        assert_eq!(
-            list(base.clone()),
-            vec![c_no.clone(), b.1.clone(), a.1.clone()]
-        );
         let first = store
             .read_blocking(|conn| paid_orders(conn, &all_of_june(), 1, 2))
             .unwrap();
@@ -765,51 +627,39 @@ mod tests {
         assert_eq!(first[0].out_trade_no, Some(format!("{}-1-abc", a.1)));
         assert_eq!(first[0].transaction_id.as_deref(), Some("4200000001"));
 
-        let f = |g: &dyn Fn(&mut Filter)| {
-            let mut f = base.clone();
-            g(&mut f);
-            f
+        let search = |s: &str| {
+            let s = s.to_string();
+            move |f: &mut Filter| f.search = Some(s.clone())
         };
-        assert_eq!(
-            list(f(&|f| f.cashier_id = Some(ann))),
-            vec![c_no.clone(), a.1.clone()]
-        );
-        assert_eq!(
-            list(f(&|f| f.search = Some(a.1.clone()))),
-            vec![a.1.clone()]
-        );
-        assert_eq!(
-            list(f(&|f| f.search = Some(format!(" {}-1-ABC ", b.1)))),
-            vec![b.1.clone()]
-        );
-        assert_eq!(
-            list(f(&|f| f.search = Some("SECONDQR".into()))),
-            vec![c_no.clone()]
-        );
-        assert_eq!(
-            list(f(&|f| f.search = Some("4200000099".into()))),
-            vec![c_no.clone()]
-        );
-        assert_eq!(
-            list(f(&|f| f.search = Some("4200000002".into()))),
-            vec![b.1.clone()]
-        );
-        // LIKE's wildcards are taken literally.
-        assert_eq!(
-            list(f(&|f| f.search = Some("_%".into()))),
-            vec![c_no.clone()]
-        );
-        assert_eq!(list(f(&|f| f.search = Some("   ".into()))).len(), 3);
-        assert!(list(f(&|f| f.search = Some("nothing".into()))).is_empty());
-        assert_eq!(
-            list(f(&|f| f.flagged_only = true)),
-            vec![c_no.clone(), b.1.clone()]
-        );
-        // The range is half-open: an order paid exactly at `to` is left out.
-        assert_eq!(
-            list(f(&|f| f.to_ms = ms("2024-06-01T03:00:00Z"))),
-            vec![a.1.clone()]
-        );
+        let b_qr = format!(" {}-1-ABC ", b.1);
+        let (a_no, b_no) = (a.1.as_str(), b.1.as_str());
+        let c_no = c_no.as_str();
+        #[rustfmt::skip]
+        let cases: Vec<Case<'_>> = vec![
+            ("no filter", Box::new(|_| {}), vec![c_no, b_no, a_no]),
+            ("one cashier", Box::new(move |f| f.cashier_id = Some(ann)), vec![c_no, a_no]),
+            ("order number", Box::new(search(a_no)), vec![a_no]),
+            ("out_trade_no, trimmed, any case", Box::new(search(&b_qr)), vec![b_no]),
+            ("a second QR's out_trade_no", Box::new(search("SECONDQR")), vec![c_no]),
+            ("a second payment's transaction", Box::new(search("4200000099")), vec![c_no]),
+            ("the order's transaction", Box::new(search("4200000002")), vec![b_no]),
+            // LIKE's wildcards are taken literally.
+            ("LIKE wildcards", Box::new(search("_%")), vec![c_no]),
+            ("blank search", Box::new(search("   ")), vec![c_no, b_no, a_no]),
+            ("no match", Box::new(search("nothing")), vec![]),
+            ("flagged only", Box::new(|f| f.flagged_only = true), vec![c_no, b_no]),
+            // The range is half-open: an order paid exactly at `to` is left out.
+            ("half-open range", Box::new(|f| f.to_ms = ms("2024-06-01T03:00:00Z")), vec![a_no]),
+        ];
+        for (name, change, want) in cases {
+            let mut f = all_of_june();
+            change(&mut f);
+            let got = store
+                .read_blocking(move |conn| paid_orders(conn, &f, 50, 0))
+                .unwrap();
+            let got: Vec<&str> = got.iter().map(|o| o.order_no.as_str()).collect();
+            assert_eq!(got, want, "{name}");
+        }
 
         let t = store
             .read_blocking(|conn| {
@@ -838,7 +688,7 @@ mod tests {
         );
 
         let d = store
-            .read_blocking(|conn| order_detail(conn, &c_no))
+            .read_blocking(|conn| order_detail(conn, c_no))
             .unwrap()
             .unwrap();
         assert_eq!(d.order.id, crate::order::OrderId(c_id));
@@ -943,8 +793,12 @@ mod tests {
             .unwrap()
             .to_zoned(shanghai());
         let (today, month) = today_and_month(&now).unwrap();
-        let today = store.read_blocking(move |c| totals(c, &today)).unwrap();
-        let month = store.read_blocking(move |c| totals(c, &month)).unwrap();
+        let today = store
+            .read_blocking(move |c| totals(c, &Filter::within(today)))
+            .unwrap();
+        let month = store
+            .read_blocking(move |c| totals(c, &Filter::within(month)))
+            .unwrap();
         assert_eq!(
             today,
             Totals {
@@ -959,5 +813,76 @@ mod tests {
                 sum: Fen::new(7)
             }
         );
+    }
+
+    #[test]
+    fn the_orders_page_reads_everything_the_admin_sees_and_keeps_to_the_last_page() {
+        let (_dir, store) = store();
+        store
+            .write_blocking(|tx| {
+                for (amount, at) in [
+                    (1, "2024-06-01T02:00:00Z"),
+                    (2, "2024-06-02T02:00:00Z"),
+                    (4, "2024-06-16T01:00:00Z"),
+                ] {
+                    sale(
+                        tx,
+                        Sale {
+                            amount,
+                            paid_at: Some(at),
+                            ..Sale::default()
+                        },
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+        let tz = shanghai();
+        let periods =
+            Periods::new(&tz, date(2024, 6, 1), date(2024, 6, 30), Granularity::Day).unwrap();
+        let now = jiff::Timestamp::from_millisecond(ms("2024-06-16T02:00:00Z"))
+            .unwrap()
+            .to_zoned(tz);
+        let ranges = today_and_month(&now).unwrap();
+        let page = Page {
+            number: 99,
+            size: 2,
+        };
+        let r = store
+            .read_blocking(move |c| orders_page(c, &all_of_june(), &periods, ranges, page))
+            .unwrap();
+        assert_eq!((r.page, r.pages), (2, 2));
+        assert_eq!(
+            r.rows.len(),
+            1,
+            "the oldest order is alone on the last page"
+        );
+        assert_eq!(r.rows[0].amount, Fen::new(1));
+        assert_eq!(
+            r.selected,
+            Totals {
+                count: 3,
+                sum: Fen::new(7)
+            }
+        );
+        assert_eq!(
+            r.today,
+            Totals {
+                count: 1,
+                sum: Fen::new(4)
+            }
+        );
+        assert_eq!(
+            r.month,
+            Totals {
+                count: 3,
+                sum: Fen::new(7)
+            }
+        );
+        assert_eq!(r.revenue.len(), 30);
+        assert_eq!(r.double_paid, DoublePaid::default());
+        assert!(r.cashiers.is_empty());
+        let first = Page { number: 0, size: 2 };
+        assert_eq!(first.count(0), 1, "an empty selection still has one page");
     }
 }

@@ -3,30 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::StoreError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Cashier,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Cashier => "cashier",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "cashier" => Some(Role::Cashier),
-            _ => None,
-        }
-    }
-}
+use crate::role::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -38,18 +15,11 @@ pub struct UserRow {
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    let role: String = r.get(3)?;
     Ok(UserRow {
         id: r.get(0)?,
         username: r.get(1)?,
         password_hash: r.get(2)?,
-        role: Role::parse(&role).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                3,
-                rusqlite::types::Type::Text,
-                format!("role {role}").into(),
-            )
-        })?,
+        role: r.get(3)?,
         created_at: r.get(4)?,
     })
 }
@@ -65,7 +35,7 @@ pub fn insert_user(
     Ok(tx.execute(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (username) DO NOTHING",
-        params![username, password_hash, role.as_str(), now],
+        params![username, password_hash, role, now],
     )? == 1)
 }
 
@@ -153,11 +123,10 @@ pub fn session_user(
              WHERE s.id_hash = ?1 AND s.expires_at > ?2",
             params![id_hash, now],
             |r| {
-                let role: String = r.get(2)?;
                 Ok(SessionUser {
                     user_id: r.get(0)?,
                     username: r.get(1)?,
-                    role: Role::parse(&role).unwrap_or(Role::Cashier),
+                    role: r.get(2)?,
                     csrf_token: r.get(3)?,
                 })
             },

@@ -4,6 +4,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use md5::{Digest, Md5};
 
+use super::respond::etag_response;
+
 const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "app.css",
@@ -27,19 +29,9 @@ pub async fn serve(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
         return HttpResponse::NotFound().finish();
     };
     let etag = format!("\"{}\"", hex::encode(&Md5::digest(body)[..8]));
-    if req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h == etag)
-    {
-        return HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .finish();
-    }
-    HttpResponse::Ok()
-        .content_type(*mime)
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(*body)
+    etag_response(&req, &etag, |mut ok| {
+        ok.content_type(*mime)
+            .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+            .body(*body)
+    })
 }

@@ -9,34 +9,26 @@ use std::time::{Duration, Instant};
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::WebError;
 use super::i18n::Texts;
+use super::respond::see_other_with_cookie;
+use crate::accounts::{AccountError, SESSION_LIFE, SessionUser};
 use crate::render::html;
-use crate::store::now_ms;
-use crate::store::users::{self, Role, SessionUser};
+use crate::role::Role;
 
 pub const SESSION_COOKIE: &str = "scanpay_session";
-const SESSION_LIFE: Duration = Duration::from_secs(12 * 3600);
 /// Failed logins allowed per IP per window.
 const MAX_FAILURES: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-fn hash_session_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
+fn internal(e: AccountError) -> WebError {
+    WebError::Internal(e.into())
 }
 
 /// The signed-in user of a request; extracting it redirects to the login page when absent.
@@ -73,13 +65,11 @@ async fn session_of(req: &HttpRequest) -> Result<Option<SessionUser>, WebError> 
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(None);
     };
-    let id_hash = hash_session_id(cookie.value());
-    let now = now_ms();
-    Ok(state
-        .checkout
-        .store()
-        .read(move |c| users::session_user(c, &id_hash, now))
-        .await?)
+    state
+        .accounts
+        .session(cookie.value())
+        .await
+        .map_err(internal)
 }
 
 impl FromRequest for CurrentUser {
@@ -245,11 +235,14 @@ pub async fn login(
             state.t.too_many_attempts,
         ));
     }
-    let store = state.checkout.store();
     let user = {
         // The semaphore is never closed, so acquiring only waits.
         let _slot = state.limiter.hashing.acquire().await;
-        crate::accounts::authenticate(store, form.username.trim(), &form.password).await?
+        state
+            .accounts
+            .authenticate(form.username.trim(), &form.password)
+            .await
+            .map_err(internal)?
     };
     let Some(user) = user else {
         state.limiter.fail(ip);
@@ -257,28 +250,21 @@ pub async fn login(
         return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
     };
     state.limiter.succeed(ip);
-    let session_id = random_hex(32);
-    let id_hash = hash_session_id(&session_id);
-    let csrf = random_hex(32);
-    let now = now_ms();
-    let expires = now + SESSION_LIFE.as_millis() as i64;
-    let user_id = user.id;
-    store
-        .write(move |tx| users::insert_session(tx, &id_hash, user_id, &csrf, now, expires))
-        .await?;
+    let session = state
+        .accounts
+        .open_session(user.id)
+        .await
+        .map_err(internal)?;
     tracing::info!(username = %user.username, "signed in");
     let secure = req.connection_info().scheme() == "https";
-    let cookie = Cookie::build(SESSION_COOKIE, session_id)
+    let cookie = Cookie::build(SESSION_COOKIE, session.id)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(secure)
         .max_age(CookieDuration::seconds(SESSION_LIFE.as_secs() as i64))
         .finish();
-    Ok(HttpResponse::SeeOther()
-        .cookie(cookie)
-        .insert_header((header::LOCATION, next))
-        .finish())
+    Ok(see_other_with_cookie(&next, cookie))
 }
 
 #[derive(serde::Deserialize)]
@@ -295,19 +281,15 @@ pub async fn logout(
 ) -> Result<HttpResponse, WebError> {
     user.check_csrf(&form.csrf_token)?;
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        let id_hash = hash_session_id(cookie.value());
         state
-            .checkout
-            .store()
-            .write(move |tx| users::delete_session(tx, &id_hash))
-            .await?;
+            .accounts
+            .close_session(cookie.value())
+            .await
+            .map_err(internal)?;
     }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();
-    Ok(HttpResponse::SeeOther()
-        .cookie(gone)
-        .insert_header((header::LOCATION, "/login"))
-        .finish())
+    Ok(see_other_with_cookie("/login", gone))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `GET /` the checkout form, `POST /orders` creating an order.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
@@ -8,10 +8,11 @@ use super::AppState;
 use super::auth::CurrentUser;
 use super::error::WebError;
 use super::i18n::Texts;
+use super::respond::see_other;
 use crate::checkout::NewOrderInput;
 use crate::money::Fen;
 use crate::render::html;
-use crate::store::users::Role;
+use crate::role::Role;
 
 const MAX_DESCRIPTION_CHARS: usize = 100;
 
@@ -129,7 +130,5 @@ pub async fn create(
             client_ip,
         })
         .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/o/{token}")))
-        .finish())
+    Ok(see_other(&format!("/o/{token}")))
 }

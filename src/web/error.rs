@@ -4,13 +4,14 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
 
 use super::AppState;
 use super::i18n::{self, Texts};
+use super::respond::see_other;
 use crate::checkout::CheckoutError;
 use crate::config::Language;
 use crate::order::OrderState;
@@ -77,10 +78,7 @@ impl WebError {
     pub fn render(&self, t: &'static Texts) -> HttpResponse {
         let message: String = match self {
             WebError::LoginRequired { next } => {
-                let location = format!("/login?next={}", urlencode(next));
-                return HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, location))
-                    .finish();
+                return see_other(&format!("/login?next={}", urlencode(next)));
             }
             WebError::Forbidden => t.forbidden.into(),
             WebError::NotFound => t.not_found.into(),

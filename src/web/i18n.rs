@@ -3,6 +3,7 @@
 use crate::config::Language;
 use crate::money::AmountError;
 use crate::money::Fen;
+use crate::order::{OrderState, QrState};
 
 pub struct Texts {
     pub lang: &'static str,
@@ -393,6 +394,28 @@ impl Texts {
             AmountError::AboveMax(max) => {
                 format!("{} ({})", self.amount_too_big, Fen::to_string(max))
             }
+        }
+    }
+
+    /// An order's state as every page names it.
+    pub fn order_state(&self, s: OrderState) -> &'static str {
+        match s {
+            OrderState::Open => self.state_open,
+            OrderState::Paid => self.state_paid,
+            OrderState::Expired => self.state_expired,
+            OrderState::Cancelled => self.state_cancelled,
+        }
+    }
+
+    /// A QR's state as the admin's order page names it.
+    pub fn qr_state_label(&self, s: QrState) -> &'static str {
+        match s {
+            QrState::Creating => self.qr_creating,
+            QrState::Failed => self.qr_failed_state,
+            QrState::Open => self.qr_open,
+            QrState::Closing => self.qr_closing,
+            QrState::Closed => self.qr_closed,
+            QrState::Paid => self.qr_paid,
         }
     }
 }

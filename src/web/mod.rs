@@ -10,12 +10,14 @@ pub mod i18n;
 pub mod notify;
 pub mod ops;
 pub mod order;
+pub mod respond;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use actix_web::web;
 
+use crate::accounts::Accounts;
 use crate::checkout::Checkout;
 use crate::config::Settings;
 use crate::money::Fen;
@@ -24,6 +26,8 @@ use crate::qr::QrCache;
 /// What every handler may use, built once at start-up.
 pub struct AppState {
     pub checkout: Checkout,
+    /// Staff logins and sessions.
+    pub accounts: Accounts,
     /// The shop's language, for pages and error pages alike.
     pub t: &'static i18n::Texts,
     pub shop_name: String,
@@ -40,11 +44,13 @@ impl AppState {
     pub fn new(
         settings: &Settings,
         checkout: Checkout,
+        accounts: Accounts,
         qr_cache: Arc<QrCache>,
         heartbeat: Arc<AtomicI64>,
     ) -> Self {
         AppState {
             checkout,
+            accounts,
             t: i18n::texts(settings.shop.language),
             shop_name: settings.shop.name.clone(),
             tz: settings.shop_tz(),

@@ -11,7 +11,7 @@ use crate::store::now_ms;
 const POLLER_STALE_MS: i64 = 60_000;
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let db = state.checkout.store().ping().await;
+    let db = state.checkout.read_model().ping().await;
     let poller_age = now_ms() - state.heartbeat.load(Ordering::Relaxed);
     match db {
         Ok(()) if poller_age < POLLER_STALE_MS => {
@@ -36,32 +36,23 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     }
     let counts = state
         .checkout
-        .store()
-        .read(|c| {
-            let mut out = Vec::new();
-            let mut st = c.prepare("SELECT state, COUNT(*) FROM orders GROUP BY state")?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for r in rows {
-                out.push(r?);
-            }
-            let payments: i64 = c.query_row("SELECT COUNT(*) FROM payments", [], |r| r.get(0))?;
-            let notifications: i64 =
-                c.query_row("SELECT COUNT(*) FROM notifications", [], |r| r.get(0))?;
-            Ok((out, payments, notifications))
-        })
+        .read_model()
+        .read(crate::store::metrics::counts)
         .await;
-    let Ok((states, payments, notifications)) = counts else {
+    let Ok(counts) = counts else {
         return HttpResponse::ServiceUnavailable().finish();
     };
     let mut body = String::from("# TYPE scanpay_orders gauge\n");
-    for (s, n) in states {
+    for (s, n) in counts.orders {
         body.push_str(&format!("scanpay_orders{{state=\"{s}\"}} {n}\n"));
     }
     body.push_str(&format!(
-        "# TYPE scanpay_payments_total counter\nscanpay_payments_total {payments}\n"
+        "# TYPE scanpay_payments_total counter\nscanpay_payments_total {}\n",
+        counts.payments
     ));
     body.push_str(&format!(
-        "# TYPE scanpay_notifications_total counter\nscanpay_notifications_total {notifications}\n"
+        "# TYPE scanpay_notifications_total counter\nscanpay_notifications_total {}\n",
+        counts.notifications
     ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

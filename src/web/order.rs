@@ -9,10 +9,12 @@ use super::AppState;
 use super::auth::{CsrfForm, CurrentUser, MaybeUser};
 use super::error::WebError;
 use super::i18n::Texts;
+use super::respond::{etag_response, see_other};
 use crate::checkout::OrderView;
 use crate::clock::to_timestamp;
 use crate::order::{OrderState, OrderToken};
 use crate::render::html;
+use crate::shop_time::shop_time;
 
 /// `GET /o/{token}/status`, also each SSE event's data.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -81,22 +83,6 @@ struct OrderPage<'a> {
     csrf_token: Option<&'a str>,
 }
 
-fn state_text(t: &Texts, s: OrderState) -> &'static str {
-    match s {
-        OrderState::Open => t.state_open,
-        OrderState::Paid => t.state_paid,
-        OrderState::Expired => t.state_expired,
-        OrderState::Cancelled => t.state_cancelled,
-    }
-}
-
-fn shop_time(state: &AppState, ms: i64) -> String {
-    to_timestamp(ms)
-        .to_zoned(state.tz.clone())
-        .strftime("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
-
 pub async fn page(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -108,14 +94,14 @@ pub async fn page(
         t: state.t,
         shop_name: &state.shop_name,
         token: &path,
-        state: state_text(state.t, v.order.state),
+        state: state.t.order_state(v.order.state),
         amount: v.order.amount.to_string(),
         seconds_left: qr.map(|q| v.seconds_until(q.display_until)).unwrap_or(0),
         qr_version: qr.map(|q| q.version).unwrap_or(0),
         paid_at: v
             .order
             .paid_at
-            .map(|p| shop_time(&state, p))
+            .map(|p| shop_time(&state.tz, p))
             .unwrap_or_default(),
         csrf_token: user.0.as_ref().map(|u| u.csrf_token.as_str()),
         v: &v,
@@ -177,22 +163,11 @@ fn png_response(
     size: u32,
     png: bytes::Bytes,
 ) -> HttpResponse {
-    let etag = format!("\"{out_trade_no}-{size}\"");
-    if req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h.split(',').any(|e| e.trim() == etag))
-    {
-        return HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .finish();
-    }
-    HttpResponse::Ok()
-        .content_type("image/png")
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(png)
+    etag_response(req, &format!("\"{out_trade_no}-{size}\""), |mut ok| {
+        ok.content_type("image/png")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(png)
+    })
 }
 
 #[derive(Template)]
@@ -218,21 +193,15 @@ pub async fn print(
         t: state.t,
         shop_name: &state.shop_name,
         token: &path,
-        state: state_text(state.t, v.order.state),
+        state: state.t.order_state(v.order.state),
         amount: v.order.amount.to_string(),
         qr_version: qr.map(|q| q.version).unwrap_or(0),
         valid_until: qr
-            .map(|q| shop_time(&state, q.display_until))
+            .map(|q| shop_time(&state.tz, q.display_until))
             .unwrap_or_default(),
         v: &v,
     };
     Ok(html(StatusCode::OK, &page))
-}
-
-fn back_to_order(token: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/o/{token}")))
-        .finish()
 }
 
 pub async fn cancel(
@@ -244,7 +213,7 @@ pub async fn cancel(
     user.check_csrf(&form.csrf_token)?;
     let token = OrderToken::parse(&path).ok_or(WebError::NotFound)?;
     state.checkout.cancel(&token, &user.0.username).await?;
-    Ok(back_to_order(&path))
+    Ok(see_other(&format!("/o/{}", path.as_str())))
 }
 
 pub async fn retry(
@@ -256,5 +225,5 @@ pub async fn retry(
     user.check_csrf(&form.csrf_token)?;
     let token = OrderToken::parse(&path).ok_or(WebError::NotFound)?;
     state.checkout.retry(&token).await?;
-    Ok(back_to_order(&path))
+    Ok(see_other(&format!("/o/{}", path.as_str())))
 }

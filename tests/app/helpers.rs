@@ -13,9 +13,9 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use scanpay::config::Settings;
 pub use scanpay::config::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID};
 use scanpay::poller::Poller;
+use scanpay::role::Role;
 use scanpay::startup::{Application, SimApp};
 use scanpay::store::DB_FILE;
-use scanpay::store::users::Role;
 use scanpay::wxpay::{ApiKey, Merchant, SignType, WxPayClient};
 use tokio_util::sync::CancellationToken;
 

@@ -1,0 +1,65 @@
+//! The admin area: `GET /admin` (paid orders, totals, a revenue chart),
+//! `GET /admin/orders.csv` (the same selection, streamed) and
+//! `GET /admin/orders/{order_no}` (one order's whole story).
+//!
+//! Read model (a decision): these pages only read, so they query
+//! `store::reports`, a read-only module of report queries, instead of going
+//! through `checkout`, which owns every change to an order. Nothing here
+//! writes. Each handler reads extract → parse (`selection`) → one report
+//! call → render.
+
+mod chart;
+mod csv;
+mod order;
+mod orders;
+mod selection;
+
+pub use csv::orders_csv;
+pub use order::order;
+pub use orders::orders;
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+
+    /// The flag macros as both admin tables use them.
+    #[derive(Template)]
+    #[template(
+        source = r#"{% import "_macros.html" as m %}<tr class="{% call m::flag_class(late, double_paid) %}{% endcall %}">{% call m::flags(late, double_paid, late_title, double_title) %}{% endcall %}"#,
+        ext = "html"
+    )]
+    struct Flags<'a> {
+        late: bool,
+        double_paid: bool,
+        late_title: &'a str,
+        double_title: &'a str,
+    }
+
+    fn flags(late: bool, double_paid: bool, titles: (&str, &str)) -> String {
+        Flags {
+            late,
+            double_paid,
+            late_title: titles.0,
+            double_title: titles.1,
+        }
+        .render()
+        .unwrap()
+    }
+
+    #[test]
+    fn flags_render_as_the_tables_always_showed_them() {
+        assert_eq!(flags(false, false, ("", "")), r#"<tr class="">"#);
+        assert_eq!(
+            flags(true, false, ("", "")),
+            r#"<tr class="flag-late"><span class="flag late">late</span>"#
+        );
+        assert_eq!(
+            flags(true, true, ("", "")),
+            r#"<tr class="flag-double"><span class="flag late">late</span><span class="flag double">double_paid</span>"#
+        );
+        assert_eq!(
+            flags(true, true, ("L", "D")),
+            r#"<tr class="flag-double"><span class="flag late" title="L">late</span><span class="flag double" title="D">double_paid</span>"#
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! `GET /admin/orders/{order_no}`: one order's whole story.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use jiff::tz::TimeZone;
+
+use crate::order::QrState;
+use crate::render::html;
+use crate::shop_time::shop_time;
+use crate::store::reports::{self, OrderDetail};
+use crate::web::AppState;
+use crate::web::auth::CurrentUser;
+use crate::web::error::WebError;
+use crate::web::i18n::Texts;
+
+/// Order numbers are short; anything longer is not one of ours.
+const MAX_ORDER_NO: usize = 64;
+
+#[derive(Template)]
+#[template(path = "admin/order.html")]
+struct OrderPage<'a> {
+    t: &'static Texts,
+    shop_name: &'a str,
+    username: &'a str,
+    csrf_token: &'a str,
+    d: OrderDetail,
+    tz: &'a TimeZone,
+}
+
+// askama hands method arguments over by reference, so these take `&`.
+impl OrderPage<'_> {
+    fn time(&self, ms: &i64) -> String {
+        shop_time(self.tz, *ms)
+    }
+
+    fn order_state(&self) -> &'static str {
+        self.t.order_state(self.d.order.state)
+    }
+
+    fn qr_state(&self, s: &QrState) -> &'static str {
+        self.t.qr_state_label(*s)
+    }
+}
+
+pub async fn order(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    user.require_admin()?;
+    let order_no = path.into_inner();
+    if order_no.is_empty() || order_no.len() > MAX_ORDER_NO {
+        return Err(WebError::NotFound);
+    }
+    let d = state
+        .checkout
+        .read_model()
+        .read(move |c| reports::order_detail(c, &order_no))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(html(
+        StatusCode::OK,
+        &OrderPage {
+            t: state.t,
+            shop_name: &state.shop_name,
+            username: &user.0.username,
+            csrf_token: &user.0.csrf_token,
+            d,
+            tz: &state.tz,
+        },
+    ))
+}

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
 use crate::checkout::{Checkout, Hub};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::gateway::WxPayV2;
 use crate::poller::Poller;
@@ -86,6 +87,11 @@ impl Application {
     /// Start-up order: data dir → migrate → live-mode checks → bind → clients → routes.
     /// Nothing runs until `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// As `build`, with the domain and the poller on `clock` (tests move a manual one).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         if settings.wxpay.is_simulator() {
             create_demo_users(&store).await?;
@@ -107,7 +113,7 @@ impl Application {
         };
         let gateway = Arc::new(WxPayV2::new(wx, notify_url));
         let accounts = Accounts::new(store.clone());
-        let checkout = Checkout::new(store, gateway, hub, settings.checkout_config());
+        let checkout = Checkout::with_clock(store, gateway, hub, settings.checkout_config(), clock);
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
         let state = web::Data::new(AppState::new(
             &settings,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use scanpay::clock::Clock;
 use scanpay::config::Settings;
 pub use scanpay::config::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID};
 use scanpay::poller::Poller;
@@ -383,6 +384,7 @@ enum Serving {
     InProcess {
         stop: CancellationToken,
         poller: Poller,
+        clock: Clock,
     },
     /// The binary, for tests that kill it; `env` starts it again the same way.
     Process {
@@ -440,9 +442,24 @@ fn demo_database() -> &'static [u8] {
     })
 }
 
+/// The app on a clock only the test moves (`TestApp::advance`): QR lives, order
+/// lives, poll intervals and retry delays pass when the test says, not by waiting.
+/// The simulator keeps the wall clock, as a real gateway would.
+pub async fn spawn_app_on_manual_clock(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_on_clock(settings, data_dir, Clock::manual()).await
+}
+
 async fn start_in_process(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
+    start_on_clock(settings, data_dir, Clock::system()).await
+}
+
+async fn start_on_clock(settings: Settings, data_dir: tempfile::TempDir, clock: Clock) -> TestApp {
     capture_logs();
-    let app = Application::build(settings)
+    let app = Application::build_with_clock(settings, clock.clone())
         .await
         .expect("the application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -458,7 +475,11 @@ async fn start_in_process(settings: Settings, data_dir: tempfile::TempDir) -> Te
         base,
         data_dir,
         http: http(),
-        serving: Serving::InProcess { stop, poller },
+        serving: Serving::InProcess {
+            stop,
+            poller,
+            clock,
+        },
     }
 }
 
@@ -555,6 +576,19 @@ impl TestApp {
 
     /// The poller looks for due work now (in this process; the binary's own loop
     /// does it at its pace), then a moment passes.
+    /// Moves the app's manual clock forward, then runs the poller until the work
+    /// that became due (and what it led to) is done.
+    pub async fn advance(&self, by: Duration) {
+        let Serving::InProcess { poller, clock, .. } = &self.serving else {
+            panic!("only an in-process app has a clock to move");
+        };
+        assert!(
+            clock.advance(by),
+            "spawn_app_on_manual_clock makes a movable clock"
+        );
+        poller.run_until_idle(20).await.expect("the poller runs");
+    }
+
     pub async fn tick(&self) {
         if let Serving::InProcess { poller, .. } = &self.serving {
             poller.tick().await.expect("a poller tick");

@@ -1,4 +1,5 @@
-//! The five-minute refresh (here one or two seconds), expiry, late and double payments.
+//! The five-minute refresh, expiry, late and double payments, on a clock the
+//! test moves: the real five minutes and thirty minutes pass at once.
 
 use std::time::{Duration, Instant};
 
@@ -29,18 +30,25 @@ async fn wait_gateway_closed(app: &TestApp, out_trade_no: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unpaid_qr_is_replaced_and_the_old_one_closed() {
-    let app = spawn_app_with(|s| s.checkout.qr_ttl_secs = 2).await;
+    let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("6.60", "refresh").await;
     let first = app.status(&token).await;
     let old_no = first["out_trade_no"].as_str().unwrap().to_string();
     let old_url = app.scan_qr(&token).await;
 
-    let second = app
-        .wait_for(&token, "QR 2", Duration::from_secs(8), |s| {
-            s["qr_version"] == 2 && s["qr_state"] == "open"
-        })
-        .await;
+    app.advance(Duration::from_secs(299)).await;
+    assert_eq!(
+        app.status(&token).await["qr_version"],
+        1,
+        "not before five minutes"
+    );
+    app.advance(Duration::from_secs(1)).await;
+    let second = app.status(&token).await;
+    assert_eq!(
+        (second["qr_version"].as_i64(), second["qr_state"].as_str()),
+        (Some(2), Some("open"))
+    );
     let new_no = second["out_trade_no"].as_str().unwrap().to_string();
     assert_ne!(new_no, old_no, "a new out_trade_no");
     wait_gateway_closed(&app, &old_no).await;
@@ -58,16 +66,20 @@ async fn an_unpaid_qr_is_replaced_and_the_old_one_closed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
-    let app = spawn_app_with(|s| {
-        s.checkout.qr_ttl_secs = 1;
-        s.checkout.order_ttl_secs = 2;
-    })
-    .await;
+    let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("1.00", "expire").await;
-    let s = app
-        .wait_for_state(&token, "expired", Duration::from_secs(10))
-        .await;
+    app.advance(Duration::from_secs(300)).await;
+    assert_eq!(app.status(&token).await["qr_version"], 2);
+    app.advance(Duration::from_secs(1499)).await;
+    assert_eq!(
+        app.status(&token).await["state"],
+        "open",
+        "thirty minutes of life"
+    );
+    app.advance(Duration::from_secs(1)).await;
+    let s = app.status(&token).await;
+    assert_eq!(s["state"], "expired");
     let last = s["out_trade_no"].as_str().unwrap().to_string();
     wait_gateway_closed(&app, &last).await;
     let page = app
@@ -85,18 +97,16 @@ async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn payments_of_a_superseded_qr_count_and_a_second_payment_is_flagged() {
     // The gateway refuses to close young orders, so superseded QRs stay payable.
-    let app = spawn_app_with(|s| {
-        s.checkout.qr_ttl_secs = 2;
-        s.sim.min_close_age_secs = 300;
-    })
-    .await;
+    let app = spawn_app_on_manual_clock(|s| s.sim.min_close_age_secs = 300).await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("2.50", "late").await;
     let old_url = app.scan_qr(&token).await;
-    app.wait_for(&token, "QR 2", Duration::from_secs(8), |s| {
-        s["qr_version"] == 2 && s["qr_state"] == "open"
-    })
-    .await;
+    app.advance(Duration::from_secs(300)).await;
+    let s = app.status(&token).await;
+    assert_eq!(
+        (s["qr_version"].as_i64(), s["qr_state"].as_str()),
+        (Some(2), Some("open"))
+    );
     let new_url = app.scan_qr(&token).await;
     assert_ne!(old_url, new_url, "refreshed although the close was refused");
 

@@ -8,6 +8,30 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// `as_str`, `Display` and `FromStr` (through `new`) for a checked text value.
+macro_rules! text_value {
+    ($($ty:ident),*) => {$(
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl FromStr for $ty {
+            type Err = TradeValueError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $ty::new(s)
+            }
+        }
+    )*};
+}
+
+text_value!(OutTradeNo, TransactionId);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradeValueError {
     #[error("out_trade_no must be 1 to 32 characters of 0-9 A-Z a-z _ - | *")]
@@ -39,23 +63,6 @@ impl OutTradeNo {
         use rand::distr::{Alphanumeric, SampleString};
         OutTradeNo(Alphanumeric.sample_string(&mut rand::rng(), 32))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OutTradeNo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for OutTradeNo {
-    type Err = TradeValueError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutTradeNo::new(s)
-    }
 }
 
 /// The gateway's id of one payment (`transaction_id`): what makes a payment
@@ -72,23 +79,6 @@ impl TransactionId {
         } else {
             Err(TradeValueError::TransactionId)
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TransactionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for TransactionId {
-    type Err = TradeValueError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TransactionId::new(s)
     }
 }
 

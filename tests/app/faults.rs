@@ -291,16 +291,7 @@ async fn a_notification_committed_before_a_kill_is_not_paid_twice() {
         "again",
         None,
     ));
-    let answer = app
-        .anonymous()
-        .post(app.url("/wxpay/notify"))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, answer) = app.notify(body).await;
     assert!(notify::is_success_ack(answer.as_bytes()), "{answer}");
     assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 1);
     assert_eq!(app.status(&token).await["double_paid"], false);

@@ -245,6 +245,11 @@ impl Drop for TestSim {
 
 /// The customer pays `code_url` on the phone of the simulator at `sim` (a URL
 /// ending in `/`); returns the HTTP status.
+/// The body of `GET url` (a page of the simulator's phone, say).
+pub async fn get_text(url: &str) -> String {
+    http().get(url).send().await.unwrap().text().await.unwrap()
+}
+
 pub async fn pay_on(sim: &str, code_url: &str) -> u16 {
     http()
         .post(format!("{sim}pay"))
@@ -650,6 +655,18 @@ impl TestApp {
     /// The body of `GET url` as `client` sees it.
     pub async fn page(&self, client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
         client.get(url).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// Posts `body` to `/wxpay/notify` as the gateway would: the status and the answer.
+    pub async fn notify(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let resp = self
+            .anonymous()
+            .post(self.url("/wxpay/notify"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
     /// `GET path` as the customer (no cookies).

@@ -26,17 +26,6 @@ fn notification(merchant: &Merchant, out_trade_no: &str, fee: i64, transaction_i
     ))
 }
 
-async fn post(app: &TestApp, body: impl Into<reqwest::Body>) -> (u16, String) {
-    let resp = app
-        .anonymous()
-        .post(app.url("/wxpay/notify"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 fn is_success(body: &str) -> bool {
     notify::is_success_ack(body.as_bytes())
 }
@@ -94,19 +83,19 @@ async fn forged_tampered_and_foreign_notifications_change_nothing() {
         ("garbage", "\u{0}\u{1}not xml".into()),
     ];
     for (what, body) in cases {
-        let (status, answer) = post(&app, body).await;
+        let (status, answer) = app.notify(body).await;
         assert_eq!(status, 200, "{what}");
         assert!(
             !is_success(&answer),
             "{what} must be answered FAIL: {answer}"
         );
     }
-    let (status, _) = post(&app, vec![b'<'; 4 * 1024 * 1024]).await;
+    let (status, _) = app.notify(vec![b'<'; 4 * 1024 * 1024]).await;
     assert!(
         status == 413 || status == 400,
         "a 4 MiB body is refused ({status})"
     );
-    let (status, _) = post(&app, vec![0xff, 0xfe, 0x00, 0x3c]).await;
+    let (status, _) = app.notify(vec![0xff, 0xfe, 0x00, 0x3c]).await;
     assert_eq!(status, 200);
 
     assert_eq!(app.status(&token).await["state"], "open");
@@ -118,7 +107,7 @@ async fn forged_tampered_and_foreign_notifications_change_nothing() {
     assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
 
     // The genuine one pays; the stored log has no signature in it.
-    let (_, answer) = post(&app, genuine.clone()).await;
+    let (_, answer) = app.notify(genuine.clone()).await;
     assert!(is_success(&answer), "{answer}");
     assert_eq!(app.status(&token).await["state"], "paid");
     let sign = xml::from_xml(genuine.as_bytes())
@@ -154,7 +143,7 @@ async fn twenty_identical_notifications_at_once_pay_once() {
         29,
         "4200000000000000000000000042",
     );
-    let sends = (0..20).map(|_| post(&app, body.clone()));
+    let sends = (0..20).map(|_| app.notify(body.clone()));
     let answers = futures_util::future::join_all(sends).await;
     for (status, answer) in &answers {
         assert_eq!(*status, 200);
@@ -196,7 +185,7 @@ async fn notifications_are_accepted_only_with_the_configured_sign_type() {
             100,
             "4200000000000000000000000076",
         );
-        let (_, answer) = post(&app, wrong).await;
+        let (_, answer) = app.notify(wrong).await;
         assert!(
             !is_success(&answer),
             "{configured}: {other} accepted: {answer}"
@@ -209,7 +198,7 @@ async fn notifications_are_accepted_only_with_the_configured_sign_type() {
             100,
             "4200000000000000000000000077",
         );
-        let (_, answer) = post(&app, right).await;
+        let (_, answer) = app.notify(right).await;
         assert!(is_success(&answer), "{configured}: {answer}");
         assert_eq!(app.status(&token).await["state"], "paid");
     }
@@ -238,7 +227,7 @@ async fn no_key_or_signature_reaches_a_log_line_or_a_page() {
                 .unwrap()
                 .to_string(),
         );
-        let _ = post(&app, body).await;
+        let _ = app.notify(body).await;
     }
     // Failure paths log too.
     app.set_faults("bad_sign_rate=1").await;

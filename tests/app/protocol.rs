@@ -58,14 +58,7 @@ async fn create_query_pay_notify_retry_query_with_both_sign_types() {
         assert_eq!(q.trade_state, TradeState::NotPay);
 
         // The phone lists it, then pays it.
-        let phone = http()
-            .get(&sim.url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let phone = get_text(&sim.url).await;
         assert!(
             phone.contains(&prepay.code_url),
             "phone page lists the order"
@@ -357,14 +350,7 @@ async fn the_sim_command_serves_the_gateway_and_the_phone() {
         .unified_order(&order(&no, 100, "http://127.0.0.1:9/wxpay/notify"))
         .await
         .unwrap();
-    let phone = http()
-        .get(&sim.url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let phone = get_text(&sim.url).await;
     assert!(phone.contains(&prepay.code_url), "the phone lists it");
     assert_eq!(pay_on(&sim.url, &prepay.code_url).await, 200);
     let q = wx

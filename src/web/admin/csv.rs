@@ -7,10 +7,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::Stream;
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use super::selection::{Selection, admin_query};
+use super::selection::admin_selection;
 use crate::shop_time::shop_time;
 use crate::store::reports::{self, Cursor, Filter, PaidOrder};
 use crate::store::{ReadStore, StoreError, now_ms};
@@ -145,10 +144,7 @@ pub async fn orders_csv(
     state: web::Data<AppState>,
     user: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
-    user.require_admin()?;
-    let now = Timestamp::now().to_zoned(state.tz.clone());
-    let sel = Selection::parse(&admin_query(&req)?, now.date(), state.t)?;
-    let mut filter = sel.filter(&state.tz, state.t)?;
+    let (sel, mut filter, _) = admin_selection(&req, &state, &user)?;
     // Orders paid while the file is being written wait for the next export,
     // so the file is a picture of one moment.
     filter.to_ms = filter.to_ms.min(now_ms() + 1);

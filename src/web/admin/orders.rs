@@ -4,11 +4,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::chart::Chart;
-use super::selection::{Selection, admin_query};
+use super::selection::{Selection, admin_selection};
 use crate::money::Fen;
 use crate::render::html;
 use crate::shop_time::{self, Granularity, Periods, shop_time};
@@ -127,10 +126,7 @@ pub async fn orders(
     state: web::Data<AppState>,
     user: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
-    user.require_admin()?;
-    let now = Timestamp::now().to_zoned(state.tz.clone());
-    let sel = Selection::parse(&admin_query(&req)?, now.date(), state.t)?;
-    let filter = sel.filter(&state.tz, state.t)?;
+    let (sel, filter, now) = admin_selection(&req, &state, &user)?;
     let granularity = sel.granularity();
     let periods = Periods::new(&state.tz, sel.first, sel.last, granularity).map_err(internal)?;
     let today_and_month = shop_time::today_and_month(&now).map_err(internal)?;

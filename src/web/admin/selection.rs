@@ -2,12 +2,14 @@
 //! `Selection`: which paid orders the admin is looking at.
 
 use actix_web::{HttpRequest, web};
-use jiff::ToSpan;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
 
 use crate::shop_time::{Granularity, day_start_ms};
 use crate::store::reports::Filter;
+use crate::web::AppState;
+use crate::web::auth::CurrentUser;
 use crate::web::error::{WebError, urlencode};
 use crate::web::i18n::Texts;
 
@@ -39,6 +41,20 @@ pub(super) fn admin_query(req: &HttpRequest) -> Result<AdminQuery, WebError> {
             tracing::debug!(error.message = %e, "admin query refused");
             WebError::BadRequest(String::new())
         })
+}
+
+/// An admin page's selection (and the shop's time it was read at), read from its query string (admins only), and the
+/// filter it makes in the shop's time zone.
+pub(super) fn admin_selection(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+) -> Result<(Selection, Filter, Zoned), WebError> {
+    user.require_admin()?;
+    let now = Timestamp::now().to_zoned(state.tz.clone());
+    let sel = Selection::parse(&admin_query(req)?, now.date(), state.t)?;
+    let filter = sel.filter(&state.tz, state.t)?;
+    Ok((sel, filter, now))
 }
 
 /// The query parsed: which paid orders the admin is looking at.

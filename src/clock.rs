@@ -5,6 +5,47 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+/// A moment: milliseconds since the Unix epoch, the time unit of every column.
+/// A type of its own so that a moment is never taken for a duration, an id or
+/// an amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus(self, d: Duration) -> Millis {
+        Millis(self.0.saturating_add(ms(d)))
+    }
+
+    pub fn minus(self, d: Duration) -> Millis {
+        Millis(self.0.saturating_sub(ms(d)))
+    }
+
+    /// How long after `earlier` this is (zero if it is not after).
+    pub fn since(self, earlier: Millis) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+
+    /// Whole seconds from this moment until `at` (never negative).
+    pub fn seconds_until(self, at: Millis) -> i64 {
+        seconds_between(self.0, at.0)
+    }
+
+    /// As a `jiff` timestamp (the epoch if out of range).
+    pub fn to_timestamp(self) -> jiff::Timestamp {
+        to_timestamp(self.0)
+    }
+}
+
+impl From<jiff::Timestamp> for Millis {
+    fn from(t: jiff::Timestamp) -> Self {
+        Millis(t.as_millisecond())
+    }
+}
+
 /// Milliseconds since the Unix epoch, from the system or from a test's hand.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
@@ -23,11 +64,11 @@ impl Clock {
         }
     }
 
-    pub fn now_ms(&self) -> i64 {
-        match &self.manual {
+    pub fn now(&self) -> Millis {
+        Millis(match &self.manual {
             Some(t) => t.load(Ordering::SeqCst),
             None => system_ms(),
-        }
+        })
     }
 
     /// Moves a manual clock forward; a system clock cannot be moved (returns false).
@@ -50,17 +91,17 @@ fn system_ms() -> i64 {
 }
 
 /// Whole seconds from `now` until `at` (never negative), both in milliseconds.
-pub fn seconds_between(now: i64, at: i64) -> i64 {
+fn seconds_between(now: i64, at: i64) -> i64 {
     ((at - now) as f64 / 1000.0).ceil().max(0.0) as i64
 }
 
 /// A millisecond timestamp as a `jiff` one (the epoch if out of range).
-pub fn to_timestamp(ms: i64) -> jiff::Timestamp {
+fn to_timestamp(ms: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// A duration in milliseconds, saturating.
-pub fn ms(d: Duration) -> i64 {
+fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -71,11 +112,13 @@ mod tests {
     #[test]
     fn a_manual_clock_moves_only_by_hand() {
         let c = Clock::manual();
-        let t0 = c.now_ms();
+        let t0 = c.now();
         std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(c.now_ms(), t0);
+        assert_eq!(c.now(), t0);
         assert!(c.advance(Duration::from_secs(300)));
-        assert_eq!(c.now_ms(), t0 + 300_000);
+        assert_eq!(c.now(), t0.plus(Duration::from_secs(300)));
+        assert_eq!(c.now().since(t0), Duration::from_secs(300));
+        assert_eq!(t0.since(c.now()), Duration::ZERO);
         assert!(!Clock::system().advance(Duration::from_secs(1)));
     }
 

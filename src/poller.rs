@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkout::{Checkout, CheckoutError, DueWork, PollSchedule};
+use crate::clock::Millis;
 use crate::config::Poller as PollerSettings;
 use crate::lock::LockExt;
 use crate::order::{OrderId, QrId};
@@ -43,7 +44,7 @@ pub struct Poller {
     heartbeat: Arc<AtomicI64>,
     /// QRs left `creating` before this moment belong to an earlier process
     /// (a crash or a kill): nobody is sending them, so they are resumed at once.
-    started_at: i64,
+    started_at: Millis,
 }
 
 impl Poller {

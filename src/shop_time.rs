@@ -7,13 +7,14 @@
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+
+use crate::clock::Millis;
 use jiff::{Timestamp, ToSpan, Zoned};
 
 /// A UTC millisecond as the shop's wall-clock time, as pages and the CSV show it.
 /// A column out of jiff's range (never written by us) shows as the epoch.
-pub fn shop_time(tz: &TimeZone, ms: i64) -> String {
-    Timestamp::from_millisecond(ms)
-        .unwrap_or(Timestamp::UNIX_EPOCH)
+pub fn shop_time(tz: &TimeZone, at: Millis) -> String {
+    at.to_timestamp()
         .to_zoned(tz.clone())
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
@@ -166,10 +167,13 @@ mod tests {
     fn shop_time_is_the_shops_wall_clock() {
         let tz = shanghai();
         assert_eq!(
-            shop_time(&tz, ms("2024-06-01T16:00:00Z")),
+            shop_time(&tz, Millis(ms("2024-06-01T16:00:00Z"))),
             "2024-06-02 00:00:00"
         );
-        assert_eq!(shop_time(&TimeZone::UTC, i64::MAX), "1970-01-01 00:00:00");
+        assert_eq!(
+            shop_time(&TimeZone::UTC, Millis(i64::MAX)),
+            "1970-01-01 00:00:00"
+        );
     }
 
     #[test]

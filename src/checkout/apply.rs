@@ -4,6 +4,7 @@
 use rusqlite::Transaction;
 
 use super::gateway::PaymentFacts;
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::{OrderNo, OrderState, OrderToken, PaymentSource};
 use crate::store::StoreError;
@@ -41,7 +42,7 @@ pub enum ApplyOutcome {
 pub fn apply_payment(
     tx: &Transaction<'_>,
     ev: &Evidence,
-    now: i64,
+    now: Millis,
 ) -> Result<ApplyOutcome, StoreError> {
     let Some(qr) = orders::qr_by_out_trade_no(tx, &ev.out_trade_no)? else {
         return Ok(ApplyOutcome::UnknownOrder);

@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::gateway::{CodeRequest, MAX_DESCRIPTION_BYTES};
 use super::transitions::{insert_planned, plan_qr, replace_current_qr};
 use super::{Checkout, CheckoutError, NewOrderInput};
-use crate::clock::{ms, to_timestamp};
 use crate::order::{OrderState, OrderToken, QrState};
 use crate::store::orders::{self, NewOrder, OrderRow, QrRow};
 
@@ -33,8 +32,9 @@ impl Checkout {
         let token = OrderToken::generate();
         let now = self.now();
         let cfg = self.cfg();
-        let expires_at = now + ms(cfg.order_ttl);
-        let day = to_timestamp(now)
+        let expires_at = now.plus(cfg.order_ttl);
+        let day = now
+            .to_timestamp()
             .to_zoned(cfg.shop_tz.clone())
             .strftime("%Y%m%d")
             .to_string();
@@ -79,8 +79,8 @@ impl Checkout {
             description: gateway_description(&cfg.shop_name, &order.description),
             amount: order.amount,
             client_ip: qr.client_ip.clone(),
-            time_start: to_timestamp(qr.time_start),
-            time_expire: to_timestamp(qr.time_expire),
+            time_start: qr.time_start.to_timestamp(),
+            time_expire: qr.time_expire.to_timestamp(),
             order_no: order.order_no.clone(),
         };
         let mut attempt = 1;
@@ -96,7 +96,7 @@ impl Checkout {
         };
         let now = self.now();
         let (qr_id, order_id, version) = (qr.id, order.id, qr.version);
-        let next_poll = now + ms(cfg.poll_fast);
+        let next_poll = now.plus(cfg.poll_fast);
         match result {
             Ok(code) => {
                 self.store()

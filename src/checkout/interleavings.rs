@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::PaymentFacts;
 use super::transitions::{end_order, insert_planned, plan_qr, replace_current_qr};
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::{OrderId, OrderState, OrderToken, PaymentSource, QrId, QrState};
 use crate::store::orders::{self, NewOrder};
@@ -16,6 +17,7 @@ use crate::trade::{OutTradeNo, TransactionId};
 
 const AMOUNT: Fen = Fen::new(1250);
 const TTL: Duration = Duration::from_secs(300);
+const LIFE: Duration = Duration::from_secs(1800);
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -57,7 +59,7 @@ struct World {
     gateway: Vec<(QrId, OutTradeNo, Gateway)>,
     /// What the gateway reports for each payment made.
     evidence: Vec<Evidence>,
-    now: i64,
+    now: Millis,
 }
 
 impl World {
@@ -67,7 +69,7 @@ impl World {
             .or_else(|_| tempfile::tempdir())
             .unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let now = 1_700_000_000_000;
+        let now = Millis(1_700_000_000_000);
         let token = OrderToken::parse("0123456789abcdef0123456789abcdef").unwrap();
         let (order_id, qr) = store
             .write_blocking(|tx| {
@@ -79,7 +81,7 @@ impl World {
                         description: "",
                         cashier_id: None,
                         now,
-                        expires_at: now + 1_800_000,
+                        expires_at: now.plus(LIFE),
                         day: "20231114",
                     },
                 )?;
@@ -87,7 +89,7 @@ impl World {
                     tx,
                     id,
                     1,
-                    &plan_qr(TTL, &no, 1, now + 1_800_000, "127.0.0.1", now),
+                    &plan_qr(TTL, &no, 1, now.plus(LIFE), "127.0.0.1", now),
                     now,
                 )?;
                 orders::set_qr_open(tx, qr.id, "prepay", "weixin://1", now)?;
@@ -118,7 +120,7 @@ impl World {
     }
 
     fn run(&mut self, op: &Op) {
-        self.now += 1000;
+        self.now = self.now.plus(Duration::from_secs(1));
         let now = self.now;
         let order_id = self.order_id;
         match op {

@@ -24,7 +24,7 @@ mod interleavings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 use crate::money::Fen;
 use crate::order::{OrderState, OrderToken, UserId};
 use crate::store::{ReadStore, Store, StoreError};
@@ -113,9 +113,9 @@ impl Checkout {
         }
     }
 
-    /// The time the domain acts on (milliseconds).
-    pub fn now(&self) -> i64 {
-        self.inner.clock.now_ms()
+    /// The time the domain acts on.
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now()
     }
 
     pub fn clock(&self) -> &Clock {

@@ -6,15 +6,22 @@ use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{GatewayError, Refusal, TradeStatus};
 use super::transitions::{GATEWAY_MARGIN, replace_current_qr};
 use super::{Checkout, CheckoutError};
-use crate::clock::ms;
+use std::time::Duration;
+
+use crate::clock::Millis;
 use crate::order::{PaymentSource, QrId, QrState};
 use crate::store::orders::{self, OrderRow, QrRow};
+
+/// The least wait before a refused close is tried again.
+const MIN_CLOSE_RETRY: Duration = Duration::from_secs(5);
+/// How much longer a QR stays on screen while the customer is confirming.
+const PAYING_GRACE: Duration = Duration::from_secs(3);
 
 /// When to ask the gateway about a QR again, after an answer that changed nothing.
 #[derive(Debug, Clone)]
 pub struct PollSchedule {
     pub qr_id: QrId,
-    pub next_poll_at: i64,
+    pub next_poll_at: Millis,
     /// Consecutive gateway errors (0 after an answer), for the backoff.
     pub errors: i64,
     pub error: Option<String>,
@@ -73,15 +80,16 @@ impl Checkout {
     }
 
     /// When to ask the gateway about a QR next.
-    fn next_poll(&self, qr: &QrRow, now: i64) -> i64 {
+    fn next_poll(&self, qr: &QrRow, now: Millis) -> Millis {
         let cfg = self.cfg();
-        let young = now - qr.created_at < ms(cfg.poll_fast_period) && qr.state == QrState::Open;
-        now + ms(if young { cfg.poll_fast } else { cfg.poll_slow })
+        let young = now.since(qr.created_at) < cfg.poll_fast_period && qr.state == QrState::Open;
+        now.plus(if young { cfg.poll_fast } else { cfg.poll_slow })
     }
 
-    fn backoff(&self, errors: i64) -> i64 {
-        let exp = 1000i64.saturating_mul(1i64 << errors.clamp(0, 20));
-        exp.min(ms(self.cfg().max_backoff))
+    /// 2^errors seconds, at most `max_backoff`.
+    fn backoff(&self, errors: i64) -> Duration {
+        let exp = Duration::from_secs(1u64 << errors.clamp(0, 20));
+        exp.min(self.cfg().max_backoff)
     }
 
     /// One scheduled query of an open or closing QR. A payment or a close is
@@ -101,7 +109,7 @@ impl Checkout {
             Ok(status) => {
                 // Past its gateway expiry an unpaid code can no longer be paid: done.
                 let dead =
-                    status == TradeStatus::NotPaid && now > qr.time_expire + ms(GATEWAY_MARGIN);
+                    status == TradeStatus::NotPaid && now > qr.time_expire.plus(GATEWAY_MARGIN);
                 if dead && qr.state == QrState::Closing {
                     self.mark_closed(qr).await?;
                 } else {
@@ -122,7 +130,7 @@ impl Checkout {
                 tracing::warn!(error.message = %e, errors, "query failed");
                 return Ok(Some(PollSchedule {
                     qr_id,
-                    next_poll_at: now + self.backoff(errors),
+                    next_poll_at: now.plus(self.backoff(errors)),
                     errors,
                     error: Some(e.to_string()),
                 }));
@@ -197,7 +205,7 @@ impl Checkout {
                 }
             }
             _ => {
-                if now > qr.time_expire + ms(GATEWAY_MARGIN) {
+                if now > qr.time_expire.plus(GATEWAY_MARGIN) {
                     // The gateway can no longer take money for it; confirm and stop.
                     if let Ok(s) = self.query(qr).await {
                         if self.apply_if_paid(qr, &s, PaymentSource::Close).await? {
@@ -214,9 +222,14 @@ impl Checkout {
         }
     }
 
-    async fn reschedule_close(&self, qr: &QrRow, now: i64, why: &str) -> Result<(), CheckoutError> {
+    async fn reschedule_close(
+        &self,
+        qr: &QrRow,
+        now: Millis,
+        why: &str,
+    ) -> Result<(), CheckoutError> {
         let qr_id = qr.id;
-        let next = now + self.backoff(qr.errors + 1).max(5_000);
+        let next = now.plus(self.backoff(qr.errors + 1).max(MIN_CLOSE_RETRY));
         let why = why.to_string();
         self.store()
             .write(move |tx| orders::schedule_close(tx, qr_id, next, &why))
@@ -234,7 +247,7 @@ impl Checkout {
                 Ok(s) if self.apply_if_paid(qr, &s, PaymentSource::Poll).await? => return Ok(()),
                 Ok(TradeStatus::Paying) => {
                     // The customer is entering the password: never pull the QR now.
-                    let (qr_id, until) = (qr.id, self.now() + 3_000);
+                    let (qr_id, until) = (qr.id, self.now().plus(PAYING_GRACE));
                     self.store()
                         .write(move |tx| orders::postpone_display(tx, qr_id, until))
                         .await?;

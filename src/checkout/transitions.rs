@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 use rusqlite::Transaction;
 
-use crate::clock::ms;
+use crate::clock::Millis;
 use crate::order::{OrderId, OrderNo, OrderState, QrId, QrState};
 use crate::store::StoreError;
 use crate::store::orders::{self, NewQr, OrderRow, QrRow};
@@ -22,9 +22,9 @@ pub const GATEWAY_MARGIN: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct QrPlan {
     pub out_trade_no: OutTradeNo,
-    pub time_start: i64,
-    pub time_expire: i64,
-    pub display_until: i64,
+    pub time_start: Millis,
+    pub time_expire: Millis,
+    pub display_until: Millis,
     pub client_ip: String,
 }
 
@@ -32,9 +32,9 @@ pub fn plan_qr(
     qr_ttl: Duration,
     order_no: &OrderNo,
     version: i64,
-    order_expires_at: i64,
+    order_expires_at: Millis,
     ip: &str,
-    now: i64,
+    now: Millis,
 ) -> QrPlan {
     // Readable (order number, version) and unique (random tail); should an order
     // number ever grow past the 32 characters allowed, a random number still works.
@@ -44,12 +44,12 @@ pub fn plan_qr(
     ))
     .unwrap_or_else(|_| OutTradeNo::random());
     // Whole seconds: the gateway's times have none smaller.
-    let time_start = now - now.rem_euclid(1000);
+    let time_start = Millis(now.get() - now.get().rem_euclid(1000));
     QrPlan {
         out_trade_no,
         time_start,
-        time_expire: time_start + ms(qr_ttl.max(MIN_GATEWAY_LIFE) + GATEWAY_MARGIN),
-        display_until: (now + ms(qr_ttl)).min(order_expires_at),
+        time_expire: time_start.plus(qr_ttl.max(MIN_GATEWAY_LIFE) + GATEWAY_MARGIN),
+        display_until: now.plus(qr_ttl).min(order_expires_at),
         client_ip: ip.to_string(),
     }
 }
@@ -60,7 +60,7 @@ pub fn insert_planned(
     order_id: OrderId,
     version: i64,
     plan: &QrPlan,
-    now: i64,
+    now: Millis,
 ) -> Result<QrRow, StoreError> {
     let id = orders::insert_qr(
         tx,
@@ -86,7 +86,7 @@ pub fn replace_current_qr(
     qr_ttl: Duration,
     order_id: OrderId,
     old_id: QrId,
-    now: i64,
+    now: Millis,
     why: &str,
 ) -> Result<Option<(OrderRow, QrRow)>, StoreError> {
     let order = orders::order_by_id(tx, order_id)?;
@@ -132,7 +132,7 @@ pub fn end_order(
     tx: &Transaction<'_>,
     order_id: OrderId,
     to: OrderState,
-    now: i64,
+    now: Millis,
     why: &str,
 ) -> Result<OrderState, StoreError> {
     if !orders::set_order_state(tx, order_id, OrderState::Open, to, now)? {

@@ -2,7 +2,9 @@
 //! current QR, and the background work that is due.
 
 use super::{Checkout, CheckoutError, STALE_CREATION};
-use crate::clock::{ms, seconds_between};
+use std::time::Duration;
+
+use crate::clock::Millis;
 use crate::order::{OrderState, OrderToken, QrState};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow, QrRow};
@@ -13,7 +15,7 @@ pub struct OrderView {
     pub order: OrderRow,
     pub qr: Option<QrRow>,
     /// The domain's time when it was read (countdowns are counted from it).
-    pub now: i64,
+    pub now: Millis,
 }
 
 impl OrderView {
@@ -30,8 +32,8 @@ impl OrderView {
     }
 
     /// Whole seconds until `at` (never negative).
-    pub fn seconds_until(&self, at: i64) -> i64 {
-        seconds_between(self.now, at)
+    pub fn seconds_until(&self, at: Millis) -> i64 {
+        self.now.seconds_until(at)
     }
 }
 
@@ -79,9 +81,15 @@ impl Checkout {
     /// The work due now, at most `limit` of each kind. A QR left `creating`
     /// since before `resume_before` (e.g. the poller's start: an earlier process
     /// was sending it) or for longer than [`STALE_CREATION`] is resumed.
-    pub async fn due_work(&self, limit: usize, resume_before: i64) -> Result<DueWork, StoreError> {
+    pub async fn due_work(
+        &self,
+        limit: usize,
+        resume_before: Millis,
+    ) -> Result<DueWork, StoreError> {
         let now = self.now();
-        let stale = (now - ms(STALE_CREATION)).max(resume_before - 1);
+        let stale = now
+            .minus(STALE_CREATION)
+            .max(resume_before.minus(Duration::from_millis(1)));
         self.store()
             .read(move |c| {
                 Ok(DueWork {

@@ -7,6 +7,7 @@ use rusqlite::Transaction;
 use super::Store;
 use super::orders::{self, NewOrder, NewQr};
 use super::payments::{self, NewPayment};
+use crate::clock::Millis;
 use crate::money::Fen;
 
 /// A UTC instant written as RFC 3339, in the milliseconds every column uses.
@@ -47,8 +48,8 @@ pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, String) {
             amount: Fen::new(s.amount),
             description: s.description,
             cashier_id: s.cashier.map(crate::order::UserId),
-            now: 0,
-            expires_at: 1,
+            now: Millis(0),
+            expires_at: Millis(1),
             day: "20240601",
         },
     )
@@ -60,16 +61,16 @@ pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, String) {
             order_id: id,
             version: 1,
             out_trade_no: &out_trade_no,
-            time_start: 0,
-            time_expire: 1,
-            display_until: 1,
+            time_start: Millis(0),
+            time_expire: Millis(1),
+            display_until: Millis(1),
             client_ip: "127.0.0.1",
-            now: 0,
+            now: Millis(0),
         },
     )
     .unwrap();
     if let Some(at) = s.paid_at {
-        let at = ms(at);
+        let at = Millis(ms(at));
         let txid = crate::trade::TransactionId::new(if s.transaction_id.is_empty() {
             format!("TX{order_no}")
         } else {

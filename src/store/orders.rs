@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::{OrderId, OrderNo, OrderState, OrderToken, QrId, QrState, UserId};
 use crate::trade::{OutTradeNo, TransactionId};
@@ -16,14 +17,14 @@ pub struct OrderRow {
     pub description: String,
     pub cashier_id: Option<UserId>,
     pub state: OrderState,
-    pub created_at: i64,
-    pub expires_at: i64,
+    pub created_at: Millis,
+    pub expires_at: Millis,
     pub current_qr_id: Option<QrId>,
-    pub paid_at: Option<i64>,
+    pub paid_at: Option<Millis>,
     pub transaction_id: Option<TransactionId>,
     pub late: bool,
     pub double_paid: bool,
-    pub ended_at: Option<i64>,
+    pub ended_at: Option<Millis>,
 }
 
 const ORDER_COLS: &str = "id, order_no, token, amount_fen, description, cashier_id, state, created_at, \
@@ -56,18 +57,18 @@ pub struct QrRow {
     pub version: i64,
     pub out_trade_no: OutTradeNo,
     pub state: QrState,
-    pub time_start: i64,
-    pub time_expire: i64,
-    pub display_until: i64,
+    pub time_start: Millis,
+    pub time_expire: Millis,
+    pub display_until: Millis,
     /// The customer-facing client IP sent with the gateway order (column `spbill_create_ip`).
     pub client_ip: String,
     pub prepay_id: Option<String>,
     pub code_url: Option<String>,
-    pub created_at: i64,
-    pub next_poll_at: Option<i64>,
+    pub created_at: Millis,
+    pub next_poll_at: Option<Millis>,
     pub polls: i64,
     pub errors: i64,
-    pub next_close_at: Option<i64>,
+    pub next_close_at: Option<Millis>,
     pub last_error: Option<String>,
 }
 
@@ -106,8 +107,8 @@ pub struct NewOrder<'a> {
     pub amount: Fen,
     pub description: &'a str,
     pub cashier_id: Option<UserId>,
-    pub now: i64,
-    pub expires_at: i64,
+    pub now: Millis,
+    pub expires_at: Millis,
     /// The creation day, `YYYYMMDD`, prefixed to the order number.
     pub day: &'a str,
 }
@@ -131,11 +132,11 @@ pub struct NewQr<'a> {
     pub order_id: OrderId,
     pub version: i64,
     pub out_trade_no: &'a OutTradeNo,
-    pub time_start: i64,
-    pub time_expire: i64,
-    pub display_until: i64,
+    pub time_start: Millis,
+    pub time_expire: Millis,
+    pub display_until: Millis,
     pub client_ip: &'a str,
-    pub now: i64,
+    pub now: Millis,
 }
 
 /// Inserts a QR in state `creating` and makes it the order's current QR.
@@ -219,7 +220,7 @@ pub fn set_qr_open(
     qr_id: QrId,
     prepay_id: &str,
     code_url: &str,
-    next_poll_at: i64,
+    next_poll_at: Millis,
 ) -> Result<bool, StoreError> {
     Ok(tx
         .prepare_cached(
@@ -243,7 +244,7 @@ pub fn set_qr_failed(tx: &Transaction<'_>, qr_id: QrId, reason: &str) -> Result<
 }
 
 /// An open (or still-creating) QR is superseded: it must be closed at the gateway.
-pub fn set_qr_closing(tx: &Transaction<'_>, qr_id: QrId, now: i64) -> Result<bool, StoreError> {
+pub fn set_qr_closing(tx: &Transaction<'_>, qr_id: QrId, now: Millis) -> Result<bool, StoreError> {
     Ok(tx.prepare_cached("UPDATE qrs SET state = 'closing', next_close_at = ?2, next_poll_at = COALESCE(next_poll_at, ?2)
          WHERE id = ?1 AND state IN ('open', 'creating')")?
         .execute(params![qr_id, now])? == 1)
@@ -284,7 +285,7 @@ pub fn set_qr_paid(tx: &Transaction<'_>, qr_id: QrId) -> Result<(), StoreError> 
 pub fn schedule_poll(
     tx: &Transaction<'_>,
     qr_id: QrId,
-    next_poll_at: Option<i64>,
+    next_poll_at: Option<Millis>,
     errors: i64,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
@@ -301,7 +302,7 @@ pub fn schedule_poll(
 pub fn schedule_close(
     tx: &Transaction<'_>,
     qr_id: QrId,
-    next_close_at: i64,
+    next_close_at: Millis,
     error: &str,
 ) -> Result<(), StoreError> {
     tx.prepare_cached(
@@ -318,7 +319,7 @@ pub fn set_order_state(
     order_id: OrderId,
     from: OrderState,
     to: OrderState,
-    now: i64,
+    now: Millis,
 ) -> Result<bool, StoreError> {
     Ok(tx
         .prepare_cached("UPDATE orders SET state = ?3, ended_at = ?4 WHERE id = ?1 AND state = ?2")?
@@ -331,7 +332,7 @@ pub fn set_order_state(
 // every run, four times a second.
 
 /// Polls due now: QRs the gateway may still take money for.
-pub fn due_polls(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
+pub fn due_polls(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {QR_COLS} FROM qrs WHERE next_poll_at <= ?1 AND state IN ('open', 'closing')
          ORDER BY next_poll_at LIMIT {limit}"
@@ -341,7 +342,7 @@ pub fn due_polls(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>
 }
 
 /// Closes due now.
-pub fn due_closes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow>, StoreError> {
+pub fn due_closes(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {QR_COLS} FROM qrs WHERE next_close_at <= ?1 AND state = 'closing'
          ORDER BY next_close_at LIMIT {limit}"
@@ -353,7 +354,7 @@ pub fn due_closes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<QrRow
 /// QRs left in `creating` since before `before`: a crash or a lost answer; send again.
 pub fn stale_creations(
     conn: &Connection,
-    before: i64,
+    before: Millis,
     limit: usize,
 ) -> Result<Vec<QrRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
@@ -368,7 +369,7 @@ pub fn stale_creations(
 /// a failed QR is tried again (as a new QR) at the same pace.
 pub fn due_refreshes(
     conn: &Connection,
-    now: i64,
+    now: Millis,
     limit: usize,
 ) -> Result<Vec<(OrderRow, QrRow)>, StoreError> {
     let cols_o = ORDER_COLS
@@ -401,7 +402,7 @@ pub fn due_refreshes(
 /// Open orders past their life.
 pub fn due_expiries(
     conn: &Connection,
-    now: i64,
+    now: Millis,
     limit: usize,
 ) -> Result<Vec<OrderRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
@@ -414,7 +415,7 @@ pub fn due_expiries(
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
-    pub at: i64,
+    pub at: Millis,
     pub kind: String,
     pub detail: String,
 }
@@ -422,7 +423,7 @@ pub struct EventRow {
 pub fn add_event(
     tx: &Transaction<'_>,
     order_id: OrderId,
-    now: i64,
+    now: Millis,
     kind: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
@@ -445,7 +446,11 @@ pub fn events_of(conn: &Connection, order_id: OrderId) -> Result<Vec<EventRow>, 
 }
 
 /// Keeps a QR on screen a little longer (the customer is entering the password).
-pub fn postpone_display(tx: &Transaction<'_>, qr_id: QrId, until: i64) -> Result<(), StoreError> {
+pub fn postpone_display(
+    tx: &Transaction<'_>,
+    qr_id: QrId,
+    until: Millis,
+) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE qrs SET display_until = ?2 WHERE id = ?1 AND state = 'open'")?
         .execute(params![qr_id, until])?;
     Ok(())

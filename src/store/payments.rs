@@ -3,6 +3,7 @@
 use rusqlite::{Connection, Row, Transaction, params};
 
 use super::StoreError;
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::{OrderId, PaymentSource, QrId};
 use crate::trade::TransactionId;
@@ -19,7 +20,7 @@ pub struct PaymentRow {
     pub time_end: Option<String>,
     pub late: bool,
     pub double_paid: bool,
-    pub created_at: i64,
+    pub created_at: Millis,
 }
 
 fn payment_row(r: &Row<'_>) -> rusqlite::Result<PaymentRow> {
@@ -50,7 +51,7 @@ pub struct NewPayment<'a> {
     pub time_end: Option<&'a str>,
     pub late: bool,
     pub double_paid: bool,
-    pub now: i64,
+    pub now: Millis,
 }
 
 /// Records a payment unless this transaction (or a payment of this QR) is
@@ -84,7 +85,7 @@ pub fn mark_order_paid(
     order_id: OrderId,
     qr_id: QrId,
     transaction_id: &TransactionId,
-    now: i64,
+    now: Millis,
     late: bool,
 ) -> Result<bool, StoreError> {
     Ok(tx.prepare_cached("UPDATE orders SET state = 'paid', paid_at = ?2, paid_qr_id = ?3, transaction_id = ?4, late = ?5
@@ -109,7 +110,7 @@ pub fn payments_of(conn: &Connection, order_id: OrderId) -> Result<Vec<PaymentRo
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationRow {
-    pub received_at: i64,
+    pub received_at: Millis,
     pub remote_addr: Option<String>,
     pub out_trade_no: Option<String>,
     pub transaction_id: Option<String>,

@@ -16,7 +16,9 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use super::StoreError;
 use super::orders::{self, EventRow, OrderRow, QrRow};
 use super::payments::{self, NotificationRow, PaymentRow};
+use crate::clock::Millis;
 use crate::money::Fen;
+use crate::order::{OrderId, OrderNo};
 use crate::shop_time::{Periods, Range};
 
 /// Which paid orders the admin is looking at.
@@ -99,11 +101,11 @@ fn params<'a>(
 /// A paid order as the admin's table and the CSV show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaidOrder {
-    pub id: i64,
-    pub order_no: String,
+    pub id: OrderId,
+    pub order_no: OrderNo,
     pub amount: Fen,
     pub description: String,
-    pub paid_at: i64,
+    pub paid_at: Millis,
     pub cashier: Option<String>,
     /// The QR that was paid (the first payment's).
     pub out_trade_no: Option<String>,
@@ -201,8 +203,8 @@ pub fn each_paid_order(
         f(&o);
         seen += 1;
         last = Some(Cursor {
-            paid_at: o.paid_at,
-            id: o.id,
+            paid_at: o.paid_at.get(),
+            id: o.id.0,
         });
     }
     Ok(if seen == limit { last } else { None })
@@ -234,7 +236,7 @@ pub fn totals(conn: &Connection, filter: &Filter) -> Result<Totals, StoreError> 
 pub struct DoublePaid {
     pub count: i64,
     /// When the oldest of them was (first) paid, to link to all of them.
-    pub oldest_paid_at: Option<i64>,
+    pub oldest_paid_at: Option<Millis>,
 }
 
 pub fn double_paid(conn: &Connection) -> Result<DoublePaid, StoreError> {
@@ -610,7 +612,7 @@ mod tests {
                 let qr2 = tx.last_insert_rowid();
                 payments::insert_payment(tx, &NewPayment {
                     transaction_id: &crate::trade::TransactionId::new("4200000099").unwrap(), qr_id: crate::order::QrId(qr2), order_id: crate::order::OrderId(c.0), amount: Fen::new(500),
-                    source: crate::order::PaymentSource::Poll, openid: None, time_end: None, late: false, double_paid: true, now: ms("2024-06-01T06:00:00Z"),
+                    source: crate::order::PaymentSource::Poll, openid: None, time_end: None, late: false, double_paid: true, now: Millis(ms("2024-06-01T06:00:00Z")),
                 })?;
                 payments::flag_double_paid(tx, crate::order::OrderId(c.0))?;
                 Ok((a, b, (c.0, c.1, ann)))
@@ -683,7 +685,7 @@ mod tests {
             store.read_blocking(double_paid).unwrap(),
             DoublePaid {
                 count: 1,
-                oldest_paid_at: Some(ms("2024-06-01T05:00:00Z"))
+                oldest_paid_at: Some(Millis(ms("2024-06-01T05:00:00Z")))
             }
         );
 

@@ -4,9 +4,11 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
+use crate::clock::Millis;
 use crate::order::{OrderId, OrderNo, OrderToken, QrId, UserId};
 use crate::trade::{OutTradeNo, TransactionId};
 
+/// Integer newtypes: row ids, and moments in milliseconds.
 macro_rules! integer_id {
     ($($ty:ident),*) => {$(
         impl ToSql for $ty {
@@ -22,7 +24,7 @@ macro_rules! integer_id {
     )*};
 }
 
-integer_id!(OrderId, QrId, UserId);
+integer_id!(OrderId, QrId, UserId, Millis);
 
 macro_rules! parsed_text {
     ($($ty:ty => $parse:expr),* $(,)?) => {$(

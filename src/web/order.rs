@@ -11,7 +11,7 @@ use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::{etag_response, see_other};
 use crate::checkout::OrderView;
-use crate::clock::to_timestamp;
+use crate::clock::Millis;
 use crate::order::{OrderState, OrderToken};
 use crate::render::html;
 use crate::shop_time::shop_time;
@@ -39,8 +39,8 @@ pub async fn load(state: &AppState, token: &str) -> Result<OrderView, WebError> 
     Ok(state.checkout.order_view(&token).await?)
 }
 
-fn rfc3339(ms: i64) -> String {
-    to_timestamp(ms).to_string()
+fn rfc3339(at: Millis) -> String {
+    at.to_timestamp().to_string()
 }
 
 impl OrderView {

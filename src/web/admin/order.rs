@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use jiff::tz::TimeZone;
 
+use crate::clock::Millis;
 use crate::order::QrState;
 use crate::render::html;
 use crate::shop_time::shop_time;
@@ -30,8 +31,8 @@ struct OrderPage<'a> {
 
 // askama hands method arguments over by reference, so these take `&`.
 impl OrderPage<'_> {
-    fn time(&self, ms: &i64) -> String {
-        shop_time(self.tz, *ms)
+    fn time(&self, at: &Millis) -> String {
+        shop_time(self.tz, *at)
     }
 
     fn order_state(&self) -> &'static str {

@@ -9,6 +9,7 @@ use jiff::tz::TimeZone;
 use super::chart::Chart;
 use super::selection::{Selection, admin_selection};
 use crate::money::Fen;
+use crate::order::OrderNo;
 use crate::render::html;
 use crate::shop_time::{self, Granularity, Periods, shop_time};
 use crate::store::reports::{self, OrdersReport, Page, PaidOrder, Totals};
@@ -22,7 +23,7 @@ const PAGE_SIZE: usize = 50;
 
 /// A row of the paid-orders table.
 struct Row {
-    order_no: String,
+    order_no: OrderNo,
     paid_at: String,
     amount: Fen,
     description: String,
@@ -85,7 +86,7 @@ impl<'a> OrdersPage<'a> {
         let oldest = data
             .double_paid
             .oldest_paid_at
-            .and_then(|ms| shop_time::shop_day(&state.tz, ms).ok());
+            .and_then(|at| shop_time::shop_day(&state.tz, at.get()).ok());
         let flagged_url = format!(
             "/admin?{}",
             Selection::flagged_since(oldest, today).query_string()

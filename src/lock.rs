@@ -3,7 +3,7 @@
 //! consistent (a map insert, a counter), so the service keeps going with it
 //! rather than turning one panic into a failure of every later request.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub trait LockExt<T> {
     /// Locks, taking the data over from a panicked holder if need be.
@@ -13,6 +13,22 @@ pub trait LockExt<T> {
 impl<T> LockExt<T> for Mutex<T> {
     fn lock_or_recover(&self) -> MutexGuard<'_, T> {
         self.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The same policy for readers–writer locks.
+pub trait RwLockExt<T> {
+    fn read_or_recover(&self) -> RwLockReadGuard<'_, T>;
+    fn write_or_recover(&self) -> RwLockWriteGuard<'_, T>;
+}
+
+impl<T> RwLockExt<T> for RwLock<T> {
+    fn read_or_recover(&self) -> RwLockReadGuard<'_, T> {
+        self.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_or_recover(&self) -> RwLockWriteGuard<'_, T> {
+        self.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 
+use crate::lock::{LockExt, RwLockExt};
 use crate::wxpay::Merchant;
 pub use faults::Faults;
 use ledger::Ledger;
@@ -93,22 +94,15 @@ impl Simulator {
     /// The order book. A panic while holding it cannot leave a half-applied
     /// change (every mutation is a single assignment), so poisoning is ignored.
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.inner
-            .ledger
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.ledger.lock_or_recover()
     }
 
     pub fn faults(&self) -> Faults {
-        self.inner
-            .faults
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.faults.read_or_recover().clone()
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
+        *self.inner.faults.write_or_recover() = faults;
     }
 
     fn time_scale(&self) -> f64 {

@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::lock::LockExt;
+
 pub const DB_FILE: &str = "scanpay.sqlite3";
 /// Read connections kept open between requests; more are opened under load.
 const READERS: usize = 8;
@@ -249,7 +251,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = self.inner.writer.lock_or_recover();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -260,12 +262,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self
-            .inner
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
+        let pooled = self.inner.readers.lock_or_recover().pop();
         let conn = match pooled {
             Some(c) => c,
             None => {
@@ -279,7 +276,7 @@ impl Store {
             }
         };
         let out = f(&conn);
-        let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = self.inner.readers.lock_or_recover();
         if pool.len() < READERS {
             pool.push(conn);
         }
@@ -317,7 +314,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = conn.lock_or_recover();
         run_batch(&mut conn, &mut pending);
         // Full means a checkpoint is already due: nothing to add.
         let _ = committed.try_send(());

@@ -331,24 +331,30 @@ pub fn set_order_state(
 // the process): bound as `LIMIT ?`, SQLite (STAT4) re-planned each statement on
 // every run, four times a second.
 
+/// The QRs matching `filter` (a `WHERE … ORDER BY …` over one moment `?1`), at most `limit`.
+fn qrs_where(
+    conn: &Connection,
+    filter: &str,
+    at: Millis,
+    limit: usize,
+) -> Result<Vec<QrRow>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {QR_COLS} FROM qrs WHERE {filter} LIMIT {limit}"
+    ))?;
+    let rows = st.query_map(params![at], qr_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Polls due now: QRs the gateway may still take money for.
 pub fn due_polls(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<QrRow>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {QR_COLS} FROM qrs WHERE next_poll_at <= ?1 AND state IN ('open', 'closing')
-         ORDER BY next_poll_at LIMIT {limit}"
-    ))?;
-    let rows = st.query_map(params![now], qr_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let filter = "next_poll_at <= ?1 AND state IN ('open', 'closing') ORDER BY next_poll_at";
+    qrs_where(conn, filter, now, limit)
 }
 
 /// Closes due now.
 pub fn due_closes(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<QrRow>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {QR_COLS} FROM qrs WHERE next_close_at <= ?1 AND state = 'closing'
-         ORDER BY next_close_at LIMIT {limit}"
-    ))?;
-    let rows = st.query_map(params![now], qr_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let filter = "next_close_at <= ?1 AND state = 'closing' ORDER BY next_close_at";
+    qrs_where(conn, filter, now, limit)
 }
 
 /// QRs left in `creating` since before `before`: a crash or a lost answer; send again.
@@ -357,12 +363,8 @@ pub fn stale_creations(
     before: Millis,
     limit: usize,
 ) -> Result<Vec<QrRow>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {QR_COLS} FROM qrs WHERE state = 'creating' AND created_at <= ?1
-         ORDER BY created_at LIMIT {limit}"
-    ))?;
-    let rows = st.query_map(params![before], qr_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let filter = "state = 'creating' AND created_at <= ?1 ORDER BY created_at";
+    qrs_where(conn, filter, before, limit)
 }
 
 /// Open orders whose current QR's screen life is over (and the order's is not);

@@ -19,6 +19,7 @@ use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
 use crate::accounts::{AccountError, SESSION_LIFE, SessionUser};
+use crate::lock::LockExt;
 use crate::render::html;
 use crate::role::Role;
 
@@ -124,13 +125,13 @@ impl Default for LoginLimiter {
 
 impl LoginLimiter {
     fn blocked(&self, ip: IpAddr) -> bool {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.failures.lock_or_recover();
         map.get(&ip)
             .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
     }
 
     fn fail(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.failures.lock_or_recover();
         if map.len() > 10_000 {
             map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
         }
@@ -142,10 +143,7 @@ impl LoginLimiter {
     }
 
     fn succeed(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
+        self.failures.lock_or_recover().remove(&ip);
     }
 }
 

@@ -1,4 +1,12 @@
 //! scanpay: a self-hosted WeChat Pay scan-to-pay checkout with a built-in gateway simulator.
+//!
+//! The layers, top down (imports only point down; `docs/ARCHITECTURE.md` has
+//! the doors in full): `startup` assembles; `web` (handlers), `poller`
+//! (background work) and `sim` (the simulated gateway) sit on `checkout`, the
+//! domain, which reaches a payment gateway only through its `Gateway` port
+//! (`checkout::gateway`, implemented per protocol in `gateway`) and its data
+//! only through `store`. `wxpay` is the pure API v2 protocol; `money`, `trade`,
+//! `order`, `clock`, `role` and `lock` are leaf values and policies.
 
 pub mod accounts;
 pub mod checkout;

@@ -16,7 +16,10 @@
 //! - `LOAD_POLLER_MAX_PER_SEC` the poller's request cap for that phase (default 50)
 //! - `LOAD_SCALE` comma-separated row counts to seed, e.g. `1000,10000,100000`
 //!   (default: none; each size adds about half a minute)
-//! - `LOAD_ONLY` comma-separated phases: `create,qr,ingest,sse,poller,scale`
+//! - `LOAD_FANOUT_STREAMS` idle SSE streams (default 2000), `LOAD_FANOUT_RATE`
+//!   payments/s of other orders (default 200), `LOAD_FANOUT_SECS` (default 10)
+//!   for the `fanout` phase (see `fanout.rs`)
+//! - `LOAD_ONLY` comma-separated phases: `create,qr,ingest,sse,fanout,poller,scale`
 //! - `LOAD_BIN` another `scanpay` binary to measure (default: the one built for this bench)
 
 use std::io::{BufRead, BufReader};
@@ -31,6 +34,8 @@ use scanpay::money::Fen;
 use scanpay::wxpay::notify::{self, PaymentNotice};
 use scanpay::wxpay::{ApiKey, Merchant, OutTradeNo, SignType, xml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod fanout;
 
 const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 const DEMO_MCH_ID: &str = "10000100";
@@ -81,8 +86,10 @@ async fn run() -> Result<()> {
     print_machine();
     let clients = env_usize("LOAD_CLIENTS", 16).max(1);
     let secs = Duration::from_secs(env_usize("LOAD_SECS", 8) as u64);
+    // The fanout phase holds a few thousand sockets on each side.
+    fanout::raise_fd_limit(16_384);
 
-    if wanted("create") || wanted("qr") || wanted("ingest") || wanted("sse") {
+    if wanted("create") || wanted("qr") || wanted("ingest") || wanted("sse") || wanted("fanout") {
         let dir = tempfile::tempdir()?;
         let server = Server::start(dir.path(), &[])?;
         println!("\n== server {} (pid {}) ==", server.base, server.pid());
@@ -133,6 +140,10 @@ async fn run() -> Result<()> {
             let idle = env_usize("LOAD_SSE_IDLE", 100);
             sse_phase(&server, &sessions, n, idle).await?;
             server.report_rss("after sse");
+        }
+        if wanted("fanout") {
+            fanout::fanout_phase(&server, &sessions).await?;
+            server.report_rss("after fanout");
         }
         server.report_peak();
     }

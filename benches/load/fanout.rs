@@ -9,6 +9,11 @@
 //! its `paid` event. Reported: the server's CPU over the window (utime + stime
 //! from /proc), the watched order's notify → SSE latency, and how many bytes
 //! the idle streams received (nothing happened to them, so nothing is due).
+//!
+//! Then the idle clients hang up while other orders are still paid (10/s for
+//! 35 s), and the server's open file descriptors are counted: the server only
+//! notices a gone client when it writes to it, i.e. at a keep-alive, so this
+//! shows whether keep-alives still happen in a busy shop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +29,10 @@ use super::{
 
 /// One sample of the watched order every this often.
 const WATCH_EVERY: Duration = Duration::from_millis(50);
+/// After the idle clients hang up, the shop stays (mildly) busy this long:
+/// one keep-alive period and a bit, with `LINGER_PAID` payments spread over it.
+const LINGER: Duration = Duration::from_secs(35);
+const LINGER_PAID: usize = 350;
 
 /// Lets this process (and the server it starts, which inherits the limit) hold
 /// a few thousand sockets.
@@ -76,7 +85,15 @@ async fn open_raw_stream(addr: &str, token: &str) -> Result<tokio::net::TcpStrea
     Ok(s)
 }
 
+/// Open file descriptors of a process (its sockets, mostly).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 pub async fn fanout_phase(server: &Server, sessions: &[Session]) -> Result<()> {
+    let fds_before = open_fds(server.pid());
     let streams = env_usize("LOAD_FANOUT_STREAMS", 2_000);
     let rate = env_usize("LOAD_FANOUT_RATE", 200).max(1);
     let secs = env_usize("LOAD_FANOUT_SECS", 10).max(1) as u64;
@@ -85,11 +102,13 @@ pub async fn fanout_phase(server: &Server, sessions: &[Session]) -> Result<()> {
     let watched_n = (window.as_millis() / WATCH_EVERY.as_millis()) as usize;
 
     let prep = Instant::now();
-    let tokens = make_orders(sessions, streams + paid_n + watched_n).await?;
+    let tokens = make_orders(sessions, streams + paid_n + watched_n + LINGER_PAID).await?;
     let (idle_tokens, rest) = tokens.split_at(streams);
-    let (paid_tokens, watched_tokens) = rest.split_at(paid_n);
+    let (paid_tokens, rest) = rest.split_at(paid_n);
+    let (watched_tokens, linger_tokens) = rest.split_at(watched_n);
     let paid_bodies = notifications_for(sessions, paid_tokens, 3_000_000).await?;
     let watched_bodies = notifications_for(sessions, watched_tokens, 4_000_000).await?;
+    let linger_bodies = notifications_for(sessions, linger_tokens, 5_000_000).await?;
 
     // The idle customers: open in parallel, 32 at a time, each then read by a
     // task that counts what arrives (nothing should: their orders never change).
@@ -226,5 +245,25 @@ pub async fn fanout_phase(server: &Server, sessions: &[Session]) -> Result<()> {
     for r in readers {
         r.abort();
     }
+    // Does the server let go of the streams whose clients left, while other
+    // orders keep changing? It only notices a closed socket when it writes.
+    let closed = Instant::now();
+    let mut tick = tokio::time::interval(LINGER / LINGER_PAID as u32);
+    let mut fds_2s = None;
+    for body in linger_bodies {
+        tick.tick().await;
+        if fds_2s.is_none() && closed.elapsed() >= Duration::from_secs(2) {
+            fds_2s = Some(open_fds(server.pid()));
+        }
+        let _ = http.post(&url).body(body).send().await;
+    }
+    tick.tick().await;
+    println!(
+        "  fanout: server open fds: {fds_before} before the phase; after its {streams} clients hung up (other orders paid at {:.0}/s meanwhile): {} at 2 s, {} at {:.0} s",
+        LINGER_PAID as f64 / LINGER.as_secs_f64(),
+        fds_2s.unwrap_or(0),
+        open_fds(server.pid()),
+        closed.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -123,8 +123,8 @@ impl Checkout {
     }
 
     /// Pages that follow an order subscribe here (before they read it, so no change is missed).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
-        self.inner.hub.subscribe()
+    pub fn subscribe(&self, token: &OrderToken) -> hub::Subscription {
+        self.inner.hub.subscribe(token.as_str())
     }
 
     /// A read-only handle for the admin's reports and the metrics (a read model:

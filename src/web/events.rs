@@ -1,19 +1,25 @@
 //! `GET /o/{token}/events`: Server-Sent Events pushed from the in-process hub
-//! the moment a change is committed; a keep-alive comment every 15 s.
+//! the moment a change of this order is committed; a keep-alive comment after
+//! 15 s without anything written.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::AppState;
 use super::error::WebError;
 use super::order::load;
+use crate::checkout::hub::Subscription;
+use crate::order::OrderToken;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 
 fn event(status: &str) -> Bytes {
     Bytes::from(format!("event: status\ndata: {status}\n\n"))
@@ -24,49 +30,23 @@ pub async fn stream(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let token = path.into_inner();
+    let order = OrderToken::parse(&token).ok_or(WebError::NotFound)?;
     // Subscribe before reading, so no change between the read and the stream is missed.
-    let mut changes = state.checkout.subscribe();
+    let changes = state.checkout.subscribe(&order);
     let first = load(&state, &token).await?;
-    let mut last =
-        serde_json::to_string(&first.status()).map_err(|e| WebError::Internal(e.into()))?;
+    let last = serde_json::to_string(&first.status()).map_err(|e| WebError::Internal(e.into()))?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let _ = tx.try_send(Bytes::from(format!(
         "retry: 2000\n\n{}",
         String::from_utf8_lossy(&event(&last))
     )));
-    tokio::spawn(async move {
-        loop {
-            let changed = tokio::select! {
-                m = changes.recv() => match m {
-                    Ok(t) => &*t == token.as_str(),
-                    Err(broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                _ = tokio::time::sleep(KEEP_ALIVE) => {
-                    if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
-                        break;
-                    }
-                    false
-                }
-                _ = tx.closed() => break,
-            };
-            if !changed {
-                continue;
-            }
-            let Ok(v) = load(&state, &token).await else {
-                continue;
-            };
-            let Ok(now) = serde_json::to_string(&v.status()) else {
-                continue;
-            };
-            if now != last {
-                if tx.send(event(&now)).await.is_err() {
-                    break;
-                }
-                last = now;
-            }
+    tokio::spawn(pump(changes, tx, last, move || {
+        let (state, token) = (state.clone(), token.clone());
+        async move {
+            let v = load(&state, &token).await.ok()?;
+            serde_json::to_string(&v.status()).ok()
         }
-    });
+    }));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
@@ -75,4 +55,181 @@ pub async fn stream(
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body))
+}
+
+/// Feeds one stream after its first event until the client goes: on each
+/// change of its order, `read` the status and send it if it differs from the
+/// last one sent; after `KEEP_ALIVE` without writing anything, a comment.
+///
+/// The keep-alive timer lives outside the loop and is reset only by a write,
+/// so neither changes of other orders (which do not wake this stream at all)
+/// nor changes that leave the status as it was can postpone it.
+async fn pump<F, Fut>(
+    mut changes: Subscription,
+    tx: mpsc::Sender<Bytes>,
+    mut last: String,
+    mut read: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    let mut keep_alive = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = changes.changed() => {}
+            _ = keep_alive.tick() => {
+                if tx.send(Bytes::from_static(KEEP_ALIVE_COMMENT)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            () = tx.closed() => break,
+        }
+        let Some(now) = read().await else {
+            continue;
+        };
+        if now != last {
+            if tx.send(event(&now)).await.is_err() {
+                break;
+            }
+            last = now;
+            keep_alive.reset();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkout::Hub;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A stream of `token` whose `read` counts its calls and answers
+    /// `status(n)` for the n-th call.
+    fn open(
+        hub: &Hub,
+        token: &str,
+        status: impl Fn(usize) -> String + Send + 'static,
+    ) -> (mpsc::Receiver<Bytes>, Arc<AtomicUsize>) {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel(8);
+        let r = reads.clone();
+        tokio::spawn(pump(hub.subscribe(token), tx, status(0), move || {
+            let n = r.fetch_add(1, Ordering::Relaxed) + 1;
+            let s = status(n);
+            async move { Some(s) }
+        }));
+        (rx, reads)
+    }
+
+    /// Order B changes every 100 ms for `secs`; returns how many publishes.
+    fn busy_neighbour(hub: &Hub, secs: u64) -> tokio::task::JoinHandle<usize> {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let end = Instant::now() + Duration::from_secs(secs);
+            let mut n = 0;
+            while tick.tick().await < end {
+                hub.publish("B");
+                n += 1;
+            }
+            n
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_stream_keeps_its_keep_alive_while_another_order_is_busy() {
+        let hub = Hub::new();
+        let start = Instant::now();
+        let (mut a, a_reads) = open(&hub, "A", |_| "a".into());
+        let (mut b, b_reads) = open(&hub, "B", |n| format!("b{n}"));
+        // B's page reads its stream as a browser would, until 40 s.
+        let b_page = tokio::spawn(async move {
+            let (mut events, mut keep_alives) = (0, 0);
+            let end = tokio::time::sleep_until(start + Duration::from_millis(40_050));
+            tokio::pin!(end);
+            loop {
+                tokio::select! {
+                    m = b.recv() => match m {
+                        Some(m) if &m[..] == KEEP_ALIVE_COMMENT => keep_alives += 1,
+                        Some(_) => events += 1,
+                        None => break,
+                    },
+                    () = &mut end => break,
+                }
+            }
+            (events, keep_alives)
+        });
+        let publisher = busy_neighbour(&hub, 40);
+
+        // A: silent until 15 s, then a keep-alive, and again at 30 s.
+        for k in 1..=2 {
+            let got = a.recv().await.expect("stream A open");
+            let at = start.elapsed();
+            assert_eq!(&got[..], KEEP_ALIVE_COMMENT);
+            assert!(
+                at >= KEEP_ALIVE * k && at < KEEP_ALIVE * k + Duration::from_millis(5),
+                "keep-alive {k} of A came at {at:?}"
+            );
+        }
+        let published = publisher.await.unwrap();
+        assert_eq!(published, 400);
+        // None of B's publishes woke A: it never re-read its order, and got
+        // nothing but its two keep-alives.
+        assert_eq!(a_reads.load(Ordering::Relaxed), 0);
+        assert!(a.try_recv().is_err(), "nothing else for A");
+
+        // B was woken once per publish, got each new status, and, being
+        // written to every 100 ms, no keep-alive.
+        let (events, keep_alives) = b_page.await.unwrap();
+        assert_eq!(b_reads.load(Ordering::Relaxed), published);
+        assert_eq!(events, published);
+        assert_eq!(keep_alives, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_is_sent_and_postpones_the_keep_alive() {
+        let hub = Hub::new();
+        let start = Instant::now();
+        let (mut a, a_reads) = open(&hub, "A", |n| if n == 0 { "open" } else { "paid" }.into());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        hub.publish("A");
+        let got = a.recv().await.unwrap();
+        assert_eq!(got, event("paid"));
+        assert_eq!(a_reads.load(Ordering::Relaxed), 1);
+        // The next keep-alive is 15 s after that write, not at 15 s.
+        let got = a.recv().await.unwrap();
+        assert_eq!(&got[..], KEEP_ALIVE_COMMENT);
+        let at = start.elapsed();
+        assert!(
+            at >= Duration::from_secs(25) && at < Duration::from_millis(25_005),
+            "{at:?}"
+        );
+        // A publish that leaves the status as it was sends nothing and does
+        // not postpone the keep-alive.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        hub.publish("A");
+        let got = a.recv().await.unwrap();
+        assert_eq!(&got[..], KEEP_ALIVE_COMMENT);
+        let at = start.elapsed();
+        assert!(
+            at >= Duration::from_secs(40) && at < Duration::from_millis(40_005),
+            "{at:?}"
+        );
+        assert_eq!(a_reads.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_ends_and_unsubscribes_when_the_client_goes() {
+        let hub = Hub::new();
+        let (a, _) = open(&hub, "A", |_| "a".into());
+        tokio::task::yield_now().await;
+        assert_eq!(hub.watched_orders(), 1);
+        drop(a);
+        // The pump notices the closed channel and drops its subscription.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(hub.watched_orders(), 0);
+    }
 }

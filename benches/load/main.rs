@@ -6,6 +6,10 @@
 //! only to the loopback address. The load generator runs in this process on the
 //! same machine, so it shares the CPU with the server it measures.
 //!
+//! This file holds the process, HTTP and statistics helpers and the phases on
+//! the main server (`create`, `qr`, `ingest`, `sse`); `fanout.rs`, `poller.rs`
+//! and `scale.rs` hold the others.
+//!
 //! Knobs (environment):
 //! - `LOAD_CLIENTS` concurrent cashier sessions creating orders (default 16)
 //! - `LOAD_SECS` length of each timed phase in seconds (default 8)
@@ -16,7 +20,10 @@
 //! - `LOAD_POLLER_MAX_PER_SEC` the poller's request cap for that phase (default 50)
 //! - `LOAD_SCALE` comma-separated row counts to seed, e.g. `1000,10000,100000`
 //!   (default: none; each size adds about half a minute)
-//! - `LOAD_ONLY` comma-separated phases: `create,qr,ingest,sse,poller,scale`
+//! - `LOAD_FANOUT_STREAMS` idle SSE streams (default 2000), `LOAD_FANOUT_RATE`
+//!   payments/s of other orders (default 200), `LOAD_FANOUT_SECS` (default 10)
+//!   for the `fanout` phase (see `fanout.rs`)
+//! - `LOAD_ONLY` comma-separated phases: `create,qr,ingest,sse,fanout,poller,scale`
 //! - `LOAD_BIN` another `scanpay` binary to measure (default: the one built for this bench)
 
 use std::io::{BufRead, BufReader};
@@ -31,6 +38,10 @@ use scanpay::money::Fen;
 use scanpay::wxpay::notify::{self, PaymentNotice};
 use scanpay::wxpay::{ApiKey, Merchant, OutTradeNo, SignType, xml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod fanout;
+mod poller;
+mod scale;
 
 const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 const DEMO_MCH_ID: &str = "10000100";
@@ -81,8 +92,10 @@ async fn run() -> Result<()> {
     print_machine();
     let clients = env_usize("LOAD_CLIENTS", 16).max(1);
     let secs = Duration::from_secs(env_usize("LOAD_SECS", 8) as u64);
+    // The fanout phase holds a few thousand sockets on each side.
+    fanout::raise_fd_limit(16_384);
 
-    if wanted("create") || wanted("qr") || wanted("ingest") || wanted("sse") {
+    if wanted("create") || wanted("qr") || wanted("ingest") || wanted("sse") || wanted("fanout") {
         let dir = tempfile::tempdir()?;
         let server = Server::start(dir.path(), &[])?;
         println!("\n== server {} (pid {}) ==", server.base, server.pid());
@@ -134,12 +147,16 @@ async fn run() -> Result<()> {
             sse_phase(&server, &sessions, n, idle).await?;
             server.report_rss("after sse");
         }
+        if wanted("fanout") {
+            fanout::fanout_phase(&server, &sessions).await?;
+            server.report_rss("after fanout");
+        }
         server.report_peak();
     }
     if wanted("poller") {
         let n = env_usize("LOAD_POLLER_ORDERS", 10_000);
         if n > 0 {
-            poller_phase(n).await?;
+            poller::poller_phase(n).await?;
         }
     }
     if wanted("scale") {
@@ -149,7 +166,7 @@ async fn run() -> Result<()> {
             .filter_map(|s| s.trim().parse().ok())
             .collect();
         for n in sizes {
-            scale_phase(n, secs).await?;
+            scale::scale_phase(n, secs).await?;
         }
     }
     Ok(())
@@ -909,280 +926,5 @@ async fn sse_phase(server: &Server, sessions: &[Session], n: usize, idle: usize)
         latency_line(&mut lat)
     );
     drop(idle_streams);
-    Ok(())
-}
-
-// ---------------------------------------------------------------- the poller
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = data_dir
-        .to_str()
-        .ok_or_else(|| anyhow!("temp dir not UTF-8"))?;
-    let mut child = Command::new(bin())
-        .args(["user", "add", name, "--role", role, "--data-dir", dir])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    writeln!(
-        child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?,
-        "{password}"
-    )?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("user add: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-/// 10,000 open orders, nothing due to refresh or expire: what does keeping an
-/// eye on them cost? The gateway is a `scanpay sim` in its own process, so the
-/// server's CPU is the poller's (plus its HTTP client), not the simulator's.
-async fn poller_phase(n: usize) -> Result<()> {
-    let window = Duration::from_secs(env_usize("LOAD_POLLER_SECS", 30) as u64);
-    let cap = env_usize("LOAD_POLLER_MAX_PER_SEC", 50).max(1);
-    let cap_s = cap.to_string();
-    let sim_dir = tempfile::tempdir()?;
-    let (sim_child, sim_url) = spawn(
-        &["sim", "--listen", "127.0.0.1:0"],
-        &[],
-        &sim_dir.path().join("sim.log"),
-    )?;
-    let sim = Server {
-        child: sim_child,
-        base: sim_url.clone(),
-        addr: String::new(),
-        data_dir: sim_dir.path().to_path_buf(),
-    };
-    let dir = tempfile::tempdir()?;
-    add_user(dir.path(), "admin", "admin", "admin-password")?;
-    add_user(dir.path(), "cashier", "cashier", "cashier-password")?;
-    let port = free_port()?;
-    let listen = format!("127.0.0.1:{port}");
-    let notify_url = format!("http://{listen}/wxpay/notify");
-    let server = Server::start(
-        dir.path(),
-        &[
-            ("LISTEN", listen.as_str()),
-            ("SCANPAY_WXPAY_GATEWAY", sim_url.as_str()),
-            ("SCANPAY_WXPAY_APPID", DEMO_APPID),
-            ("SCANPAY_WXPAY_MCH_ID", DEMO_MCH_ID),
-            ("SCANPAY_WXPAY_API_KEY", DEMO_KEY),
-            ("SCANPAY_WXPAY_NOTIFY_URL", notify_url.as_str()),
-            // Nothing refreshes or expires during the run: only polls are due.
-            ("SCANPAY_CHECKOUT_QR_TTL_SECS", "86400"),
-            ("SCANPAY_CHECKOUT_ORDER_TTL_SECS", "172800"),
-            ("SCANPAY_POLLER_MAX_PER_SEC", cap_s.as_str()),
-        ],
-    )?;
-    println!(
-        "\n== poller: {n} open orders, live mode against `scanpay sim` (pid {}), poller.max_per_sec = {cap} ==",
-        sim.pid()
-    );
-    let sessions = login_many(&server.base, "cashier-password", 16).await?;
-    let t0 = Instant::now();
-    make_orders(&sessions, n).await?;
-    println!(
-        "  created {n} orders in {:.1} s ({:.0}/s, while the poller runs)",
-        t0.elapsed().as_secs_f64(),
-        n as f64 / t0.elapsed().as_secs_f64()
-    );
-    drop(sessions);
-    server.report_rss("after creating them");
-    // Let connection pools and the first burst of due polls settle.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let hz = clock_ticks_per_sec();
-    let polls = || server.count("SELECT COALESCE(SUM(polls), 0) FROM qrs");
-    let first = (
-        ProcSample::of(server.pid()),
-        ProcSample::of(sim.pid()),
-        polls()?,
-    );
-    let mut prev = first;
-    let mut max_rate = 0.0f64;
-    // Polls are counted when recorded, and the poller records them once per tick
-    // (250 ms), so rates are taken over 5 s windows to smooth that out.
-    let mut history: Vec<(Instant, i64)> = vec![(first.0.at, first.2)];
-    let mut max_rss = first.0.rss_kb;
-    let mut max_cpu = 0.0f64;
-    let end = Instant::now() + window.min(PHASE_LIMIT);
-    while Instant::now() < end {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = (
-            ProcSample::of(server.pid()),
-            ProcSample::of(sim.pid()),
-            polls()?,
-        );
-        let dt = now.0.at.duration_since(prev.0.at).as_secs_f64();
-        history.push((now.0.at, now.2));
-        if history.len() > 5 {
-            let (t0, n0) = history[history.len() - 6];
-            let window = now.0.at.duration_since(t0).as_secs_f64();
-            max_rate = max_rate.max((now.2 - n0) as f64 / window);
-        }
-        max_cpu = max_cpu.max((now.0.cpu_ticks - prev.0.cpu_ticks) as f64 / hz / dt);
-        max_rss = max_rss.max(now.0.rss_kb);
-        prev = now;
-    }
-    let last = prev;
-    let dt = last.0.at.duration_since(first.0.at).as_secs_f64();
-    let cpu = (last.0.cpu_ticks - first.0.cpu_ticks) as f64 / hz / dt;
-    let sim_cpu = (last.1.cpu_ticks - first.1.cpu_ticks) as f64 / hz / dt;
-    let rate = (last.2 - first.2) as f64 / dt;
-    let now_ms = scanpay::store::now_ms();
-    let overdue = server.count(&format!(
-        "SELECT COUNT(*) FROM qrs WHERE state = 'open' AND next_poll_at < {}",
-        now_ms - 10_000
-    ))?;
-    let open = server.count("SELECT COUNT(*) FROM qrs WHERE state = 'open'")?;
-    println!(
-        "  over {dt:.0} s: server CPU {:.1} % of one core (busiest second {:.1} %), RSS {:.1} MB (max {:.1} MB)",
-        cpu * 100.0,
-        max_cpu * 100.0,
-        last.0.rss_kb as f64 / 1024.0,
-        max_rss as f64 / 1024.0
-    );
-    println!(
-        "  gateway orderquery rate {rate:.1}/s (busiest 5 s {max_rate:.1}/s) against a cap of {cap}/s; simulator CPU {:.1} %",
-        sim_cpu * 100.0
-    );
-    println!(
-        "  {open} open QRs; {overdue} more than 10 s past their next_poll_at; at this rate each QR is asked every {:.0} s",
-        open as f64 / rate.max(0.001)
-    );
-    drop(server);
-    drop(sim);
-    Ok(())
-}
-
-// ---------------------------------------------------------------- scaling
-
-/// Fills a fresh database with `n` past orders (paid, with QR, payment and
-/// events rows), as months of trading would, straight through SQL.
-fn seed_history(data_dir: &Path, n: usize) -> Result<()> {
-    // Creates the schema exactly as the server would.
-    drop(scanpay::store::Store::open(data_dir).map_err(|e| anyhow!("{e}"))?);
-    let mut c = rusqlite::Connection::open(data_dir.join("scanpay.sqlite3"))?;
-    let tx = c.transaction()?;
-    let day0 = scanpay::store::now_ms() - 200 * 86_400_000;
-    {
-        let mut o = tx.prepare(
-            "INSERT INTO orders (id, order_no, token, amount_fen, description, cashier_id, state, created_at,
-                                 expires_at, current_qr_id, paid_at, paid_qr_id, transaction_id)
-             VALUES (?1, ?2, ?3, ?4, 'history', NULL, 'paid', ?5, ?6, ?1, ?7, ?1, ?8)",
-        )?;
-        let mut q = tx.prepare(
-            "INSERT INTO qrs (id, order_id, version, out_trade_no, state, time_start, time_expire,
-                              display_until, spbill_create_ip, prepay_id, code_url, created_at, polls)
-             VALUES (?1, ?1, 1, ?2, 'paid', ?3, ?4, ?4, '127.0.0.1', 'wx0', 'weixin://wxpay/bizpayurl?pr=x', ?3, 3)",
-        )?;
-        let mut p = tx.prepare(
-            "INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, late, double_paid, created_at)
-             VALUES (?1, ?2, ?2, ?3, 'notify', 0, 0, ?4)",
-        )?;
-        let mut e = tx.prepare(
-            "INSERT INTO events (order_id, at, kind, detail) VALUES (?1, ?2, ?3, 'seeded')",
-        )?;
-        for i in 1..=n as i64 {
-            let at = day0 + i * (200 * 86_400_000 / n as i64);
-            let txid = format!("4299{i:024}");
-            o.execute(rusqlite::params![
-                i,
-                format!("H{i:012}"),
-                format!("{i:032x}"),
-                100 + i % 10_000,
-                at,
-                at + 1_800_000,
-                at + 30_000,
-                txid
-            ])?;
-            q.execute(rusqlite::params![
-                i,
-                format!("H{i:012}-1-seeded"),
-                at,
-                at + 300_000
-            ])?;
-            p.execute(rusqlite::params![txid, i, 100 + i % 10_000, at + 30_000])?;
-            for kind in ["created", "qr_issued", "qr_ready", "paid"] {
-                e.execute(rusqlite::params![i, at, kind])?;
-            }
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-async fn scale_phase(n: usize, secs: Duration) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let t0 = Instant::now();
-    seed_history(dir.path(), n)?;
-    let size = std::fs::metadata(dir.path().join("scanpay.sqlite3"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let server = Server::start(dir.path(), &[])?;
-    println!(
-        "\n== scale: {n} past orders seeded in {:.1} s (database {:.1} MB) ==",
-        t0.elapsed().as_secs_f64(),
-        size as f64 / 1_048_576.0
-    );
-    let sessions = login_many(&server.base, "cashier", 8).await?;
-    // Idle cost of the poller's scans with no open order at all.
-    let hz = clock_ticks_per_sec();
-    let a = ProcSample::of(server.pid());
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let b = ProcSample::of(server.pid());
-    println!(
-        "  idle server CPU with {n} rows, nothing open: {:.1} % of one core",
-        (b.cpu_ticks - a.cpu_ticks) as f64 / hz / b.at.duration_since(a.at).as_secs_f64() * 100.0
-    );
-    let mut one = create_orders(&sessions[..1], Duration::from_secs(3), 300).await?;
-    let tokens = one.tokens.clone();
-    one.report("POST /orders, 1 client");
-    let mut many = create_orders(&sessions, secs.min(Duration::from_secs(4)), usize::MAX).await?;
-    many.report("POST /orders, 8 clients");
-    let sample: Vec<String> = tokens.iter().take(100).cloned().collect();
-    let paths: Vec<String> = sample.iter().map(|t| format!("/o/{t}/status")).collect();
-    hammer(&server.addr, &paths, 64, Duration::from_secs(4))
-        .await?
-        .report("GET /o/{token}/status", 64);
-    let http = http_client(false)?;
-    for t in &sample {
-        http.get(format!("{}/o/{t}/qr.png", server.base))
-            .send()
-            .await?;
-    }
-    let paths: Vec<String> = sample.iter().map(|t| format!("/o/{t}/qr.png")).collect();
-    hammer(&server.addr, &paths, 64, Duration::from_secs(4))
-        .await?
-        .report("GET /o/{token}/qr.png", 64);
-    // The admin pages live on another branch; measure them where they exist.
-    for path in ["/admin", "/admin/orders.csv"] {
-        let admin = http_client(true)?;
-        admin
-            .post(format!("{}/login", server.base))
-            .form(&[("username", "admin"), ("password", "admin")])
-            .send()
-            .await?;
-        let t = Instant::now();
-        let r = admin.get(format!("{}{path}", server.base)).send().await?;
-        let status = r.status();
-        let len = r.bytes().await?.len();
-        if status == 404 {
-            println!("  GET {path}: not on this branch (404)");
-        } else {
-            println!(
-                "  GET {path}: {status} in {:.1} ms ({len} bytes)",
-                ms(t.elapsed())
-            );
-        }
-    }
-    server.report_rss("at the end");
     Ok(())
 }

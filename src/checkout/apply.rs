@@ -30,15 +30,22 @@ pub enum ApplyOutcome {
         late: bool,
         double_paid: bool,
     },
-    /// This transaction was recorded before: nothing changed.
+    /// This transaction was recorded before, for this same QR: nothing changed.
     AlreadyApplied { token: OrderToken },
+    /// The facts contradict our records (this transaction is recorded for
+    /// another QR): no money moved, the order is flagged and the event kept
+    /// for the admin. Acknowledged, since sending it again changes nothing.
+    Anomaly { token: OrderToken, detail: String },
     /// No QR of ours has this out_trade_no.
     UnknownOrder,
     /// The amount is not what we asked for: refused, nothing changed.
     AmountMismatch { expected: Fen },
 }
 
-/// Applies a payment inside `tx`, at most once per transaction_id and per QR.
+/// Applies a payment inside `tx`, at most once per transaction_id. Only the
+/// same transaction for the same QR is a duplicate: a further transaction for
+/// a paid QR or order is a second payment (kept, `double_paid`), and a
+/// transaction already recorded for another QR is an anomaly (flagged).
 pub fn apply_payment(
     tx: &Transaction<'_>,
     ev: &Evidence,
@@ -51,6 +58,24 @@ pub fn apply_payment(
     if ev.payment.amount != order.amount {
         return Ok(ApplyOutcome::AmountMismatch {
             expected: order.amount,
+        });
+    }
+    if let Some(known) = payments::payment_by_transaction(tx, &ev.payment.transaction_id)? {
+        if known.qr_id == qr.id {
+            return Ok(ApplyOutcome::AlreadyApplied { token: order.token });
+        }
+        let detail = format!(
+            "transaction {} reported for out_trade_no {}, but it is recorded for another QR (order id {})",
+            ev.payment.transaction_id, ev.out_trade_no, known.order_id.0
+        );
+        // Reported again (a poll after the notification): one event is enough.
+        if !orders::has_event(tx, order.id, "anomaly", &detail)? {
+            payments::flag_anomaly(tx, order.id)?;
+            orders::add_event(tx, order.id, now, "anomaly", &detail)?;
+        }
+        return Ok(ApplyOutcome::Anomaly {
+            token: order.token,
+            detail,
         });
     }
     let double_paid = order.state == OrderState::Paid;

@@ -17,6 +17,7 @@ fn log_text(outcome: &ApplyOutcome, ev: &Evidence) -> String {
         } => "applied (double payment)".into(),
         ApplyOutcome::Applied { .. } => "applied".into(),
         ApplyOutcome::AlreadyApplied { .. } => "duplicate: already applied".into(),
+        ApplyOutcome::Anomaly { detail, .. } => format!("anomaly, flagged: {detail}"),
         ApplyOutcome::UnknownOrder => "refused: unknown out_trade_no".into(),
         ApplyOutcome::AmountMismatch { expected } => format!(
             "refused: amount {} but the order is {expected}",
@@ -28,7 +29,11 @@ fn log_text(outcome: &ApplyOutcome, ev: &Evidence) -> String {
 /// What the gateway is told about a payment notification.
 fn ack_of(outcome: &ApplyOutcome) -> Ack {
     match outcome {
-        ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. } => Ack::Received,
+        // An anomaly is acknowledged: it is kept and flagged, and sending it
+        // again would change nothing.
+        ApplyOutcome::Applied { .. }
+        | ApplyOutcome::AlreadyApplied { .. }
+        | ApplyOutcome::Anomaly { .. } => Ack::Received,
         ApplyOutcome::UnknownOrder => Ack::Refused("unknown out_trade_no"),
         ApplyOutcome::AmountMismatch { .. } => Ack::Refused("the amount does not match the order"),
     }

@@ -56,7 +56,10 @@ impl Checkout {
         }
     }
 
-    /// A query answer that says paid becomes a payment; `true` if it did.
+    /// A query answer that says paid becomes a payment; `true` if the money is
+    /// in our books (now or before), `false` if the answer was not paid or its
+    /// payment could not be taken (amount or records contradict it: logged and
+    /// flagged, and the caller goes on as for an unpaid QR, at a slower pace).
     pub(super) async fn apply_if_paid(
         &self,
         qr: &QrRow,
@@ -73,10 +76,18 @@ impl Checkout {
                 source,
             })
             .await?;
-        if let ApplyOutcome::AmountMismatch { expected } = outcome {
-            tracing::error!(out_trade_no = %qr.out_trade_no, %expected, got = %facts.amount, "the gateway reports a different amount");
+        match outcome {
+            ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. } => Ok(true),
+            ApplyOutcome::AmountMismatch { expected } => {
+                tracing::error!(out_trade_no = %qr.out_trade_no, %expected, got = %facts.amount, "the gateway reports a different amount");
+                Ok(false)
+            }
+            ApplyOutcome::Anomaly { detail, .. } => {
+                tracing::error!(out_trade_no = %qr.out_trade_no, %detail, "a payment contradicts our records");
+                Ok(false)
+            }
+            ApplyOutcome::UnknownOrder => Ok(false),
         }
-        Ok(true)
     }
 
     /// When to ask the gateway about a QR next.
@@ -103,7 +114,19 @@ impl Checkout {
         let qr_id = qr.id;
         match result {
             Ok(status @ TradeStatus::Paid(_)) => {
-                self.apply_if_paid(qr, &status, PaymentSource::Poll).await?;
+                if !self.apply_if_paid(qr, &status, PaymentSource::Poll).await? {
+                    // Paid there but not taken here: ask again, backing off, while
+                    // the admin looks at the flagged order.
+                    let errors = qr.errors + 1;
+                    return Ok(Some(PollSchedule {
+                        qr_id,
+                        next_poll_at: now.plus(self.backoff(errors)),
+                        errors,
+                        error: Some(
+                            "paid at the gateway, but the payment contradicts our records".into(),
+                        ),
+                    }));
+                }
             }
             Ok(TradeStatus::Closed) => self.mark_closed(qr).await?,
             Ok(status) => {

@@ -9,6 +9,10 @@ use super::{StoreError, now_ms};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_poller_indexes.sql")),
+    (
+        3,
+        include_str!("migrations/0003_payments_per_transaction.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
@@ -41,4 +45,64 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         tracing::info!(version, "database migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payments_survive_the_move_to_one_key_per_transaction() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        // A database as version 2 left it, with one paid order.
+        for (version, sql) in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO orders (id, order_no, token, amount_fen, description, state, created_at, expires_at)
+             VALUES (1, 'n1', 't1', 100, '', 'paid', 0, 1);
+             INSERT INTO qrs (id, order_id, version, out_trade_no, state, time_start, time_expire,
+                              display_until, spbill_create_ip, created_at)
+             VALUES (1, 1, 1, 'q1', 'paid', 0, 1, 1, '', 0);
+             INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, late, double_paid, created_at)
+             VALUES ('tx1', 1, 1, 100, 'notify', 0, 0, 5);",
+        )
+        .unwrap();
+        apply(&mut conn).unwrap();
+        let kept: (String, i64) = conn
+            .query_row("SELECT transaction_id, created_at FROM payments", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(kept, ("tx1".to_string(), 5));
+        // A second transaction for the same QR is now a row of its own…
+        conn.execute(
+            "INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, late, double_paid, created_at)
+             VALUES ('tx2', 1, 1, 100, 'poll', 0, 1, 6)",
+            [],
+        )
+        .unwrap();
+        // …and the same transaction twice still is not.
+        assert!(
+            conn.execute(
+                "INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, late, double_paid, created_at)
+                 VALUES ('tx1', 1, 1, 100, 'poll', 0, 0, 7)",
+                [],
+            )
+            .is_err()
+        );
+        let anomaly: i64 = conn
+            .query_row("SELECT anomaly FROM orders WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(anomaly, 0);
+    }
 }

@@ -25,10 +25,12 @@ pub struct OrderRow {
     pub late: bool,
     pub double_paid: bool,
     pub ended_at: Option<Millis>,
+    /// A payment fact contradicted our records (see `apply_payment`): look at it.
+    pub anomaly: bool,
 }
 
 const ORDER_COLS: &str = "id, order_no, token, amount_fen, description, cashier_id, state, created_at, \
-     expires_at, current_qr_id, paid_at, transaction_id, late, double_paid, ended_at";
+     expires_at, current_qr_id, paid_at, transaction_id, late, double_paid, ended_at, anomaly";
 
 fn order_row(r: &Row<'_>) -> rusqlite::Result<OrderRow> {
     Ok(OrderRow {
@@ -47,6 +49,7 @@ fn order_row(r: &Row<'_>) -> rusqlite::Result<OrderRow> {
         late: r.get(12)?,
         double_paid: r.get(13)?,
         ended_at: r.get(14)?,
+        anomaly: r.get(15)?,
     })
 }
 
@@ -395,7 +398,7 @@ pub fn due_refreshes(
     ))?;
     let rows = st.query_map(params![now], |r| {
         let o = order_row(r)?;
-        let q = qr_row_at(r, 15)?;
+        let q = qr_row_at(r, 16)?;
         Ok((o, q))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -432,6 +435,20 @@ pub fn add_event(
     tx.prepare_cached("INSERT INTO events (order_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![order_id, now, kind, detail])?;
     Ok(())
+}
+
+/// Whether the order's timeline already holds this very event.
+pub fn has_event(
+    conn: &Connection,
+    order_id: OrderId,
+    kind: &str,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE order_id = ?1 AND kind = ?2 AND detail = ?3)",
+        )?
+        .query_row(params![order_id, kind, detail], |r| r.get(0))?)
 }
 
 pub fn events_of(conn: &Connection, order_id: OrderId) -> Result<Vec<EventRow>, StoreError> {

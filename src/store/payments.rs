@@ -1,6 +1,6 @@
 //! Payments (one row per gateway transaction) and the notification log.
 
-use rusqlite::{Connection, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
 use crate::clock::Millis;
@@ -54,8 +54,8 @@ pub struct NewPayment<'a> {
     pub now: Millis,
 }
 
-/// Records a payment unless this transaction (or a payment of this QR) is
-/// already recorded: the UNIQUE keys decide, so it happens at most once.
+/// Records a payment unless this transaction is already recorded: the UNIQUE
+/// key decides, so it happens at most once.
 pub fn insert_payment(tx: &Transaction<'_>, p: &NewPayment<'_>) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached(
@@ -96,6 +96,26 @@ pub fn mark_order_paid(
 /// A further payment of a paid order: it needs a refund.
 pub fn flag_double_paid(tx: &Transaction<'_>, order_id: OrderId) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE orders SET double_paid = 1 WHERE id = ?1")?
+        .execute(params![order_id])?;
+    Ok(())
+}
+
+/// The payment recorded for a gateway transaction, if any.
+pub fn payment_by_transaction(
+    conn: &Connection,
+    transaction_id: &TransactionId,
+) -> Result<Option<PaymentRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {PAYMENT_COLS} FROM payments WHERE transaction_id = ?1"
+        ))?
+        .query_row([transaction_id], payment_row)
+        .optional()?)
+}
+
+/// Payment facts that contradict our records: the order is flagged for the admin.
+pub fn flag_anomaly(tx: &Transaction<'_>, order_id: OrderId) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE orders SET anomaly = 1 WHERE id = ?1")?
         .execute(params![order_id])?;
     Ok(())
 }

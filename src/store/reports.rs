@@ -74,7 +74,7 @@ impl Filter {
 /// `orders_paid_at` (partial on `state = 'paid'`) serves the time range.
 const FILTER_SQL: &str = "o.state = 'paid' AND o.paid_at >= :from AND o.paid_at < :to
     AND (:cashier IS NULL OR o.cashier_id = :cashier)
-    AND (:flagged = 0 OR o.late = 1 OR o.double_paid = 1)
+    AND (:flagged = 0 OR o.late = 1 OR o.double_paid = 1 OR o.anomaly = 1)
     AND (:q IS NULL
          OR o.order_no LIKE :q ESCAPE '\\'
          OR o.transaction_id LIKE :q ESCAPE '\\'

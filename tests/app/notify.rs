@@ -264,3 +264,86 @@ async fn no_key_or_signature_reaches_a_log_line_or_a_page() {
         );
     }
 }
+
+/// Only the same transaction for the same QR is a duplicate: a second
+/// transaction for a paid QR is a second payment, kept and flagged; a
+/// transaction already recorded for another order is flagged as an anomaly on
+/// the order it was reported for. Each is acknowledged, and none is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_payment_fact_is_dropped_as_a_duplicate() {
+    let app = spawn_app_with(|s| s.sim.faults = "drop_notify=1.0".into()).await;
+    app.login_as("cashier", "cashier").await;
+    let m = demo_merchant(SignType::Md5);
+    let first = app.create_order("3.00", "").await;
+    let first_no = app.out_trade_no(&first).await;
+    let (_, answer) = app
+        .notify(notification(
+            &m,
+            &first_no,
+            300,
+            "4200000000000000000000000101",
+        ))
+        .await;
+    assert!(is_success(&answer), "{answer}");
+
+    // The same QR reported paid again with another transaction.
+    let (_, answer) = app
+        .notify(notification(
+            &m,
+            &first_no,
+            300,
+            "4200000000000000000000000102",
+        ))
+        .await;
+    assert!(is_success(&answer), "{answer}");
+    let s = app.status(&first).await;
+    assert_eq!(
+        (s["state"].as_str(), s["double_paid"].as_bool()),
+        (Some("paid"), Some(true))
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM payments WHERE double_paid = 1"),
+        1
+    );
+
+    // Another order's QR reported paid with the first order's transaction.
+    let other = app.create_order("3.00", "").await;
+    let other_no = app.out_trade_no(&other).await;
+    let reused = notification(&m, &other_no, 300, "4200000000000000000000000101");
+    for _ in 0..2 {
+        let (_, answer) = app.notify(reused.clone()).await;
+        assert!(is_success(&answer), "acknowledged: {answer}");
+    }
+    assert_eq!(app.status(&other).await["state"], "open", "no money moved");
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments"), 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM orders WHERE anomaly = 1"),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM events WHERE kind = 'anomaly'"),
+        1,
+        "told once, however often it is reported"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE outcome LIKE 'anomaly%'"),
+        2
+    );
+
+    // The admin sees it on the order.
+    app.login_as("admin", "admin").await;
+    let order_no: String = app
+        .db()
+        .query_row("SELECT order_no FROM orders WHERE anomaly = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let page = app
+        .page(&app.http, app.url(&format!("/admin/orders/{order_no}")))
+        .await;
+    assert!(
+        page.contains("anomaly") && page.contains("4200000000000000000000000101"),
+        "{page}"
+    );
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::checkout::CheckoutConfig;
+use crate::checkout::{CheckoutConfig, RetentionPolicy};
 use crate::money::Fen;
 use crate::sim::SimConfig;
 use crate::wxpay::{ApiKey, Merchant, SignType};
@@ -17,7 +17,7 @@ pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 pub const DEMO_MCH_ID: &str = "10000100";
 pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-const SECTIONS: [&str; 5] = ["shop", "wxpay", "checkout", "poller", "sim"];
+const SECTIONS: [&str; 6] = ["shop", "wxpay", "checkout", "poller", "sim", "retention"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -33,6 +33,7 @@ pub struct Settings {
     pub checkout: Checkout,
     pub poller: Poller,
     pub sim: Sim,
+    pub retention: Retention,
 }
 
 /// `scanpay serve`'s address when `--listen` is not given.
@@ -48,6 +49,7 @@ impl Default for Settings {
             checkout: Checkout::default(),
             poller: Poller::default(),
             sim: Sim::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -276,6 +278,31 @@ impl Default for Sim {
     }
 }
 
+/// How much of the notification log is kept: verified notifications are
+/// evidence of payments and are kept long; refused ones (junk, forgeries) only
+/// in a small bounded form, so a flood cannot fill the disk.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Days a verified notification is kept.
+    pub notification_days: u64,
+    /// Refused notifications kept at most (the newest).
+    pub refused_notifications: u64,
+    /// Refused notifications stored per source address and minute; beyond it
+    /// they are only counted (`scanpay_notifications_refused_unstored_total`).
+    pub refused_per_source_per_minute: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            notification_days: 400,
+            refused_notifications: 1000,
+            refused_per_source_per_minute: 10,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
@@ -353,6 +380,9 @@ impl Settings {
         if !(self.sim.time_scale.is_finite() && self.sim.time_scale > 0.0) {
             return bad("sim.time_scale must be a positive number");
         }
+        if self.retention.notification_days == 0 {
+            return bad("retention.notification_days must be at least 1");
+        }
         if self.poller.max_in_flight == 0 || self.poller.max_per_sec == 0 {
             return bad("poller.max_in_flight and poller.max_per_sec must be at least 1");
         }
@@ -383,6 +413,13 @@ impl Settings {
             poll_fast_period: Duration::from_secs(p.fast_period_secs),
             poll_slow: Duration::from_millis(p.slow_interval_ms),
             max_backoff: Duration::from_secs(p.max_backoff_secs),
+            retention: RetentionPolicy {
+                verified_for: Duration::from_secs(
+                    self.retention.notification_days.saturating_mul(24 * 3600),
+                ),
+                refused_kept: self.retention.refused_notifications,
+                refused_per_source_per_minute: self.retention.refused_per_source_per_minute,
+            },
         }
     }
 

@@ -3,11 +3,11 @@
 //! cap on requests in flight and per second.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,27 @@ enum Job {
     Resume(QrId),
     Close(QrId),
     Poll(QrId),
+    PruneLogs,
+}
+
+/// Counts a spawned job until it ends (or panics), and wakes `run_until_idle`.
+struct RunningJob {
+    running: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl RunningJob {
+    fn new(running: Arc<AtomicUsize>, idle: Arc<Notify>) -> Self {
+        running.fetch_add(1, Ordering::SeqCst);
+        RunningJob { running, idle }
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.idle.notify_waiters();
+    }
 }
 
 #[derive(Clone)]
@@ -40,6 +61,9 @@ pub struct Poller {
     /// Their jobs stay in flight until then, so no QR is asked twice meanwhile.
     schedules: Arc<Mutex<Vec<(Job, PollSchedule)>>>,
     slots: Arc<Semaphore>,
+    /// Jobs spawned and not yet ended, and the signal when one ends.
+    running: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
     next_start: Arc<tokio::sync::Mutex<Instant>>,
     heartbeat: Arc<AtomicI64>,
     /// QRs left `creating` before this moment belong to an earlier process
@@ -57,6 +81,8 @@ impl Poller {
             in_flight: Arc::default(),
             schedules: Arc::default(),
             slots,
+            running: Arc::default(),
+            idle: Arc::default(),
             next_start: Arc::new(tokio::sync::Mutex::new(Instant::now())),
             heartbeat: Arc::new(AtomicI64::new(now_ms())),
             started_at,
@@ -119,17 +145,64 @@ impl Poller {
     ) -> Result<usize, crate::store::StoreError> {
         let mut ran = 0;
         for _ in 0..max_ticks {
+            // The background loop may have started some of it: wait for every job.
+            self.wait_for_running_jobs().await;
             let started = self.start_due().await?;
-            if started.is_empty() {
-                break;
-            }
-            ran += started.len();
+            let n = started.len();
+            ran += n;
             for job in started {
                 let _ = job.await;
             }
+            if n == 0 {
+                self.wait_for_running_jobs().await;
+                if !self.has_due().await? {
+                    break;
+                }
+            }
         }
+        self.wait_for_running_jobs().await;
         self.record_schedules().await;
         Ok(ran)
+    }
+
+    /// Whether a tick now would find work (after writing the parked schedules).
+    async fn has_due(&self) -> Result<bool, crate::store::StoreError> {
+        self.record_schedules().await;
+        let limit = self.settings.max_in_flight * 4;
+        let due = self.checkout.due_work(limit, self.started_at).await?;
+        let running = self.in_flight.lock_or_recover().clone();
+        Ok(due
+            .expiries
+            .iter()
+            .any(|o| !running.contains(&Job::Expire(o.id)))
+            || due
+                .refreshes
+                .iter()
+                .any(|(_, q)| !running.contains(&Job::Refresh(q.id)))
+            || due
+                .resumes
+                .iter()
+                .any(|q| !running.contains(&Job::Resume(q.id)))
+            || due
+                .closes
+                .iter()
+                .any(|q| !running.contains(&Job::Close(q.id)))
+            || due
+                .polls
+                .iter()
+                .any(|q| !running.contains(&Job::Poll(q.id)))
+            || due.prune_logs)
+    }
+
+    async fn wait_for_running_jobs(&self) {
+        loop {
+            // Created before the check, so a job ending in between still wakes us.
+            let ended = self.idle.notified();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            ended.await;
+        }
     }
 
     async fn start_due(&self) -> Result<Vec<JoinHandle<()>>, crate::store::StoreError> {
@@ -142,8 +215,14 @@ impl Poller {
             resumes,
             closes,
             polls,
+            prune_logs,
         } = self.checkout.due_work(limit, self.started_at).await?;
         let mut started = Vec::new();
+        if prune_logs {
+            started.extend(self.start(Job::PruneLogs, move |c| async move {
+                c.prune_logs().await.map(|_| None)
+            }));
+        }
         for o in expiries {
             started.extend(self.start(Job::Expire(o.id), move |c| async move {
                 c.expire(&o).await.map(|()| None)
@@ -184,7 +263,9 @@ impl Poller {
             }
         }
         let this = self.clone();
+        let running = RunningJob::new(self.running.clone(), self.idle.clone());
         Some(tokio::spawn(async move {
+            let _running = running;
             if let Ok(_permit) = this.slots.clone().acquire_owned().await {
                 this.wait_for_turn().await;
                 match work(this.checkout.clone()).await {

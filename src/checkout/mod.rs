@@ -14,6 +14,7 @@ pub mod transitions;
 
 mod create;
 mod lifecycle;
+mod logs;
 mod notify;
 mod sync;
 mod view;
@@ -55,6 +56,18 @@ pub struct CheckoutConfig {
     pub poll_slow: Duration,
     /// The longest wait between two attempts after gateway errors.
     pub max_backoff: Duration,
+    pub retention: RetentionPolicy,
+}
+
+/// How much of the notification log is kept (settings `retention.*`).
+#[derive(Debug, Clone)]
+pub struct RetentionPolicy {
+    /// How long a verified notification is kept.
+    pub verified_for: Duration,
+    /// How many refused notifications are kept (the newest).
+    pub refused_kept: u64,
+    /// Refused notifications stored per source and minute; the rest only counted.
+    pub refused_per_source_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +100,7 @@ struct Inner {
     hub: Hub,
     cfg: CheckoutConfig,
     clock: Clock,
+    refusals: logs::RefusalLog,
 }
 
 impl Checkout {
@@ -109,6 +123,7 @@ impl Checkout {
                 hub,
                 cfg,
                 clock,
+                refusals: logs::RefusalLog::default(),
             }),
         }
     }

@@ -5,6 +5,7 @@
 use super::Checkout;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{Ack, Notice, NotifyReply, NotifyRequest};
+use super::logs::REFUSED_BODY_BYTES;
 use crate::order::PaymentSource;
 use crate::store::payments::{self, NotificationRow};
 
@@ -64,9 +65,17 @@ impl Checkout {
         };
         match read.notice {
             Err(why) => {
-                tracing::warn!(error.message = %why, "notification refused");
-                log.outcome = format!("refused: {why}");
-                self.log_notification(log).await;
+                // Junk is kept short, and a flood from one address only counted
+                // (in the log file too: one warning per stored refusal).
+                if self.admit_refusal(log.remote_addr.as_deref()) {
+                    tracing::warn!(error.message = %why, "notification refused");
+                    log.outcome = format!("refused: {why}");
+                    log.body
+                        .truncate(log.body.floor_char_boundary(REFUSED_BODY_BYTES));
+                    self.log_notification(log).await;
+                } else {
+                    tracing::debug!(error.message = %why, "notification refused, not stored");
+                }
                 Ack::Refused("invalid notification")
             }
             Ok(Notice::PaymentFailed {

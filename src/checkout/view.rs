@@ -46,6 +46,8 @@ pub struct DueWork {
     pub resumes: Vec<QrRow>,
     pub closes: Vec<QrRow>,
     pub polls: Vec<QrRow>,
+    /// The notification log is due for pruning (`Checkout::prune_logs`).
+    pub prune_logs: bool,
 }
 
 impl DueWork {
@@ -55,6 +57,7 @@ impl DueWork {
             && self.resumes.is_empty()
             && self.closes.is_empty()
             && self.polls.is_empty()
+            && !self.prune_logs
     }
 }
 
@@ -87,6 +90,7 @@ impl Checkout {
         resume_before: Millis,
     ) -> Result<DueWork, StoreError> {
         let now = self.now();
+        let prune_logs = self.prune_due();
         let stale = now
             .minus(STALE_CREATION)
             .max(resume_before.minus(Duration::from_millis(1)));
@@ -98,6 +102,7 @@ impl Checkout {
                     resumes: orders::stale_creations(c, stale, limit)?,
                     closes: orders::due_closes(c, now, limit)?,
                     polls: orders::due_polls(c, now, limit)?,
+                    prune_logs,
                 })
             })
             .await

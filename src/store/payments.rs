@@ -156,6 +156,26 @@ pub fn log_notification(conn: &Connection, n: &NotificationRow) -> Result<(), St
     Ok(())
 }
 
+/// Deletes verified notifications received before `verified_before`, and the
+/// refused ones beyond the newest `refused_kept`; returns how many went.
+pub fn prune_notifications(
+    tx: &Transaction<'_>,
+    verified_before: Millis,
+    refused_kept: u64,
+) -> Result<usize, StoreError> {
+    let old = tx
+        .prepare_cached("DELETE FROM notifications WHERE verified = 1 AND received_at < ?1")?
+        .execute(params![verified_before])?;
+    let kept = i64::try_from(refused_kept).unwrap_or(i64::MAX);
+    let junk = tx
+        .prepare_cached(
+            "DELETE FROM notifications WHERE verified = 0 AND id NOT IN
+               (SELECT id FROM notifications WHERE verified = 0 ORDER BY id DESC LIMIT ?1)",
+        )?
+        .execute(params![kept])?;
+    Ok(old + junk)
+}
+
 /// Notifications that named one of an order's QRs, oldest first.
 pub fn notifications_of_order(
     conn: &Connection,

@@ -54,6 +54,10 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         "# TYPE scanpay_notifications_total counter\nscanpay_notifications_total {}\n",
         counts.notifications
     ));
+    body.push_str(&format!(
+        "# TYPE scanpay_notifications_refused_unstored_total counter\nscanpay_notifications_refused_unstored_total {}\n",
+        state.checkout.refused_unstored()
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)

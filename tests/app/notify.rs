@@ -347,3 +347,116 @@ async fn no_payment_fact_is_dropped_as_a_duplicate() {
         "{page}"
     );
 }
+
+/// Junk cannot fill the disk: refused notifications are kept short, and past a
+/// few a minute from one address only counted; other addresses and verified
+/// notifications are not affected.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_junk_notifications_is_counted_not_stored() {
+    let app = spawn_app_with(|s| s.sim.faults = "drop_notify=1.0".into()).await;
+    let junk = format!("<xml><sign>x</sign>{}</xml>", "j".repeat(4000));
+    for _ in 0..60 {
+        let (_, answer) = app.notify(junk.clone()).await;
+        assert!(!is_success(&answer));
+    }
+    let stored = "SELECT COUNT(*) FROM notifications WHERE verified = 0";
+    assert_eq!(app.count(stored), 10, "ten a minute from one address");
+    assert_eq!(
+        app.count("SELECT MAX(length(body)) FROM notifications"),
+        512,
+        "and each kept short"
+    );
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let status = elsewhere
+        .post(app.url("/wxpay/notify"))
+        .body(junk.clone())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.count(stored),
+        11,
+        "another address has its own allowance"
+    );
+
+    // A genuine notification is still taken and logged in full.
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.00", "").await;
+    let no = app.out_trade_no(&token).await;
+    let (_, answer) = app
+        .notify(notification(
+            &demo_merchant(SignType::Md5),
+            &no,
+            100,
+            "4200000000000000000000000201",
+        ))
+        .await;
+    assert!(is_success(&answer), "{answer}");
+    assert_eq!(app.status(&token).await["state"], "paid");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE verified = 1"),
+        1
+    );
+}
+
+/// The log is pruned: verified notifications after `retention.notification_days`,
+/// refused ones beyond the newest `retention.refused_notifications`; payments stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notification_log_is_pruned_by_its_retention_settings() {
+    let app = spawn_app_on_manual_clock(|s| {
+        s.sim.faults = "drop_notify=1.0".into();
+        s.retention.notification_days = 1;
+        s.retention.refused_notifications = 3;
+    })
+    .await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.00", "").await;
+    let no = app.out_trade_no(&token).await;
+    let (_, answer) = app
+        .notify(notification(
+            &demo_merchant(SignType::Md5),
+            &no,
+            100,
+            "4200000000000000000000000301",
+        ))
+        .await;
+    assert!(is_success(&answer), "{answer}");
+    for i in 0..6 {
+        app.notify(format!("<xml>junk {i}</xml>")).await;
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE verified = 0"),
+        6
+    );
+
+    app.advance(Duration::from_secs(3600)).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE verified = 0"),
+        3
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE body LIKE '%junk 5%'"),
+        1,
+        "the newest are kept"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE verified = 1"),
+        1
+    );
+
+    app.advance(Duration::from_secs(24 * 3600)).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE verified = 1"),
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM payments"),
+        1,
+        "the money stays"
+    );
+}

@@ -26,6 +26,8 @@ pub enum AccountError {
     BadName,
     #[error("the password must be at least {0} characters")]
     ShortPassword(usize),
+    #[error("the password must not be only spaces")]
+    BlankPassword,
     #[error("the password could not be hashed")]
     Hash,
     #[error("the password check could not run")]
@@ -161,6 +163,18 @@ impl Accounts {
     }
 }
 
+/// A new password: long enough, and not only white space (a password of
+/// spaces is one a shoulder-surfer or a stuck key guesses at once).
+fn check_password(password: &str, min_len: usize) -> Result<(), AccountError> {
+    if password.trim().is_empty() {
+        return Err(AccountError::BlankPassword);
+    }
+    if password.chars().count() < min_len {
+        return Err(AccountError::ShortPassword(min_len));
+    }
+    Ok(())
+}
+
 /// Adds a user (CLI and demo setup). `min_len` is relaxed only for the demo users.
 pub fn add_user(
     store: &Store,
@@ -172,9 +186,7 @@ pub fn add_user(
     if !valid_name(name) {
         return Err(AccountError::BadName);
     }
-    if password.chars().count() < min_len {
-        return Err(AccountError::ShortPassword(min_len));
-    }
+    check_password(password, min_len)?;
     let hash = hash_password(password)?;
     let now = now_ms();
     let inserted = store.write_blocking(|tx| users::insert_user(tx, name, &hash, role, now))?;
@@ -186,9 +198,7 @@ pub fn add_user(
 }
 
 pub fn set_password(store: &Store, name: &str, password: &str) -> Result<(), AccountError> {
-    if password.chars().count() < MIN_PASSWORD {
-        return Err(AccountError::ShortPassword(MIN_PASSWORD));
-    }
+    check_password(password, MIN_PASSWORD)?;
     let hash = hash_password(password)?;
     if store.write_blocking(|tx| users::set_password(tx, name, &hash))? {
         Ok(())
@@ -245,8 +255,18 @@ mod tests {
             add_user(&store, "li", "short", Role::Cashier, 8),
             Err(AccountError::ShortPassword(8))
         ));
+        for blank in ["        ", " \t  \u{3000}      "] {
+            assert!(matches!(
+                add_user(&store, "li", blank, Role::Cashier, 8),
+                Err(AccountError::BlankPassword)
+            ));
+        }
         add_user(&store, "li", "longenough", Role::Cashier, 8).unwrap();
         set_password(&store, "li", "evenlonger").unwrap();
+        assert!(matches!(
+            set_password(&store, "li", "          "),
+            Err(AccountError::BlankPassword)
+        ));
         let user = store
             .read_blocking(|c| users::user_by_name(c, "li"))
             .unwrap()

@@ -46,14 +46,14 @@ pub struct QrId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub i64);
 
-/// The order number people read and say: the shop day and the row id
-/// (`20260101000042`). Made once, when the order is written.
+/// The order number people read and say: the shop day and the order's place
+/// in it (`202601010042`). Made once, when the order is written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OrderNo(String);
 
 impl OrderNo {
-    pub fn new(day: &str, id: OrderId) -> Self {
-        OrderNo(format!("{day}{:06}", id.0))
+    pub fn new(day: &str, seq: u64) -> Self {
+        OrderNo(format!("{day}{seq:04}"))
     }
 
     /// As read back from the store or typed into the admin search.

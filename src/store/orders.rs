@@ -116,19 +116,45 @@ pub struct NewOrder<'a> {
     pub day: &'a str,
 }
 
-/// Inserts an order and returns `(id, order_no)`; the number is the day and the id.
+/// Inserts an order and returns `(id, order_no)`. The number is the shop day
+/// and the order's place in that day (`202612010042`): people can read it out,
+/// and it tells a customer nothing of the shop's volume beyond that day.
 pub fn insert_order(
     tx: &Transaction<'_>,
     o: &NewOrder<'_>,
 ) -> Result<(OrderId, OrderNo), StoreError> {
+    let order_no = next_order_no(tx, o.day)?;
     tx.prepare_cached("INSERT INTO orders (order_no, token, amount_fen, description, cashier_id, state, created_at, expires_at)
-         VALUES (?1, ?1, ?2, ?3, ?4, 'open', ?5, ?6)")?
-        .execute(params![o.token, o.amount.get(), o.description, o.cashier_id, o.now, o.expires_at])?;
-    let id = OrderId(tx.last_insert_rowid());
-    let order_no = OrderNo::new(o.day, id);
-    tx.prepare_cached("UPDATE orders SET order_no = ?1 WHERE id = ?2")?
-        .execute(params![order_no, id])?;
-    Ok((id, order_no))
+         VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7)")?
+        .execute(params![order_no, o.token, o.amount.get(), o.description, o.cashier_id, o.now, o.expires_at])?;
+    Ok((OrderId(tx.last_insert_rowid()), order_no))
+}
+
+/// The day's next order number, inside the writing transaction (one writer, so
+/// no two orders get the same place).
+fn next_order_no(tx: &Transaction<'_>, day: &str) -> Result<OrderNo, StoreError> {
+    // The day's numbers are the day followed by digits, so they sort below
+    // `day:` (':' follows '9'); the index on order_no answers this.
+    let last: Option<String> = tx
+        .prepare_cached(
+            "SELECT MAX(order_no) FROM orders WHERE order_no > ?1 AND order_no < ?1 || ':'",
+        )?
+        .query_row([day], |r| r.get(0))?;
+    let mut seq = last
+        .and_then(|n| n.get(day.len()..).and_then(|s| s.parse::<u64>().ok()))
+        .unwrap_or(0)
+        + 1;
+    // Numbers of other widths sort out of step (and older versions numbered by
+    // row id): never hand out one that exists.
+    let mut taken =
+        tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM orders WHERE order_no = ?1)")?;
+    loop {
+        let candidate = OrderNo::new(day, seq);
+        if !taken.query_row([&candidate], |r| r.get::<_, bool>(0))? {
+            return Ok(candidate);
+        }
+        seq += 1;
+    }
 }
 
 pub struct NewQr<'a> {
@@ -511,5 +537,47 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    #[test]
+    fn order_numbers_count_within_the_shop_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let numbers = store
+            .write_blocking(|tx| {
+                // A number an older version made (day + row id) is never handed out again.
+                tx.execute_batch(
+                    "INSERT INTO orders (order_no, token, amount_fen, description, state, created_at, expires_at)
+                     VALUES ('202606010002', 'old', 1, '', 'open', 0, 0)",
+                )?;
+                let mut out = Vec::new();
+                for day in ["20260531", "20260601", "20260601", "20260602"] {
+                    let token = OrderToken::generate();
+                    let (_, no) = insert_order(
+                        tx,
+                        &NewOrder {
+                            token: &token,
+                            amount: Fen::new(1),
+                            description: "",
+                            cashier_id: None,
+                            now: Millis(0),
+                            expires_at: Millis(1),
+                            day,
+                        },
+                    )?;
+                    out.push(no.to_string());
+                }
+                Ok(out)
+            })
+            .unwrap();
+        assert_eq!(
+            numbers,
+            [
+                "202605310001",
+                "202606010003",
+                "202606010004",
+                "202606020001"
+            ]
+        );
     }
 }

@@ -496,3 +496,23 @@ async fn every_request_is_logged_once_with_its_id_status_and_no_query() {
         "{applied:?}"
     );
 }
+
+/// The customer's order number is the shop day and the order's place in it:
+/// it says nothing of how many orders the shop took before that day.
+#[tokio::test(flavor = "multi_thread")]
+async fn order_numbers_are_counted_per_shop_day() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let today = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+        .strftime("%Y%m%d")
+        .to_string();
+    for n in 1..=3 {
+        let token = app.create_order("1.00", "").await;
+        let no = app.status(&token).await["order_no"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(no, format!("{today}{n:04}"));
+    }
+}

@@ -266,6 +266,9 @@ pub struct Sim {
     pub time_scale: f64,
     pub faults: String,
     pub min_close_age_secs: u64,
+    /// Simulator mode on a non-loopback address: anyone who reaches it can
+    /// mark orders paid, so it must be asked for.
+    pub allow_network: bool,
 }
 
 impl Default for Sim {
@@ -274,6 +277,7 @@ impl Default for Sim {
             time_scale: 1.0,
             faults: String::new(),
             min_close_age_secs: 0,
+            allow_network: false,
         }
     }
 }

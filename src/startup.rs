@@ -36,6 +36,7 @@ impl SimApp {
         let simulator = simulator(&settings)?;
         let listener = bind(&settings.listen)?;
         let addr = listener.local_addr()?;
+        simulator_stays_local(&settings, addr)?;
         let sim = simulator.clone();
         let server = http_server(listener, move |cfg| sim.configure(cfg))?;
         Ok(SimApp {
@@ -100,6 +101,9 @@ impl Application {
         }
         let listener = bind(&settings.listen)?;
         let addr = listener.local_addr()?;
+        if settings.wxpay.is_simulator() {
+            simulator_stays_local(&settings, addr)?;
+        }
         let (gateway, notify_url) = gateway(&settings, addr);
         let wx = WxPayClient::new(
             &gateway,
@@ -309,6 +313,19 @@ async fn serve_until(mut server: Server, shutdown: impl Future<Output = ()>) -> 
     tracing::info!("shutting down");
     let ((), done) = tokio::join!(handle.stop(true), server);
     Ok(done?)
+}
+
+/// A simulator pays any order without money: on an address other machines can
+/// reach it must be asked for (`sim.allow_network`).
+fn simulator_stays_local(settings: &Settings, addr: SocketAddr) -> anyhow::Result<()> {
+    if addr.ip().is_loopback() || settings.sim.allow_network {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the simulator would listen on {addr}, where anyone who reaches it can mark orders paid \
+         without money; listen on 127.0.0.1 (--listen 127.0.0.1:PORT), or set sim.allow_network = true \
+         (SCANPAY_SIM_ALLOW_NETWORK=true) for a demo on a network you trust"
+    )
 }
 
 async fn shutdown_signal() {

@@ -114,7 +114,14 @@ pub async fn scan(sim: web::Data<Simulator>, q: web::Query<CodeUrl>) -> HttpResp
     )
 }
 
-pub async fn pay(sim: web::Data<Simulator>, form: web::Form<CodeUrl>) -> HttpResponse {
+pub async fn pay(
+    req: HttpRequest,
+    sim: web::Data<Simulator>,
+    form: web::Form<CodeUrl>,
+) -> HttpResponse {
+    if !super::same_origin(&req) {
+        return super::cross_site();
+    }
     let now = Timestamp::now();
     let result = sim.ledger().pay(&form.code_url, now);
     let (status, row, message) = match result {

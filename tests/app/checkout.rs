@@ -516,3 +516,63 @@ async fn order_numbers_are_counted_per_shop_day() {
         assert_eq!(no, format!("{today}{n:04}"));
     }
 }
+
+/// A simulator pays without money: it does not listen where other machines
+/// reach it unless `sim.allow_network` says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn simulator_mode_stays_on_loopback_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = scanpay::config::Settings::default();
+    settings.data_dir = dir.path().to_path_buf();
+    settings.listen = "0.0.0.0:0".into();
+    let err = match scanpay::startup::Application::build(settings.clone()).await {
+        Ok(_) => panic!("simulator mode started on 0.0.0.0"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("sim.allow_network"), "{err}");
+    settings.sim.allow_network = true;
+    assert!(scanpay::startup::Application::build(settings).await.is_ok());
+}
+
+/// The simulator's state-changing posts come from its own pages only: a page
+/// elsewhere cannot make a visitor's browser pay an order.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_refuses_cross_site_posts() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.00", "").await;
+    let code_url = app.scan_qr(&token).await;
+    let post = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = app
+            .anonymous()
+            .post(app.url("/sim/pay"))
+            .form(&[("code_url", code_url.as_str())]);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    let evil = post(&[("origin", "http://evil.example")]).await.unwrap();
+    assert_eq!(evil.status(), 403);
+    let fetch = post(&[("sec-fetch-site", "cross-site")]).await.unwrap();
+    assert_eq!(fetch.status(), 403);
+    let faults = app
+        .anonymous()
+        .post(app.url("/sim/faults"))
+        .header("origin", "http://evil.example")
+        .body("drop_notify=1.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(faults.status(), 403);
+    assert_eq!(
+        app.status(&token).await["state"],
+        "open",
+        "nothing was paid"
+    );
+
+    let own = post(&[("sec-fetch-site", "same-origin")]).await.unwrap();
+    assert_eq!(own.status(), 200, "the simulator's own page still pays");
+    app.wait_for_state(&token, "paid", std::time::Duration::from_secs(5))
+        .await;
+}

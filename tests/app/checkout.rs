@@ -522,9 +522,11 @@ async fn order_numbers_are_counted_per_shop_day() {
 #[tokio::test(flavor = "multi_thread")]
 async fn simulator_mode_stays_on_loopback_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = scanpay::config::Settings::default();
-    settings.data_dir = dir.path().to_path_buf();
-    settings.listen = "0.0.0.0:0".into();
+    let mut settings = scanpay::config::Settings {
+        data_dir: dir.path().to_path_buf(),
+        listen: "0.0.0.0:0".into(),
+        ..Default::default()
+    };
     let err = match scanpay::startup::Application::build(settings.clone()).await {
         Ok(_) => panic!("simulator mode started on 0.0.0.0"),
         Err(e) => format!("{e:#}"),

@@ -29,3 +29,4 @@ pub mod telemetry;
 pub mod trade;
 pub mod web;
 pub mod wxpay;
+pub mod wxpay_v3;

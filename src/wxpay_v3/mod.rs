@@ -8,6 +8,8 @@
 //! on nothing of ours. The v3 client and simulator are built on it.
 
 pub mod aead;
+pub mod api;
+pub mod notify;
 pub mod sign;
 pub mod verify;
 

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod http_client;
 pub mod lock;
 pub mod money;
 pub mod order;

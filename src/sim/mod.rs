@@ -45,7 +45,7 @@ struct Inner {
 
 impl Simulator {
     pub fn new(cfg: SimConfig) -> Result<Self, reqwest::Error> {
-        crate::wxpay::client::install_crypto_provider();
+        crate::http_client::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()?;

@@ -9,10 +9,8 @@ use super::api::{
 };
 use super::xml::{self, MAX_XML_BYTES};
 
-/// Installs the process-wide TLS crypto provider once (reqwest is built without one).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+use crate::http_client::describe;
+pub use crate::http_client::install_crypto_provider;
 
 /// A fresh random `nonce_str` (32 alphanumerics).
 pub fn nonce() -> String {
@@ -29,13 +27,7 @@ pub struct WxPayClient {
 impl WxPayClient {
     /// `base_url` is the gateway root, e.g. `https://api.mch.weixin.qq.com/`.
     pub fn new(base_url: &str, merchant: Merchant, timeout: Duration) -> Result<Self, WxPayError> {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("scanpay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| WxPayError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        let http = crate::http_client::build(timeout).map_err(WxPayError::Transport)?;
         let mut base_url = base_url.to_string();
         if !base_url.ends_with('/') {
             base_url.push('/');
@@ -93,16 +85,5 @@ impl WxPayClient {
 
     pub async fn close_order(&self, req: &CloseOrder) -> Result<(), WxPayError> {
         self.call(req).await
-    }
-}
-
-/// A transport error without the URL's query or anything secret.
-fn describe(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        e.without_url().to_string()
     }
 }

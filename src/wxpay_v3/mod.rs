@@ -4,11 +4,13 @@
 //! public key (`PUB_KEY_ID_…`) or a platform certificate — within five minutes
 //! (`verify`), and resources decrypted with the APIv3 key (`aead`).
 //!
-//! Pure, like `wxpay/`: no web framework, no database, no network; it depends
-//! on nothing of ours. The v3 client and simulator are built on it.
+//! Like `wxpay/`: no web framework, no database, no domain; it depends on
+//! nothing of ours but the shared outbound `http_client` (used by `client`, the
+//! only part that touches the network).
 
 pub mod aead;
 pub mod api;
+pub mod client;
 pub mod notify;
 pub mod sign;
 pub mod verify;

@@ -15,6 +15,7 @@ use askama::Template;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::client::ClientInfo;
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
@@ -147,12 +148,6 @@ impl LoginLimiter {
     }
 }
 
-fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
-}
-
 /// Only local paths are followed after login (no open redirect).
 fn safe_next(next: Option<&str>) -> String {
     match next {
@@ -208,11 +203,12 @@ pub struct LoginForm {
 }
 
 pub async fn login(
-    req: HttpRequest,
+    client: ClientInfo,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
-    let ip = client_ip(&req);
+    // Behind a trusted proxy this is the real client, so each gets its own bucket.
+    let ip = client.ip;
     let next = safe_next(form.next.as_deref());
     let page = |status: StatusCode, error: &str| {
         html(
@@ -254,12 +250,12 @@ pub async fn login(
         .await
         .map_err(internal)?;
     tracing::info!(username = %user.username, "signed in");
-    let secure = req.connection_info().scheme() == "https";
+    // https as the client sees it (a trusted proxy's word), never a header from anyone.
     let cookie = Cookie::build(SESSION_COOKIE, session.id)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(secure)
+        .secure(client.https)
         .max_age(CookieDuration::seconds(SESSION_LIFE.as_secs() as i64))
         .finish();
     Ok(see_other_with_cookie(&next, cookie))

@@ -118,7 +118,8 @@ pub async fn create(
             return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };
-    // The gateway wants the customer's terminal IP; the cashier's device is ours.
+    // spbill_create_ip: the device that asked for the order, as `http.trusted_proxies`
+    // lets us see it (behind a proxy, not the proxy's own address).
     let client_ip = client.ip.to_string();
     let token = state
         .checkout

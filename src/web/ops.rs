@@ -51,20 +51,22 @@ fn bearer_matches(req: &HttpRequest, state: &AppState) -> bool {
     let Some(token) = &state.metrics_token else {
         return false;
     };
-    let Some(given) = req
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let Some((scheme, given)) = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.trim().split_once(' '))
     else {
         return false;
     };
-    bool::from(
-        given
-            .trim()
-            .as_bytes()
-            .ct_eq(token.expose_secret().as_bytes()),
-    )
+    scheme.eq_ignore_ascii_case("bearer")
+        && bool::from(
+            given
+                .trim()
+                .as_bytes()
+                .ct_eq(token.expose_secret().as_bytes()),
+        )
 }
 
 /// The routes of the `metrics.listen` server: `/metrics` for whoever reaches that address.

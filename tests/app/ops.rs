@@ -34,6 +34,20 @@ async fn metrics_on_the_main_address_need_the_token_and_loopback_is_not_enough()
     let (status, body) = get(&app.url("/metrics"), Some(TOKEN)).await;
     assert_eq!(status, 200);
     assert!(body.contains("scanpay_payments_total 0"), "{body}");
+    let lower = http()
+        .get(app.url("/metrics"))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200, "the scheme name is case-insensitive");
+    let basic = http()
+        .get(app.url("/metrics"))
+        .header("authorization", format!("Basic {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 404);
     // A token in the query string or a cookie is not the header.
     assert_eq!(
         get(&app.url(&format!("/metrics?token={TOKEN}")), None)

@@ -127,7 +127,7 @@ impl Default for LoginLimiter {
 impl LoginLimiter {
     fn blocked(&self, ip: IpAddr) -> bool {
         let map = self.failures.lock_or_recover();
-        map.get(&ip)
+        map.get(&bucket(ip))
             .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
     }
 
@@ -136,7 +136,7 @@ impl LoginLimiter {
         if map.len() > 10_000 {
             map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
         }
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        let entry = map.entry(bucket(ip)).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= FAILURE_WINDOW {
             *entry = (0, Instant::now());
         }
@@ -144,7 +144,20 @@ impl LoginLimiter {
     }
 
     fn succeed(&self, ip: IpAddr) {
-        self.failures.lock_or_recover().remove(&ip);
+        self.failures.lock_or_recover().remove(&bucket(ip));
+    }
+}
+
+/// The rate-limit bucket of a client: its IPv4 address, or its IPv6 /64 (one
+/// subscriber gets a whole /64, so single addresses would be free for the taking).
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let mut s = v6.segments();
+            s[4..].fill(0);
+            IpAddr::from(s)
+        }
+        v4 => v4,
     }
 }
 
@@ -313,5 +326,15 @@ mod tests {
         assert!(!l.blocked(IpAddr::from([10, 0, 0, 2])));
         l.succeed(ip);
         assert!(!l.blocked(ip));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_slash_64() {
+        let l = LoginLimiter::default();
+        for i in 0..MAX_FAILURES {
+            l.fail(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, i as u16]));
+        }
+        assert!(l.blocked("2001:db8:1:2:ffff::1".parse().unwrap()));
+        assert!(!l.blocked("2001:db8:1:3::1".parse().unwrap()));
     }
 }

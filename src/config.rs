@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkout::{CheckoutConfig, RetentionPolicy};
 use crate::money::Fen;
 use crate::sim::SimConfig;
+use crate::web::client::TrustedProxies;
 use crate::wxpay::{ApiKey, Merchant, SignType};
 
 /// The demo merchant of simulator mode: public test values, never valid for real money.
@@ -17,7 +18,16 @@ pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 pub const DEMO_MCH_ID: &str = "10000100";
 pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-const SECTIONS: [&str; 6] = ["shop", "wxpay", "checkout", "poller", "sim", "retention"];
+const SECTIONS: [&str; 8] = [
+    "shop",
+    "wxpay",
+    "checkout",
+    "poller",
+    "sim",
+    "retention",
+    "http",
+    "metrics",
+];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +44,8 @@ pub struct Settings {
     pub poller: Poller,
     pub sim: Sim,
     pub retention: Retention,
+    pub http: Http,
+    pub metrics: Metrics,
 }
 
 /// `scanpay serve`'s address when `--listen` is not given.
@@ -50,6 +62,8 @@ impl Default for Settings {
             poller: Poller::default(),
             sim: Sim::default(),
             retention: Retention::default(),
+            http: Http::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -307,6 +321,37 @@ impl Default for Retention {
     }
 }
 
+/// How requests reach us (SPEC §11).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    /// Reverse proxies (addresses or CIDRs) whose `Forwarded` / `X-Forwarded-*`
+    /// headers are believed; none by default. Env: comma-separated.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Http {
+    /// The parsed list (checked by `validate`).
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError::Invalid(format!("http.trusted_proxies: {e}")))
+    }
+}
+
+/// Where `/metrics` is served (SPEC §11): never by "looks like loopback".
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// A separate address serving only `/metrics` (off by default).
+    pub listen: Option<String>,
+    /// When set, `/metrics` on the main address answers `Authorization: Bearer <token>`.
+    #[serde(serialize_with = "redacted")]
+    pub token: Option<SecretString>,
+}
+
+/// A bearer token shorter than this could be guessed.
+const MIN_METRICS_TOKEN_CHARS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
@@ -390,6 +435,22 @@ impl Settings {
         if self.poller.max_in_flight == 0 || self.poller.max_per_sec == 0 {
             return bad("poller.max_in_flight and poller.max_per_sec must be at least 1");
         }
+        self.http.trusted_proxies()?;
+        if let Some(t) = &self.metrics.token
+            && t.expose_secret().chars().count() < MIN_METRICS_TOKEN_CHARS
+        {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.token must be at least {MIN_METRICS_TOKEN_CHARS} characters"
+            )));
+        }
+        if self
+            .metrics
+            .listen
+            .as_deref()
+            .is_some_and(|l| l.trim().is_empty())
+        {
+            return bad("metrics.listen must be an address such as 127.0.0.1:9100");
+        }
         if jiff::tz::TimeZone::get(&self.shop.timezone).is_err() {
             return Err(ConfigError::Invalid(format!(
                 "shop.timezone {:?} is not a known time zone (e.g. Asia/Shanghai)",
@@ -454,6 +515,14 @@ fn env_value(defaults: &toml::Table, section: &str, key: &str, raw: String) -> t
         Some(toml::Value::Integer(_)) => raw.trim().parse().ok().map(toml::Value::Integer),
         Some(toml::Value::Float(_)) => raw.trim().parse().ok().map(toml::Value::Float),
         Some(toml::Value::Boolean(_)) => raw.trim().parse().ok().map(toml::Value::Boolean),
+        // Lists are comma-separated: SCANPAY_HTTP_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8
+        Some(toml::Value::Array(_)) => Some(toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        )),
         _ => None,
     };
     parsed.unwrap_or(toml::Value::String(raw))
@@ -552,6 +621,56 @@ mod tests {
             .sim_config()
             .unwrap_err();
         assert!(err.to_string().contains("sim.faults"), "{err}");
+    }
+
+    #[test]
+    fn proxies_and_metrics_from_env_and_file() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_HTTP_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,,::1"),
+                ("SCANPAY_METRICS_LISTEN", "127.0.0.1:9100"),
+                ("SCANPAY_METRICS_TOKEN", "0123456789abcdef"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.trusted_proxies, ["127.0.0.1", "10.0.0.0/8", "::1"]);
+        let t = s.http.trusted_proxies().unwrap();
+        assert!(t.contains("10.2.3.4".parse().unwrap()));
+        assert_eq!(s.metrics.listen.as_deref(), Some("127.0.0.1:9100"));
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
+
+        let d = Settings::load(None, env(&[])).unwrap();
+        assert!(
+            d.http.trusted_proxies().unwrap().is_empty(),
+            "none by default"
+        );
+        assert!(
+            d.metrics.listen.is_none() && d.metrics.token.is_none(),
+            "off by default"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scanpay.toml");
+        std::fs::write(&path, "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n[metrics]\ntoken = \"a-long-enough-token\"\n").unwrap();
+        let f = Settings::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(f.http.trusted_proxies, ["127.0.0.1"]);
+
+        for (k, v, key) in [
+            (
+                "SCANPAY_HTTP_TRUSTED_PROXIES",
+                "127.0.0.1,localhost",
+                "http.trusted_proxies",
+            ),
+            ("SCANPAY_METRICS_TOKEN", "short", "metrics.token"),
+            ("SCANPAY_METRICS_LISTEN", " ", "metrics.listen"),
+            ("SCANPAY_HTTP_TRUSTED_PROXY", "127.0.0.1", "trusted_proxy"),
+        ] {
+            let err = Settings::load(None, env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{k}: {err}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::qr::QrCache;
 use crate::sim::Simulator;
 use crate::store::Store;
 use crate::web::AppState;
+use crate::web::client::TrustedProxies;
 use crate::wxpay::WxPayClient;
 
 /// Largest request body accepted anywhere.
@@ -38,7 +39,8 @@ impl SimApp {
         let addr = listener.local_addr()?;
         simulator_stays_local(&settings, addr)?;
         let sim = simulator.clone();
-        let server = http_server(listener, move |cfg| sim.configure(cfg))?;
+        let proxies = settings.http.trusted_proxies()?;
+        let server = http_server(listener, proxies, move |cfg| sim.configure(cfg))?;
         Ok(SimApp {
             server,
             addr,
@@ -80,6 +82,8 @@ impl SimApp {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    /// The `metrics.listen` server, when configured.
+    metrics: Option<(Server, SocketAddr)>,
     poller: Poller,
     simulator: Option<Simulator>,
 }
@@ -104,6 +108,11 @@ impl Application {
         if settings.wxpay.is_simulator() {
             simulator_stays_local(&settings, addr)?;
         }
+        let metrics_listener = match &settings.metrics.listen {
+            Some(listen) => Some(bind(listen).context("metrics.listen")?),
+            None => None,
+        };
+        let proxies = settings.http.trusted_proxies()?;
         let (gateway, notify_url) = gateway(&settings, addr);
         let wx = WxPayClient::new(
             &gateway,
@@ -131,10 +140,23 @@ impl Application {
             .is_simulator()
             .then(|| simulator(&settings))
             .transpose()?;
-        let server = http_server(listener, app_routes(state, simulator.clone()))?;
+        let metrics = match metrics_listener {
+            Some(l) => {
+                let metrics_addr = l.local_addr()?;
+                let state = state.clone();
+                let server = http_server(l, proxies.clone(), move |cfg| {
+                    cfg.app_data(state.clone())
+                        .configure(crate::web::ops::metrics_routes);
+                })?;
+                Some((server, metrics_addr))
+            }
+            None => None,
+        };
+        let server = http_server(listener, proxies, app_routes(state, simulator.clone()))?;
         Ok(Application {
             server,
             addr,
+            metrics,
             poller,
             simulator,
         })
@@ -148,6 +170,11 @@ impl Application {
         self.addr
     }
 
+    /// The address of the `metrics.listen` server, when configured (port 0 resolved).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, a)| *a)
+    }
+
     /// The background worker, for tests that want a `tick()` now rather than at its pace.
     pub fn poller(&self) -> Poller {
         self.poller.clone()
@@ -159,7 +186,11 @@ impl Application {
     }
 
     pub fn banner(&self) -> Vec<String> {
-        banner(self.addr, self.simulator.is_some())
+        let mut lines = banner(self.addr, self.simulator.is_some());
+        if let Some(a) = self.metrics_addr() {
+            lines.push(format!("scanpay: metrics    http://{a}/metrics"));
+        }
+        lines
     }
 
     /// Serves until Ctrl-C / SIGTERM, then stops in order: HTTP, poller, store.
@@ -171,7 +202,15 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let poller = tokio::spawn(self.poller.run(stop.clone()));
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let served = serve_until(self.server, shutdown).await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         stop.cancel();
         if let Err(e) = poller.await {
             tracing::error!(error.message = %e, "the poller did not stop cleanly");
@@ -271,19 +310,24 @@ fn banner(addr: SocketAddr, simulator_mode: bool) -> Vec<String> {
 /// The one HTTP set-up of `serve` and `sim`: request log, security headers,
 /// `//` merged, body limits, error pages in the shop's language, then `configure`'s routes.
 /// Signals are ours (`run_until_stopped`), not actix's.
+/// `proxies` (`http.trusted_proxies`) decide who the client is (`web::client`).
 fn http_server(
     listener: TcpListener,
+    proxies: TrustedProxies,
     configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 ) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         let configure = configure.clone();
         App::new()
+            .app_data(proxies.clone())
             .wrap(from_fn(crate::web::error::localise))
             .wrap(
                 middleware::DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("Referrer-Policy", "same-origin")),
             )
+            // Outside `localise`, which replaces error responses whole.
+            .wrap(from_fn(crate::web::headers::security_headers))
             .wrap(middleware::NormalizePath::new(
                 middleware::TrailingSlash::MergeOnly,
             ))

@@ -26,8 +26,9 @@ pub fn init() {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Middleware: each request runs in a `request{id method path}` span and is
-/// logged once with its status and latency. The path is logged without its
+/// Middleware: each request runs in a `request{id client_ip method path}` span and is
+/// logged once with its status and latency. `client_ip` is the client as
+/// `http.trusted_proxies` lets us believe it (see `web::client`). The path is logged without its
 /// query string, which may carry a `next=` or a search.
 pub async fn log_requests(
     req: ServiceRequest,
@@ -37,6 +38,7 @@ pub async fn log_requests(
     let span = tracing::info_span!(
         "request",
         id = %id,
+        client_ip = %crate::web::client::ClientInfo::of(req.request()).ip,
         method = %req.method(),
         path = %req.path(),
     );

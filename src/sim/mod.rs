@@ -82,6 +82,7 @@ impl Simulator {
             .route("", web::get().to(phone::add_slash))
             .route("/", web::get().to(phone::index))
             .route("/scan", web::get().to(phone::scan))
+            .route("/sim.css", web::get().to(phone::stylesheet))
             .route("/pay", web::post().to(phone::pay))
             .route("/faults", web::get().to(get_faults))
             .route("/faults", web::post().to(set_faults));

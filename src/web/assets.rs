@@ -18,6 +18,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/print.css"),
     ),
     (
+        "print.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/print.js"),
+    ),
+    (
         "order.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/order.js"),

@@ -15,6 +15,7 @@ use askama::Template;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::client::ClientInfo;
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
@@ -126,7 +127,7 @@ impl Default for LoginLimiter {
 impl LoginLimiter {
     fn blocked(&self, ip: IpAddr) -> bool {
         let map = self.failures.lock_or_recover();
-        map.get(&ip)
+        map.get(&bucket(ip))
             .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
     }
 
@@ -135,7 +136,7 @@ impl LoginLimiter {
         if map.len() > 10_000 {
             map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
         }
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        let entry = map.entry(bucket(ip)).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= FAILURE_WINDOW {
             *entry = (0, Instant::now());
         }
@@ -143,14 +144,21 @@ impl LoginLimiter {
     }
 
     fn succeed(&self, ip: IpAddr) {
-        self.failures.lock_or_recover().remove(&ip);
+        self.failures.lock_or_recover().remove(&bucket(ip));
     }
 }
 
-fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+/// The rate-limit bucket of a client: its IPv4 address, or its IPv6 /64 (one
+/// subscriber gets a whole /64, so single addresses would be free for the taking).
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let mut s = v6.segments();
+            s[4..].fill(0);
+            IpAddr::from(s)
+        }
+        v4 => v4,
+    }
 }
 
 /// Only local paths are followed after login (no open redirect).
@@ -208,11 +216,12 @@ pub struct LoginForm {
 }
 
 pub async fn login(
-    req: HttpRequest,
+    client: ClientInfo,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
-    let ip = client_ip(&req);
+    // Behind a trusted proxy this is the real client, so each gets its own bucket.
+    let ip = client.ip;
     let next = safe_next(form.next.as_deref());
     let page = |status: StatusCode, error: &str| {
         html(
@@ -254,12 +263,12 @@ pub async fn login(
         .await
         .map_err(internal)?;
     tracing::info!(username = %user.username, "signed in");
-    let secure = req.connection_info().scheme() == "https";
+    // https as the client sees it (a trusted proxy's word), never a header from anyone.
     let cookie = Cookie::build(SESSION_COOKIE, session.id)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(secure)
+        .secure(client.https)
         .max_age(CookieDuration::seconds(SESSION_LIFE.as_secs() as i64))
         .finish();
     Ok(see_other_with_cookie(&next, cookie))
@@ -317,5 +326,15 @@ mod tests {
         assert!(!l.blocked(IpAddr::from([10, 0, 0, 2])));
         l.succeed(ip);
         assert!(!l.blocked(ip));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_slash_64() {
+        let l = LoginLimiter::default();
+        for i in 0..MAX_FAILURES {
+            l.fail(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, i as u16]));
+        }
+        assert!(l.blocked("2001:db8:1:2:ffff::1".parse().unwrap()));
+        assert!(!l.blocked("2001:db8:1:3::1".parse().unwrap()));
     }
 }

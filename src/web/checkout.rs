@@ -1,11 +1,12 @@
 //! `GET /` the checkout form, `POST /orders` creating an order.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::AppState;
 use super::auth::CurrentUser;
+use super::client::ClientInfo;
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other;
@@ -103,7 +104,7 @@ fn validate(
 }
 
 pub async fn create(
-    req: HttpRequest,
+    client: ClientInfo,
     state: web::Data<AppState>,
     user: CurrentUser,
     form: web::Form<OrderForm>,
@@ -117,10 +118,9 @@ pub async fn create(
             return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };
-    let client_ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "127.0.0.1".into());
+    // spbill_create_ip: the device that asked for the order, as `http.trusted_proxies`
+    // lets us see it (behind a proxy, not the proxy's own address).
+    let client_ip = client.ip.to_string();
     let token = state
         .checkout
         .create_order(NewOrderInput {

@@ -4,8 +4,10 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod checkout;
+pub mod client;
 pub mod error;
 pub mod events;
+pub mod headers;
 pub mod i18n;
 pub mod notify;
 pub mod ops;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use actix_web::web;
+use secrecy::SecretString;
 
 use crate::accounts::Accounts;
 use crate::checkout::Checkout;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub limiter: auth::LoginLimiter,
     /// The poller's last turn (ms), read by `/healthz`.
     pub heartbeat: Arc<AtomicI64>,
+    /// `metrics.token`: the bearer that opens `/metrics` on the main address.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl AppState {
@@ -58,6 +63,7 @@ impl AppState {
             qr_cache,
             limiter: auth::LoginLimiter::default(),
             heartbeat,
+            metrics_token: settings.metrics.token.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
+use super::client::ClientInfo;
 use crate::checkout::gateway::NotifyRequest;
 
 pub async fn receive(
@@ -13,7 +14,8 @@ pub async fn receive(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let remote = req.peer_addr().map(|a| a.ip().to_string());
+    // Behind a trusted proxy, the gateway's address rather than the proxy's.
+    let remote = Some(ClientInfo::of(&req).ip.to_string());
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()

@@ -1,8 +1,16 @@
 //! `/healthz` and `/metrics`.
+//!
+//! `/metrics` is never open "because the request looks local": behind a
+//! reverse proxy every request does. It is served on `metrics.listen` (a
+//! separate address the operator keeps private), and on the main address only
+//! with `Authorization: Bearer <metrics.token>`; to anyone else it does not exist.
 
 use std::sync::atomic::Ordering;
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::store::now_ms;
@@ -29,11 +37,45 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `/metrics` on the main address: with the bearer token, else a plain 404.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let local = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-    if !local {
-        return HttpResponse::Forbidden().finish();
+    if !bearer_matches(&req, &state) {
+        return HttpResponse::NotFound().finish();
     }
+    metrics_text(state).await
+}
+
+/// Whether the request carries `Authorization: Bearer <metrics.token>` (compared
+/// in constant time); never, when no token is configured.
+fn bearer_matches(req: &HttpRequest, state: &AppState) -> bool {
+    let Some(token) = &state.metrics_token else {
+        return false;
+    };
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let Some((scheme, given)) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+    else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && bool::from(
+            given
+                .trim()
+                .as_bytes()
+                .ct_eq(token.expose_secret().as_bytes()),
+        )
+}
+
+/// The routes of the `metrics.listen` server: `/metrics` for whoever reaches that address.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics_text));
+}
+
+/// Prometheus text of the read model's counts.
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     let counts = state
         .checkout
         .read_model()

@@ -125,6 +125,44 @@ async fn cashier_and_customer_in_a_real_browser() {
     if let Some(dir) = &shots {
         b.screenshot(&dir.join("paid.png")).await;
     }
+    // The print page (its button's script is a file too).
+    b.goto(&app.url(&format!("/o/{token}/print"))).await;
+    b.wait_until(
+        "the print page",
+        "document.querySelector('[data-print]')",
+        Duration::from_secs(5),
+    )
+    .await;
+    // The simulator's phone pages, under the same policy.
+    b.goto(&app.url("/sim/")).await;
+    b.wait_until(
+        "the simulator's stylesheet",
+        "getComputedStyle(document.querySelector('header')).backgroundColor === 'rgb(7, 193, 96)'",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        b.csp_violations().await,
+        Vec::<String>::new(),
+        "login, checkout, order, print and simulator pages keep their Content-Security-Policy"
+    );
+    // The watch itself works: an inline style set now is refused and reported.
+    b.script(
+        "document.body.setAttribute('style', 'color: red')",
+        json!([]),
+    )
+    .await;
+    b.wait_until(
+        "the refused inline style to be reported",
+        "(sessionStorage.getItem('cspViolations') || '').includes('style-src')",
+        Duration::from_secs(3),
+    )
+    .await;
+    let seen = b.csp_violations().await;
+    assert!(
+        seen.iter().any(|m| m.contains("Content Security Policy")),
+        "the console reports it too: {seen:?}"
+    );
     b.quit().await;
 
     // The owner signs in and sees the money.
@@ -165,6 +203,21 @@ async fn cashier_and_customer_in_a_real_browser() {
     if let Some(dir) = &shots {
         admin.screenshot(&dir.join("admin.png")).await;
     }
+    admin
+        .goto(&app.url(&format!("/admin/orders/{order_no}")))
+        .await;
+    admin
+        .wait_until(
+            "the order detail",
+            "document.querySelector('main')",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(
+        admin.csp_violations().await,
+        Vec::<String>::new(),
+        "the admin pages keep their Content-Security-Policy"
+    );
     admin.quit().await;
 }
 
@@ -237,6 +290,11 @@ async fn the_order_page_fits_a_390px_phone() {
     assert!(
         (1..=6).contains(&seconds),
         "the countdown restarted: {seconds}"
+    );
+    assert_eq!(
+        phone.csp_violations().await,
+        Vec::<String>::new(),
+        "the live order page keeps its Content-Security-Policy"
     );
     phone.quit().await;
 }

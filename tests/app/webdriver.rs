@@ -73,6 +73,8 @@ impl Driver {
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            // The console, where Chromium reports every Content-Security-Policy violation.
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": [
@@ -114,6 +116,7 @@ impl Driver {
             json!({"width": width as i64 + w, "height": height as i64 + h}),
         )
         .await;
+        s.watch_csp().await;
         s
     }
 }
@@ -211,6 +214,53 @@ impl Session {
             .decode(v.as_str().unwrap())
             .unwrap();
         std::fs::write(path, png).unwrap();
+    }
+
+    /// Records every `securitypolicyviolation` of every page this session
+    /// opens, from before the page's own first byte runs (a script added to
+    /// each new document over the DevTools protocol), in `sessionStorage`.
+    async fn watch_csp(&self) {
+        let js = "document.addEventListener('securitypolicyviolation', function (e) {
+            var seen = JSON.parse(sessionStorage.getItem('cspViolations') || '[]');
+            seen.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' at ' + location.pathname);
+            sessionStorage.setItem('cspViolations', JSON.stringify(seen));
+        });";
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": js}}),
+        )
+        .await;
+    }
+
+    /// The Content-Security-Policy violations seen so far: those the page's
+    /// listener recorded (this origin) and those in the browser's console
+    /// (every page since the last call: the console log is read once).
+    pub async fn csp_violations(&self) -> Vec<String> {
+        let recorded = self
+            .script(
+                "return JSON.parse(sessionStorage.getItem('cspViolations') || '[]')",
+                json!([]),
+            )
+            .await;
+        let mut found: Vec<String> = recorded
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        let log = self
+            .cmd("POST", "/se/log", json!({"type": "browser"}))
+            .await;
+        found.extend(
+            log.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["message"].as_str())
+                .filter(|m| m.contains("Content Security Policy"))
+                .map(String::from),
+        );
+        found
     }
 
     pub async fn quit(self) {

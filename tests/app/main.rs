@@ -11,5 +11,6 @@ mod helpers;
 mod notify;
 mod poller;
 mod protocol;
+mod proxy;
 mod refresh;
 mod webdriver;

@@ -759,3 +759,41 @@ async fn plain_http_is_sent_to_https() {
     assert_eq!(resp.status(), 301);
     assert_eq!(resp.headers()["location"], "https://127.0.0.1/o/abc?x=1");
 }
+
+/// The shipped systemd unit starts the binary with flags it knows and with
+/// settings that load.
+#[test]
+fn the_systemd_unit_uses_flags_and_settings_the_binary_knows() {
+    let unit = include_str!("../../deploy/scanpay.service");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    let mut args = exec.split_whitespace();
+    assert_eq!(args.next(), Some("/usr/local/bin/scanpay"));
+    let args: Vec<&str> = args.collect();
+    assert_eq!(args.first(), Some(&"serve"), "{exec}");
+    for flag in ["--config", "--data-dir", "--listen"] {
+        assert!(args.contains(&flag), "{exec} sets {flag}");
+    }
+    // clap refuses an unknown flag before it reaches --help.
+    let out = Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .args(&args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{exec}: {out:?}");
+
+    let env: Vec<(String, String)> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "SCANPAY_HTTP_TRUSTED_PROXIES" && v == "127.0.0.1"),
+        "the unit trusts the proxy on 127.0.0.1: {env:?}"
+    );
+    scanpay::config::Settings::load(None, env).expect("the unit's settings load");
+}

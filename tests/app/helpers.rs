@@ -806,3 +806,36 @@ pub fn decode_qr(png: &[u8]) -> String {
     assert_eq!(grids.len(), 1, "exactly one QR code in the image");
     grids[0].decode().unwrap().1
 }
+
+// ---------------------------------------------------------------- behind a proxy
+
+/// The app in simulator mode like `spawn_app_with`, with `extra` `SCANPAY_*`
+/// settings read the way the binary reads its environment (a setting this
+/// build does not know is ignored, as the binary ignores it).
+pub async fn spawn_app_with_env(
+    extra: &[(&str, &str)],
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
+    let mut pairs = env(FAST_ENV);
+    pairs.extend(env(extra));
+    let mut settings = settings(pairs, "127.0.0.1:0", tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_in_process(settings, data_dir).await
+}
+
+/// A browser on the loopback address `from` (all of 127.0.0.0/8 is this
+/// machine), keeping its cookies, not following redirects, and taking any TLS
+/// certificate (the proxy test's is self-signed).
+pub fn http_from(from: std::net::IpAddr) -> reqwest::Client {
+    scanpay::wxpay::client::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .local_address(from)
+        .tls_danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

@@ -12,6 +12,7 @@ mod notify;
 mod ops;
 mod poller;
 mod protocol;
+mod proxy;
 mod refresh;
 mod security_headers;
 mod trusted_proxies;

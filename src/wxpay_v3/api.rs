@@ -29,15 +29,7 @@ pub fn close_path(out_trade_no: &str) -> String {
 /// Percent-encodes what a path segment or query value may not hold as is
 /// (`out_trade_no` may contain `|`); the signature covers the encoded form.
 fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::http_client::percent_encode(s, b"*")
 }
 
 /// RFC 3339 in Beijing time (`2026-01-01T12:00:00+08:00`), as v3 writes times.

@@ -26,6 +26,22 @@ fn notification(merchant: &Merchant, out_trade_no: &str, fee: i64, transaction_i
     ))
 }
 
+/// A new ¥1.00 order paid by a genuine notification (the cashier signed in).
+async fn paid_by_notification(app: &TestApp, transaction_id: &str) -> String {
+    let token = app.create_order("1.00", "").await;
+    let no = app.out_trade_no(&token).await;
+    let (_, answer) = app
+        .notify(notification(
+            &demo_merchant(SignType::Md5),
+            &no,
+            100,
+            transaction_id,
+        ))
+        .await;
+    assert!(is_success(&answer), "{answer}");
+    token
+}
+
 fn is_success(body: &str) -> bool {
     notify::is_success_ack(body.as_bytes())
 }
@@ -386,17 +402,7 @@ async fn a_flood_of_junk_notifications_is_counted_not_stored() {
 
     // A genuine notification is still taken and logged in full.
     app.login_as("cashier", "cashier").await;
-    let token = app.create_order("1.00", "").await;
-    let no = app.out_trade_no(&token).await;
-    let (_, answer) = app
-        .notify(notification(
-            &demo_merchant(SignType::Md5),
-            &no,
-            100,
-            "4200000000000000000000000201",
-        ))
-        .await;
-    assert!(is_success(&answer), "{answer}");
+    let token = paid_by_notification(&app, "4200000000000000000000000201").await;
     assert_eq!(app.status(&token).await["state"], "paid");
     assert_eq!(
         app.count("SELECT COUNT(*) FROM notifications WHERE verified = 1"),
@@ -415,17 +421,7 @@ async fn the_notification_log_is_pruned_by_its_retention_settings() {
     })
     .await;
     app.login_as("cashier", "cashier").await;
-    let token = app.create_order("1.00", "").await;
-    let no = app.out_trade_no(&token).await;
-    let (_, answer) = app
-        .notify(notification(
-            &demo_merchant(SignType::Md5),
-            &no,
-            100,
-            "4200000000000000000000000301",
-        ))
-        .await;
-    assert!(is_success(&answer), "{answer}");
+    paid_by_notification(&app, "4200000000000000000000000301").await;
     for i in 0..6 {
         app.notify(format!("<xml>junk {i}</xml>")).await;
     }

@@ -108,11 +108,60 @@ impl FromRequest for MaybeUser {
 /// Password checks run at once, whoever asks: each argon2 check holds 19 MiB
 /// and a core, so a burst of logins must queue rather than exhaust memory.
 const MAX_CONCURRENT_HASHES: usize = 2;
+/// Logins allowed to wait for a check; past it a login is refused at once
+/// (so a burst never makes a staff member wait seconds behind it).
+const MAX_WAITING: usize = 8;
+/// Sign-ins from one address checked at the same time; more are refused at once.
+const MAX_IN_FLIGHT_PER_ADDRESS: u32 = 2;
+/// Failed sign-ins from one address, all user names together, in the window.
+/// Higher than the per-name limit: a shop's staff share one address.
+const MAX_ADDRESS_FAILURES: u32 = 3 * MAX_FAILURES;
 
-/// Failed logins per client IP in a sliding window, and the password-check slots.
+/// Sign-in attempts in a sliding window, counted before the password is
+/// checked (so a burst is refused before it is evaluated), by address and user
+/// name together and by address alone. A success clears only its own
+/// address-and-name count: one user's success never clears another's failures.
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<Failures>,
     hashing: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Default)]
+struct Failures {
+    by_name: HashMap<(IpAddr, String), (u32, Instant)>,
+    by_address: HashMap<IpAddr, (u32, Instant)>,
+    in_flight: HashMap<IpAddr, u32>,
+}
+
+/// One counted attempt; while it lives its address has one more check in flight.
+struct Attempt<'a> {
+    limiter: &'a LoginLimiter,
+    ip: IpAddr,
+}
+
+impl Attempt<'_> {
+    /// The password was right: it is not a failure, and that name's failures
+    /// from that address are forgiven (nothing else is).
+    fn succeeded(&self, name: &str) {
+        let mut f = self.limiter.failures.lock_or_recover();
+        f.by_name.remove(&(self.ip, name.to_lowercase()));
+        if let Some(e) = f.by_address.get_mut(&self.ip) {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let mut f = self.limiter.failures.lock_or_recover();
+        if let Some(n) = f.in_flight.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                f.in_flight.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Default for LoginLimiter {
@@ -120,31 +169,69 @@ impl Default for LoginLimiter {
         LoginLimiter {
             failures: Mutex::default(),
             hashing: tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES),
+            waiting: Default::default(),
         }
     }
 }
 
+/// Why a sign-in was refused before its password was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    TooManyFailures,
+    Busy,
+}
+
+/// Counts one attempt in a window, restarting an expired one; the count before.
+fn count(entry: &mut (u32, Instant)) -> u32 {
+    if entry.1.elapsed() >= FAILURE_WINDOW {
+        *entry = (0, Instant::now());
+    }
+    entry.0 += 1;
+    entry.0 - 1
+}
+
 impl LoginLimiter {
-    fn blocked(&self, ip: IpAddr) -> bool {
-        let map = self.failures.lock_or_recover();
-        map.get(&bucket(ip))
-            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+    /// Counts an attempt before its check, or refuses it.
+    fn begin(&self, ip: IpAddr, name: &str) -> Result<Attempt<'_>, Refusal> {
+        let mut f = self.failures.lock_or_recover();
+        if f.by_name.len() > 10_000 || f.by_address.len() > 10_000 {
+            f.by_name
+                .retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+            f.by_address
+                .retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let key = (bucket(ip), name.to_lowercase());
+        let now = Instant::now();
+        let live = |e: Option<&(u32, Instant)>, max| {
+            e.is_some_and(|(n, since)| *n >= max && since.elapsed() < FAILURE_WINDOW)
+        };
+        if live(f.by_name.get(&key), MAX_FAILURES)
+            || live(f.by_address.get(&key.0), MAX_ADDRESS_FAILURES)
+        {
+            return Err(Refusal::TooManyFailures);
+        }
+        let in_flight = f.in_flight.entry(key.0).or_insert(0);
+        if *in_flight >= MAX_IN_FLIGHT_PER_ADDRESS {
+            return Err(Refusal::Busy);
+        }
+        *in_flight += 1;
+        count(f.by_address.entry(key.0).or_insert((0, now)));
+        let ip = key.0;
+        count(f.by_name.entry(key).or_insert((0, now)));
+        Ok(Attempt { limiter: self, ip })
     }
 
-    fn fail(&self, ip: IpAddr) {
-        let mut map = self.failures.lock_or_recover();
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+    /// Waits for a password-check slot, or refuses at once when too many wait.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Refusal> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refusal::Busy);
         }
-        let entry = map.entry(bucket(ip)).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    fn succeed(&self, ip: IpAddr) {
-        self.failures.lock_or_recover().remove(&bucket(ip));
+        let permit = self.hashing.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        // The semaphore is never closed.
+        permit.map_err(|_| Refusal::Busy)
     }
 }
 
@@ -235,28 +322,37 @@ pub async fn login(
             },
         )
     };
-    if state.limiter.blocked(ip) {
-        tracing::warn!(%ip, "login refused: too many failures");
-        return Ok(page(
-            StatusCode::TOO_MANY_REQUESTS,
-            state.t.too_many_attempts,
-        ));
-    }
+    let name = form.username.trim();
+    let refused = |why: Refusal| {
+        tracing::warn!(%ip, ?why, "login refused before its check");
+        let text = match why {
+            Refusal::TooManyFailures => state.t.too_many_attempts,
+            Refusal::Busy => state.t.login_busy,
+        };
+        Ok(page(StatusCode::TOO_MANY_REQUESTS, text))
+    };
+    let attempt = match state.limiter.begin(ip, name) {
+        Ok(attempt) => attempt,
+        Err(why) => return refused(why),
+    };
     let user = {
-        // The semaphore is never closed, so acquiring only waits.
-        let _slot = state.limiter.hashing.acquire().await;
+        let _slot = match state.limiter.slot().await {
+            Ok(slot) => slot,
+            Err(why) => return refused(why),
+        };
         state
             .accounts
-            .authenticate(form.username.trim(), &form.password)
+            .authenticate(name, &form.password)
             .await
             .map_err(internal)?
     };
     let Some(user) = user else {
-        state.limiter.fail(ip);
-        tracing::info!(%ip, username = %form.username, "login failed");
+        // Debug-quoted: a name with a line break cannot forge a log line.
+        tracing::info!(%ip, username = ?name, "login failed");
         return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
     };
-    state.limiter.succeed(ip);
+    attempt.succeeded(name);
+    drop(attempt);
     let session = state
         .accounts
         .open_session(user.id)
@@ -319,22 +415,102 @@ mod tests {
         let l = LoginLimiter::default();
         let ip = IpAddr::from([10, 0, 0, 1]);
         for _ in 0..MAX_FAILURES {
-            assert!(!l.blocked(ip));
-            l.fail(ip);
+            assert!(l.begin(ip, "admin").is_ok());
         }
-        assert!(l.blocked(ip));
-        assert!(!l.blocked(IpAddr::from([10, 0, 0, 2])));
-        l.succeed(ip);
-        assert!(!l.blocked(ip));
+        let refused = |name| l.begin(ip, name).err();
+        assert_eq!(
+            refused("admin"),
+            Some(Refusal::TooManyFailures),
+            "counted before any check"
+        );
+        assert_eq!(
+            refused("ADMIN"),
+            Some(Refusal::TooManyFailures),
+            "names fold case"
+        );
+        assert!(l.begin(IpAddr::from([10, 0, 0, 2]), "admin").is_ok());
+        // The cashier signs in from the same address: the admin guesses stay counted.
+        l.begin(ip, "cashier").unwrap().succeeded("cashier");
+        assert_eq!(refused("admin"), Some(Refusal::TooManyFailures));
+    }
+
+    #[test]
+    fn a_success_forgives_only_its_own_name() {
+        let l = LoginLimiter::default();
+        let ip = IpAddr::from([10, 0, 0, 3]);
+        for _ in 0..3 {
+            drop(l.begin(ip, "admin").unwrap());
+            drop(l.begin(ip, "cashier").unwrap());
+        }
+        l.begin(ip, "admin").unwrap().succeeded("admin");
+        let f = l.failures.lock_or_recover();
+        assert!(!f.by_name.contains_key(&(ip, "admin".into())));
+        assert_eq!(f.by_name[&(ip, "cashier".into())].0, 3);
+        assert_eq!(
+            f.by_address[&ip].0, 6,
+            "the success itself is not a failure"
+        );
+    }
+
+    #[test]
+    fn one_address_has_a_ceiling_over_all_names() {
+        let l = LoginLimiter::default();
+        let ip = IpAddr::from([10, 0, 0, 9]);
+        for i in 0..MAX_ADDRESS_FAILURES {
+            assert!(l.begin(ip, &format!("user{}", i % 5)).is_ok());
+        }
+        assert_eq!(
+            l.begin(ip, "someone-new").err(),
+            Some(Refusal::TooManyFailures)
+        );
+    }
+
+    #[test]
+    fn one_address_has_only_two_checks_in_flight() {
+        let l = LoginLimiter::default();
+        let ip = IpAddr::from([10, 0, 0, 7]);
+        let a = l.begin(ip, "a").unwrap();
+        let _b = l.begin(ip, "b").unwrap();
+        assert_eq!(
+            l.begin(ip, "c").err(),
+            Some(Refusal::Busy),
+            "refused, not queued"
+        );
+        assert!(
+            l.begin(IpAddr::from([10, 0, 0, 8]), "c").is_ok(),
+            "another address is not"
+        );
+        drop(a);
+        assert!(l.begin(ip, "c").is_ok(), "room again once one is checked");
+    }
+
+    #[tokio::test]
+    async fn past_the_waiting_room_a_login_is_refused_at_once() {
+        let l = LoginLimiter::default();
+        let held: Vec<_> =
+            futures_util::future::join_all((0..MAX_CONCURRENT_HASHES).map(|_| l.slot()))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        l.waiting
+            .store(MAX_WAITING, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(l.slot().await.err(), Some(Refusal::Busy));
+        drop(held);
     }
 
     #[test]
     fn an_ipv6_client_is_limited_by_its_slash_64() {
         let l = LoginLimiter::default();
         for i in 0..MAX_FAILURES {
-            l.fail(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, i as u16]));
+            let ip = IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, i as u16]);
+            assert!(l.begin(ip, "admin").is_ok());
         }
-        assert!(l.blocked("2001:db8:1:2:ffff::1".parse().unwrap()));
-        assert!(!l.blocked("2001:db8:1:3::1".parse().unwrap()));
+        let same_64 = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert_eq!(
+            l.begin(same_64, "admin").err(),
+            Some(Refusal::TooManyFailures)
+        );
+        assert!(l.begin("2001:db8:1:3::1".parse().unwrap(), "admin").is_ok());
     }
 }

@@ -11,6 +11,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_poller_indexes.sql")),
 ];
 
+/// The newest schema version this binary knows.
+pub fn newest() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -23,7 +28,7 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         [],
         |r| r.get(0),
     )?;
-    let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let newest = newest();
     if current > newest {
         return Err(StoreError::TooNew {
             found: current,

@@ -81,6 +81,15 @@ pub struct Application {
     addr: SocketAddr,
     poller: Poller,
     simulator: Option<Simulator>,
+    /// `backup.dir` / `backup.keep`, when daily backups are on.
+    daily_backup: Option<DailyBackup>,
+}
+
+struct DailyBackup {
+    data_dir: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    keep: usize,
+    tz: jiff::tz::TimeZone,
 }
 
 impl Application {
@@ -128,11 +137,18 @@ impl Application {
             .then(|| simulator(&settings))
             .transpose()?;
         let server = http_server(listener, app_routes(state, simulator.clone()))?;
+        let daily_backup = settings.backup.dir.clone().map(|dir| DailyBackup {
+            data_dir: settings.data_dir.clone(),
+            dir,
+            keep: settings.backup.keep as usize,
+            tz: settings.shop_tz(),
+        });
         Ok(Application {
             server,
             addr,
             poller,
             simulator,
+            daily_backup,
         })
     }
 
@@ -167,10 +183,24 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let poller = tokio::spawn(self.poller.run(stop.clone()));
+        let backups = self.daily_backup.map(|b| {
+            tokio::spawn(crate::store::backup::run_daily(
+                b.data_dir,
+                b.dir,
+                b.keep,
+                b.tz,
+                stop.clone(),
+            ))
+        });
         let served = serve_until(self.server, shutdown).await;
         stop.cancel();
         if let Err(e) = poller.await {
             tracing::error!(error.message = %e, "the poller did not stop cleanly");
+        }
+        if let Some(backups) = backups
+            && let Err(e) = backups.await
+        {
+            tracing::error!(error.message = %e, "the daily backup did not stop cleanly");
         }
         served
         // The store closes with its last handle, dropped with the server and the poller.

@@ -1,0 +1,93 @@
+//! `scanpay check` against `scanpay sim`: the right keys pass, a wrong key and an
+//! unreachable gateway fail with a sentence that says what to fix.
+
+use crate::helpers::{
+    DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, free_port, run_cli, spawn_sim_process,
+};
+
+fn check(gateway: &str, api_key: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_cli(
+        dir.path(),
+        &["check"],
+        &[
+            ("SCANPAY_WXPAY_GATEWAY", gateway),
+            ("SCANPAY_WXPAY_APPID", DEMO_APPID),
+            ("SCANPAY_WXPAY_MCH_ID", DEMO_MCH_ID),
+            ("SCANPAY_WXPAY_API_KEY", api_key),
+            (
+                "SCANPAY_WXPAY_NOTIFY_URL",
+                "http://127.0.0.1:8080/wxpay/notify",
+            ),
+        ],
+        "",
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_demo_keys_pass_against_the_simulator_with_warnings_for_the_notify_url() {
+    let sim = spawn_sim_process("127.0.0.1:0");
+    let (ok, out) = check(&sim.url, DEMO_API_KEY);
+    assert!(ok, "{out}");
+    for line in [
+        "✓ mode: live mode",
+        "✓ protocol: WeChat Pay API v2, MD5",
+        "✓ signature: the gateway accepted our signature",
+        "✓ answer: the gateway's answer is signed with our API key",
+        "✓ clock: within",
+        "! notify_url: http://127.0.0.1:8080/wxpay/notify: not https",
+        "scanpay check: all well",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+}
+
+#[test]
+fn a_wrong_api_key_is_named_as_such_and_fails() {
+    let sim = spawn_sim_process("127.0.0.1:0");
+    let (ok, out) = check(&sim.url, "0123456789abcdef0123456789abcdef");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("✗ signature: signature refused: the API key does not match the merchant"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("0123456789abcdef0123456789abcdef"),
+        "the key is never printed"
+    );
+}
+
+#[test]
+fn an_unreachable_gateway_is_named_and_fails() {
+    let gateway = format!("http://127.0.0.1:{}/", free_port());
+    let (ok, out) = check(&gateway, DEMO_API_KEY);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("✗ gateway: cannot reach the gateway at {gateway}")),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_live_settings_fail_without_asking_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_cli(
+        dir.path(),
+        &["check"],
+        &[("SCANPAY_WXPAY_GATEWAY", "https://api.mch.weixin.qq.com/")],
+        "",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("✗ settings:") && text.contains("wxpay.mch_id"),
+        "{text}"
+    );
+    assert!(text.contains("- gateway: not asked"), "{text}");
+}

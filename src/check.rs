@@ -334,12 +334,25 @@ pub fn gateway_outcomes<T>(gateway: &str, answer: &Result<T, WxPayError>) -> Vec
                 "the gateway's answer is signed with our API key",
             ),
         ],
-        Err(WxPayError::Business { code, description }) => vec![
+        // A temporary failure: the setup may be right; asking again will tell.
+        Err(WxPayError::Business { code, description }) if code.is_retryable() => vec![
             Outcome::new(Status::Pass, sig, "the gateway accepted our signature"),
             Outcome::new(
                 Status::Warn,
                 ans,
-                format!("signed, but answered {code}: {description}"),
+                format!("signed, but answered {code}: {description}; run the check again"),
+            ),
+        ],
+        // Any other refusal of a query for a made-up order is about the merchant.
+        Err(WxPayError::Business { code, description }) => vec![
+            Outcome::new(Status::Pass, sig, "the gateway accepted our signature"),
+            Outcome::new(
+                Status::Fail,
+                "merchant",
+                format!(
+                    "the gateway answered {code}: {description} \
+                     (check wxpay.appid and wxpay.mch_id)"
+                ),
             ),
         ],
         Err(WxPayError::Protocol { return_msg }) if is_signature_refusal(return_msg) => {
@@ -503,6 +516,15 @@ mod tests {
                 .starts_with("signature refused: the API key does not match the merchant"),
             "{refused:?}"
         );
+        let other_merchant = gateway_outcomes::<()>(
+            "g",
+            &Err(WxPayError::Business {
+                code: ErrCode::parse("MCHID_NOT_EXIST"),
+                description: "商户号不存在".into(),
+            }),
+        );
+        assert_eq!(other_merchant[1].status, Status::Fail, "{other_merchant:?}");
+        assert!(other_merchant[1].detail.contains("wxpay.mch_id"));
         let unverified =
             gateway_outcomes::<()>("g", &Err(WxPayError::BadResponse("bad sign".into())));
         assert_eq!(unverified[0].status, Status::Fail);

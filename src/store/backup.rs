@@ -271,10 +271,7 @@ pub fn restore_from(file: &Path, data_dir: &Path) -> Result<Restored, BackupErro
     fs::copy(file, &temp).map_err(io("cannot copy into", &temp))?;
     fsync_file(&temp)?;
     let kept = if db.exists() {
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%SZ")
-            .to_string();
-        let aside = data_dir.join(format!("{DB_FILE}.before-restore-{stamp}"));
+        let aside = aside_name(data_dir);
         if fs::hard_link(&db, &aside).is_err() {
             fs::copy(&db, &aside).map_err(io("cannot keep the old database as", &aside))?;
         }
@@ -298,6 +295,22 @@ pub fn restore_from(file: &Path, data_dir: &Path) -> Result<Restored, BackupErro
     std::mem::forget(guard);
     fsync_dir(data_dir);
     Ok(Restored { copy, kept })
+}
+
+/// `scanpay.sqlite3.before-restore-YYYYMMDDTHHMMSSZ`, with `-2`, `-3`… should
+/// two restores fall in the same second: a kept database is never overwritten.
+fn aside_name(data_dir: &Path) -> PathBuf {
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let base = format!("{DB_FILE}.before-restore-{stamp}");
+    let mut aside = data_dir.join(&base);
+    let mut n = 1;
+    while aside.exists() || with_suffix(&aside, "-wal").exists() {
+        n += 1;
+        aside = data_dir.join(format!("{base}-{n}"));
+    }
+    aside
 }
 
 /// A writer in the middle of a transaction (or any lock holder) shows as busy.
@@ -604,6 +617,11 @@ mod tests {
         );
         assert_eq!(rows(&kept), 1);
         assert_eq!(rows(&target.path().join(DB_FILE)), 5);
+        // Again within the same second: the first kept database stays as it was.
+        let second = restore_from(&file, target.path()).unwrap().kept.unwrap();
+        assert_ne!(second, kept);
+        assert_eq!(rows(&kept), 1);
+        assert_eq!(rows(&second), 5);
         assert!(!target.path().join("scanpay.sqlite3-wal").exists());
         // The app opens it again.
         let reopened = Store::open(target.path()).unwrap();

@@ -2,7 +2,7 @@
 //! unreachable gateway fail with a sentence that says what to fix.
 
 use crate::helpers::{
-    DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, free_port, run_cli, spawn_sim_process,
+    DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, free_port, run_cli, set_faults_on, spawn_sim_process,
 };
 
 fn check(gateway: &str, api_key: &str) -> (bool, String) {
@@ -90,4 +90,39 @@ fn missing_live_settings_fail_without_asking_the_gateway() {
         "{text}"
     );
     assert!(text.contains("- gateway: not asked"), "{text}");
+}
+
+#[test]
+fn an_answer_that_fails_its_signature_is_reported_as_unverifiable() {
+    let sim = spawn_sim_process("127.0.0.1:0");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(set_faults_on(&sim.url, "bad_sign_rate=1.0"));
+    let (ok, out) = check(&sim.url, DEMO_API_KEY);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("✗ answer: cannot verify the gateway's answer"),
+        "{out}"
+    );
+}
+
+/// Start-up and `scanpay check` refuse extreme settings (config.rs); handed one
+/// anyway, the app still starts and stops without a panic.
+#[tokio::test]
+async fn an_app_built_with_a_huge_max_in_flight_starts_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = scanpay::config::Settings {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    settings.poller.max_in_flight = usize::MAX;
+    settings.sim.time_scale = 1e-300;
+    assert!(settings.validate().is_err(), "refused at start");
+    let app = scanpay::startup::Application::build(settings)
+        .await
+        .expect("builds without a panic");
+    app.run_until(tokio::time::sleep(std::time::Duration::from_millis(300)))
+        .await
+        .expect("runs and stops");
 }

@@ -115,6 +115,9 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             wx.sign_type.as_str()
         ),
     ));
+    if !wx.is_simulator() {
+        out.push(database(&settings.data_dir));
+    }
     out.extend(key_files(settings, config_file).iter().map(key_file));
     if let Some(url) = wx.notify_url.as_deref() {
         out.push(notify_url(url));
@@ -125,7 +128,11 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             "wxpay.notify_url is not set",
         ));
     }
-    let settings_ok = !out.iter().any(|o| o.status == Status::Fail);
+    // The gateway is asked whenever the merchant settings are complete, even if
+    // other checks failed: the key can be checked before the admin exists.
+    let settings_ok = !out
+        .iter()
+        .any(|o| o.status == Status::Fail && o.check == "settings");
     if wx.is_simulator() {
         out.push(Outcome::new(
             Status::Skip,
@@ -143,6 +150,47 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
     }
     out.push(certificates());
     out
+}
+
+/// Live mode starts only with a database this binary knows and an admin in it.
+/// Read-only: the check never creates nor migrates the database.
+fn database(data_dir: &Path) -> Outcome {
+    let check = "database";
+    let add_admin = "create an admin with `scanpay user add NAME --role admin`";
+    let shown = data_dir.join(crate::store::DB_FILE);
+    let shown = shown.display();
+    let (conn, version) = match crate::store::backup::open_read_only(data_dir) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Outcome::new(
+                Status::Fail,
+                check,
+                format!("no database at {shown} yet: {add_admin}"),
+            );
+        }
+        Err(e) => return Outcome::new(Status::Fail, check, format!("{shown}: {e}")),
+    };
+    let known = crate::store::migrations::newest();
+    if version > known {
+        return Outcome::new(
+            Status::Fail,
+            check,
+            format!("{shown} has schema {version}; this scanpay knows up to {known}"),
+        );
+    }
+    match crate::store::users::count_admins(&conn) {
+        Ok(0) => Outcome::new(
+            Status::Fail,
+            check,
+            format!("no admin user in {shown}: {add_admin}"),
+        ),
+        Ok(n) => Outcome::new(
+            Status::Pass,
+            check,
+            format!("{shown}, schema {version}, {n} admin user(s)"),
+        ),
+        Err(e) => Outcome::new(Status::Fail, check, format!("{shown}: {e}")),
+    }
 }
 
 /// A file that holds a secret, and which one.

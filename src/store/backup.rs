@@ -396,6 +396,28 @@ fn flock(_file: &File, _exclusive: bool, _wait: bool) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `data_dir`'s database opened read-only, for looking without changing
+/// anything (no creation, no migration: `scanpay check`); `None` if there is none.
+pub fn open_read_only(data_dir: &Path) -> Result<Option<(Connection, i64)>, StoreError> {
+    let db = data_dir.join(DB_FILE);
+    if !db.is_file() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(
+        &db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let version = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    Ok(Some((conn, version)))
+}
+
 // ------------------------------------------------------------------ daily copies
 
 /// The file of one shop day in `backup.dir`.

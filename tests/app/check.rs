@@ -3,10 +3,14 @@
 
 use crate::helpers::{
     DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, free_port, run_cli, set_faults_on, spawn_sim_process,
+    staffed_data_dir,
 };
 
 fn check(gateway: &str, api_key: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
+    check_in(&staffed_data_dir(), gateway, api_key)
+}
+
+fn check_in(dir: &tempfile::TempDir, gateway: &str, api_key: &str) -> (bool, String) {
     let out = run_cli(
         dir.path(),
         &["check"],
@@ -41,11 +45,25 @@ fn the_demo_keys_pass_against_the_simulator_with_warnings_for_the_notify_url() {
         "✓ signature: the gateway accepted our signature",
         "✓ answer: the gateway's answer is signed with our API key",
         "✓ clock: within",
+        "✓ database: ",
+        "1 admin user(s)",
         "! notify_url: http://127.0.0.1:8080/wxpay/notify: not https",
         "scanpay check: all well",
     ] {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
+}
+
+#[test]
+fn without_an_admin_the_check_fails_but_still_checks_the_keys() {
+    let sim = spawn_sim_process("127.0.0.1:0");
+    let (ok, out) = check_in(&tempfile::tempdir().unwrap(), &sim.url, DEMO_API_KEY);
+    assert!(!ok, "{out}");
+    assert!(out.contains("✗ database: no database at"), "{out}");
+    assert!(
+        out.contains("✓ signature: the gateway accepted our signature"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -90,6 +108,14 @@ fn missing_live_settings_fail_without_asking_the_gateway() {
         "{text}"
     );
     assert!(text.contains("- gateway: not asked"), "{text}");
+    assert!(
+        text.contains("✗ database: no database at") && text.contains("scanpay user add"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join(scanpay::store::DB_FILE).exists(),
+        "the check creates nothing"
+    );
 }
 
 #[test]

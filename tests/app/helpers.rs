@@ -806,3 +806,11 @@ pub fn decode_qr(png: &[u8]) -> String {
     assert_eq!(grids.len(), 1, "exactly one QR code in the image");
     grids[0].decode().unwrap().1
 }
+
+/// A data dir whose database has the staff of `spawn_live_app` (an admin
+/// `admin` / `admin-password`): what live mode, and `scanpay check`, require.
+pub fn staffed_data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    add_staff(dir.path());
+    dir
+}

@@ -46,6 +46,8 @@ pub enum BackupError {
     NoDatabase(String),
     #[error("{0} exists; choose another name or pass --force to replace it")]
     Exists(String),
+    #[error("{0} is the database itself (or one of its files): back up to another name")]
+    SameAsDatabase(String),
     #[error("{path} is damaged: {problem}")]
     Corrupt { path: String, problem: String },
     #[error("{0} is not a scanpay database")]
@@ -142,6 +144,18 @@ pub fn backup_to(data_dir: &Path, file: &Path, overwrite: bool) -> Result<CopyIn
     }
     if file.exists() && !overwrite {
         return Err(BackupError::Exists(file.display().to_string()));
+    }
+    // Even with --force, the database itself (or its -wal) is never the target.
+    let parent = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if fs::canonicalize(parent).ok() == fs::canonicalize(data_dir).ok()
+        && file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(DB_FILE))
+    {
+        return Err(BackupError::SameAsDatabase(file.display().to_string()));
     }
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io("cannot create the directory", dir))?;
@@ -550,6 +564,18 @@ mod tests {
         assert!(matches!(err, BackupError::Exists(_)), "{err}");
         assert!(err.to_string().contains("--force"));
         backup_to(dir.path(), &file, true).unwrap();
+        for own in [DB_FILE, "scanpay.sqlite3-wal"] {
+            let err = backup_to(dir.path(), &dir.path().join(own), true).unwrap_err();
+            assert!(
+                matches!(err, BackupError::SameAsDatabase(_)),
+                "{own}: {err}"
+            );
+        }
+        assert_eq!(
+            rows(&dir.path().join(DB_FILE)),
+            100,
+            "the database is untouched"
+        );
     }
 
     #[test]

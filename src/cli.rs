@@ -35,6 +35,28 @@ pub enum Command {
     Serve,
     /// Run only the simulated WeChat Pay gateway and phone
     Sim,
+    /// Copy the database to FILE, consistently, while the app runs
+    ///
+    /// Uses SQLite's online backup: the app keeps serving and writing meanwhile.
+    /// The copy is checked, then renamed into place, so FILE is never half written.
+    Backup {
+        /// Where the copy goes (one self-contained SQLite file)
+        file: PathBuf,
+        /// Replace FILE if it exists (otherwise an existing FILE is refused)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put the copy FILE in place as the database (stop the app first)
+    ///
+    /// Checks FILE (integrity, and a schema this version knows), refuses while the
+    /// app is running, and keeps the replaced database beside it as
+    /// scanpay.sqlite3.before-restore-TIMESTAMP in the data directory.
+    Restore {
+        /// A copy made by `scanpay backup` (or a daily one from backup.dir)
+        file: PathBuf,
+    },
+    /// Check the configuration, keys and gateway before going live (exit 0: all well)
+    Check,
     /// Manage users
     User {
         #[command(subcommand)]

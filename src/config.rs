@@ -18,7 +18,7 @@ pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 pub const DEMO_MCH_ID: &str = "10000100";
 pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "shop",
     "wxpay",
     "checkout",
@@ -27,6 +27,7 @@ const SECTIONS: [&str; 8] = [
     "retention",
     "http",
     "metrics",
+    "backup",
 ];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -46,7 +47,21 @@ pub struct Settings {
     pub retention: Retention,
     pub http: Http,
     pub metrics: Metrics,
+    pub backup: Backup,
 }
+
+/// Upper bounds of settings: far beyond any sensible value, well within what
+/// durations, semaphores and timestamps hold.
+pub const MAX_IN_FLIGHT: usize = 1024;
+const MAX_PER_SEC: u64 = 100_000;
+/// 30 days, for every `*_secs` key.
+const MAX_SECS: u64 = 30 * 24 * 3600;
+/// One day, for every `*_ms` key.
+const MAX_MS: u64 = 24 * 3600 * 1000;
+const MAX_TIMEOUT_SECS: u64 = 600;
+const MIN_TIME_SCALE: f64 = 1e-3;
+const MAX_TIME_SCALE: f64 = 1e6;
+const MAX_BACKUP_KEEP: u64 = 3650;
 
 /// `scanpay serve`'s address when `--listen` is not given.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -64,6 +79,7 @@ impl Default for Settings {
             retention: Retention::default(),
             http: Http::default(),
             metrics: Metrics::default(),
+            backup: Backup::default(),
         }
     }
 }
@@ -296,6 +312,9 @@ impl Default for Sim {
     }
 }
 
+/// The longest a verified notification can be asked to be kept (100 years).
+const MAX_RETENTION_DAYS: u64 = 36_500;
+
 /// How much of the notification log is kept: verified notifications are
 /// evidence of payments and are kept long; refused ones (junk, forgeries) only
 /// in a small bounded form, so a flood cannot fill the disk.
@@ -351,6 +370,22 @@ pub struct Metrics {
 
 /// A bearer token shorter than this could be guessed.
 const MIN_METRICS_TOKEN_CHARS: usize = 16;
+
+/// Daily online backups (`scanpay backup` once per shop day), off unless `dir` is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Backup {
+    /// Where `scanpay-YYYYMMDD.sqlite3` files go; unset: no daily backups.
+    pub dir: Option<PathBuf>,
+    /// How many daily files to keep (the oldest beyond it are deleted).
+    pub keep: u32,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup { dir: None, keep: 7 }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -414,34 +449,84 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks that hold in every mode.
+    /// Checks that hold in every mode. Each bound keeps an extreme value from
+    /// reaching code that would panic or overflow on it, and each message names its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
-        if self.checkout.qr_ttl_secs == 0 {
-            return bad("checkout.qr_ttl_secs must be at least 1");
+        let (c, p, w, sim) = (&self.checkout, &self.poller, &self.wxpay, &self.sim);
+        let in_flight = u64::try_from(p.max_in_flight).unwrap_or(u64::MAX);
+        let ranges = [
+            ("checkout.qr_ttl_secs", c.qr_ttl_secs, 1, MAX_SECS),
+            ("checkout.order_ttl_secs", c.order_ttl_secs, 1, MAX_SECS),
+            ("poller.fast_interval_ms", p.fast_interval_ms, 0, MAX_MS),
+            ("poller.fast_period_secs", p.fast_period_secs, 0, MAX_SECS),
+            ("poller.slow_interval_ms", p.slow_interval_ms, 0, MAX_MS),
+            ("poller.tick_ms", p.tick_ms, 0, MAX_MS),
+            ("poller.max_in_flight", in_flight, 1, MAX_IN_FLIGHT as u64),
+            (
+                "poller.max_per_sec",
+                u64::from(p.max_per_sec),
+                1,
+                MAX_PER_SEC,
+            ),
+            ("poller.max_backoff_secs", p.max_backoff_secs, 0, MAX_SECS),
+            ("wxpay.timeout_secs", w.timeout_secs, 0, MAX_TIMEOUT_SECS),
+            (
+                "sim.min_close_age_secs",
+                sim.min_close_age_secs,
+                0,
+                MAX_SECS,
+            ),
+            (
+                "backup.keep",
+                u64::from(self.backup.keep),
+                1,
+                MAX_BACKUP_KEEP,
+            ),
+        ];
+        let mut problems: Vec<String> = ranges
+            .into_iter()
+            .filter(|(_, value, min, max)| value < min || value > max)
+            .map(|(key, value, min, max)| {
+                format!("{key} must be between {min} and {max}, got {value}")
+            })
+            .collect();
+        if self
+            .backup
+            .dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            problems.push("backup.dir must be a directory (or unset for no daily backups)".into());
         }
-        if self.checkout.order_ttl_secs < self.checkout.qr_ttl_secs {
-            return bad("checkout.order_ttl_secs must be at least checkout.qr_ttl_secs");
+        if c.order_ttl_secs < c.qr_ttl_secs {
+            problems.push("checkout.order_ttl_secs must be at least checkout.qr_ttl_secs".into());
         }
-        if self.checkout.max_amount_fen <= 0 {
-            return bad("checkout.max_amount_fen must be positive");
+        if c.max_amount_fen <= 0 {
+            problems.push("checkout.max_amount_fen must be positive".into());
         }
-        if !(self.sim.time_scale.is_finite() && self.sim.time_scale > 0.0) {
-            return bad("sim.time_scale must be a positive number");
+        if !(1..=MAX_RETENTION_DAYS).contains(&self.retention.notification_days) {
+            problems.push(format!(
+                "retention.notification_days must be between 1 and {MAX_RETENTION_DAYS}, got {}",
+                self.retention.notification_days
+            ));
         }
-        if self.retention.notification_days == 0 {
-            return bad("retention.notification_days must be at least 1");
+        if !(sim.time_scale.is_finite()
+            && (MIN_TIME_SCALE..=MAX_TIME_SCALE).contains(&sim.time_scale))
+        {
+            problems.push(format!(
+                "sim.time_scale must be a positive number between {MIN_TIME_SCALE} and {MAX_TIME_SCALE}, got {}",
+                sim.time_scale
+            ));
         }
-        if self.poller.max_in_flight == 0 || self.poller.max_per_sec == 0 {
-            return bad("poller.max_in_flight and poller.max_per_sec must be at least 1");
+        if let Err(ConfigError::Invalid(e)) = self.http.trusted_proxies() {
+            problems.push(e);
         }
-        self.http.trusted_proxies()?;
         if let Some(t) = &self.metrics.token
             && t.expose_secret().chars().count() < MIN_METRICS_TOKEN_CHARS
         {
-            return Err(ConfigError::Invalid(format!(
+            problems.push(format!(
                 "metrics.token must be at least {MIN_METRICS_TOKEN_CHARS} characters"
-            )));
+            ));
         }
         if self
             .metrics
@@ -449,15 +534,22 @@ impl Settings {
             .as_deref()
             .is_some_and(|l| l.trim().is_empty())
         {
-            return bad("metrics.listen must be an address such as 127.0.0.1:9100");
+            problems.push("metrics.listen must be an address such as 127.0.0.1:9100".into());
         }
         if jiff::tz::TimeZone::get(&self.shop.timezone).is_err() {
-            return Err(ConfigError::Invalid(format!(
+            problems.push(format!(
                 "shop.timezone {:?} is not a known time zone (e.g. Asia/Shanghai)",
                 self.shop.timezone
-            )));
+            ));
         }
-        Ok(())
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(ConfigError::Invalid(problems.remove(0))),
+            _ => Err(ConfigError::Invalid(format!(
+                "\n  - {}",
+                problems.join("\n  - ")
+            ))),
+        }
     }
 
     /// The shop's time zone (checked by `validate`).
@@ -699,5 +791,81 @@ mod tests {
         w.validate_live().unwrap();
         let dbg = format!("{w:?}");
         assert!(!dbg.contains(DEMO_API_KEY));
+    }
+
+    #[test]
+    fn the_backup_section_is_off_by_default_and_set_by_env() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert!(s.backup.dir.is_none());
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_BACKUP_DIR", "/var/backups/scanpay"),
+                ("SCANPAY_BACKUP_KEEP", "14"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.backup.dir, Some(PathBuf::from("/var/backups/scanpay")));
+        assert_eq!(s.backup.keep, 14);
+        let err = Settings::load(
+            None,
+            env(&[("SCANPAY_BACKUP_DIR", "b"), ("SCANPAY_BACKUP_KEEP", "0")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("backup.keep"), "{err}");
+    }
+
+    #[test]
+    fn extreme_settings_are_refused_with_the_key_named() {
+        for (var, value, key) in [
+            ("SCANPAY_SIM_TIME_SCALE", "1e-300", "sim.time_scale"),
+            ("SCANPAY_SIM_TIME_SCALE", "0", "sim.time_scale"),
+            ("SCANPAY_SIM_TIME_SCALE", "-1", "sim.time_scale"),
+            ("SCANPAY_SIM_TIME_SCALE", "1e300", "sim.time_scale"),
+            (
+                "SCANPAY_POLLER_MAX_IN_FLIGHT",
+                "9223372036854775807",
+                "poller.max_in_flight",
+            ),
+            ("SCANPAY_POLLER_MAX_IN_FLIGHT", "0", "poller.max_in_flight"),
+            ("SCANPAY_POLLER_MAX_PER_SEC", "0", "poller.max_per_sec"),
+            (
+                "SCANPAY_POLLER_TICK_MS",
+                "18446744073709551615",
+                "poller.tick_ms",
+            ),
+            ("SCANPAY_CHECKOUT_QR_TTL_SECS", "0", "checkout.qr_ttl_secs"),
+            (
+                "SCANPAY_CHECKOUT_ORDER_TTL_SECS",
+                "9223372036854775807",
+                "checkout.order_ttl_secs",
+            ),
+            (
+                "SCANPAY_POLLER_MAX_BACKOFF_SECS",
+                "9223372036854775807",
+                "poller.max_backoff_secs",
+            ),
+            (
+                "SCANPAY_WXPAY_TIMEOUT_SECS",
+                "9223372036854775807",
+                "wxpay.timeout_secs",
+            ),
+        ] {
+            let err = Settings::load(None, env(&[(var, value)]))
+                .err()
+                .unwrap_or_else(|| panic!("{var}={value} accepted"))
+                .to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+        // The largest accepted values load.
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SCANPAY_POLLER_MAX_IN_FLIGHT", "1024"),
+                ("SCANPAY_SIM_TIME_SCALE", "0.001"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.poller.max_in_flight, MAX_IN_FLIGHT);
     }
 }

@@ -1,4 +1,5 @@
 use std::io::BufRead;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,7 +10,7 @@ use scanpay::config::Settings;
 use scanpay::role::Role;
 use scanpay::startup::{Application, SimApp};
 use scanpay::store::Store;
-use scanpay::store::users;
+use scanpay::store::{backup, users};
 
 fn main() -> ExitCode {
     return_big_blocks_to_the_os();
@@ -24,6 +25,11 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Some(Command::User { command }) => run_user(&settings, command),
+        Some(Command::Backup { file, force }) => run_backup(&settings, file, *force),
+        Some(Command::Restore { file }) => run_restore(&settings, file),
+        Some(Command::Check) => {
+            return with_runtime_code(scanpay::check::run(&settings, cli.config.as_deref()));
+        }
         Some(Command::Sim) => with_runtime(run_sim(settings)),
         Some(Command::Serve) | None => with_runtime(run_serve(settings)),
     };
@@ -72,6 +78,43 @@ async fn run_sim(settings: Settings) -> anyhow::Result<()> {
         println!("{line}");
     }
     app.run_until_stopped().await
+}
+
+fn with_runtime_code(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("scanpay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_backup(settings: &Settings, file: &Path, force: bool) -> anyhow::Result<()> {
+    let copy = backup::backup_to(&settings.data_dir, file, force)?;
+    println!(
+        "backed up {} to {} ({} bytes, schema {}, integrity ok)",
+        settings.data_dir.join(scanpay::store::DB_FILE).display(),
+        file.display(),
+        copy.bytes,
+        copy.schema_version
+    );
+    Ok(())
+}
+
+fn run_restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    let done = backup::restore_from(file, &settings.data_dir)?;
+    println!(
+        "checked {} (schema {}, integrity ok) and restored it as {}",
+        file.display(),
+        done.copy.schema_version,
+        settings.data_dir.join(scanpay::store::DB_FILE).display()
+    );
+    match done.kept {
+        Some(old) => println!("the replaced database is kept as {}", old.display()),
+        None => println!("there was no database before"),
+    }
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -73,6 +73,12 @@ pub struct Poller {
 
 impl Poller {
     pub fn new(checkout: Checkout, settings: PollerSettings) -> Self {
+        // Settings cap it (`MAX_IN_FLIGHT`); the clamp keeps `Semaphore::new`
+        // (which panics past `usize::MAX >> 3`) and the casts below safe anyway.
+        let mut settings = settings;
+        settings.max_in_flight = settings
+            .max_in_flight
+            .clamp(1, crate::config::MAX_IN_FLIGHT);
         let slots = Arc::new(Semaphore::new(settings.max_in_flight));
         let started_at = checkout.now();
         Poller {
@@ -110,7 +116,7 @@ impl Poller {
         // Let started work finish its transaction, and keep what it learnt.
         let _ = self
             .slots
-            .acquire_many(self.settings.max_in_flight as u32)
+            .acquire_many(u32::try_from(self.settings.max_in_flight).unwrap_or(u32::MAX))
             .await;
         self.record_schedules().await;
     }
@@ -208,7 +214,7 @@ impl Poller {
     async fn start_due(&self) -> Result<Vec<JoinHandle<()>>, crate::store::StoreError> {
         // First, so the questions below see every answer already received.
         self.record_schedules().await;
-        let limit = self.settings.max_in_flight * 4;
+        let limit = self.settings.max_in_flight.saturating_mul(4);
         let DueWork {
             expiries,
             refreshes,

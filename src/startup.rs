@@ -86,6 +86,15 @@ pub struct Application {
     metrics: Option<(Server, SocketAddr)>,
     poller: Poller,
     simulator: Option<Simulator>,
+    /// `backup.dir` / `backup.keep`, when daily backups are on.
+    daily_backup: Option<DailyBackup>,
+}
+
+struct DailyBackup {
+    data_dir: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    keep: usize,
+    tz: jiff::tz::TimeZone,
 }
 
 impl Application {
@@ -153,12 +162,19 @@ impl Application {
             None => None,
         };
         let server = http_server(listener, proxies, app_routes(state, simulator.clone()))?;
+        let daily_backup = settings.backup.dir.clone().map(|dir| DailyBackup {
+            data_dir: settings.data_dir.clone(),
+            dir,
+            keep: settings.backup.keep as usize,
+            tz: settings.shop_tz(),
+        });
         Ok(Application {
             server,
             addr,
             metrics,
             poller,
             simulator,
+            daily_backup,
         })
     }
 
@@ -206,6 +222,15 @@ impl Application {
             let handle = server.handle();
             (handle, tokio::spawn(server))
         });
+        let backups = self.daily_backup.map(|b| {
+            tokio::spawn(crate::store::backup::run_daily(
+                b.data_dir,
+                b.dir,
+                b.keep,
+                b.tz,
+                stop.clone(),
+            ))
+        });
         let served = serve_until(self.server, shutdown).await;
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
@@ -214,6 +239,11 @@ impl Application {
         stop.cancel();
         if let Err(e) = poller.await {
             tracing::error!(error.message = %e, "the poller did not stop cleanly");
+        }
+        if let Some(backups) = backups
+            && let Err(e) = backups.await
+        {
+            tracing::error!(error.message = %e, "the daily backup did not stop cleanly");
         }
         served
         // The store closes with its last handle, dropped with the server and the poller.

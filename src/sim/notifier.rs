@@ -53,6 +53,14 @@ pub fn dispatch(sim: &Simulator, order: &SimOrder) {
     }
 }
 
+/// One wait of the schedule divided by `time_scale`. Settings check the scale,
+/// but a tiny one (1e-300) would make a wait too long for a `Duration` and a
+/// `Duration::from_secs_f64` panic: such a wait is "never" (a year is enough).
+fn retry_wait(secs: u64, time_scale: f64) -> Duration {
+    const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+    Duration::try_from_secs_f64(secs as f64 / time_scale).map_or(NEVER, |d| d.min(NEVER))
+}
+
 async fn deliver(
     sim: Simulator,
     url: String,
@@ -63,9 +71,10 @@ async fn deliver(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let time_scale = sim.time_scale();
     let waits = RETRY_SCHEDULE_SECS
         .iter()
-        .map(|s| Duration::from_secs_f64(*s as f64 / sim.time_scale()));
+        .map(move |s| retry_wait(*s, time_scale));
     for (attempt, wait) in (1..).zip(std::iter::once(Duration::ZERO).chain(waits)) {
         tokio::time::sleep(wait).await;
         let acked = match sim
@@ -89,4 +98,21 @@ async fn deliver(
         }
     }
     tracing::warn!(%out_trade_no, "sim: notification never acknowledged; giving up");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_time_scales_give_waits_without_panicking() {
+        assert_eq!(retry_wait(15, 1.0), Duration::from_secs(15));
+        assert_eq!(retry_wait(15, 1000.0), Duration::from_millis(15));
+        let never = retry_wait(15, 1e-300);
+        assert!(never >= Duration::from_secs(24 * 3600), "{never:?}");
+        assert_eq!(retry_wait(15, f64::MIN_POSITIVE), never);
+        assert_eq!(retry_wait(15, 0.0), never, "÷0 is infinite: never");
+        assert_eq!(retry_wait(15, f64::NAN), never);
+        assert_eq!(retry_wait(15, f64::MAX), Duration::ZERO);
+    }
 }

@@ -15,6 +15,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// The newest schema version this binary knows.
+pub fn newest() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -27,7 +32,7 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         [],
         |r| r.get(0),
     )?;
-    let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let newest = newest();
     if current > newest {
         return Err(StoreError::TooNew {
             found: current,

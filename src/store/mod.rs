@@ -13,6 +13,7 @@
 //! returned, so "written" still means "durable", at one fsync per batch
 //! instead of one per write.
 
+pub mod backup;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod metrics;
@@ -106,6 +107,9 @@ struct Inner {
     writer: Arc<Mutex<Connection>>,
     queue: mpsc::Sender<Box<dyn QueuedWrite>>,
     readers: Mutex<Vec<Connection>>,
+    /// Held shared while this store is open, so `scanpay restore` can tell the
+    /// app is running (see `backup.rs`); released when the last clone drops.
+    _lock: std::fs::File,
 }
 
 /// Prepared statements kept per connection: the write path alone uses about 20
@@ -174,6 +178,7 @@ impl Store {
             path: data_dir.display().to_string(),
             source,
         })?;
+        let lock = backup::lock_shared(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
@@ -208,6 +213,7 @@ impl Store {
                 writer,
                 queue,
                 readers: Mutex::new(Vec::new()),
+                _lock: lock,
             }),
         })
     }

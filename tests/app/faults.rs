@@ -173,7 +173,9 @@ async fn the_gateway_down_and_back() {
     );
     let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
     assert!(page.contains("could not reach the payment gateway"));
-    assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
+    let health = app.get_anonymous("/healthz").await;
+    let status = health.status();
+    assert_eq!(status, 200, "healthz: {}", health.text().await.unwrap());
 
     sim = spawn_sim_process(&listen);
     app.wait_for(&token, "an open QR", Duration::from_secs(15), |s| {

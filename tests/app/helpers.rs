@@ -839,3 +839,11 @@ pub fn http_from(from: std::net::IpAddr) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A data dir whose database has the staff of `spawn_live_app` (an admin
+/// `admin` / `admin-password`): what live mode, and `scanpay check`, require.
+pub fn staffed_data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    add_staff(dir.path());
+    dir
+}

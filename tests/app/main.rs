@@ -4,7 +4,9 @@
 //! runs several at a time by default.
 
 mod admin;
+mod backup;
 mod browser;
+mod check;
 mod checkout;
 mod faults;
 mod helpers;

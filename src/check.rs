@@ -1,0 +1,625 @@
+//! `scanpay check`: what an operator runs before going live. A list of checks,
+//! each one line (✓ pass, ! warning, ✗ failure, - skipped), over the settings
+//! as `serve` loads them and one harmless signed request to the gateway (a query
+//! for an order that cannot exist). Exit 0 when nothing failed: warnings are
+//! printed but do not fail (a test gateway on plain http is a fair setup).
+//!
+//! New protocols and keys add entries: `key_files` lists every file holding a
+//! secret (today the config file, which holds the v2 API key; v3 adds the
+//! merchant's private key), and `certificates` gets the platform certificates.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::wxpay::{ErrCode, OrderQuery, OutTradeNo, WxPayClient, WxPayError};
+
+/// Past this difference with the gateway's clock, signed timestamps (v3) and
+/// `time_expire` go wrong.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    fn mark(self) -> &'static str {
+        match self {
+            Status::Pass => "✓",
+            Status::Warn => "!",
+            Status::Fail => "✗",
+            Status::Skip => "-",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Status,
+    pub check: &'static str,
+    pub detail: String,
+}
+
+impl Outcome {
+    fn new(status: Status, check: &'static str, detail: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            check,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.mark(), self.check, self.detail)
+    }
+}
+
+/// Runs every check, prints one line each, and gives the exit code.
+pub async fn run(settings: &Settings, config_file: Option<&Path>) -> ExitCode {
+    let outcomes = checks(settings, config_file).await;
+    for o in &outcomes {
+        println!("{o}");
+    }
+    let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
+    let warned = outcomes.iter().filter(|o| o.status == Status::Warn).count();
+    if failed > 0 {
+        println!("scanpay check: {failed} failed, {warned} warning(s): not ready");
+        ExitCode::FAILURE
+    } else {
+        println!("scanpay check: all well ({warned} warning(s))");
+        ExitCode::SUCCESS
+    }
+}
+
+/// Every check, in the order they are printed.
+pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outcome> {
+    let wx = &settings.wxpay;
+    let mut out = Vec::new();
+    if wx.is_simulator() {
+        out.push(Outcome::new(
+            Status::Warn,
+            "mode",
+            "simulator mode (wxpay.gateway = \"simulator\"): no real money; \
+             set wxpay.gateway and the merchant keys to check a real gateway",
+        ));
+    } else {
+        out.push(Outcome::new(
+            Status::Pass,
+            "mode",
+            format!("live mode, gateway {}", wx.gateway),
+        ));
+        match wx.validate_live() {
+            Ok(()) => out.push(Outcome::new(
+                Status::Pass,
+                "settings",
+                "appid, mch_id, api_key (32 characters) and notify_url are set",
+            )),
+            Err(e) => out.push(Outcome::new(Status::Fail, "settings", e.to_string())),
+        }
+    }
+    out.push(Outcome::new(
+        Status::Pass,
+        "protocol",
+        format!(
+            "WeChat Pay API v2, {} signatures; every answer is believed only after its \
+             signature checks out with the API key",
+            wx.sign_type.as_str()
+        ),
+    ));
+    if !wx.is_simulator() {
+        out.push(database(&settings.data_dir));
+    }
+    out.extend(key_files(settings, config_file).iter().map(key_file));
+    if let Some(url) = wx.notify_url.as_deref() {
+        out.push(notify_url(url));
+    } else if !wx.is_simulator() {
+        out.push(Outcome::new(
+            Status::Fail,
+            "notify_url",
+            "wxpay.notify_url is not set",
+        ));
+    }
+    // The gateway is asked whenever the merchant settings are complete, even if
+    // other checks failed: the key can be checked before the admin exists.
+    let settings_ok = !out
+        .iter()
+        .any(|o| o.status == Status::Fail && o.check == "settings");
+    if wx.is_simulator() {
+        out.push(Outcome::new(
+            Status::Skip,
+            "gateway",
+            "simulator mode: the gateway is the app's own /sim/",
+        ));
+    } else if settings_ok {
+        out.extend(gateway(settings).await);
+    } else {
+        out.push(Outcome::new(
+            Status::Skip,
+            "gateway",
+            "not asked until the settings above are right",
+        ));
+    }
+    out.push(certificates());
+    out
+}
+
+/// Live mode starts only with a database this binary knows and an admin in it.
+/// Read-only: the check never creates nor migrates the database.
+fn database(data_dir: &Path) -> Outcome {
+    let check = "database";
+    let add_admin = "create an admin with `scanpay user add NAME --role admin`";
+    let shown = data_dir.join(crate::store::DB_FILE);
+    let shown = shown.display();
+    let (conn, version) = match crate::store::backup::open_read_only(data_dir) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Outcome::new(
+                Status::Fail,
+                check,
+                format!("no database at {shown} yet: {add_admin}"),
+            );
+        }
+        Err(e) => return Outcome::new(Status::Fail, check, format!("{shown}: {e}")),
+    };
+    let known = crate::store::migrations::newest();
+    if version > known {
+        return Outcome::new(
+            Status::Fail,
+            check,
+            format!("{shown} has schema {version}; this scanpay knows up to {known}"),
+        );
+    }
+    match crate::store::users::count_admins(&conn) {
+        Ok(0) => Outcome::new(
+            Status::Fail,
+            check,
+            format!("no admin user in {shown}: {add_admin}"),
+        ),
+        Ok(n) => Outcome::new(
+            Status::Pass,
+            check,
+            format!("{shown}, schema {version}, {n} admin user(s)"),
+        ),
+        Err(e) => Outcome::new(Status::Fail, check, format!("{shown}: {e}")),
+    }
+}
+
+/// A file that holds a secret, and which one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFile {
+    pub what: &'static str,
+    pub path: PathBuf,
+}
+
+/// Every file named by the settings that holds a secret. The v2 API key is a
+/// setting, so the config file is one when it sets `wxpay.api_key`.
+pub fn key_files(settings: &Settings, config_file: Option<&Path>) -> Vec<KeyFile> {
+    let mut files = Vec::new();
+    if let Some(path) = config_file {
+        let holds_key = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("wxpay")?.get("api_key").map(|_| ()))
+            .is_some();
+        if holds_key {
+            files.push(KeyFile {
+                what: "the config file (it holds wxpay.api_key)",
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    let _ = settings;
+    files
+}
+
+fn key_file(f: &KeyFile) -> Outcome {
+    let check = "key file";
+    let shown = f.path.display();
+    match std::fs::metadata(&f.path) {
+        Err(e) => Outcome::new(
+            Status::Fail,
+            check,
+            format!("{shown}, {}: cannot read it: {e}", f.what),
+        ),
+        Ok(meta) => match others_may_read(&meta) {
+            Some(mode) => Outcome::new(
+                Status::Warn,
+                check,
+                format!(
+                    "{shown}, {}: readable by group or others (mode {mode:o}); `chmod 600 {shown}`",
+                    f.what
+                ),
+            ),
+            None => Outcome::new(
+                Status::Pass,
+                check,
+                format!("{shown}, {}: readable only by its owner", f.what),
+            ),
+        },
+    }
+}
+
+/// The file's permission bits when group or others have any.
+#[cfg(unix)]
+fn others_may_read(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn others_may_read(_meta: &std::fs::Metadata) -> Option<u32> {
+    None
+}
+
+/// The gateway must reach `notify_url` over https from the internet.
+pub fn notify_url(url: &str) -> Outcome {
+    let check = "notify_url";
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return Outcome::new(Status::Fail, check, format!("{url}: not a URL ({e})")),
+    };
+    let mut problems = Vec::new();
+    if parsed.scheme() != "https" {
+        problems.push("not https: the real gateway only notifies https URLs".to_string());
+    }
+    let host = parsed.host_str().unwrap_or("").to_ascii_lowercase();
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) if !is_public(ip) => problems.push(format!("{ip} is not a public address")),
+        Ok(_) => {}
+        Err(_) => {
+            if host == "localhost"
+                || host.ends_with(".localhost")
+                || host.ends_with(".local")
+                || host.ends_with(".internal")
+                || !host.contains('.')
+            {
+                problems.push(format!("{host} is not a public name"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Outcome::new(Status::Pass, check, format!("{url} (https, public)"))
+    } else {
+        Outcome::new(
+            Status::Warn,
+            check,
+            format!(
+                "{url}: {}; WeChat Pay cannot notify it (payments still arrive by polling)",
+                problems.join(", ")
+            ),
+        )
+    }
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| !is_public(IpAddr::V4(v4))))
+        }
+    }
+}
+
+/// One signed `orderquery` for an order that cannot exist, and the gateway's clock.
+async fn gateway(settings: &Settings) -> Vec<Outcome> {
+    let wx = &settings.wxpay;
+    let client = match wx
+        .merchant_or_demo()
+        .map_err(|e| e.to_string())
+        .and_then(|m| WxPayClient::new(&wx.gateway, m, wx.timeout()).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => return vec![Outcome::new(Status::Fail, "gateway", e)],
+    };
+    let probe = format!("scanpaycheck{}", &crate::wxpay::client::nonce()[..16]);
+    let Ok(out_trade_no) = OutTradeNo::new(probe) else {
+        return vec![Outcome::new(
+            Status::Fail,
+            "gateway",
+            "cannot make a probe order number",
+        )];
+    };
+    let answer = client.order_query(&OrderQuery { out_trade_no }).await;
+    let reached = !matches!(answer, Err(WxPayError::Transport(_)));
+    let mut out = gateway_outcomes(&wx.gateway, &answer);
+    if reached {
+        out.push(clock(&wx.gateway, wx.timeout()).await);
+    }
+    out
+}
+
+/// What the probe's answer says about our signature and theirs.
+pub fn gateway_outcomes<T>(gateway: &str, answer: &Result<T, WxPayError>) -> Vec<Outcome> {
+    let (sig, ans) = ("signature", "answer");
+    match answer {
+        Err(WxPayError::Business { code, .. }) if *code == ErrCode::OrderNotExist => vec![
+            Outcome::new(
+                Status::Pass,
+                sig,
+                "the gateway accepted our signature (ORDERNOTEXIST for a made-up order)",
+            ),
+            Outcome::new(
+                Status::Pass,
+                ans,
+                "the gateway's answer is signed with our API key",
+            ),
+        ],
+        Ok(_) => vec![
+            Outcome::new(Status::Pass, sig, "the gateway accepted our signature"),
+            Outcome::new(
+                Status::Pass,
+                ans,
+                "the gateway's answer is signed with our API key",
+            ),
+        ],
+        // A temporary failure: the setup may be right; asking again will tell.
+        Err(WxPayError::Business { code, description }) if code.is_retryable() => vec![
+            Outcome::new(Status::Pass, sig, "the gateway accepted our signature"),
+            Outcome::new(
+                Status::Warn,
+                ans,
+                format!("signed, but answered {code}: {description}; run the check again"),
+            ),
+        ],
+        // Any other refusal of a query for a made-up order is about the merchant.
+        Err(WxPayError::Business { code, description }) => vec![
+            Outcome::new(Status::Pass, sig, "the gateway accepted our signature"),
+            Outcome::new(
+                Status::Fail,
+                "merchant",
+                format!(
+                    "the gateway answered {code}: {description} \
+                     (check wxpay.appid and wxpay.mch_id)"
+                ),
+            ),
+        ],
+        Err(WxPayError::Protocol { return_msg }) if is_signature_refusal(return_msg) => {
+            vec![Outcome::new(
+                Status::Fail,
+                sig,
+                format!(
+                    "signature refused: the API key does not match the merchant \
+                     (wxpay.api_key, wxpay.sign_type; the gateway said {return_msg:?})"
+                ),
+            )]
+        }
+        Err(WxPayError::Protocol { return_msg }) => vec![Outcome::new(
+            Status::Fail,
+            sig,
+            format!(
+                "the gateway refused the request: {return_msg} (check wxpay.appid and wxpay.mch_id)"
+            ),
+        )],
+        Err(WxPayError::BadResponse(why)) => vec![Outcome::new(
+            Status::Fail,
+            ans,
+            format!(
+                "cannot verify the gateway's answer: {why} (a wrong API key or sign type, \
+                 or {gateway} is not a WeChat Pay gateway)"
+            ),
+        )],
+        Err(WxPayError::Transport(why)) => vec![Outcome::new(
+            Status::Fail,
+            "gateway",
+            format!("cannot reach the gateway at {gateway}: {why}"),
+        )],
+    }
+}
+
+fn is_signature_refusal(msg: &str) -> bool {
+    msg.contains("签名") || msg.to_ascii_lowercase().contains("sign")
+}
+
+/// The gateway's clock, from the `Date` header of any answer at its root.
+async fn clock(gateway: &str, timeout: Duration) -> Outcome {
+    let check = "clock";
+    let http = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(h) => h,
+        Err(e) => return Outcome::new(Status::Skip, check, format!("not checked: {e}")),
+    };
+    let date = match http.get(gateway).send().await {
+        Ok(resp) => resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .map(str::to_string),
+        Err(_) => None,
+    };
+    match date {
+        Some(d) => clock_outcome(&d, jiff::Timestamp::now()),
+        None => Outcome::new(
+            Status::Skip,
+            check,
+            "not checked: the gateway's answer has no Date header",
+        ),
+    }
+}
+
+/// Compares the gateway's `Date` with `now`.
+pub fn clock_outcome(date: &str, now: jiff::Timestamp) -> Outcome {
+    let check = "clock";
+    let theirs = match jiff::fmt::rfc2822::parse(date) {
+        Ok(z) => z.timestamp(),
+        Err(_) => {
+            return Outcome::new(
+                Status::Skip,
+                check,
+                format!("not checked: cannot read the gateway's Date {date:?}"),
+            );
+        }
+    };
+    let skew_ms = (now.as_millisecond() - theirs.as_millisecond()).unsigned_abs();
+    let skew = Duration::from_millis(skew_ms);
+    // The header has whole seconds: under two seconds is agreement.
+    if skew > MAX_CLOCK_SKEW {
+        let ahead = if now > theirs { "ahead of" } else { "behind" };
+        Outcome::new(
+            Status::Warn,
+            check,
+            format!(
+                "this clock is {}s {ahead} the gateway's: set up time sync (e.g. systemd-timesyncd)",
+                skew.as_secs()
+            ),
+        )
+    } else {
+        Outcome::new(
+            Status::Pass,
+            check,
+            format!("within {}s of the gateway's", skew.as_secs().max(1)),
+        )
+    }
+}
+
+/// Certificates close to expiry: API v2 has none (its key is a shared secret).
+fn certificates() -> Outcome {
+    Outcome::new(
+        Status::Skip,
+        "certificates",
+        "none in API v2 (API v3's platform certificates will be checked here)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_urls_that_the_gateway_cannot_reach_are_warned_about() {
+        for url in [
+            "http://shop.example.com/wxpay/notify",
+            "https://127.0.0.1/wxpay/notify",
+            "https://10.1.2.3/wxpay/notify",
+            "https://192.168.0.5:8443/wxpay/notify",
+            "https://172.20.0.1/wxpay/notify",
+            "https://100.64.0.1/wxpay/notify",
+            "https://[::1]/wxpay/notify",
+            "https://[fd00::1]/wxpay/notify",
+            "https://localhost/wxpay/notify",
+            "https://till.local/wxpay/notify",
+            "https://intranet/wxpay/notify",
+        ] {
+            assert_eq!(notify_url(url).status, Status::Warn, "{url}");
+        }
+        assert_eq!(
+            notify_url("https://shop.example.com/wxpay/notify").status,
+            Status::Pass
+        );
+        assert_eq!(
+            notify_url("https://8.8.8.8/wxpay/notify").status,
+            Status::Pass
+        );
+        assert_eq!(notify_url("not a url").status, Status::Fail);
+    }
+
+    #[test]
+    fn the_probe_answer_says_who_refused_what() {
+        let ok = gateway_outcomes::<()>(
+            "g",
+            &Err(WxPayError::Business {
+                code: ErrCode::OrderNotExist,
+                description: "no".into(),
+            }),
+        );
+        assert!(ok.iter().all(|o| o.status == Status::Pass), "{ok:?}");
+        let refused = gateway_outcomes::<()>(
+            "g",
+            &Err(WxPayError::Protocol {
+                return_msg: "签名错误".into(),
+            }),
+        );
+        assert_eq!(refused[0].status, Status::Fail);
+        assert!(
+            refused[0]
+                .detail
+                .starts_with("signature refused: the API key does not match the merchant"),
+            "{refused:?}"
+        );
+        let other_merchant = gateway_outcomes::<()>(
+            "g",
+            &Err(WxPayError::Business {
+                code: ErrCode::parse("MCHID_NOT_EXIST"),
+                description: "商户号不存在".into(),
+            }),
+        );
+        assert_eq!(other_merchant[1].status, Status::Fail, "{other_merchant:?}");
+        assert!(other_merchant[1].detail.contains("wxpay.mch_id"));
+        let unverified =
+            gateway_outcomes::<()>("g", &Err(WxPayError::BadResponse("bad sign".into())));
+        assert_eq!(unverified[0].status, Status::Fail);
+        assert!(unverified[0].detail.contains("cannot verify"));
+        let down = gateway_outcomes::<()>(
+            "http://127.0.0.1:9/",
+            &Err(WxPayError::Transport("connection failed".into())),
+        );
+        assert_eq!(down[0].status, Status::Fail);
+        assert!(
+            down[0]
+                .detail
+                .contains("cannot reach the gateway at http://127.0.0.1:9/")
+        );
+    }
+
+    #[test]
+    fn clock_skew_past_five_minutes_is_a_warning() {
+        let now: jiff::Timestamp = "2026-12-01T09:30:51Z".parse().unwrap();
+        let o = clock_outcome("Tue, 01 Dec 2026 09:30:50 GMT", now);
+        assert_eq!(o.status, Status::Pass, "{o}");
+        let o = clock_outcome("Tue, 01 Dec 2026 09:20:51 GMT", now);
+        assert_eq!(o.status, Status::Warn, "{o}");
+        assert!(o.detail.contains("600s ahead"), "{o}");
+        assert_eq!(clock_outcome("yesterday", now).status, Status::Skip);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_file_with_the_key_readable_by_others_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scanpay.toml");
+        std::fs::write(&path, "[wxpay]\napi_key = \"x\"\n").unwrap();
+        let settings = Settings::default();
+        let files = key_files(&settings, Some(&path));
+        assert_eq!(files.len(), 1);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = key_file(&files[0]);
+        assert_eq!(o.status, Status::Warn, "{o}");
+        assert!(o.detail.contains("chmod 600"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(key_file(&files[0]).status, Status::Pass);
+        std::fs::write(&path, "[shop]\nname = \"x\"\n").unwrap();
+        assert!(
+            key_files(&settings, Some(&path)).is_empty(),
+            "no key, no key file"
+        );
+    }
+}

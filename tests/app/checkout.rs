@@ -578,3 +578,51 @@ async fn the_simulator_refuses_cross_site_posts() {
     app.wait_for_state(&token, "paid", std::time::Duration::from_secs(5))
         .await;
 }
+
+/// A burst of 200 concurrent guesses from one address is counted before any
+/// password is checked: at most the limit is evaluated, and a staff member at
+/// another address signs in meanwhile without waiting behind the burst.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_guesses_is_refused_before_it_is_evaluated() {
+    let app = spawn_app().await;
+    let attacker = http_from(std::net::IpAddr::from([127, 0, 0, 2]));
+    let guesses = (0..200).map(|i| {
+        attacker
+            .post(app.url("/login"))
+            .form(&[
+                ("username", "admin"),
+                ("password", format!("guess{i}").as_str()),
+            ])
+            .send()
+    });
+    let staff = async {
+        let cashier = http_from(std::net::IpAddr::from([127, 0, 0, 3]));
+        let started = std::time::Instant::now();
+        let resp = cashier
+            .post(app.url("/login"))
+            .form(&[("username", "cashier"), ("password", "cashier")])
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), started.elapsed())
+    };
+    let (answers, (staff_status, staff_wait)) =
+        tokio::join!(futures_util::future::join_all(guesses), staff);
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let evaluated = statuses.iter().filter(|s| **s == 401).count();
+    assert!(evaluated <= 10, "{evaluated} guesses were evaluated");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        200 - evaluated,
+        "the rest refused at once"
+    );
+    assert_eq!(staff_status, 303, "the cashier signs in");
+    eprintln!("burst: {evaluated} of 200 evaluated; the staff login took {staff_wait:?}");
+    assert!(
+        staff_wait < std::time::Duration::from_secs(3),
+        "{staff_wait:?}"
+    );
+}

@@ -104,7 +104,7 @@ impl Checkout {
                         if orders::set_qr_open(
                             tx,
                             qr_id,
-                            &code.prepay_id,
+                            code.prepay_id.as_deref(),
                             &code.code_url,
                             next_poll,
                         )? {

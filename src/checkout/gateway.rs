@@ -57,8 +57,9 @@ pub struct CodeRequest {
 pub struct PayableCode {
     /// What the QR encodes.
     pub code_url: String,
-    /// The gateway's own id of the prepared payment, kept for support.
-    pub prepay_id: String,
+    /// The gateway's own id of the prepared payment, kept for support (v2
+    /// gives one; v3's native answer has only the code).
+    pub prepay_id: Option<String>,
 }
 
 /// What the gateway reports about a payment it took.
@@ -166,6 +167,8 @@ pub enum Notice {
         out_trade_no: Option<String>,
         reason: String,
     },
+    /// Verified, but about nothing the checkout applies (yet): logged and acknowledged.
+    Unhandled { what: String },
 }
 
 /// A notification read by its protocol: the verified notice (or why it was

@@ -92,7 +92,7 @@ impl World {
                     &plan_qr(TTL, &no, 1, now.plus(LIFE), "127.0.0.1", now),
                     now,
                 )?;
-                orders::set_qr_open(tx, qr.id, "prepay", "weixin://1", now)?;
+                orders::set_qr_open(tx, qr.id, Some("prepay"), "weixin://1", now)?;
                 Ok((id, qr))
             })
             .unwrap();
@@ -137,7 +137,7 @@ impl World {
                     .write_blocking(|tx| {
                         let r = replace_current_qr(tx, TTL, order_id, current, now, "refresh")?;
                         if let Some((_, qr)) = &r {
-                            orders::set_qr_open(tx, qr.id, "prepay", "weixin://n", now)?;
+                            orders::set_qr_open(tx, qr.id, Some("prepay"), "weixin://n", now)?;
                         }
                         Ok(r)
                     })

@@ -78,6 +78,15 @@ impl Checkout {
                 }
                 Ack::Refused("invalid notification")
             }
+            Ok(Notice::Unhandled { what }) => {
+                log.verified = true;
+                log.outcome = format!("verified, not applied: {what}");
+                if self.log_notification(log).await {
+                    Ack::Received
+                } else {
+                    Ack::Refused("try again")
+                }
+            }
             Ok(Notice::PaymentFailed {
                 out_trade_no,
                 reason,

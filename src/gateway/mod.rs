@@ -4,5 +4,7 @@
 //! know nothing of the domain, and the domain knows no protocol.
 
 pub mod wxpay_v2;
+pub mod wxpay_v3;
 
 pub use wxpay_v2::WxPayV2;
+pub use wxpay_v3::WxPayV3;

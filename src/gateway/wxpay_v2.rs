@@ -43,7 +43,7 @@ impl Gateway for WxPayV2 {
                 .map_err(gateway_error)?;
             Ok(PayableCode {
                 code_url: prepay.code_url,
-                prepay_id: prepay.prepay_id,
+                prepay_id: Some(prepay.prepay_id),
             })
         })
     }

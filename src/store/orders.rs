@@ -247,7 +247,7 @@ pub fn qrs_of_order(conn: &Connection, order_id: OrderId) -> Result<Vec<QrRow>, 
 pub fn set_qr_open(
     tx: &Transaction<'_>,
     qr_id: QrId,
-    prepay_id: &str,
+    prepay_id: Option<&str>,
     code_url: &str,
     next_poll_at: Millis,
 ) -> Result<bool, StoreError> {

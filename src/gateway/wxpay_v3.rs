@@ -1,0 +1,314 @@
+//! WeChat Pay API v3 behind the checkout's gateway seam: JSON, RSA signatures
+//! in headers, encrypted notification resources and HTTP-status answers stay
+//! on this side. The shop's terms are the same as for v2.
+
+use crate::checkout::gateway::{
+    Ack, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply, NotifyRequest,
+    PayableCode, PaymentFacts, ReadNotification, Refusal, TradeStatus,
+};
+use crate::money::Fen;
+use crate::trade::{OutTradeNo, TransactionId};
+use crate::wxpay_v3::aead::ApiV3Key;
+use crate::wxpay_v3::api::{self, Amount, ErrorCode, NativeOrder, SceneInfo, Transaction};
+use crate::wxpay_v3::client::{V3Client, V3Error};
+use crate::wxpay_v3::notify::{self, Event};
+use crate::wxpay_v3::verify::Signed;
+
+/// The most of a notification body kept in the log (its resource is ciphertext).
+const MAX_LOGGED_BODY: usize = 4096;
+
+pub struct WxPayV3 {
+    client: V3Client,
+    apiv3_key: ApiV3Key,
+    /// Where WeChat Pay sends notifications (`…/wxpay/v3/notify`).
+    notify_url: String,
+}
+
+impl WxPayV3 {
+    pub fn new(client: V3Client, apiv3_key: ApiV3Key, notify_url: String) -> Self {
+        WxPayV3 {
+            client,
+            apiv3_key,
+            notify_url,
+        }
+    }
+
+    /// A transaction is believed only for our merchant and app.
+    fn ours(&self, tx: &Transaction) -> Result<(), String> {
+        if tx.mchid == self.client.mchid() && tx.appid == self.client.appid() {
+            Ok(())
+        } else {
+            Err("the transaction is for another merchant".into())
+        }
+    }
+}
+
+impl Gateway for WxPayV3 {
+    fn create_code<'a>(&'a self, req: &'a CodeRequest) -> GatewayFuture<'a, PayableCode> {
+        Box::pin(async move {
+            // Every field is fixed by the QR row, so a resend is byte for byte the same.
+            let order = NativeOrder {
+                appid: self.client.appid().to_string(),
+                mchid: self.client.mchid().to_string(),
+                description: req.description.clone(),
+                out_trade_no: req.out_trade_no.to_string(),
+                time_expire: api::format_time(req.time_expire),
+                notify_url: self.notify_url.clone(),
+                amount: Amount {
+                    total: req.amount.get(),
+                    currency: Some("CNY".into()),
+                },
+                scene_info: SceneInfo {
+                    payer_client_ip: req.client_ip.clone(),
+                },
+            };
+            let answer = self.client.native(&order).await.map_err(gateway_error)?;
+            Ok(PayableCode {
+                code_url: answer.code_url,
+                prepay_id: None,
+            })
+        })
+    }
+
+    fn query<'a>(&'a self, out_trade_no: &'a OutTradeNo) -> GatewayFuture<'a, TradeStatus> {
+        Box::pin(async move {
+            let tx = self
+                .client
+                .query(out_trade_no.as_str())
+                .await
+                .map_err(gateway_error)?;
+            self.ours(&tx).map_err(GatewayError::Unbelievable)?;
+            if tx.out_trade_no != out_trade_no.as_str() {
+                return Err(GatewayError::Unbelievable(
+                    "the answer is about another out_trade_no".into(),
+                ));
+            }
+            trade_status(tx)
+        })
+    }
+
+    fn close<'a>(&'a self, out_trade_no: &'a OutTradeNo) -> GatewayFuture<'a, ()> {
+        Box::pin(async move {
+            self.client
+                .close(out_trade_no.as_str())
+                .await
+                .map_err(gateway_error)
+        })
+    }
+
+    fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification {
+        let signed = Signed {
+            timestamp: req.header("Wechatpay-Timestamp"),
+            nonce: req.header("Wechatpay-Nonce"),
+            signature: req.header("Wechatpay-Signature"),
+            serial: req.header("Wechatpay-Serial"),
+        };
+        let mut loggable_body = String::from_utf8_lossy(req.body).into_owned();
+        loggable_body.truncate(loggable_body.floor_char_boundary(MAX_LOGGED_BODY));
+        let now = jiff::Timestamp::now().as_second();
+        let notice = notify::read(req.body, &signed, self.client.keys(), &self.apiv3_key, now)
+            .map_err(|e| e.to_string())
+            .and_then(|n| match n.event {
+                Event::Transaction(tx) => {
+                    self.ours(&tx)?;
+                    transaction_notice(*tx)
+                }
+                Event::Refund(_) => Ok(Notice::Unhandled {
+                    what: format!("{} (refunds are not handled yet)", n.event_type),
+                }),
+            });
+        ReadNotification {
+            notice,
+            loggable_body,
+        }
+    }
+
+    fn notify_reply(&self, ack: Ack) -> NotifyReply {
+        // v3 reads the status: 204 stops the retries, 4xx/5xx asks for them.
+        match ack {
+            Ack::Received => NotifyReply {
+                status: 204,
+                content_type: "application/json",
+                body: String::new(),
+            },
+            Ack::Refused(why) => NotifyReply {
+                status: 500,
+                content_type: "application/json",
+                body: notify::reply_fail(why),
+            },
+        }
+    }
+}
+
+/// A payment notification in the shop's terms.
+fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
+    let out_trade_no = OutTradeNo::new(tx.out_trade_no.clone()).map_err(|e| e.to_string())?;
+    match trade_status(tx).map_err(|e| e.to_string())? {
+        TradeStatus::Paid(facts) => Ok(Notice::Payment {
+            out_trade_no,
+            facts,
+        }),
+        other => Ok(Notice::PaymentFailed {
+            out_trade_no: Some(out_trade_no.to_string()),
+            reason: format!("{other:?}"),
+        }),
+    }
+}
+
+/// The one mapping of v3 trade states to the shop's.
+fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
+    Ok(match tx.trade_state.as_str() {
+        "SUCCESS" | "REFUND" => {
+            let (Some(id), Some(amount)) = (tx.transaction_id, tx.amount) else {
+                return Err(GatewayError::Unbelievable(
+                    "a paid order without transaction_id or amount".into(),
+                ));
+            };
+            TradeStatus::Paid(PaymentFacts {
+                transaction_id: TransactionId::new(id)
+                    .map_err(|e| GatewayError::Unbelievable(e.to_string()))?,
+                amount: Fen::new(amount.total),
+                payer: tx.payer.map(|p| p.openid),
+                paid_at: tx.success_time,
+            })
+        }
+        "NOTPAY" => TradeStatus::NotPaid,
+        "USERPAYING" => TradeStatus::Paying,
+        "CLOSED" | "REVOKED" | "PAYERROR" => TradeStatus::Closed,
+        other => TradeStatus::Pending(other.to_string()),
+    })
+}
+
+/// The one mapping of v3 failures to the seam's levels.
+fn gateway_error(e: V3Error) -> GatewayError {
+    match e {
+        V3Error::Transport(detail) => GatewayError::Transport(detail),
+        V3Error::Unbelievable(detail) => GatewayError::Unbelievable(detail),
+        V3Error::Api {
+            status,
+            code,
+            raw_code,
+            message,
+        } => {
+            let kind = match code {
+                ErrorCode::OrderPaid => Refusal::AlreadyPaid,
+                ErrorCode::OrderClosed => Refusal::AlreadyClosed,
+                ErrorCode::OrderNotExist => Refusal::NoSuchTrade,
+                ErrorCode::SignError | ErrorCode::ParamError | ErrorCode::InvalidRequest => {
+                    return GatewayError::Protocol(format!("{raw_code}: {message}"));
+                }
+                c if c.is_retryable() || status >= 500 => Refusal::GatewayBusy,
+                _ => Refusal::Other,
+            };
+            GatewayError::Business {
+                kind,
+                code: raw_code,
+                message,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(state: &str) -> Transaction {
+        serde_json::from_str(&format!(
+            r#"{{"appid":"wx","mchid":"1","out_trade_no":"SP1","transaction_id":"4200001","trade_state":"{state}","amount":{{"total":1250,"currency":"CNY"}},"payer":{{"openid":"o1"}},"success_time":"2026-01-01T12:00:00+08:00"}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_v3_trade_state_has_the_same_meaning_as_in_v2() {
+        assert!(matches!(
+            trade_status(tx("SUCCESS")),
+            Ok(TradeStatus::Paid(f)) if f.amount == Fen::new(1250) && f.payer.as_deref() == Some("o1")
+        ));
+        assert!(matches!(
+            trade_status(tx("REFUND")),
+            Ok(TradeStatus::Paid(_))
+        ));
+        assert_eq!(trade_status(tx("NOTPAY")), Ok(TradeStatus::NotPaid));
+        assert_eq!(trade_status(tx("USERPAYING")), Ok(TradeStatus::Paying));
+        for s in ["CLOSED", "REVOKED", "PAYERROR"] {
+            assert_eq!(trade_status(tx(s)), Ok(TradeStatus::Closed));
+        }
+        assert_eq!(
+            trade_status(tx("SOMETHING_NEW")),
+            Ok(TradeStatus::Pending("SOMETHING_NEW".into()))
+        );
+        let mut unproven = tx("SUCCESS");
+        unproven.amount = None;
+        assert!(matches!(
+            trade_status(unproven),
+            Err(GatewayError::Unbelievable(_))
+        ));
+    }
+
+    #[test]
+    fn failures_keep_their_level_in_both_spellings() {
+        let api = |status, code: &str| V3Error::Api {
+            status,
+            code: ErrorCode::parse(code),
+            raw_code: code.into(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            gateway_error(api(404, "ORDER_NOT_EXIST")).refusal(),
+            Some(Refusal::NoSuchTrade)
+        );
+        assert_eq!(
+            gateway_error(api(404, "ORDERNOTEXIST")).refusal(),
+            Some(Refusal::NoSuchTrade)
+        );
+        assert_eq!(
+            gateway_error(api(400, "ORDER_PAID")).refusal(),
+            Some(Refusal::AlreadyPaid)
+        );
+        assert_eq!(
+            gateway_error(api(400, "ORDER_CLOSED")).refusal(),
+            Some(Refusal::AlreadyClosed)
+        );
+        assert!(gateway_error(api(500, "SYSTEM_ERROR")).is_retryable());
+        assert!(gateway_error(api(503, "SERVICE_UNAVAILABLE")).is_retryable());
+        assert!(gateway_error(api(429, "FREQUENCY_LIMITED")).is_retryable());
+        assert!(matches!(
+            gateway_error(api(401, "SIGN_ERROR")),
+            GatewayError::Protocol(_)
+        ));
+        assert!(!gateway_error(api(403, "NO_AUTH")).is_retryable());
+        assert!(gateway_error(V3Error::Transport("timed out".into())).is_retryable());
+    }
+
+    #[test]
+    fn a_refusal_asks_for_a_resend_by_its_status() {
+        use crate::wxpay_v3::sign::tests::official;
+        use crate::wxpay_v3::verify::WechatPayKeys;
+        let client = V3Client::new(
+            "http://127.0.0.1:9",
+            "wx",
+            official(),
+            WechatPayKeys::default(),
+            "PUB_KEY_ID_X",
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        let g = WxPayV3::new(
+            client,
+            ApiV3Key::new("scanpay-demo-apiv3-key-000000000").unwrap(),
+            "https://shop.example/wxpay/v3/notify".into(),
+        );
+        assert_eq!(g.notify_reply(Ack::Received).status, 204);
+        let fail = g.notify_reply(Ack::Refused("try again"));
+        assert_eq!(fail.status, 500);
+        assert!(fail.body.contains("\"FAIL\""));
+        // An unsigned body is refused before anything in it is read.
+        let read = g.read_notification(&NotifyRequest {
+            body: b"{}",
+            headers: &[],
+        });
+        assert!(read.notice.is_err());
+    }
+}

@@ -133,10 +133,6 @@ impl Checkout {
         self.inner.clock.now()
     }
 
-    pub fn clock(&self) -> &Clock {
-        &self.inner.clock
-    }
-
     /// Pages that follow an order subscribe here (before they read it, so no change is missed).
     pub fn subscribe(&self, token: &OrderToken) -> hub::Subscription {
         self.inner.hub.subscribe(token.as_str())

@@ -50,17 +50,6 @@ pub struct DueWork {
     pub prune_logs: bool,
 }
 
-impl DueWork {
-    pub fn is_empty(&self) -> bool {
-        self.expiries.is_empty()
-            && self.refreshes.is_empty()
-            && self.resumes.is_empty()
-            && self.closes.is_empty()
-            && self.polls.is_empty()
-            && !self.prune_logs
-    }
-}
-
 impl Checkout {
     /// The order behind a customer's link, with its current QR.
     pub async fn order_view(&self, token: &OrderToken) -> Result<OrderView, CheckoutError> {

@@ -94,10 +94,6 @@ impl WechatPayKeys {
         ));
     }
 
-    pub fn serials(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|(s, _)| s.as_str())
-    }
-
     /// Checks a signed message at `now` (Unix seconds): the key its serial
     /// names, the five-minute window, the signature over the raw body.
     pub fn verify(&self, h: &Signed<'_>, body: &[u8], now: i64) -> Result<(), VerifyError> {

@@ -59,6 +59,8 @@ const MAX_SECS: u64 = 30 * 24 * 3600;
 /// One day, for every `*_ms` key.
 const MAX_MS: u64 = 24 * 3600 * 1000;
 const MAX_TIMEOUT_SECS: u64 = 600;
+/// Each stream holds a connection: well below what a process may open.
+const MAX_EVENT_STREAMS: u64 = 100_000;
 const MIN_TIME_SCALE: f64 = 1e-3;
 const MAX_TIME_SCALE: f64 = 1e6;
 const MAX_BACKUP_KEEP: u64 = 3650;
@@ -341,15 +343,34 @@ impl Default for Retention {
 }
 
 /// How requests reach us (SPEC §11).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Http {
     /// Reverse proxies (addresses or CIDRs) whose `Forwarded` / `X-Forwarded-*`
     /// headers are believed; none by default. Env: comma-separated.
     pub trusted_proxies: Vec<String>,
+    /// How long a whole request body may take after its head (then 408, closed).
+    pub body_timeout_secs: u64,
+    /// Event streams (`/o/{token}/events`) open at once, over all orders
+    /// (and at most 20 per order); beyond: 503 with `Retry-After`.
+    pub max_event_streams: u64,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            trusted_proxies: Vec::new(),
+            body_timeout_secs: 10,
+            max_event_streams: 1000,
+        }
+    }
 }
 
 impl Http {
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
     /// The parsed list (checked by `validate`).
     pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
         TrustedProxies::parse(&self.trusted_proxies)
@@ -470,6 +491,18 @@ impl Settings {
             ),
             ("poller.max_backoff_secs", p.max_backoff_secs, 0, MAX_SECS),
             ("wxpay.timeout_secs", w.timeout_secs, 0, MAX_TIMEOUT_SECS),
+            (
+                "http.body_timeout_secs",
+                self.http.body_timeout_secs,
+                1,
+                MAX_TIMEOUT_SECS,
+            ),
+            (
+                "http.max_event_streams",
+                self.http.max_event_streams,
+                1,
+                MAX_EVENT_STREAMS,
+            ),
             (
                 "sim.min_close_age_secs",
                 sim.min_close_age_secs,

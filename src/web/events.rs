@@ -2,8 +2,10 @@
 //! the moment a change of this order is committed; a keep-alive comment after
 //! 15 s without anything written.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -21,6 +23,85 @@ use crate::order::OrderToken;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 
+/// Streams of one order open at once (a few screens and phones at most).
+pub const MAX_STREAMS_PER_ORDER: usize = 20;
+/// What a refused stream is told to wait before trying again (seconds).
+const RETRY_AFTER_SECS: &str = "10";
+
+/// How many event streams are open, overall and per order: each holds a
+/// connection for as long as its page is open, so they are capped well below
+/// the connections the server accepts, and the pages, `/healthz` and
+/// `/wxpay/notify` keep being answered when the caps are hit.
+pub struct StreamLimits {
+    max: usize,
+    per_order: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_order: HashMap<String, usize>,
+}
+
+impl StreamLimits {
+    pub fn new(max: usize, per_order: usize) -> Arc<Self> {
+        Arc::new(StreamLimits {
+            max,
+            per_order,
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    /// A place for one more stream of `token`, held until the permit drops;
+    /// `None` when either cap is reached.
+    pub fn admit(self: &Arc<Self>, token: &str) -> Option<StreamPermit> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let of_order = open.by_order.get(token).copied().unwrap_or(0);
+        if open.total >= self.max || of_order >= self.per_order {
+            return None;
+        }
+        open.total += 1;
+        open.by_order.insert(token.to_string(), of_order + 1);
+        Some(StreamPermit {
+            limits: self.clone(),
+            token: token.to_string(),
+        })
+    }
+
+    /// Streams open now, over all orders.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+/// One open stream's place (see `StreamLimits::admit`).
+pub struct StreamPermit {
+    limits: Arc<StreamLimits>,
+    token: String,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.by_order.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_order.remove(&self.token);
+            }
+        }
+    }
+}
+
+fn busy() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS))
+        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body("503: too many open event streams; the page falls back to polling\n")
+}
+
 fn event(status: &str) -> Bytes {
     Bytes::from(format!("event: status\ndata: {status}\n\n"))
 }
@@ -31,6 +112,10 @@ pub async fn stream(
 ) -> Result<HttpResponse, WebError> {
     let token = path.into_inner();
     let order = OrderToken::parse(&token).ok_or(WebError::NotFound)?;
+    let Some(permit) = state.streams.admit(&token) else {
+        tracing::warn!("an event stream refused: the stream caps are reached");
+        return Ok(busy());
+    };
     // Subscribe before reading, so no change between the read and the stream is missed.
     let changes = state.checkout.subscribe(&order);
     let first = load(&state, &token).await?;
@@ -47,8 +132,11 @@ pub async fn stream(
             serde_json::to_string(&v.status()).ok()
         }
     }));
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    // The permit lives as long as the body: until the client goes.
+    let body = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(b), (rx, permit)))
     });
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
@@ -219,6 +307,22 @@ mod tests {
             "{at:?}"
         );
         assert_eq!(a_reads.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn streams_are_capped_overall_and_per_order_and_freed_on_drop() {
+        let limits = StreamLimits::new(3, 2);
+        let a1 = limits.admit("A").unwrap();
+        let a2 = limits.admit("A").unwrap();
+        assert!(limits.admit("A").is_none(), "per order");
+        let b1 = limits.admit("B").unwrap();
+        assert!(limits.admit("C").is_none(), "overall");
+        assert_eq!(limits.open(), 3);
+        drop(a1);
+        let _a3 = limits.admit("A").unwrap();
+        drop((a2, b1));
+        assert_eq!(limits.open(), 1);
+        let _c = limits.admit("C").unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod auth;
 pub mod checkout;
 pub mod client;
+pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod headers;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub heartbeat: Arc<AtomicI64>,
     /// `metrics.token`: the bearer that opens `/metrics` on the main address.
     pub metrics_token: Option<SecretString>,
+    /// Open event streams, capped overall (`http.max_event_streams`) and per order.
+    pub streams: Arc<events::StreamLimits>,
 }
 
 impl AppState {
@@ -64,6 +67,10 @@ impl AppState {
             limiter: auth::LoginLimiter::default(),
             heartbeat,
             metrics_token: settings.metrics.token.clone(),
+            streams: events::StreamLimits::new(
+                usize::try_from(settings.http.max_event_streams).unwrap_or(usize::MAX),
+                events::MAX_STREAMS_PER_ORDER,
+            ),
         }
     }
 }

@@ -17,5 +17,6 @@ mod protocol;
 mod proxy;
 mod refresh;
 mod security_headers;
+mod slow_clients;
 mod trusted_proxies;
 mod webdriver;

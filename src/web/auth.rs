@@ -14,11 +14,11 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use subtle::ConstantTimeEq;
 
-use super::AppState;
 use super::client::ClientInfo;
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
+use super::{AppState, Layout};
 use crate::accounts::{AccountError, SESSION_LIFE, SessionUser};
 use crate::lock::LockExt;
 use crate::render::html;
@@ -268,7 +268,7 @@ fn safe_next(next: Option<&str>) -> String {
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     t: &'static Texts,
-    shop_name: &'a str,
+    layout: Layout<'a>,
     username: &'a str,
     next: &'a str,
     error: Option<&'a str>,
@@ -285,7 +285,7 @@ pub async fn login_form(state: web::Data<AppState>, q: web::Query<NextQuery>) ->
         StatusCode::OK,
         &LoginPage {
             t: state.t,
-            shop_name: &state.shop_name,
+            layout: state.layout(),
             username: "",
             next: &next,
             error: None,
@@ -315,7 +315,7 @@ pub async fn login(
             status,
             &LoginPage {
                 t: state.t,
-                shop_name: &state.shop_name,
+                layout: state.layout(),
                 username: &form.username,
                 next: &next,
                 error: Some(error),

@@ -17,5 +17,6 @@ mod protocol;
 mod proxy;
 mod refresh;
 mod security_headers;
+mod simulator_mark;
 mod trusted_proxies;
 mod webdriver;

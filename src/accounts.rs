@@ -88,6 +88,24 @@ fn hash_session_id(id: &str) -> String {
 /// Staff sign-in for the web: logins and sessions over the store, so the web
 /// layer holds no store of its own.
 #[derive(Clone)]
+/// What a sign-in came to. An unknown name may be a password typed into the
+/// wrong box: it is never logged as such (see `web::auth::login`).
+pub enum SignIn {
+    Granted(UserRow),
+    WrongPassword,
+    UnknownUser,
+}
+
+impl SignIn {
+    /// The user, when the password was right.
+    pub fn user(self) -> Option<UserRow> {
+        match self {
+            SignIn::Granted(user) => Some(user),
+            _ => None,
+        }
+    }
+}
+
 pub struct Accounts {
     store: Store,
 }
@@ -102,7 +120,7 @@ impl Accounts {
         &self,
         username: &str,
         password: &str,
-    ) -> Result<Option<UserRow>, AccountError> {
+    ) -> Result<SignIn, AccountError> {
         let name = username.to_string();
         let user = self
             .store
@@ -118,7 +136,11 @@ impl Accounts {
                     .map(|u| u.password_hash.as_str())
                     .unwrap_or(DUMMY_HASH);
                 let ok = verify_password(&password, hash);
-                user.filter(|_| ok)
+                match user {
+                    Some(user) if ok => SignIn::Granted(user),
+                    Some(_) => SignIn::WrongPassword,
+                    None => SignIn::UnknownUser,
+                }
             })
         })
         .await?;
@@ -288,12 +310,14 @@ mod tests {
             .authenticate("li", "longenough")
             .await
             .unwrap()
+            .user()
             .unwrap();
         assert!(
             accounts
                 .authenticate("li", "wrong horse")
                 .await
                 .unwrap()
+                .user()
                 .is_none()
         );
         let opened = accounts.open_session(user.id).await.unwrap();

@@ -19,7 +19,7 @@ use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
 use super::{AppState, Layout};
-use crate::accounts::{AccountError, SESSION_LIFE, SessionUser};
+use crate::accounts::{AccountError, SESSION_LIFE, SessionUser, SignIn};
 use crate::lock::LockExt;
 use crate::render::html;
 use crate::role::Role;
@@ -335,7 +335,7 @@ pub async fn login(
         Ok(attempt) => attempt,
         Err(why) => return refused(why),
     };
-    let user = {
+    let outcome = {
         let _slot = match state.limiter.slot().await {
             Ok(slot) => slot,
             Err(why) => return refused(why),
@@ -346,10 +346,20 @@ pub async fn login(
             .await
             .map_err(internal)?
     };
-    let Some(user) = user else {
-        // Debug-quoted: a name with a line break cannot forge a log line.
-        tracing::info!(%ip, username = ?name, "login failed");
-        return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+    let user = match outcome {
+        SignIn::Granted(user) => user,
+        SignIn::WrongPassword => {
+            // Debug-quoted: a name with a line break cannot forge a log line.
+            tracing::info!(%ip, username = ?name, "login failed: wrong password");
+            return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+        }
+        SignIn::UnknownUser => {
+            // No such user: perhaps a password typed into the name box, so
+            // only its length is logged.
+            let unknown_name_chars = name.chars().count();
+            tracing::info!(%ip, unknown_name_chars, "login failed: no such user");
+            return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+        }
     };
     attempt.succeeded(name);
     drop(attempt);
@@ -358,7 +368,7 @@ pub async fn login(
         .open_session(user.id)
         .await
         .map_err(internal)?;
-    tracing::info!(username = %user.username, "signed in");
+    tracing::info!(username = ?user.username, "signed in");
     // https as the client sees it (a trusted proxy's word), never a header from anyone.
     let cookie = Cookie::build(SESSION_COOKIE, session.id)
         .path("/")

@@ -10,6 +10,7 @@ mod check;
 mod checkout;
 mod faults;
 mod helpers;
+mod log_forging;
 mod notify;
 mod ops;
 mod poller;

@@ -94,6 +94,8 @@ pub enum SignIn {
     Granted(UserRow),
     WrongPassword,
     UnknownUser,
+    /// The right password of a disabled user (`scanpay user disable`).
+    Disabled,
 }
 
 impl SignIn {
@@ -137,6 +139,7 @@ impl Accounts {
                     .unwrap_or(DUMMY_HASH);
                 let ok = verify_password(&password, hash);
                 match user {
+                    Some(user) if ok && user.disabled => SignIn::Disabled,
                     Some(user) if ok => SignIn::Granted(user),
                     Some(_) => SignIn::WrongPassword,
                     None => SignIn::UnknownUser,
@@ -241,6 +244,24 @@ pub fn ensure_demo_users(store: &Store) -> Result<bool, AccountError> {
         }
     }
     Ok(true)
+}
+
+/// `scanpay user disable|enable NAME`: a disabled user's sessions end at once.
+pub fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<(), AccountError> {
+    if store.write_blocking(|tx| users::set_disabled(tx, name, disabled))? {
+        Ok(())
+    } else {
+        Err(AccountError::NoSuchUser(name.to_string()))
+    }
+}
+
+/// `scanpay user role NAME admin|cashier`.
+pub fn set_role(store: &Store, name: &str, role: Role) -> Result<(), AccountError> {
+    if store.write_blocking(|tx| users::set_role(tx, name, role))? {
+        Ok(())
+    } else {
+        Err(AccountError::NoSuchUser(name.to_string()))
+    }
 }
 
 #[cfg(test)]

@@ -353,6 +353,10 @@ pub async fn login(
             tracing::info!(%ip, username = ?name, "login failed: wrong password");
             return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
         }
+        SignIn::Disabled => {
+            tracing::info!(%ip, username = ?name, "login refused: the user is disabled");
+            return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+        }
         SignIn::UnknownUser => {
             // No such user: perhaps a password typed into the name box, so
             // only its length is logged.

@@ -20,4 +20,5 @@ mod refresh;
 mod security_headers;
 mod simulator_mark;
 mod trusted_proxies;
+mod users;
 mod webdriver;

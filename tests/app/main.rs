@@ -13,6 +13,7 @@ mod helpers;
 mod log_forging;
 mod notify;
 mod ops;
+mod permissions;
 mod poller;
 mod protocol;
 mod proxy;

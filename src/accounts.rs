@@ -88,6 +88,26 @@ fn hash_session_id(id: &str) -> String {
 /// Staff sign-in for the web: logins and sessions over the store, so the web
 /// layer holds no store of its own.
 #[derive(Clone)]
+/// What a sign-in came to. An unknown name may be a password typed into the
+/// wrong box: it is never logged as such (see `web::auth::login`).
+pub enum SignIn {
+    Granted(UserRow),
+    WrongPassword,
+    UnknownUser,
+    /// The right password of a disabled user (`scanpay user disable`).
+    Disabled,
+}
+
+impl SignIn {
+    /// The user, when the password was right.
+    pub fn user(self) -> Option<UserRow> {
+        match self {
+            SignIn::Granted(user) => Some(user),
+            _ => None,
+        }
+    }
+}
+
 pub struct Accounts {
     store: Store,
 }
@@ -102,7 +122,7 @@ impl Accounts {
         &self,
         username: &str,
         password: &str,
-    ) -> Result<Option<UserRow>, AccountError> {
+    ) -> Result<SignIn, AccountError> {
         let name = username.to_string();
         let user = self
             .store
@@ -118,7 +138,12 @@ impl Accounts {
                     .map(|u| u.password_hash.as_str())
                     .unwrap_or(DUMMY_HASH);
                 let ok = verify_password(&password, hash);
-                user.filter(|_| ok)
+                match user {
+                    Some(user) if ok && user.disabled => SignIn::Disabled,
+                    Some(user) if ok => SignIn::Granted(user),
+                    Some(_) => SignIn::WrongPassword,
+                    None => SignIn::UnknownUser,
+                }
             })
         })
         .await?;
@@ -221,6 +246,24 @@ pub fn ensure_demo_users(store: &Store) -> Result<bool, AccountError> {
     Ok(true)
 }
 
+/// `scanpay user disable|enable NAME`: a disabled user's sessions end at once.
+pub fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<(), AccountError> {
+    if store.write_blocking(|tx| users::set_disabled(tx, name, disabled))? {
+        Ok(())
+    } else {
+        Err(AccountError::NoSuchUser(name.to_string()))
+    }
+}
+
+/// `scanpay user role NAME admin|cashier`.
+pub fn set_role(store: &Store, name: &str, role: Role) -> Result<(), AccountError> {
+    if store.write_blocking(|tx| users::set_role(tx, name, role))? {
+        Ok(())
+    } else {
+        Err(AccountError::NoSuchUser(name.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,12 +331,14 @@ mod tests {
             .authenticate("li", "longenough")
             .await
             .unwrap()
+            .user()
             .unwrap();
         assert!(
             accounts
                 .authenticate("li", "wrong horse")
                 .await
                 .unwrap()
+                .user()
                 .is_none()
         );
         let opened = accounts.open_session(user.id).await.unwrap();

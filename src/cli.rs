@@ -76,12 +76,31 @@ pub enum UserCommand {
     List,
     /// Change a user's password (read from the first line of stdin)
     Passwd { name: String },
+    /// Disable a user: they cannot sign in, and their sessions end at once
+    Disable { name: String },
+    /// Enable a disabled user again
+    Enable { name: String },
+    /// Give a user another role (their open sessions have it at once)
+    Role {
+        name: String,
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
     Admin,
     Cashier,
+}
+
+impl From<RoleArg> for crate::role::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => crate::role::Role::Admin,
+            RoleArg::Cashier => crate::role::Role::Cashier,
+        }
+    }
 }
 
 impl Cli {

@@ -148,12 +148,26 @@ fn run_user(settings: &Settings, command: &UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             for u in store.read_blocking(users::list_users)? {
-                println!("{}\t{}", u.username, u.role.as_str());
+                let disabled = if u.disabled { "\tdisabled" } else { "" };
+                println!("{}\t{}{disabled}", u.username, u.role.as_str());
             }
         }
         UserCommand::Passwd { name } => {
             accounts::set_password(&store, name, &read_password()?)?;
             println!("password changed for {name}; their sessions were ended");
+        }
+        UserCommand::Disable { name } => {
+            accounts::set_disabled(&store, name, true)?;
+            println!("disabled {name}; their sessions were ended");
+        }
+        UserCommand::Enable { name } => {
+            accounts::set_disabled(&store, name, false)?;
+            println!("enabled {name}");
+        }
+        UserCommand::Role { name, role } => {
+            let role = Role::from(*role);
+            accounts::set_role(&store, name, role)?;
+            println!("{name} is now {}", role.as_str());
         }
     }
     Ok(())

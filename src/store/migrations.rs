@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("migrations/0003_payments_per_transaction.sql"),
     ),
+    (4, include_str!("migrations/0004_users_disabled.sql")),
 ];
 
 /// The newest schema version this binary knows.

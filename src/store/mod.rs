@@ -171,15 +171,41 @@ where
     }
 }
 
+/// The data directory, created (with any missing parents) readable by the
+/// service user only; an existing one is left as the operator made it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// The database file, created empty and private (0600) when missing, before
+/// SQLite opens it: SQLite gives its -wal and -shm files the same permissions.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) `data_dir/scanpay.sqlite3` and applies migrations.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        let data_dir_error = |source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
-        })?;
+        };
+        create_private_dir(data_dir).map_err(data_dir_error)?;
         let lock = backup::lock_shared(data_dir)?;
         let path = data_dir.join(DB_FILE);
+        create_private_file(&path).map_err(data_dir_error)?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrations::apply(&mut writer)?;

@@ -12,6 +12,8 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: Role,
     pub created_at: i64,
+    /// Disabled: cannot sign in, and has no session.
+    pub disabled: bool,
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
@@ -21,6 +23,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         password_hash: r.get(2)?,
         role: r.get(3)?,
         created_at: r.get(4)?,
+        disabled: r.get(5)?,
     })
 }
 
@@ -58,10 +61,39 @@ pub fn set_password(
     Ok(n == 1)
 }
 
+/// Disables or enables a user; disabling ends every session of theirs at once.
+/// `Ok(false)` when there is no such user.
+pub fn set_disabled(
+    tx: &Transaction<'_>,
+    username: &str,
+    disabled: bool,
+) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "UPDATE users SET disabled = ?2 WHERE username = ?1",
+        params![username, disabled],
+    )?;
+    if n == 1 && disabled {
+        tx.execute(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+            params![username],
+        )?;
+    }
+    Ok(n == 1)
+}
+
+/// Gives a user `role` (their open sessions have it from their next request).
+/// `Ok(false)` when there is no such user.
+pub fn set_role(tx: &Transaction<'_>, username: &str, role: Role) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE users SET role = ?2 WHERE username = ?1",
+        params![username, role],
+    )? == 1)
+}
+
 pub fn user_by_name(conn: &Connection, username: &str) -> Result<Option<UserRow>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT id, username, password_hash, role, created_at FROM users WHERE username = ?1",
+            "SELECT id, username, password_hash, role, created_at, disabled FROM users WHERE username = ?1",
             [username],
             user_row,
         )
@@ -70,7 +102,7 @@ pub fn user_by_name(conn: &Connection, username: &str) -> Result<Option<UserRow>
 
 pub fn list_users(conn: &Connection) -> Result<Vec<UserRow>, StoreError> {
     let mut st = conn.prepare(
-        "SELECT id, username, password_hash, role, created_at FROM users ORDER BY username",
+        "SELECT id, username, password_hash, role, created_at, disabled FROM users ORDER BY username",
     )?;
     let rows = st.query_map([], user_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -120,7 +152,7 @@ pub fn session_user(
     Ok(conn
         .query_row(
             "SELECT u.id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+             WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
             params![id_hash, now],
             |r| {
                 Ok(SessionUser {

@@ -14,12 +14,12 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use subtle::ConstantTimeEq;
 
-use super::AppState;
 use super::client::ClientInfo;
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
-use crate::accounts::{AccountError, SESSION_LIFE, SessionUser};
+use super::{AppState, Layout};
+use crate::accounts::{AccountError, SESSION_LIFE, SessionUser, SignIn};
 use crate::lock::LockExt;
 use crate::render::html;
 use crate::role::Role;
@@ -268,7 +268,7 @@ fn safe_next(next: Option<&str>) -> String {
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     t: &'static Texts,
-    shop_name: &'a str,
+    layout: Layout<'a>,
     username: &'a str,
     next: &'a str,
     error: Option<&'a str>,
@@ -285,7 +285,7 @@ pub async fn login_form(state: web::Data<AppState>, q: web::Query<NextQuery>) ->
         StatusCode::OK,
         &LoginPage {
             t: state.t,
-            shop_name: &state.shop_name,
+            layout: state.layout(),
             username: "",
             next: &next,
             error: None,
@@ -315,7 +315,7 @@ pub async fn login(
             status,
             &LoginPage {
                 t: state.t,
-                shop_name: &state.shop_name,
+                layout: state.layout(),
                 username: &form.username,
                 next: &next,
                 error: Some(error),
@@ -335,7 +335,7 @@ pub async fn login(
         Ok(attempt) => attempt,
         Err(why) => return refused(why),
     };
-    let user = {
+    let outcome = {
         let _slot = match state.limiter.slot().await {
             Ok(slot) => slot,
             Err(why) => return refused(why),
@@ -346,10 +346,24 @@ pub async fn login(
             .await
             .map_err(internal)?
     };
-    let Some(user) = user else {
-        // Debug-quoted: a name with a line break cannot forge a log line.
-        tracing::info!(%ip, username = ?name, "login failed");
-        return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+    let user = match outcome {
+        SignIn::Granted(user) => user,
+        SignIn::WrongPassword => {
+            // Debug-quoted: a name with a line break cannot forge a log line.
+            tracing::info!(%ip, username = ?name, "login failed: wrong password");
+            return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+        }
+        SignIn::Disabled => {
+            tracing::info!(%ip, username = ?name, "login refused: the user is disabled");
+            return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+        }
+        SignIn::UnknownUser => {
+            // No such user: perhaps a password typed into the name box, so
+            // only its length is logged.
+            let unknown_name_chars = name.chars().count();
+            tracing::info!(%ip, unknown_name_chars, "login failed: no such user");
+            return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
+        }
     };
     attempt.succeeded(name);
     drop(attempt);
@@ -358,7 +372,7 @@ pub async fn login(
         .open_session(user.id)
         .await
         .map_err(internal)?;
-    tracing::info!(username = %user.username, "signed in");
+    tracing::info!(username = ?user.username, "signed in");
     // https as the client sees it (a trusted proxy's word), never a header from anyone.
     let cookie = Cookie::build(SESSION_COOKIE, session.id)
         .path("/")

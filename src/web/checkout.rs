@@ -4,12 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use super::AppState;
 use super::auth::CurrentUser;
 use super::client::ClientInfo;
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other;
+use super::{AppState, Layout};
 use crate::checkout::NewOrderInput;
 use crate::money::Fen;
 use crate::render::html;
@@ -21,7 +21,7 @@ const MAX_DESCRIPTION_CHARS: usize = 100;
 #[template(path = "checkout.html")]
 struct CheckoutPage<'a> {
     t: &'static Texts,
-    shop_name: &'a str,
+    layout: Layout<'a>,
     username: &'a str,
     is_admin: bool,
     csrf_token: &'a str,
@@ -41,7 +41,7 @@ impl<'a> CheckoutPage<'a> {
     ) -> Self {
         CheckoutPage {
             t: state.t,
-            shop_name: &state.shop_name,
+            layout: state.layout(),
             username: &user.0.username,
             is_admin: user.0.role == Role::Admin,
             csrf_token: &user.0.csrf_token,

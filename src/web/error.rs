@@ -9,9 +9,9 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
 
-use super::AppState;
 use super::i18n::{self, Texts};
 use super::respond::see_other;
+use super::{AppState, Layout};
 use crate::checkout::CheckoutError;
 use crate::config::Language;
 use crate::order::OrderState;
@@ -58,6 +58,7 @@ impl From<CheckoutError> for WebError {
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
     t: &'static Texts,
+    layout: Layout<'a>,
     title: &'a str,
     message: &'a str,
 }
@@ -74,8 +75,8 @@ fn nothing_to_retry(t: &Texts) -> &'static str {
 }
 
 impl WebError {
-    /// The response, its page in the language of `t`.
-    pub fn render(&self, t: &'static Texts) -> HttpResponse {
+    /// The response, its page in the language of `t` with the chrome of `layout`.
+    pub fn render(&self, t: &'static Texts, layout: Layout<'_>) -> HttpResponse {
         let message: String = match self {
             WebError::LoginRequired { next } => {
                 return see_other(&format!("/login?next={}", urlencode(next)));
@@ -94,6 +95,7 @@ impl WebError {
             status,
             &ErrorPage {
                 t,
+                layout,
                 title: status.canonical_reason().unwrap_or("Error"),
                 message: &message,
             },
@@ -119,23 +121,26 @@ impl ResponseError for WebError {
         if let WebError::Internal(e) = self {
             tracing::error!(error.cause_chain = ?e, "request failed");
         }
-        self.render(i18n::texts(Language::default()))
+        let layout = Layout {
+            shop_name: "",
+            simulator: false,
+        };
+        self.render(i18n::texts(Language::default()), layout)
     }
 }
 
 /// Middleware: a response that carries a `WebError` gets its page again in the
-/// language of the app's `AppState` (responses without one pass untouched).
+/// language and chrome of the app's `AppState` (responses without one pass untouched).
 pub async fn localise(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let res = next.call(req).await?;
-    let t = res
-        .request()
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.t);
-    let page = match (t, res.response().error()) {
-        (Some(t), Some(e)) => e.as_error::<WebError>().map(|e| e.render(t)),
+    let state = res.request().app_data::<web::Data<AppState>>().cloned();
+    let page = match (state, res.response().error()) {
+        (Some(state), Some(e)) => e
+            .as_error::<WebError>()
+            .map(|e| e.render(state.t, state.layout())),
         _ => None,
     };
     Ok(match page {

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The shop's language, for pages and error pages alike.
     pub t: &'static i18n::Texts,
     pub shop_name: String,
+    /// Simulator mode: every page carries the simulator mark (see `Layout`).
+    pub simulator: bool,
     pub tz: jiff::tz::TimeZone,
     pub max_amount: Fen,
     /// Rendered QR images; forgotten when their order changes (see start-up).
@@ -61,6 +63,7 @@ impl AppState {
             accounts,
             t: i18n::texts(settings.shop.language),
             shop_name: settings.shop.name.clone(),
+            simulator: settings.wxpay.is_simulator(),
             tz: settings.shop_tz(),
             max_amount: settings.checkout.max_amount(),
             qr_cache,
@@ -71,6 +74,24 @@ impl AppState {
                 usize::try_from(settings.http.max_event_streams).unwrap_or(usize::MAX),
                 events::MAX_STREAMS_PER_ORDER,
             ),
+        }
+    }
+}
+
+/// What every page's chrome (`templates/base.html`, the error and print pages)
+/// shows: the shop's name and, in simulator mode, the simulator mark.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    pub shop_name: &'a str,
+    pub simulator: bool,
+}
+
+impl AppState {
+    /// The chrome of a page served by this app.
+    pub fn layout(&self) -> Layout<'_> {
+        Layout {
+            shop_name: &self.shop_name,
+            simulator: self.simulator,
         }
     }
 }

@@ -5,11 +5,11 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::AppState;
 use super::auth::{CsrfForm, CurrentUser, MaybeUser};
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::{etag_response, see_other};
+use super::{AppState, Layout};
 use crate::checkout::OrderView;
 use crate::clock::Millis;
 use crate::order::{OrderState, OrderToken};
@@ -72,7 +72,7 @@ impl OrderView {
 #[template(path = "order.html")]
 struct OrderPage<'a> {
     t: &'static Texts,
-    shop_name: &'a str,
+    layout: Layout<'a>,
     token: &'a str,
     v: &'a OrderView,
     state: &'static str,
@@ -92,7 +92,7 @@ pub async fn page(
     let qr = v.scannable();
     let page = OrderPage {
         t: state.t,
-        shop_name: &state.shop_name,
+        layout: state.layout(),
         token: &path,
         state: state.t.order_state(v.order.state),
         amount: v.order.amount.to_string(),
@@ -174,7 +174,7 @@ fn png_response(
 #[template(path = "print.html")]
 struct PrintPage<'a> {
     t: &'static Texts,
-    shop_name: &'a str,
+    layout: Layout<'a>,
     token: &'a str,
     v: &'a OrderView,
     state: &'static str,
@@ -191,7 +191,7 @@ pub async fn print(
     let qr = v.scannable();
     let page = PrintPage {
         t: state.t,
-        shop_name: &state.shop_name,
+        layout: state.layout(),
         token: &path,
         state: state.t.order_state(v.order.state),
         amount: v.order.amount.to_string(),

@@ -10,10 +10,10 @@ use crate::order::QrState;
 use crate::render::html;
 use crate::shop_time::shop_time;
 use crate::store::reports::{self, OrderDetail};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
+use crate::web::{AppState, Layout};
 
 /// Order numbers are short; anything longer is not one of ours.
 const MAX_ORDER_NO: usize = 64;
@@ -22,7 +22,7 @@ const MAX_ORDER_NO: usize = 64;
 #[template(path = "admin/order.html")]
 struct OrderPage<'a> {
     t: &'static Texts,
-    shop_name: &'a str,
+    layout: Layout<'a>,
     username: &'a str,
     csrf_token: &'a str,
     d: OrderDetail,
@@ -64,7 +64,7 @@ pub async fn order(
         StatusCode::OK,
         &OrderPage {
             t: state.t,
-            shop_name: &state.shop_name,
+            layout: state.layout(),
             username: &user.0.username,
             csrf_token: &user.0.csrf_token,
             d,

@@ -13,10 +13,10 @@ use crate::order::OrderNo;
 use crate::render::html;
 use crate::shop_time::{self, Granularity, Periods, shop_time};
 use crate::store::reports::{self, OrdersReport, Page, PaidOrder, Totals};
-use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
+use crate::web::{AppState, Layout};
 
 /// Orders per page of `/admin`.
 const PAGE_SIZE: usize = 50;
@@ -52,7 +52,7 @@ impl Row {
 #[template(path = "admin/orders.html")]
 struct OrdersPage<'a> {
     t: &'static Texts,
-    shop_name: &'a str,
+    layout: Layout<'a>,
     username: &'a str,
     csrf_token: &'a str,
     today: Totals,
@@ -93,7 +93,7 @@ impl<'a> OrdersPage<'a> {
         );
         OrdersPage {
             t: state.t,
-            shop_name: &state.shop_name,
+            layout: state.layout(),
             username: &user.0.username,
             csrf_token: &user.0.csrf_token,
             today: data.today,

@@ -38,7 +38,8 @@ pub(super) fn admin_query(req: &HttpRequest) -> Result<AdminQuery, WebError> {
     web::Query::<AdminQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| {
-            tracing::debug!(error.message = %e, "admin query refused");
+            // Debug-quoted: the error may quote the (decoded) query.
+            tracing::debug!(error.message = ?e.to_string(), "admin query refused");
             WebError::BadRequest(String::new())
         })
 }

@@ -1,0 +1,85 @@
+//! Issue 14 item 8: `scanpay user disable|enable|role NAME` on a running shop.
+
+use crate::helpers::*;
+
+fn cli_ok(app: &TestApp, args: &[&str]) -> String {
+    let out = run_cli(app.data_dir.path(), args, &[], "");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn sign_in(app: &TestApp, client: &reqwest::Client, user: &str) -> u16 {
+    client
+        .post(app.url("/login"))
+        .form(&[("username", user), ("password", user)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_user_is_signed_out_at_once_and_cannot_sign_in() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let checkout = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(checkout.status(), 200);
+
+    cli_ok(&app, &["user", "disable", "cashier"]);
+    let after = app.http.get(app.url("/")).send().await.unwrap();
+    assert_is_redirect_to(&after, "/login?next=/");
+    assert_eq!(sign_in(&app, &app.anonymous(), "cashier").await, 401);
+    assert!(cli_ok(&app, &["user", "list"]).contains("cashier\tcashier\tdisabled\n"));
+
+    cli_ok(&app, &["user", "enable", "cashier"]);
+    assert_eq!(sign_in(&app, &app.http, "cashier").await, 303);
+    assert_eq!(
+        app.http.get(app.url("/")).send().await.unwrap().status(),
+        200
+    );
+
+    let none = run_cli(app.data_dir.path(), &["user", "disable", "nobody"], &[], "");
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no user named"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_change_applies_to_open_sessions() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    assert_eq!(
+        app.http
+            .get(app.url("/admin"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    cli_ok(&app, &["user", "role", "cashier", "admin"]);
+    assert_eq!(
+        app.http
+            .get(app.url("/admin"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    cli_ok(&app, &["user", "role", "cashier", "cashier"]);
+    assert_eq!(
+        app.http
+            .get(app.url("/admin"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert!(cli_ok(&app, &["user", "list"]).contains("cashier\tcashier\n"));
+}

@@ -68,13 +68,13 @@ impl Checkout {
                 // Junk is kept short, and a flood from one address only counted
                 // (in the log file too: one warning per stored refusal).
                 if self.admit_refusal(log.remote_addr.as_deref()) {
-                    tracing::warn!(error.message = %why, "notification refused");
+                    tracing::warn!(error.message = ?why, "notification refused");
                     log.outcome = format!("refused: {why}");
                     log.body
                         .truncate(log.body.floor_char_boundary(REFUSED_BODY_BYTES));
                     self.log_notification(log).await;
                 } else {
-                    tracing::debug!(error.message = %why, "notification refused, not stored");
+                    tracing::debug!(error.message = ?why, "notification refused, not stored");
                 }
                 Ack::Refused("invalid notification")
             }

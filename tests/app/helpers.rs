@@ -847,3 +847,27 @@ pub fn staffed_data_dir() -> tempfile::TempDir {
     add_staff(dir.path());
     dir
 }
+
+/// A payment notification as the gateway signs it, for `merchant`.
+pub fn signed_notification(
+    merchant: &Merchant,
+    out_trade_no: &str,
+    fee: i64,
+    transaction_id: &str,
+) -> String {
+    let notice = scanpay::wxpay::notify::PaymentNotice {
+        out_trade_no: scanpay::wxpay::OutTradeNo::new(out_trade_no).unwrap(),
+        transaction_id: transaction_id.into(),
+        total_fee: scanpay::money::Fen::new(fee),
+        openid: Some("oUpF8uTEST".into()),
+        time_end: Some("20261123120000".into()),
+        bank_type: None,
+    };
+    scanpay::wxpay::xml::to_xml(&scanpay::wxpay::notify::build(
+        &notice,
+        merchant,
+        merchant.sign_type,
+        "nonce",
+        None,
+    ))
+}

@@ -2,36 +2,17 @@
 
 use std::time::Duration;
 
-use scanpay::money::Fen;
-use scanpay::wxpay::notify::{self, PaymentNotice};
-use scanpay::wxpay::{ApiKey, Merchant, OutTradeNo, SignType, xml};
+use scanpay::wxpay::notify;
+use scanpay::wxpay::{ApiKey, Merchant, SignType, xml};
 
 use crate::helpers::*;
-
-fn notification(merchant: &Merchant, out_trade_no: &str, fee: i64, transaction_id: &str) -> String {
-    let notice = PaymentNotice {
-        out_trade_no: OutTradeNo::new(out_trade_no).unwrap(),
-        transaction_id: transaction_id.into(),
-        total_fee: Fen::new(fee),
-        openid: Some("oUpF8uTEST".into()),
-        time_end: Some("20261123120000".into()),
-        bank_type: None,
-    };
-    xml::to_xml(&notify::build(
-        &notice,
-        merchant,
-        merchant.sign_type,
-        "nonce",
-        None,
-    ))
-}
 
 /// A new ¥1.00 order paid by a genuine notification (the cashier signed in).
 async fn paid_by_notification(app: &TestApp, transaction_id: &str) -> String {
     let token = app.create_order("1.00", "").await;
     let no = app.out_trade_no(&token).await;
     let (_, answer) = app
-        .notify(notification(
+        .notify(signed_notification(
             &demo_merchant(SignType::Md5),
             &no,
             100,
@@ -62,7 +43,7 @@ async fn forged_tampered_and_foreign_notifications_change_nothing() {
         mch_id: "1900000109".into(),
         ..demo.clone()
     };
-    let genuine = notification(&demo, &no, 1250, "4200000000000000000000000001");
+    let genuine = signed_notification(&demo, &no, 1250, "4200000000000000000000000001");
     let tampered = genuine.replace("<total_fee>1250</total_fee>", "<total_fee>1</total_fee>");
     assert_ne!(tampered, genuine);
     let unsigned = {
@@ -73,21 +54,21 @@ async fn forged_tampered_and_foreign_notifications_change_nothing() {
     let cases: Vec<(&str, String)> = vec![
         (
             "wrong key",
-            notification(&wrong_key, &no, 1250, "4200000000000000000000000002"),
+            signed_notification(&wrong_key, &no, 1250, "4200000000000000000000000002"),
         ),
         ("tampered amount", tampered),
         ("unsigned", unsigned),
         (
             "other merchant",
-            notification(&other_merchant, &no, 1250, "4200000000000000000000000003"),
+            signed_notification(&other_merchant, &no, 1250, "4200000000000000000000000003"),
         ),
         (
             "wrong amount, genuinely signed",
-            notification(&demo, &no, 1, "4200000000000000000000000004"),
+            signed_notification(&demo, &no, 1, "4200000000000000000000000004"),
         ),
         (
             "unknown order",
-            notification(&demo, "NOT-OURS-1", 1250, "4200000000000000000000000005"),
+            signed_notification(&demo, "NOT-OURS-1", 1250, "4200000000000000000000000005"),
         ),
         (
             "doctype",
@@ -153,7 +134,7 @@ async fn twenty_identical_notifications_at_once_pay_once() {
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("0.29", "").await;
     let no = app.out_trade_no(&token).await;
-    let body = notification(
+    let body = signed_notification(
         &demo_merchant(SignType::Md5),
         &no,
         29,
@@ -195,7 +176,7 @@ async fn notifications_are_accepted_only_with_the_configured_sign_type() {
         app.login_as("cashier", "cashier").await;
         let token = app.create_order("1.00", "").await;
         let no = app.out_trade_no(&token).await;
-        let wrong = notification(
+        let wrong = signed_notification(
             &demo_merchant(other),
             &no,
             100,
@@ -208,7 +189,7 @@ async fn notifications_are_accepted_only_with_the_configured_sign_type() {
         );
         assert_eq!(app.status(&token).await["state"], "open");
 
-        let right = notification(
+        let right = signed_notification(
             &demo_merchant(configured),
             &no,
             100,
@@ -235,7 +216,7 @@ async fn no_key_or_signature_reaches_a_log_line_or_a_page() {
     let demo = demo_merchant(SignType::Md5);
     let mut signs = Vec::new();
     for (i, fee) in [(1, 222), (2, 1)] {
-        let body = notification(&demo, &no, fee, &format!("420000000000000000000000009{i}"));
+        let body = signed_notification(&demo, &no, fee, &format!("420000000000000000000000009{i}"));
         signs.push(
             xml::from_xml(body.as_bytes())
                 .unwrap()
@@ -293,7 +274,7 @@ async fn no_payment_fact_is_dropped_as_a_duplicate() {
     let first = app.create_order("3.00", "").await;
     let first_no = app.out_trade_no(&first).await;
     let (_, answer) = app
-        .notify(notification(
+        .notify(signed_notification(
             &m,
             &first_no,
             300,
@@ -304,7 +285,7 @@ async fn no_payment_fact_is_dropped_as_a_duplicate() {
 
     // The same QR reported paid again with another transaction.
     let (_, answer) = app
-        .notify(notification(
+        .notify(signed_notification(
             &m,
             &first_no,
             300,
@@ -326,7 +307,7 @@ async fn no_payment_fact_is_dropped_as_a_duplicate() {
     // Another order's QR reported paid with the first order's transaction.
     let other = app.create_order("3.00", "").await;
     let other_no = app.out_trade_no(&other).await;
-    let reused = notification(&m, &other_no, 300, "4200000000000000000000000101");
+    let reused = signed_notification(&m, &other_no, 300, "4200000000000000000000000101");
     for _ in 0..2 {
         let (_, answer) = app.notify(reused.clone()).await;
         assert!(is_success(&answer), "acknowledged: {answer}");

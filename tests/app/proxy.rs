@@ -15,9 +15,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
-use scanpay::money::Fen;
-use scanpay::wxpay::notify::{self, PaymentNotice};
-use scanpay::wxpay::{OutTradeNo, SignType, xml};
+use scanpay::wxpay::SignType;
+use scanpay::wxpay::notify;
 
 use crate::helpers::*;
 
@@ -424,25 +423,6 @@ async fn until(
     .unwrap_or_else(|_| panic!("no {needle} within {timeout:?}; saw {seen:?}"))
 }
 
-fn signed_notification(out_trade_no: &str, fee: i64) -> String {
-    let merchant = demo_merchant(SignType::Md5);
-    let notice = PaymentNotice {
-        out_trade_no: OutTradeNo::new(out_trade_no).unwrap(),
-        transaction_id: "4200000000000000000000000777".into(),
-        total_fee: Fen::new(fee),
-        openid: Some("oUpF8uTEST".into()),
-        time_end: Some("20261123120000".into()),
-        bank_type: None,
-    };
-    xml::to_xml(&notify::build(
-        &notice,
-        &merchant,
-        merchant.sign_type,
-        "nonce",
-        None,
-    ))
-}
-
 // ---------------------------------------------------------------- the tests
 
 /// Through nginx the customer's pages work, the gateway's notification gets
@@ -545,7 +525,12 @@ async fn a_notification_through_the_proxy_pays_and_a_huge_body_is_refused() {
     let gateway = http_from(from(9));
     let resp = gateway
         .post(format!("{}/wxpay/notify", p.https))
-        .body(signed_notification(&no, 1250))
+        .body(signed_notification(
+            &demo_merchant(SignType::Md5),
+            &no,
+            1250,
+            "4200000000000000000000000777",
+        ))
         .send()
         .await
         .unwrap();

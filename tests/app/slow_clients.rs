@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use scanpay::money::Fen;
-use scanpay::wxpay::notify::{self, PaymentNotice};
-use scanpay::wxpay::{OutTradeNo, SignType, xml};
+use scanpay::wxpay::SignType;
+use scanpay::wxpay::notify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -43,25 +42,6 @@ fn raise_open_files_limit() -> u64 {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
     }
     rl.rlim_cur
-}
-
-fn notification(out_trade_no: &str, fee: i64, transaction_id: &str) -> String {
-    let merchant = demo_merchant(SignType::Md5);
-    let notice = PaymentNotice {
-        out_trade_no: OutTradeNo::new(out_trade_no).unwrap(),
-        transaction_id: transaction_id.into(),
-        total_fee: Fen::new(fee),
-        openid: Some("oUpF8uSLOW".into()),
-        time_end: Some("20261123120000".into()),
-        bank_type: None,
-    };
-    xml::to_xml(&notify::build(
-        &notice,
-        &merchant,
-        merchant.sign_type,
-        "nonce",
-        None,
-    ))
 }
 
 /// How a slow client's connection ended.
@@ -168,7 +148,12 @@ async fn slow_bodies_are_cut_off_while_notifications_and_pages_are_answered() {
     // the customer's page and the health check too, each within a second.
     let t = Instant::now();
     let (status, answer) = app
-        .notify(notification(&no, 100, "4200000000000000000000000140"))
+        .notify(signed_notification(
+            &demo_merchant(SignType::Md5),
+            &no,
+            100,
+            "4200000000000000000000000140",
+        ))
         .await;
     let notified_in = t.elapsed();
     let held = open.load(Ordering::SeqCst);

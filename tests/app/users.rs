@@ -48,38 +48,25 @@ async fn a_disabled_user_is_signed_out_at_once_and_cannot_sign_in() {
     assert!(String::from_utf8_lossy(&none.stderr).contains("no user named"));
 }
 
+/// What the signed-in browser gets at `/admin`.
+async fn admin_status(app: &TestApp) -> u16 {
+    app.http
+        .get(app.url("/admin"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_change_applies_to_open_sessions() {
     let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
-    assert_eq!(
-        app.http
-            .get(app.url("/admin"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(admin_status(&app).await, 403);
     cli_ok(&app, &["user", "role", "cashier", "admin"]);
-    assert_eq!(
-        app.http
-            .get(app.url("/admin"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(admin_status(&app).await, 200);
     cli_ok(&app, &["user", "role", "cashier", "cashier"]);
-    assert_eq!(
-        app.http
-            .get(app.url("/admin"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(admin_status(&app).await, 403);
     assert!(cli_ok(&app, &["user", "list"]).contains("cashier\tcashier\n"));
 }

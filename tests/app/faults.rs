@@ -171,8 +171,21 @@ async fn the_gateway_down_and_back() {
         s["qr_error"].as_str().unwrap().contains("could not reach"),
         "{s}"
     );
-    let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
-    assert!(page.contains("could not reach the payment gateway"));
+    // With a one-second QR life the poller retries the failed QR every second,
+    // and while a retry is in flight the page rightly says "creating": read the
+    // page until it shows the reason again (it must, within a few retries).
+    let start = std::time::Instant::now();
+    loop {
+        let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
+        if page.contains("could not reach the payment gateway") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the page never showed why the QR failed: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let health = app.get_anonymous("/healthz").await;
     let status = health.status();
     assert_eq!(status, 200, "healthz: {}", health.text().await.unwrap());

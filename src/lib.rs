@@ -19,6 +19,7 @@ pub mod http_client;
 pub mod lock;
 pub mod money;
 pub mod order;
+pub mod origin;
 pub mod poller;
 pub mod qr;
 pub mod render;

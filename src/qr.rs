@@ -22,15 +22,26 @@ pub fn clamp_size(requested: Option<u32>) -> u32 {
     requested.unwrap_or(DEFAULT_SIZE).clamp(MIN_SIZE, MAX_SIZE)
 }
 
-/// Renders `text` as a PNG at least `size` pixels wide (whole pixels per module, so it stays sharp).
+/// Renders `text` as a PNG of exactly `size` × `size` pixels: whole pixels per
+/// module (so it stays sharp), the largest that fit, centred on white. Only a
+/// code too dense for one pixel per module comes out larger.
 pub fn render_png(text: &str, size: u32) -> Result<Vec<u8>, QrError> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
         .map_err(|_| QrError::TooLong)?;
-    let img = code
+    let modules = code
         .render::<Luma<u8>>()
         .quiet_zone(true)
-        .min_dimensions(size, size)
+        .max_dimensions(size, size)
         .build();
+    let img = if modules.width() < size || modules.height() < size {
+        let mut canvas = image::ImageBuffer::from_pixel(size, size, Luma([255u8]));
+        let x = i64::from((size - modules.width().min(size)) / 2);
+        let y = i64::from((size - modules.height().min(size)) / 2);
+        image::imageops::overlay(&mut canvas, &modules, x, y);
+        canvas
+    } else {
+        modules
+    };
     let mut out = Vec::with_capacity(4096);
     image::codecs::png::PngEncoder::new_with_quality(
         &mut out,
@@ -190,12 +201,26 @@ mod render_tests {
         let png = render_png(url, DEFAULT_SIZE).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         let img = image::load_from_memory(&png).unwrap().to_luma8();
-        assert!(img.width() >= DEFAULT_SIZE);
+        assert_eq!(img.width(), DEFAULT_SIZE);
         let mut prepared = rqrr::PreparedImage::prepare(img);
         let grids = prepared.detect_grids();
         assert_eq!(grids.len(), 1);
         let (_, content) = grids[0].decode().unwrap();
         assert_eq!(content, url);
+    }
+
+    #[test]
+    fn a_size_is_that_many_pixels_and_still_scans() {
+        let url = "weixin://wxpay/bizpayurl?pr=abc123XYZ0";
+        for size in [MIN_SIZE, 200, 333, DEFAULT_SIZE, 777, MAX_SIZE] {
+            let png = render_png(url, size).unwrap();
+            let img = image::load_from_memory(&png).unwrap().to_luma8();
+            assert_eq!((img.width(), img.height()), (size, size), "size={size}");
+            let mut prepared = rqrr::PreparedImage::prepare(img);
+            let grids = prepared.detect_grids();
+            assert_eq!(grids.len(), 1, "size={size}");
+            assert_eq!(grids[0].decode().unwrap().1, url, "size={size}");
+        }
     }
 
     #[test]

@@ -125,34 +125,15 @@ async fn get_faults(sim: web::Data<Simulator>) -> HttpResponse {
         .body(sim.faults().to_string())
 }
 
-/// `POST /faults` with `name=value,…`; an empty body clears every fault.
-/// Whether a state-changing post comes from the simulator's own pages (or
-/// from no browser at all: tests, curl). A page elsewhere must not make a
-/// visitor's browser pay orders or change faults on a demo it can reach.
-pub(crate) fn same_origin(req: &HttpRequest) -> bool {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = header("sec-fetch-site") {
-        return matches!(site, "same-origin" | "none");
-    }
-    match header("origin") {
-        None => true,
-        Some(origin) => {
-            let host = req.connection_info().host().to_string();
-            origin
-                .split_once("://")
-                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(&host))
-        }
-    }
-}
-
 pub(crate) fn cross_site() -> HttpResponse {
     HttpResponse::Forbidden()
         .content_type("text/plain; charset=utf-8")
         .body("cross-site request refused: use the simulator's own page")
 }
 
+/// `POST /faults` with `name=value,…`; an empty body clears every fault.
 async fn set_faults(req: HttpRequest, sim: web::Data<Simulator>, body: String) -> HttpResponse {
-    if !same_origin(&req) {
+    if !crate::origin::same_origin(&req) {
         return cross_site();
     }
     match body.parse::<Faults>() {

@@ -119,7 +119,7 @@ pub async fn pay(
     sim: web::Data<Simulator>,
     form: web::Form<CodeUrl>,
 ) -> HttpResponse {
-    if !super::same_origin(&req) {
+    if !crate::origin::same_origin(&req) {
         return super::cross_site();
     }
     let now = Timestamp::now();

@@ -83,13 +83,9 @@ impl FromRequest for CurrentUser {
         Box::pin(async move {
             match session_of(&req).await? {
                 Some(u) => Ok(CurrentUser(u)),
-                None => {
-                    let next = match req.query_string() {
-                        "" => req.path().to_string(),
-                        q => format!("{}?{q}", req.path()),
-                    };
-                    Err(WebError::LoginRequired { next })
-                }
+                None => Err(WebError::LoginRequired {
+                    next: after_login(&req),
+                }),
             }
         })
     }
@@ -248,6 +244,33 @@ fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Where to go once signed in. A page asked for is shown again; a form posted
+/// after the session ended cannot be replayed by a GET (most such routes are
+/// POST-only), so the page the form was on is shown instead, else the start page.
+fn after_login(req: &HttpRequest) -> String {
+    let here = |path: &str, query: &str| match query {
+        "" => path.to_string(),
+        q => format!("{path}?{q}"),
+    };
+    if matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) {
+        return here(req.path(), req.query_string());
+    }
+    let host = req.connection_info().host().to_string();
+    req.headers()
+        .get(actix_web::http::header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.parse::<actix_web::http::Uri>().ok())
+        .filter(|r| {
+            r.authority()
+                .is_some_and(|a| a.as_str().eq_ignore_ascii_case(&host))
+        })
+        .map(|r| here(r.path(), r.query().unwrap_or("")))
+        .unwrap_or_else(|| "/".to_string())
+}
+
 /// Only local paths are followed after login (no open redirect).
 fn safe_next(next: Option<&str>) -> String {
     match next {
@@ -303,6 +326,7 @@ pub struct LoginForm {
 }
 
 pub async fn login(
+    req: HttpRequest,
     client: ClientInfo,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
@@ -322,6 +346,12 @@ pub async fn login(
             },
         )
     };
+    // Login CSRF: another site must not sign a visitor's browser in to an
+    // account of its choosing (its orders would then be made under that name).
+    if !crate::origin::same_origin(&req) {
+        tracing::warn!(%ip, "login refused: posted from another site");
+        return Ok(page(StatusCode::FORBIDDEN, state.t.login_cross_site));
+    }
     let name = form.username.trim();
     let refused = |why: Refusal| {
         tracing::warn!(%ip, ?why, "login refused before its check");

@@ -15,8 +15,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::AppState;
+use super::auth::MaybeUser;
 use super::error::WebError;
-use super::order::load;
+use super::order::{Reader, load};
 use crate::checkout::hub::Subscription;
 use crate::order::OrderToken;
 
@@ -109,7 +110,9 @@ fn event(status: &str) -> Bytes {
 pub async fn stream(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    user: MaybeUser,
 ) -> Result<HttpResponse, WebError> {
+    let reader = Reader::of(&user);
     let token = path.into_inner();
     let order = OrderToken::parse(&token).ok_or(WebError::NotFound)?;
     let Some(permit) = state.streams.admit(&token) else {
@@ -119,7 +122,8 @@ pub async fn stream(
     // Subscribe before reading, so no change between the read and the stream is missed.
     let changes = state.checkout.subscribe(&order);
     let first = load(&state, &token).await?;
-    let last = serde_json::to_string(&first.status()).map_err(|e| WebError::Internal(e.into()))?;
+    let last = serde_json::to_string(&first.status(state.t, reader))
+        .map_err(|e| WebError::Internal(e.into()))?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let _ = tx.try_send(Bytes::from(format!(
         "retry: 2000\n\n{}",
@@ -129,7 +133,7 @@ pub async fn stream(
         let (state, token) = (state.clone(), token.clone());
         async move {
             let v = load(&state, &token).await.ok()?;
-            serde_json::to_string(&v.status()).ok()
+            serde_json::to_string(&v.status(state.t, reader)).ok()
         }
     }));
     // The permit lives as long as the body: until the client goes.

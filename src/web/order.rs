@@ -33,6 +33,24 @@ pub struct Status {
     pub double_paid: bool,
 }
 
+/// Who reads an order. Staff see the gateway's diagnostics, which only they can
+/// act on; a customer reads a translated, generic reason instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Staff,
+    Customer,
+}
+
+impl Reader {
+    pub fn of(user: &MaybeUser) -> Reader {
+        if user.0.is_some() {
+            Reader::Staff
+        } else {
+            Reader::Customer
+        }
+    }
+}
+
 /// The order behind a link, through the domain; junk tokens never reach a query.
 pub async fn load(state: &AppState, token: &str) -> Result<OrderView, WebError> {
     let token = OrderToken::parse(token).ok_or(WebError::NotFound)?;
@@ -44,8 +62,8 @@ fn rfc3339(at: Millis) -> String {
 }
 
 impl OrderView {
-    /// What `/status` and each SSE event say of the order.
-    pub fn status(&self) -> Status {
+    /// What `/status` and each SSE event say of the order to `reader`.
+    pub fn status(&self, t: &Texts, reader: Reader) -> Status {
         let v = self;
         let o = &v.order;
         Status {
@@ -57,13 +75,22 @@ impl OrderView {
             qr_expires_at: v.qr.as_ref().map(|q| rfc3339(q.display_until)),
             paid_at: o.paid_at.map(rfc3339),
             qr_state: v.qr.as_ref().map(|q| q.state.as_str()),
-            qr_error: v
-                .qr
-                .as_ref()
-                .and_then(|q| q.last_error.clone())
-                .filter(|_| v.qr_failed()),
+            qr_error: v.qr_error(t, reader),
             late: o.late,
             double_paid: o.double_paid,
+        }
+    }
+}
+
+impl OrderView {
+    /// Why the current QR could not be created, as `reader` may read it.
+    fn qr_error(&self, t: &Texts, reader: Reader) -> Option<String> {
+        if !self.qr_failed() {
+            return None;
+        }
+        match reader {
+            Reader::Staff => self.qr.as_ref().and_then(|q| q.last_error.clone()),
+            Reader::Customer => Some(t.qr_failed_customer.to_string()),
         }
     }
 }
@@ -80,6 +107,7 @@ struct OrderPage<'a> {
     seconds_left: i64,
     qr_version: i64,
     paid_at: String,
+    qr_error: Option<String>,
     csrf_token: Option<&'a str>,
 }
 
@@ -103,6 +131,7 @@ pub async fn page(
             .paid_at
             .map(|p| shop_time(&state.tz, p))
             .unwrap_or_default(),
+        qr_error: v.qr_error(state.t, Reader::of(&user)),
         csrf_token: user.0.as_ref().map(|u| u.csrf_token.as_str()),
         v: &v,
     };
@@ -112,11 +141,12 @@ pub async fn page(
 pub async fn status(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    user: MaybeUser,
 ) -> Result<HttpResponse, WebError> {
     let v = load(&state, &path).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(v.status()))
+        .json(v.status(state.t, Reader::of(&user))))
 }
 
 #[derive(serde::Deserialize)]

@@ -404,7 +404,8 @@ async fn qr_images_have_an_etag_per_qr_and_a_size() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
-    for (asked, min) in [("600", 600), ("5", 128), ("99999", 1024)] {
+    // `?size=N` is N × N pixels, clamped to 128..=1024.
+    for (asked, side) in [("600", 600), ("333", 333), ("5", 128), ("99999", 1024)] {
         let png = app
             .anonymous()
             .get(format!("{url}?size={asked}"))
@@ -415,10 +416,12 @@ async fn qr_images_have_an_etag_per_qr_and_a_size() {
             .await
             .unwrap();
         let img = image::load_from_memory(&png).unwrap();
-        assert!(
-            img.width() >= min && img.width() <= 1024 + 64,
-            "size {asked} → {}",
-            img.width()
+        assert_eq!(
+            (img.width(), img.height()),
+            (side, side),
+            "size {asked} → {}×{}",
+            img.width(),
+            img.height()
         );
         assert_eq!(decode_qr(&png), app.scan_qr(&token).await);
     }

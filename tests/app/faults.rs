@@ -186,6 +186,34 @@ async fn the_gateway_down_and_back() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The customer reads a translated, generic reason: the gateway's
+    // diagnostics (and where it is) are for staff.
+    let start = std::time::Instant::now();
+    loop {
+        let resp = app.get_anonymous(&format!("/o/{token}/status")).await;
+        let s: serde_json::Value = resp.json().await.unwrap();
+        if s["qr_state"] == "failed" {
+            let reason = s["qr_error"].as_str().unwrap();
+            assert!(reason.contains("收银员"), "{s}");
+            assert!(
+                !reason.contains("reach") && !reason.contains("127.0.0.1"),
+                "{s}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let customer_page = app
+        .get_anonymous(&format!("/o/{token}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !customer_page.contains("could not reach"),
+        "{customer_page}"
+    );
     let health = app.get_anonymous("/healthz").await;
     let status = health.status();
     assert_eq!(status, 200, "healthz: {}", health.text().await.unwrap());

@@ -19,6 +19,7 @@ mod protocol;
 mod proxy;
 mod refresh;
 mod security_headers;
+mod sign_in;
 mod simulator_mark;
 mod slow_clients;
 mod trusted_proxies;

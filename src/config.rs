@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::checkout::{CheckoutConfig, RetentionPolicy};
+use crate::checkout::{CashierLimits, CheckoutConfig, RetentionPolicy};
 use crate::money::Fen;
 use crate::sim::SimConfig;
 use crate::web::client::TrustedProxies;
@@ -244,6 +244,11 @@ pub struct Checkout {
     pub qr_ttl_secs: u64,
     pub order_ttl_secs: u64,
     pub max_amount_fen: i64,
+    /// Each open order costs gateway calls until it ends: a cashier (or a
+    /// stolen session) may keep only this many open at once (0: no limit).
+    pub max_open_orders_per_cashier: u32,
+    /// How many orders one cashier may create in a minute (0: no limit).
+    pub max_orders_per_minute: u32,
 }
 
 impl Default for Checkout {
@@ -252,6 +257,8 @@ impl Default for Checkout {
             qr_ttl_secs: 300,
             order_ttl_secs: 1800,
             max_amount_fen: 10_000_000,
+            max_open_orders_per_cashier: 30,
+            max_orders_per_minute: 20,
         }
     }
 }
@@ -603,6 +610,10 @@ impl Settings {
             poll_fast_period: Duration::from_secs(p.fast_period_secs),
             poll_slow: Duration::from_millis(p.slow_interval_ms),
             max_backoff: Duration::from_secs(p.max_backoff_secs),
+            cashier_limits: CashierLimits {
+                open_orders: c.max_open_orders_per_cashier,
+                per_minute: c.max_orders_per_minute,
+            },
             retention: RetentionPolicy {
                 verified_for: Duration::from_secs(
                     self.retention.notification_days.saturating_mul(24 * 3600),

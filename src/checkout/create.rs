@@ -2,12 +2,16 @@
 //! payable code; the cashier's retry after a failed QR; resuming a creation a
 //! crash interrupted.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::gateway::{CodeRequest, MAX_DESCRIPTION_BYTES};
 use super::transitions::{insert_planned, plan_qr, replace_current_qr};
-use super::{Checkout, CheckoutError, NewOrderInput};
-use crate::order::{OrderState, OrderToken, QrState};
+use super::{CashierLimit, Checkout, CheckoutError, NewOrderInput};
+use crate::clock::Millis;
+use crate::lock::LockExt;
+use crate::order::{OrderState, OrderToken, QrState, UserId};
 use crate::store::orders::{self, NewOrder, OrderRow, QrRow};
 
 /// How often one code request is sent again (same parameters) on an unknown outcome.
@@ -22,6 +26,37 @@ fn gateway_description(shop: &str, description: &str) -> String {
     };
     s.truncate(s.floor_char_boundary(MAX_DESCRIPTION_BYTES));
     s
+}
+
+/// When each cashier created their orders of the last minute. In memory: a
+/// rate needs no history across restarts, and the open-order cap is counted
+/// in the database.
+#[derive(Default)]
+pub(super) struct RecentCreations(Mutex<HashMap<UserId, VecDeque<Millis>>>);
+
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl RecentCreations {
+    /// Counts one creation now, unless `limit` were passed in the last minute.
+    fn admit(&self, cashier: UserId, now: Millis, limit: u32) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        let mut all = self.0.lock_or_recover();
+        let since = now.minus(RATE_WINDOW);
+        all.retain(|_, times| {
+            while times.front().is_some_and(|t| *t <= since) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        let times = all.entry(cashier).or_default();
+        if times.len() >= limit as usize {
+            return false;
+        }
+        times.push_back(now);
+        true
+    }
 }
 
 impl Checkout {
@@ -39,10 +74,25 @@ impl Checkout {
             .strftime("%Y%m%d")
             .to_string();
         let qr_ttl = cfg.qr_ttl;
+        let limits = cfg.cashier_limits;
+        if let Some(cashier) = input.cashier_id
+            && !self.inner.creations.admit(cashier, now, limits.per_minute)
+        {
+            return Err(CheckoutError::CashierLimit(CashierLimit::PerMinute(
+                limits.per_minute,
+            )));
+        }
         let tok = token.clone();
         let (order, qr) = self
             .store()
             .write(move |tx| {
+                if let Some(cashier) = input.cashier_id
+                    && limits.open_orders > 0
+                    && orders::open_orders_of(tx, cashier)? >= u64::from(limits.open_orders)
+                {
+                    let limit = CashierLimit::OpenOrders(limits.open_orders);
+                    return Ok(Err(CheckoutError::CashierLimit(limit)));
+                }
                 let (order_id, order_no) = orders::insert_order(
                     tx,
                     &NewOrder {
@@ -61,9 +111,9 @@ impl Checkout {
                 orders::add_event(tx, order_id, now, "created", &created)?;
                 let issued = format!("QR 1: {}", plan.out_trade_no);
                 orders::add_event(tx, order_id, now, "qr_issued", &issued)?;
-                Ok((orders::order_by_id(tx, order_id)?, qr))
+                Ok(Ok((orders::order_by_id(tx, order_id)?, qr)))
             })
-            .await?;
+            .await??;
         tracing::Span::current().record("order_no", order.order_no.as_str());
         self.issue(&order, &qr).await?;
         Ok(token)

@@ -56,7 +56,22 @@ pub struct CheckoutConfig {
     pub poll_slow: Duration,
     /// The longest wait between two attempts after gateway errors.
     pub max_backoff: Duration,
+    pub cashier_limits: CashierLimits,
     pub retention: RetentionPolicy,
+}
+
+/// What one cashier may have going at once (settings `checkout.max_*`; 0: no limit).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CashierLimits {
+    pub open_orders: u32,
+    pub per_minute: u32,
+}
+
+/// Which of the cashier's limits an order would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CashierLimit {
+    OpenOrders(u32),
+    PerMinute(u32),
 }
 
 /// How much of the notification log is kept (settings `retention.*`).
@@ -80,6 +95,8 @@ pub enum CheckoutError {
     Ended(OrderState),
     #[error("the order's QR code is not in a state that can be retried")]
     NothingToRetry,
+    #[error("the cashier's limit is reached: {0:?}")]
+    CashierLimit(CashierLimit),
 }
 
 pub struct NewOrderInput {
@@ -101,6 +118,7 @@ struct Inner {
     cfg: CheckoutConfig,
     clock: Clock,
     refusals: logs::RefusalLog,
+    creations: create::RecentCreations,
 }
 
 impl Checkout {
@@ -124,6 +142,7 @@ impl Checkout {
                 cfg,
                 clock,
                 refusals: logs::RefusalLog::default(),
+                creations: create::RecentCreations::default(),
             }),
         }
     }

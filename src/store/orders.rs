@@ -119,6 +119,14 @@ pub struct NewOrder<'a> {
 /// Inserts an order and returns `(id, order_no)`. The number is the shop day
 /// and the order's place in that day (`202612010042`): people can read it out,
 /// and it tells a customer nothing of the shop's volume beyond that day.
+/// How many orders of one cashier are still open (each costs gateway calls).
+pub fn open_orders_of(c: &Connection, cashier: UserId) -> Result<u64, StoreError> {
+    let n: i64 = c
+        .prepare_cached("SELECT COUNT(*) FROM orders WHERE state = 'open' AND cashier_id = ?1")?
+        .query_row([cashier], |r| r.get(0))?;
+    Ok(n.unsigned_abs())
+}
+
 pub fn insert_order(
     tx: &Transaction<'_>,
     o: &NewOrder<'_>,

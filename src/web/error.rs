@@ -12,7 +12,7 @@ use askama::Template;
 use super::i18n::{self, Texts};
 use super::respond::see_other;
 use super::{AppState, Layout};
-use crate::checkout::CheckoutError;
+use crate::checkout::{CashierLimit, CheckoutError};
 use crate::config::Language;
 use crate::order::OrderState;
 use crate::store::StoreError;
@@ -31,6 +31,8 @@ pub enum WebError {
     BadRequest(String),
     #[error("the order is already {0}")]
     OrderEnded(OrderState),
+    #[error("the cashier's limit is reached: {0:?}")]
+    CashierLimit(CashierLimit),
     #[error("the order's QR code is not waiting for a retry")]
     NothingToRetry,
     #[error("internal error")]
@@ -49,6 +51,7 @@ impl From<CheckoutError> for WebError {
             CheckoutError::NotFound => WebError::NotFound,
             CheckoutError::Ended(state) => WebError::OrderEnded(state),
             CheckoutError::NothingToRetry => WebError::NothingToRetry,
+            CheckoutError::CashierLimit(limit) => WebError::CashierLimit(limit),
             CheckoutError::Store(s) => s.into(),
         }
     }
@@ -87,6 +90,7 @@ impl WebError {
             WebError::BadRequest(m) => format!("{} {m}", t.bad_request),
             WebError::OrderEnded(_) => t.order_ended.into(),
             WebError::NothingToRetry => nothing_to_retry(t).into(),
+            WebError::CashierLimit(limit) => t.cashier_limit(*limit),
             // The cause goes to the log only (see `error_response`); the page says something safe.
             WebError::Internal(_) => t.server_error.into(),
         };
@@ -111,6 +115,7 @@ impl ResponseError for WebError {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::OrderEnded(_) | WebError::NothingToRetry => StatusCode::CONFLICT,
+            WebError::CashierLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,5 +1,6 @@
 //! Every word a page shows, in Chinese (the default) and English.
 
+use crate::checkout::CashierLimit;
 use crate::config::Language;
 use crate::money::AmountError;
 use crate::money::Fen;
@@ -15,6 +16,9 @@ pub struct Texts {
     pub login_failed: &'static str,
     pub too_many_attempts: &'static str,
     pub login_cross_site: &'static str,
+    /// `{n}` is the limit.
+    pub too_many_open_orders: &'static str,
+    pub too_many_orders_per_minute: &'static str,
     /// Too many sign-ins being checked right now.
     pub login_busy: &'static str,
     pub sign_out: &'static str,
@@ -146,6 +150,8 @@ pub static ZH_CN: Texts = Texts {
     login_failed: "用户名或密码不正确。",
     too_many_attempts: "登录失败次数过多，请几分钟后再试。",
     login_cross_site: "请在本站的登录页登录（来自其他网站的登录请求已拒绝）。",
+    too_many_open_orders: "您已有 {n} 笔未完成的订单：请等顾客付款或取消一些订单后再收款。",
+    too_many_orders_per_minute: "每分钟最多创建 {n} 笔订单，请稍候再收款。",
     login_busy: "登录请求过多，请稍后再试。",
     sign_out: "退出",
     signed_in_as: "当前用户",
@@ -274,6 +280,8 @@ pub static EN: Texts = Texts {
     login_failed: "Wrong username or password.",
     too_many_attempts: "Too many failed sign-ins. Try again in a few minutes.",
     login_cross_site: "Sign in from this site's own sign-in page (a sign-in sent from another site was refused).",
+    too_many_open_orders: "You already have {n} open orders: let customers pay, or cancel some, then charge again.",
+    too_many_orders_per_minute: "At most {n} orders a minute: wait a moment, then charge again.",
     login_busy: "Too many sign-ins at once. Try again in a moment.",
     sign_out: "Sign out",
     signed_in_as: "Signed in as",
@@ -400,6 +408,14 @@ pub fn texts(lang: Language) -> &'static Texts {
 }
 
 impl Texts {
+    pub fn cashier_limit(&self, limit: CashierLimit) -> String {
+        let (text, n) = match limit {
+            CashierLimit::OpenOrders(n) => (self.too_many_open_orders, n),
+            CashierLimit::PerMinute(n) => (self.too_many_orders_per_minute, n),
+        };
+        text.replace("{n}", &n.to_string())
+    }
+
     pub fn amount_error(&self, e: &AmountError) -> String {
         match e {
             AmountError::Empty => self.amount_empty.into(),

@@ -6,6 +6,7 @@
 mod admin;
 mod backup;
 mod browser;
+mod cashier_limits;
 mod check;
 mod checkout;
 mod faults;

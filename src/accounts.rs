@@ -28,6 +28,11 @@ pub enum AccountError {
     ShortPassword(usize),
     #[error("the password must not be only spaces")]
     BlankPassword,
+    #[error(
+        "{0:?} is the last admin who can sign in; make another user an admin first \
+         (scanpay user role NAME admin)"
+    )]
+    LastAdmin(String),
     #[error("the password could not be hashed")]
     Hash,
     #[error("the password check could not run")]
@@ -248,16 +253,33 @@ pub fn ensure_demo_users(store: &Store) -> Result<bool, AccountError> {
 
 /// `scanpay user disable|enable NAME`: a disabled user's sessions end at once.
 pub fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<(), AccountError> {
-    if store.write_blocking(|tx| users::set_disabled(tx, name, disabled))? {
-        Ok(())
-    } else {
-        Err(AccountError::NoSuchUser(name.to_string()))
-    }
+    change_user(store, name, disabled, |tx| {
+        users::set_disabled(tx, name, disabled)
+    })
 }
 
 /// `scanpay user role NAME admin|cashier`.
 pub fn set_role(store: &Store, name: &str, role: Role) -> Result<(), AccountError> {
-    if store.write_blocking(|tx| users::set_role(tx, name, role))? {
+    change_user(store, name, role != Role::Admin, |tx| {
+        users::set_role(tx, name, role)
+    })
+}
+
+/// One change to a user, refused when it `takes_admin` away from the last admin
+/// who can sign in (checked in the same transaction as the change).
+fn change_user(
+    store: &Store,
+    name: &str,
+    takes_admin: bool,
+    change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<bool, StoreError>,
+) -> Result<(), AccountError> {
+    let done = store.write_blocking(|tx| {
+        if takes_admin && users::is_last_admin(tx, name)? {
+            return Ok(Err(AccountError::LastAdmin(name.to_string())));
+        }
+        Ok(Ok(change(tx)?))
+    })??;
+    if done {
         Ok(())
     } else {
         Err(AccountError::NoSuchUser(name.to_string()))
@@ -317,6 +339,35 @@ mod tests {
         assert!(verify_password("evenlonger", &user.password_hash));
         assert!(matches!(
             set_password(&store, "nobody", "whatever1"),
+            Err(AccountError::NoSuchUser(_))
+        ));
+    }
+
+    #[test]
+    fn the_last_admin_who_can_sign_in_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add_user(&store, "wang", "longenough", Role::Admin, 8).unwrap();
+        add_user(&store, "li", "longenough", Role::Cashier, 8).unwrap();
+        let last = |r: Result<(), AccountError>, who: &str| matches!(r, Err(AccountError::LastAdmin(ref n)) if n == who);
+        assert!(last(set_disabled(&store, "wang", true), "wang"));
+        assert!(last(set_role(&store, "wang", Role::Cashier), "wang"));
+        // A cashier can change freely; an admin too once there is another.
+        set_disabled(&store, "li", true).unwrap();
+        set_disabled(&store, "li", false).unwrap();
+        set_role(&store, "li", Role::Admin).unwrap();
+        set_role(&store, "wang", Role::Cashier).unwrap();
+        assert!(last(set_disabled(&store, "li", true), "li"));
+        // A disabled admin does not count as one who can sign in.
+        set_role(&store, "wang", Role::Admin).unwrap();
+        set_disabled(&store, "wang", true).unwrap();
+        assert!(matches!(
+            set_role(&store, "li", Role::Cashier),
+            Err(AccountError::LastAdmin(_))
+        ));
+        set_role(&store, "wang", Role::Admin).unwrap();
+        assert!(matches!(
+            set_disabled(&store, "nobody", true),
             Err(AccountError::NoSuchUser(_))
         ));
     }

@@ -81,6 +81,17 @@ pub fn set_disabled(
     Ok(n == 1)
 }
 
+/// Whether `username` is the only admin who can sign in (so disabling or
+/// demoting them would leave the shop without one).
+pub fn is_last_admin(tx: &Transaction<'_>, username: &str) -> Result<bool, StoreError> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1 AND role = 'admin' AND disabled = 0)
+            AND NOT EXISTS (SELECT 1 FROM users WHERE username <> ?1 AND role = 'admin' AND disabled = 0)",
+        [username],
+        |r| r.get(0),
+    )?)
+}
+
 /// Gives a user `role` (their open sessions have it from their next request).
 /// `Ok(false)` when there is no such user.
 pub fn set_role(tx: &Transaction<'_>, username: &str, role: Role) -> Result<bool, StoreError> {

@@ -70,3 +70,30 @@ async fn a_role_change_applies_to_open_sessions() {
     assert_eq!(admin_status(&app).await, 403);
     assert!(cli_ok(&app, &["user", "list"]).contains("cashier\tcashier\n"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_admin_cannot_be_disabled_or_demoted() {
+    let app = spawn_app().await;
+    for args in [
+        &["user", "disable", "admin"][..],
+        &["user", "role", "admin", "cashier"],
+    ] {
+        let out = run_cli(app.data_dir.path(), args, &[], "");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("last admin") && err.contains("scanpay user role"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        sign_in(&app, &app.http, "admin").await,
+        303,
+        "still an admin"
+    );
+    assert_eq!(admin_status(&app).await, 200);
+    // With a second admin the first may go.
+    cli_ok(&app, &["user", "role", "cashier", "admin"]);
+    cli_ok(&app, &["user", "disable", "admin"]);
+    assert_eq!(admin_status(&app).await, 303, "signed out at once");
+}

@@ -157,12 +157,15 @@ pub fn backup_to(data_dir: &Path, file: &Path, overwrite: bool) -> Result<CopyIn
     {
         return Err(BackupError::SameAsDatabase(file.display().to_string()));
     }
+    // A copy holds all the shop's data (payments, password hashes): private
+    // to the service user like the database, whatever the umask.
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io("cannot create the directory", dir))?;
+        super::create_private_dir(dir).map_err(io("cannot create the directory", dir))?;
     }
     let temp = temp_beside(file);
     let _ = fs::remove_file(&temp);
     let guard = TempFile(Some(temp.clone()));
+    super::create_private_file(&temp).map_err(io("cannot create", &temp))?;
     {
         let src = Connection::open_with_flags(
             &db,
@@ -267,7 +270,7 @@ pub struct Restored {
 /// `scanpay.sqlite3.before-restore-YYYYMMDDTHHMMSSZ`.
 pub fn restore_from(file: &Path, data_dir: &Path) -> Result<Restored, BackupError> {
     let copy = check_copy(file)?;
-    fs::create_dir_all(data_dir).map_err(io("cannot create the directory", data_dir))?;
+    super::create_private_dir(data_dir).map_err(io("cannot create the directory", data_dir))?;
     let _lock = lock_exclusive(data_dir)?;
     let db = data_dir.join(DB_FILE);
     if db.exists() {
@@ -283,6 +286,10 @@ pub fn restore_from(file: &Path, data_dir: &Path) -> Result<Restored, BackupErro
     let temp = data_dir.join(format!(".{DB_FILE}.restoring"));
     let guard = TempFile(Some(temp.clone()));
     fs::copy(file, &temp).map_err(io("cannot copy into", &temp))?;
+    // `copy` carries the copy's mode along; the database is private whatever it was.
+    #[cfg(unix)]
+    fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io("cannot make private", &temp))?;
     fsync_file(&temp)?;
     let kept = if db.exists() {
         let aside = aside_name(data_dir);

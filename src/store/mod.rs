@@ -173,7 +173,7 @@ where
 
 /// The data directory, created (with any missing parents) readable by the
 /// service user only; an existing one is left as the operator made it.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -183,7 +183,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// The database file, created empty and private (0600) when missing, before
 /// SQLite opens it: SQLite gives its -wal and -shm files the same permissions.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

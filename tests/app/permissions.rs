@@ -45,3 +45,39 @@ async fn the_running_database_and_its_journal_are_private() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_and_what_a_restore_puts_in_place_are_private() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    app.create_order("1.00", "").await;
+    let out = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = out.path().join("new").join("copy.sqlite3");
+    let (dir, file) = (app.data_dir.path().to_path_buf(), copy.clone());
+    let backup = tokio::task::spawn_blocking(move || {
+        run_cli(&dir, &["backup", file.to_str().unwrap()], &[], "")
+    })
+    .await
+    .unwrap();
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert_eq!(mode(&copy), 0o600, "the copy holds password hashes");
+    assert_eq!(mode(&out.path().join("new")), 0o700);
+    drop(app);
+
+    // A copy that was made readable to all still goes back in private.
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let target = out.path().join("restored-data");
+    let restore = run_cli(&target, &["restore", copy.to_str().unwrap()], &[], "");
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    assert_eq!(mode(&target), 0o700);
+    assert_eq!(mode(&target.join(DB_FILE)), 0o600);
+}

@@ -9,6 +9,7 @@
 //! `order`, `clock`, `role` and `lock` are leaf values and policies.
 
 pub mod accounts;
+pub mod bill;
 pub mod check;
 pub mod checkout;
 pub mod cli;

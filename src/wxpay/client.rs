@@ -46,8 +46,21 @@ impl WxPayClient {
     /// One call: the answer is believed only after its signature and merchant check out.
     #[tracing::instrument(name = "wxpay", skip_all, fields(endpoint = E::PATH))]
     pub async fn call<E: Endpoint>(&self, req: &E) -> Result<E::Output, WxPayError> {
+        let body = self.post(E::PATH, req, MAX_XML_BYTES).await?;
+        let answer = xml::from_xml(&body).map_err(|e| WxPayError::BadResponse(e.to_string()))?;
+        api::check_response(&answer, &self.merchant)?;
+        E::parse(&answer)
+    }
+
+    /// Signs and posts `req` to `path`; the raw answer, at most `limit` bytes.
+    pub(super) async fn post<E: Endpoint>(
+        &self,
+        path: &str,
+        req: &E,
+        limit: usize,
+    ) -> Result<Vec<u8>, WxPayError> {
         let fields = api::build_request(req, &self.merchant, &nonce());
-        let url = format!("{}{}", self.base_url, E::PATH);
+        let url = format!("{}{}", self.base_url, path);
         let mut resp = self
             .http
             .post(&url)
@@ -65,14 +78,12 @@ impl WxPayClient {
             .await
             .map_err(|e| WxPayError::Transport(describe(e)))?
         {
-            if body.len() + chunk.len() > MAX_XML_BYTES {
+            if body.len() + chunk.len() > limit {
                 return Err(WxPayError::BadResponse("the answer is too large".into()));
             }
             body.extend_from_slice(&chunk);
         }
-        let answer = xml::from_xml(&body).map_err(|e| WxPayError::BadResponse(e.to_string()))?;
-        api::check_response(&answer, &self.merchant)?;
-        E::parse(&answer)
+        Ok(body)
     }
 
     pub async fn unified_order(&self, req: &UnifiedOrder) -> Result<Prepay, WxPayError> {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod client;
+pub mod download_bill;
 pub mod notify;
 pub mod sign;
 pub mod types;

@@ -57,6 +57,16 @@ pub enum Command {
     },
     /// Check the configuration, keys and gateway before going live (exit 0: all well)
     Check,
+    /// Reconcile one day now: download WeChat Pay's bill and hold it against ours
+    ///
+    /// Exit 0 when everything matches, 3 when there are differences, 1 when the
+    /// day cannot be checked (no bill yet, the gateway down). In simulator mode it
+    /// asks the simulator of the server running at --listen.
+    Reconcile {
+        /// The day (Beijing time, as the bill's), YYYY-MM-DD
+        #[arg(long)]
+        date: jiff::civil::Date,
+    },
     /// Manage users
     User {
         #[command(subcommand)]

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         Some(Command::Check) => {
             return with_runtime_code(scanpay::check::run(&settings, cli.config.as_deref()));
         }
+        Some(Command::Reconcile { date }) => {
+            return with_runtime_code(reconcile(settings, *date));
+        }
         Some(Command::Sim) => with_runtime(run_sim(settings)),
         Some(Command::Serve) | None => with_runtime(run_serve(settings)),
     };
@@ -85,6 +88,20 @@ fn with_runtime_code(f: impl std::future::Future<Output = ExitCode>) -> ExitCode
         Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("scanpay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scanpay reconcile`: one summary line; exit 0 matched, 3 differences, 1 not checked.
+async fn reconcile(settings: Settings, day: jiff::civil::Date) -> ExitCode {
+    match scanpay::startup::reconcile(settings, day).await {
+        Ok(outcome) => {
+            println!("{}", outcome.summary_line(day));
+            ExitCode::from(outcome.exit_code())
+        }
+        Err(e) => {
+            eprintln!("scanpay: reconcile {day}: {e:#}");
             ExitCode::FAILURE
         }
     }

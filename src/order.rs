@@ -141,9 +141,11 @@ pub enum PaymentSource {
     Notify,
     Poll,
     Close,
+    /// Found only in the gateway's daily bill (reconciliation).
+    Bill,
 }
 
-text_enum!(PaymentSource { Notify => "notify", Poll => "poll", Close => "close" });
+text_enum!(PaymentSource { Notify => "notify", Poll => "poll", Close => "close", Bill => "bill" });
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
+use crate::checkout::gateway::Gateway;
+use crate::checkout::reconcile::DayOutcome;
 use crate::checkout::{Checkout, Hub};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -126,18 +128,12 @@ impl Application {
             None => None,
         };
         let proxies = settings.http.trusted_proxies()?;
-        let (gateway, notify_url) = gateway(&settings, addr);
-        let wx = WxPayClient::new(
-            &gateway,
-            settings.wxpay.merchant_or_demo()?,
-            settings.wxpay.timeout(),
-        )?;
+        let gateway = payment_gateway(&settings, addr)?;
         let qr_cache = Arc::new(QrCache::default());
         let hub = {
             let qr_cache = qr_cache.clone();
             Hub::new().on_publish(move |token| qr_cache.forget(token))
         };
-        let gateway = Arc::new(WxPayV2::new(wx, notify_url));
         let accounts = Accounts::new(store.clone());
         let checkout = Checkout::with_clock(store, gateway, hub, settings.checkout_config(), clock);
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
@@ -310,6 +306,47 @@ fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 
 fn simulator(settings: &Settings) -> anyhow::Result<Simulator> {
     Simulator::new(settings.sim_config()?).context("cannot build the simulator's HTTP client")
+}
+
+/// The payment gateway the settings name, for a server listening at `addr`.
+fn payment_gateway(settings: &Settings, addr: SocketAddr) -> anyhow::Result<Arc<dyn Gateway>> {
+    let (gateway, notify_url) = gateway(settings, addr);
+    let wx = WxPayClient::new(
+        &gateway,
+        settings.wxpay.merchant_or_demo()?,
+        settings.wxpay.timeout(),
+    )?;
+    Ok(Arc::new(WxPayV2::new(wx, notify_url)))
+}
+
+/// `scanpay reconcile --date DAY`: the same settings as `serve`, the same
+/// gateway (in simulator mode, the simulator of the server running at
+/// `listen`), the same database; one day reconciled at once.
+pub async fn reconcile(settings: Settings, day: jiff::civil::Date) -> anyhow::Result<DayOutcome> {
+    let store = open_store(&settings).await?;
+    let addr = running_server(&settings.listen)?;
+    let gateway = payment_gateway(&settings, addr)?;
+    let checkout = Checkout::new(store, gateway, Hub::new(), settings.checkout_config());
+    Ok(checkout.reconcile_day(day).await?)
+}
+
+/// Where a server listening on `listen` is reached from this machine
+/// (`0.0.0.0:8080` is reached at `127.0.0.1:8080`).
+fn running_server(listen: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let mut addr = listen
+        .to_socket_addrs()
+        .with_context(|| format!("listen address {listen:?}"))?
+        .next()
+        .with_context(|| format!("listen address {listen:?} names no address"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Ok(addr)
 }
 
 /// The gateway's base URL and our notify_url. In simulator mode both are on our

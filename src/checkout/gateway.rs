@@ -12,6 +12,7 @@ use std::pin::Pin;
 
 use jiff::Timestamp;
 
+use super::reconcile::DayBill;
 use crate::money::Fen;
 use crate::order::OrderNo;
 use crate::trade::{OutTradeNo, TransactionId};
@@ -32,6 +33,19 @@ pub trait Gateway: Send + Sync + 'static {
     fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification;
     /// The protocol's answer to a notification, for what the checkout decided.
     fn notify_reply(&self, ack: Ack) -> NotifyReply;
+    /// The gateway's trade bill of one day (its day: Beijing time).
+    fn fetch_bill(&self, day: jiff::civil::Date) -> GatewayFuture<'_, BillFetch>;
+}
+
+/// What the gateway had for a day's bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillFetch {
+    /// The bill, and its text as downloaded (kept).
+    Bill { bill: DayBill, raw: String },
+    /// The gateway keeps no bill for a day without trades.
+    NoTrades,
+    /// Not ready yet (bills come the next morning); the text says what the gateway said.
+    NotReady(String),
 }
 
 /// The longest description the gateways take (v2 `body`: 128 bytes), cut on a

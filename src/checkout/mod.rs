@@ -98,6 +98,8 @@ pub enum CheckoutError {
     NothingToRetry,
     #[error("the cashier's limit is reached: {0:?}")]
     CashierLimit(CashierLimit),
+    #[error("not a day that can be reconciled: {0}")]
+    BadDay(String),
 }
 
 pub struct NewOrderInput {

@@ -5,8 +5,20 @@
 //! of the kinds SPEC §9 names.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use jiff::civil::Date;
+
+use super::Checkout;
+use super::CheckoutError;
+use super::apply::{ApplyOutcome, Evidence, apply_payment};
+use super::gateway::{BillFetch, PaymentFacts};
+use crate::clock::Millis;
 use crate::money::Fen;
+use crate::order::PaymentSource;
+use crate::store::bills::{self, DayRow, DifferenceRow};
+use crate::store::orders;
+use crate::trade::{OutTradeNo, TransactionId};
 
 /// A payment as scanpay recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +73,7 @@ impl DayBill {
 
     /// What the day settles: payments less refunds less fees (fees rounded to the fen).
     pub fn net(&self) -> Fen {
-        let fees_fen = (self.fee_millifen + 500).div_euclid(1000);
-        Fen::new(self.gross().get() - self.refunded().get() - fees_fen)
+        Fen::new(self.gross().get() - self.refunded().get() - fees_yuan(self.fee_millifen).get())
     }
 }
 
@@ -85,6 +96,24 @@ crate::order::text_enum!(DifferenceKind {
     AmountDiffers => "amount_differs",
     RefundMissingHere => "refund_missing_here",
     RefundMissingInBill => "refund_missing_in_bill",
+});
+
+/// Where a day stands (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayState {
+    Matched,
+    Differences,
+    /// The gateway has no bill: no trade that day, and none here either.
+    NoBill,
+    /// Not checked yet, or it could not be (the bill not ready, the gateway down).
+    Pending,
+}
+
+crate::order::text_enum!(DayState {
+    Matched => "matched",
+    Differences => "differences",
+    NoBill => "no_bill",
+    Pending => "pending",
 });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +212,254 @@ pub fn compare(payments: &[OurPayment], refunds: &[OurRefund], bill: &DayBill) -
         }
     }
     out
+}
+
+/// The bill's day is Beijing's, whatever the shop's own time zone.
+fn beijing() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::fixed(jiff::tz::offset(8))
+}
+
+/// The Beijing day of a payment: the gateway's own `time_end` (v2
+/// `yyyyMMddHHmmss` Beijing time, v3 RFC 3339), else when we recorded it.
+fn payment_day(time_end: Option<&str>, recorded: Millis) -> Date {
+    let gateway = time_end.and_then(|t| {
+        jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", t)
+            .ok()
+            .map(|dt| dt.date())
+            .or_else(|| {
+                t.parse::<jiff::Timestamp>()
+                    .ok()
+                    .map(|ts| ts.to_zoned(beijing()).date())
+            })
+    });
+    gateway.unwrap_or_else(|| recorded.to_timestamp().to_zoned(beijing()).date())
+}
+
+/// What one reconciliation run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DayOutcome {
+    Checked {
+        day: DayRow,
+        differences: Vec<DifferenceRow>,
+        /// Payments found only in the bill and recorded now on our orders.
+        recovered: usize,
+    },
+    /// Could not be checked now (no bill yet, the gateway down): why.
+    Pending(String),
+}
+
+impl DayOutcome {
+    /// The one line `scanpay reconcile` prints.
+    pub fn summary_line(&self, day: Date) -> String {
+        match self {
+            DayOutcome::Pending(why) => format!("{day}: not checked: {why}"),
+            DayOutcome::Checked {
+                day: row,
+                differences,
+                recovered,
+            } => {
+                let figures = format!(
+                    "bill: {} payments {} yuan, refunds {} yuan, fees {} yuan, net {} yuan",
+                    row.payments,
+                    row.gross.yuan_string(),
+                    row.refunded.yuan_string(),
+                    fees_yuan(row.fee_millifen).yuan_string(),
+                    row.net.yuan_string()
+                );
+                match row.state {
+                    DayState::Matched => format!("{day}: matched; {figures}"),
+                    DayState::NoBill => format!("{day}: no bill (no trade that day, none here)"),
+                    DayState::Pending => format!("{day}: not checked"),
+                    DayState::Differences => {
+                        let mut kinds: Vec<(DifferenceKind, usize)> = Vec::new();
+                        for d in differences {
+                            match kinds.iter_mut().find(|(k, _)| *k == d.difference.kind) {
+                                Some((_, n)) => *n += 1,
+                                None => kinds.push((d.difference.kind, 1)),
+                            }
+                        }
+                        let kinds: Vec<String> =
+                            kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                        let recovered = match recovered {
+                            0 => String::new(),
+                            n => format!(" ({n} payment(s) found only in the bill recorded now)"),
+                        };
+                        format!(
+                            "{day}: {} difference(s): {}{recovered}; {figures}",
+                            differences.len(),
+                            kinds.join(", ")
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    /// 0 when everything matches (or there was nothing to match), 3 when there
+    /// are differences, 1 when the day could not be checked.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DayOutcome::Pending(_) => 1,
+            DayOutcome::Checked { day, .. } => match day.state {
+                DayState::Matched | DayState::NoBill => 0,
+                DayState::Differences => 3,
+                DayState::Pending => 1,
+            },
+        }
+    }
+}
+
+/// Thousandths of a fen as yuan, to the fen (rounded half up).
+fn fees_yuan(millifen: i64) -> Fen {
+    Fen::new((millifen + 500).div_euclid(1000))
+}
+
+impl Checkout {
+    /// Downloads the gateway's bill of `day` (Beijing time), holds it against
+    /// our payments and refunds of that day, and records the result (the last
+    /// run of a day stands). A payment the bill has for one of our trade
+    /// numbers but we never recorded is recorded now, in the same transaction.
+    #[tracing::instrument(skip(self), fields(%day))]
+    pub async fn reconcile_day(&self, day: Date) -> Result<DayOutcome, CheckoutError> {
+        let now = self.now();
+        let day_text = day.to_string();
+        let (bill, raw) = match self.gateway().fetch_bill(day).await {
+            Ok(BillFetch::Bill { bill, raw }) => (Some(bill), Some(raw)),
+            Ok(BillFetch::NoTrades) => (None, None),
+            Ok(BillFetch::NotReady(why)) => return self.pending(day_text, now, why).await,
+            Err(e) => return self.pending(day_text, now, e.to_string()).await,
+        };
+        let ours = self.payments_of_day(day).await?;
+        let no_bill = bill.is_none();
+        let bill = bill.unwrap_or_default();
+        // Refunds are reconciled once they are recorded here (they land in the
+        // bill of the day they were made).
+        let refunds: Vec<OurRefund> = Vec::new();
+        let found = compare(&ours, &refunds, &bill);
+        let state = match (found.is_empty(), no_bill) {
+            (false, _) => DayState::Differences,
+            (true, true) => DayState::NoBill,
+            (true, false) => DayState::Matched,
+        };
+        let row = DayRow {
+            day: day_text,
+            state,
+            checked_at: now,
+            gross: bill.gross(),
+            refunded: bill.refunded(),
+            fee_millifen: bill.fee_millifen,
+            net: bill.net(),
+            payments: i64::try_from(bill.payments.len()).unwrap_or(i64::MAX),
+            refunds: i64::try_from(bill.refunds.len()).unwrap_or(i64::MAX),
+            last_error: None,
+        };
+        let record = row.clone();
+        let (differences, changed) = self
+            .store()
+            .write(move |tx| {
+                let mut rows = Vec::with_capacity(found.len());
+                let mut changed = Vec::new();
+                for d in found {
+                    let qr = match OutTradeNo::new(&d.out_trade_no) {
+                        Ok(no) => orders::qr_by_out_trade_no(tx, &no)?.map(|q| (no, q)),
+                        Err(_) => None,
+                    };
+                    if let (Some((no, _)), DifferenceKind::MissingHere, Some(amount), Ok(txid)) =
+                        (&qr, d.kind, d.theirs, TransactionId::new(&d.transaction_id))
+                    {
+                        let ev = Evidence {
+                            out_trade_no: no.clone(),
+                            payment: PaymentFacts {
+                                transaction_id: txid,
+                                amount,
+                                payer: None,
+                                paid_at: None,
+                            },
+                            source: PaymentSource::Bill,
+                        };
+                        if let ApplyOutcome::Applied { token, .. } = apply_payment(tx, &ev, now)? {
+                            changed.push(token);
+                        }
+                    }
+                    rows.push(DifferenceRow {
+                        order_id: qr.map(|(_, q)| q.order_id),
+                        difference: d,
+                    });
+                }
+                bills::record_day(tx, &record, raw.as_deref(), &rows)?;
+                Ok((rows, changed))
+            })
+            .await?;
+        for token in &changed {
+            self.publish(token);
+        }
+        Ok(DayOutcome::Checked {
+            day: row,
+            differences,
+            recovered: changed.len(),
+        })
+    }
+
+    async fn pending(
+        &self,
+        day: String,
+        now: Millis,
+        why: String,
+    ) -> Result<DayOutcome, CheckoutError> {
+        tracing::warn!(%day, %why, "the day's bill could not be reconciled now");
+        let reason = why.clone();
+        self.store()
+            .write(move |tx| bills::record_pending(tx, &day, now, &reason))
+            .await?;
+        Ok(DayOutcome::Pending(why))
+    }
+
+    /// Our payments whose gateway day is `day`.
+    async fn payments_of_day(&self, day: Date) -> Result<Vec<OurPayment>, CheckoutError> {
+        let start = day
+            .to_zoned(beijing())
+            .map(|z| Millis(z.timestamp().as_millisecond()))
+            .map_err(|e| CheckoutError::BadDay(format!("{day}: {e}")))?;
+        // A payment is recorded after the gateway took it, at worst much later
+        // (a poll after an outage, a restart): a wide margin, then the exact day.
+        let from = start.minus(Duration::from_secs(24 * 3600));
+        let until = start.plus(Duration::from_secs(3 * 24 * 3600));
+        let booked = self
+            .store()
+            .read(move |c| bills::payments_recorded_between(c, from, until))
+            .await?;
+        Ok(booked
+            .into_iter()
+            .filter(|p| payment_day(p.time_end.as_deref(), p.created_at) == day)
+            .map(|p| OurPayment {
+                out_trade_no: p.out_trade_no,
+                transaction_id: p.transaction_id,
+                amount: p.amount,
+            })
+            .collect())
+    }
+
+    /// The days reconciled, newest first (the admin's list).
+    pub async fn reconciled_days(&self, limit: usize) -> Result<Vec<DayRow>, CheckoutError> {
+        Ok(self.store().read(move |c| bills::days(c, limit)).await?)
+    }
+
+    /// One day and its differences, if it was checked.
+    pub async fn reconciled_day(
+        &self,
+        day: Date,
+    ) -> Result<Option<(DayRow, Vec<DifferenceRow>)>, CheckoutError> {
+        let day = day.to_string();
+        Ok(self
+            .store()
+            .read(move |c| {
+                Ok(match bills::day(c, &day)? {
+                    Some(row) => Some((row, bills::differences(c, &day)?)),
+                    None => None,
+                })
+            })
+            .await?)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! protocol module (`wxpay/` for API v2); the protocol modules stay pure and
 //! know nothing of the domain, and the domain knows no protocol.
 
+pub mod bill;
 pub mod wxpay_v2;
 pub mod wxpay_v3;
 

@@ -2,10 +2,11 @@
 //! signatures and `return_code`/`result_code` stay on this side.
 
 use crate::checkout::gateway::{
-    Ack, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply, NotifyRequest,
-    PayableCode, PaymentFacts, ReadNotification, Refusal, TradeStatus,
+    Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
+    NotifyRequest, PayableCode, PaymentFacts, ReadNotification, Refusal, TradeStatus,
 };
 use crate::trade::{OutTradeNo, TransactionId};
+use crate::wxpay::download_bill::{BillDownload, DownloadBill};
 use crate::wxpay::notify::{self, PaymentNotice};
 use crate::wxpay::{
     CloseOrder, ErrCode, OrderQuery, QueryResult, TradeState, UnifiedOrder, WxPayClient, WxPayError,
@@ -69,6 +70,27 @@ impl Gateway for WxPayV2 {
                 })
                 .await
                 .map_err(gateway_error)
+        })
+    }
+
+    fn fetch_bill(&self, day: jiff::civil::Date) -> GatewayFuture<'_, BillFetch> {
+        Box::pin(async move {
+            let req = DownloadBill {
+                bill_date: day.strftime("%Y%m%d").to_string(),
+            };
+            match self
+                .client
+                .download_bill(&req)
+                .await
+                .map_err(gateway_error)?
+            {
+                BillDownload::Bill(raw) => Ok(BillFetch::Bill {
+                    bill: super::bill::day_bill(&raw, &self.client.merchant().mch_id)?,
+                    raw,
+                }),
+                BillDownload::NoTrades => Ok(BillFetch::NoTrades),
+                BillDownload::NotReady => Ok(BillFetch::NotReady("Bill Creating".into())),
+            }
         })
     }
 

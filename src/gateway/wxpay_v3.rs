@@ -123,6 +123,18 @@ impl Gateway for WxPayV3 {
         }
     }
 
+    fn fetch_bill(
+        &self,
+        _day: jiff::civil::Date,
+    ) -> GatewayFuture<'_, crate::checkout::gateway::BillFetch> {
+        // TODO(this session): v3/bill/tradebill + download + SHA-1, once v3 is wired.
+        Box::pin(async {
+            Err(GatewayError::Protocol(
+                "bills over API v3 are not built yet".into(),
+            ))
+        })
+    }
+
     fn notify_reply(&self, ack: Ack) -> NotifyReply {
         // v3 reads the status: 204 stops the retries, 4xx/5xx asks for them.
         match ack {

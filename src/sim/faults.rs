@@ -20,6 +20,11 @@ pub struct Faults {
     pub duplicate_notify: u32,
     /// Wait before the first delivery of a notification.
     pub notify_delay_ms: u64,
+    /// Bills: leave this many payments out, change this many amounts, add
+    /// this many payments nobody made (reconciliation must find each).
+    pub bill_omit: u64,
+    pub bill_alter: u64,
+    pub bill_extra: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +32,7 @@ pub enum FaultsError {
     #[error("expected name=value, got {0:?}")]
     Syntax(String),
     #[error(
-        "unknown fault {0:?}; known: latency_ms, systemerror_rate, http500_rate, bad_xml_rate, bad_sign_rate, drop_notify, duplicate_notify, notify_delay_ms"
+        "unknown fault {0:?}; known: latency_ms, systemerror_rate, http500_rate, bad_xml_rate, bad_sign_rate, drop_notify, duplicate_notify, notify_delay_ms, bill_omit, bill_alter, bill_extra"
     )]
     Unknown(String),
     #[error("{0} must be {1}")]
@@ -71,6 +76,9 @@ impl FromStr for Faults {
                     f.duplicate_notify = u32::try_from(count()?.min(100)).unwrap_or(100)
                 }
                 "notify_delay_ms" => f.notify_delay_ms = count()?,
+                "bill_omit" => f.bill_omit = count()?,
+                "bill_alter" => f.bill_alter = count()?,
+                "bill_extra" => f.bill_extra = count()?,
                 other => return Err(FaultsError::Unknown(other.to_string())),
             }
         }
@@ -82,7 +90,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "latency_ms={},systemerror_rate={},http500_rate={},bad_xml_rate={},bad_sign_rate={},drop_notify={},duplicate_notify={},notify_delay_ms={}",
+            "latency_ms={},systemerror_rate={},http500_rate={},bad_xml_rate={},bad_sign_rate={},drop_notify={},duplicate_notify={},notify_delay_ms={},bill_omit={},bill_alter={},bill_extra={}",
             self.latency_ms,
             self.systemerror_rate,
             self.http500_rate,
@@ -90,7 +98,10 @@ impl fmt::Display for Faults {
             self.bad_sign_rate,
             self.drop_notify,
             self.duplicate_notify,
-            self.notify_delay_ms
+            self.notify_delay_ms,
+            self.bill_omit,
+            self.bill_alter,
+            self.bill_extra
         )
     }
 }
@@ -110,7 +121,7 @@ mod tests {
         assert_eq!(f.drop_notify, 1.0);
         assert_eq!(f.systemerror_rate, 0.3);
         assert_eq!("".parse::<Faults>().unwrap(), Faults::default());
-        let all: Faults = "latency_ms=50, http500_rate=0.1,bad_xml_rate=0,bad_sign_rate=1,duplicate_notify=3,notify_delay_ms=200"
+        let all: Faults = "latency_ms=50, http500_rate=0.1,bad_xml_rate=0,bad_sign_rate=1,duplicate_notify=3,notify_delay_ms=200,bill_omit=1,bill_alter=2,bill_extra=3"
             .parse()
             .unwrap();
         assert_eq!(all.duplicate_notify, 3);

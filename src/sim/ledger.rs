@@ -156,6 +156,11 @@ impl Ledger {
         Ok(order)
     }
 
+    /// Every order, in no particular order (the bill sorts what it lists).
+    pub fn orders(&self) -> impl Iterator<Item = &SimOrder> {
+        self.orders.values()
+    }
+
     pub fn get(&self, out_trade_no: &str) -> Option<&SimOrder> {
         self.orders.get(out_trade_no)
     }

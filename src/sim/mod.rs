@@ -4,6 +4,7 @@
 //! Its order book lives in memory (it is a stand-in) behind one mutex, so
 //! concurrent requests see one consistent state machine.
 
+pub mod bill;
 pub mod faults;
 pub mod gateway;
 pub mod ledger;
@@ -77,6 +78,11 @@ impl Simulator {
             .service(
                 web::resource("/pay/closeorder")
                     .route(web::post().to(gateway::closeorder))
+                    .default_service(web::to(gateway::require_post)),
+            )
+            .service(
+                web::resource("/pay/downloadbill")
+                    .route(web::post().to(bill::downloadbill))
                     .default_service(web::to(gateway::require_post)),
             )
             .route("", web::get().to(phone::add_slash))

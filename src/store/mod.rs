@@ -14,6 +14,7 @@
 //! instead of one per write.
 
 pub mod backup;
+pub mod bills;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod metrics;

@@ -52,6 +52,7 @@ impl From<CheckoutError> for WebError {
             CheckoutError::Ended(state) => WebError::OrderEnded(state),
             CheckoutError::NothingToRetry => WebError::NothingToRetry,
             CheckoutError::CashierLimit(limit) => WebError::CashierLimit(limit),
+            CheckoutError::BadDay(why) => WebError::BadRequest(why),
             CheckoutError::Store(s) => s.into(),
         }
     }

@@ -18,6 +18,7 @@ mod permissions;
 mod poller;
 mod protocol;
 mod proxy;
+mod reconcile;
 mod refresh;
 mod security_headers;
 mod sign_in;

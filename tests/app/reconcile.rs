@@ -1,0 +1,171 @@
+//! Issue 11, the books: `scanpay reconcile --date` downloads the day's bill
+//! from the gateway (here the simulator of the running server) and holds it
+//! against the payments scanpay recorded, exit 0 / 3 / 1 as SPEC §9 says.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+/// Today in Beijing: the simulator's bill serves the current day.
+fn beijing_today() -> String {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
+        .date()
+        .to_string()
+}
+
+fn listen_of(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_string()
+}
+
+/// `scanpay reconcile --date DAY` against the running app: (exit code, stdout).
+async fn reconcile(app: &TestApp, day: &str) -> (i32, String) {
+    let (dir, listen, day) = (
+        app.data_dir.path().to_path_buf(),
+        listen_of(app),
+        day.to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(
+            &dir,
+            &["reconcile", "--date", &day, "--listen", &listen],
+            &[],
+            "",
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+async fn paid_orders(app: &TestApp, amounts: &[&str]) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for a in amounts {
+        let token = app.create_order(a, "").await;
+        app.scan_and_pay(&token).await;
+        app.wait_for_state(&token, "paid", Duration::from_secs(10))
+            .await;
+        tokens.push(token);
+    }
+    tokens
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    paid_orders(&app, &["12.50", "3.00", "100.01"]).await;
+    let today = beijing_today();
+
+    let (code, line) = reconcile(&app, &today).await;
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("matched"), "{line}");
+    assert!(line.contains("3 payments 115.51 yuan"), "{line}");
+    // 0.6 % of 115.51 is 0.69306: 69 fen of fees.
+    assert!(line.contains("fees 0.69 yuan, net 114.82 yuan"), "{line}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM bills WHERE day = '{today}' AND state = 'matched'"
+        )),
+        1
+    );
+
+    // The gateway's bill leaves one out, changes one and adds one nobody made.
+    app.set_faults("bill_omit=1,bill_alter=1,bill_extra=1")
+        .await;
+    let (code, line) = reconcile(&app, &today).await;
+    assert_eq!(code, 3, "{line}");
+    assert!(line.contains("3 difference(s)"), "{line}");
+    for kind in ["missing_in_bill", "amount_differs", "missing_here"] {
+        assert!(line.contains(&format!("1 {kind}")), "{line}");
+    }
+    // The last run of a day stands, with its differences kept for the admin.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM bill_differences WHERE day = '{today}'"
+        )),
+        3
+    );
+    let not_ours = app.count(&format!(
+        "SELECT COUNT(*) FROM bill_differences WHERE day = '{today}' AND kind = 'missing_here' AND order_id IS NULL"
+    ));
+    assert_eq!(not_ours, 1, "money that is not ours is flagged, not booked");
+    app.set_faults("").await;
+    assert_eq!(reconcile(&app, &today).await.0, 0, "and matches again");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM bill_differences WHERE day = '{today}'"
+        )),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_only_the_bill_knows_of_is_recorded_on_its_order() {
+    // No poller runs on a manual clock unless moved, and the notification is
+    // dropped: the payment reaches scanpay only through the bill.
+    let app = spawn_app_on_manual_clock(|s| s.sim.faults = "drop_notify=1.0".into()).await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("8.88", "").await;
+    app.scan_and_pay(&token).await;
+    assert_eq!(app.status(&token).await["state"], "open");
+
+    let (code, line) = reconcile(&app, &beijing_today()).await;
+    assert_eq!(code, 3, "{line}");
+    assert!(
+        line.contains("1 missing_here") && line.contains("recorded now"),
+        "{line}"
+    );
+    let s = app.status(&token).await;
+    assert_eq!(s["state"], "paid", "{s}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM payments WHERE source = 'bill'"),
+        1
+    );
+    // Checked again, the day now matches: the payment is in our books.
+    let (code, line) = reconcile(&app, &beijing_today()).await;
+    assert_eq!(code, 0, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached() {
+    let app = spawn_app().await;
+    let (code, line) = reconcile(&app, "2026-01-02").await;
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("no bill"), "{line}");
+
+    let tomorrow = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
+        .date()
+        .tomorrow()
+        .unwrap()
+        .to_string();
+    let (code, line) = reconcile(&app, &tomorrow).await;
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("not checked") && line.contains("Bill Creating"),
+        "{line}"
+    );
+
+    // Nothing listens at this address: the day stays pending, exit 1.
+    let dir = app.data_dir.path().to_path_buf();
+    let closed = format!("127.0.0.1:{}", free_port());
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(
+            &dir,
+            &["reconcile", "--date", "2026-01-03", "--listen", &closed],
+            &[],
+            "",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("could not reach"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM bills WHERE day = '2026-01-03' AND state = 'pending'"),
+        1
+    );
+}

@@ -381,8 +381,14 @@ impl Checkout {
                             changed.push(token);
                         }
                     }
+                    let order_id = qr.map(|(_, q)| q.order_id);
+                    let order_no = match order_id {
+                        Some(id) => Some(orders::order_by_id(tx, id)?.order_no.to_string()),
+                        None => None,
+                    };
                     rows.push(DifferenceRow {
-                        order_id: qr.map(|(_, q)| q.order_id),
+                        order_id,
+                        order_no,
                         difference: d,
                     });
                 }

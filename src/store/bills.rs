@@ -28,6 +28,8 @@ pub struct DayRow {
 pub struct DifferenceRow {
     pub difference: Difference,
     pub order_id: Option<OrderId>,
+    /// The order's number, read back with the difference (for links).
+    pub order_no: Option<String>,
 }
 
 /// Replaces what is known of `day` (a day may be reconciled again: the last
@@ -134,8 +136,10 @@ pub fn day(c: &Connection, day: &str) -> Result<Option<DayRow>, StoreError> {
 
 pub fn differences(c: &Connection, day: &str) -> Result<Vec<DifferenceRow>, StoreError> {
     let mut st = c.prepare_cached(
-        "SELECT kind, out_trade_no, transaction_id, out_refund_no, ours_fen, theirs_fen, order_id
-         FROM bill_differences WHERE day = ?1 ORDER BY id",
+        "SELECT d.kind, d.out_trade_no, d.transaction_id, d.out_refund_no, d.ours_fen,
+                d.theirs_fen, d.order_id, o.order_no
+         FROM bill_differences d LEFT JOIN orders o ON o.id = d.order_id
+         WHERE d.day = ?1 ORDER BY d.id",
     )?;
     let rows = st.query_map([day], |r| {
         let kind: DifferenceKind = r.get(0)?;
@@ -149,6 +153,7 @@ pub fn differences(c: &Connection, day: &str) -> Result<Vec<DifferenceRow>, Stor
                 theirs: r.get::<_, Option<i64>>(5)?.map(Fen::new),
             },
             order_id: r.get(6)?,
+            order_no: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

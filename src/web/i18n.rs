@@ -1,6 +1,7 @@
 //! Every word a page shows, in Chinese (the default) and English.
 
 use crate::checkout::CashierLimit;
+use crate::checkout::reconcile::{DayState, DifferenceKind};
 use crate::config::Language;
 use crate::money::AmountError;
 use crate::money::Fen;
@@ -99,6 +100,31 @@ pub struct Texts {
     pub page_prefix: &'static str,
     pub page_suffix: &'static str,
     pub export_csv: &'static str,
+    pub reconciliation_title: &'static str,
+    pub reconciliation_hint: &'static str,
+    pub reconciliation_none: &'static str,
+    pub bill_day: &'static str,
+    pub bill_payments: &'static str,
+    pub bill_gross: &'static str,
+    pub bill_refunds: &'static str,
+    pub bill_fees: &'static str,
+    pub bill_net: &'static str,
+    pub bill_checked_at: &'static str,
+    pub differences_title: &'static str,
+    pub no_differences: &'static str,
+    pub difference_kind_title: &'static str,
+    pub out_refund_no: &'static str,
+    pub amount_here: &'static str,
+    pub amount_in_bill: &'static str,
+    pub day_matched: &'static str,
+    pub day_differences: &'static str,
+    pub day_no_bill: &'static str,
+    pub day_pending: &'static str,
+    pub diff_missing_here: &'static str,
+    pub diff_missing_in_bill: &'static str,
+    pub diff_amount_differs: &'static str,
+    pub diff_refund_missing_here: &'static str,
+    pub diff_refund_missing_in_bill: &'static str,
     pub double_paid_alert: &'static str,
     pub show_them: &'static str,
     pub bad_date: &'static str,
@@ -229,6 +255,31 @@ pub static ZH_CN: Texts = Texts {
     page_prefix: "第",
     page_suffix: "页",
     export_csv: "导出 CSV",
+    reconciliation_title: "对账",
+    reconciliation_hint: "每天 10:30（北京时间）后下载前一天的微信支付账单，与本系统的收款和退款逐笔核对。",
+    reconciliation_none: "还没有对过账。也可以运行 scanpay reconcile --date YYYY-MM-DD 立即对账。",
+    bill_day: "日期",
+    bill_payments: "账单笔数",
+    bill_gross: "收款",
+    bill_refunds: "退款",
+    bill_fees: "手续费",
+    bill_net: "净额",
+    bill_checked_at: "核对时间",
+    differences_title: "差异",
+    no_differences: "没有差异：账单与本系统一致。",
+    difference_kind_title: "类型",
+    out_refund_no: "商户退款单号",
+    amount_here: "本系统金额",
+    amount_in_bill: "账单金额",
+    day_matched: "已对平",
+    day_differences: "有差异",
+    day_no_bill: "无账单",
+    day_pending: "待对账",
+    diff_missing_here: "账单有、本系统没有的收款",
+    diff_missing_in_bill: "本系统有、账单没有的收款",
+    diff_amount_differs: "金额不一致",
+    diff_refund_missing_here: "账单有、本系统没有的退款",
+    diff_refund_missing_in_bill: "本系统有、账单没有的退款",
     double_paid_alert: "笔订单被重复付款，需要退款。",
     show_them: "查看",
     bad_date: "日期格式应为 YYYY-MM-DD。",
@@ -359,6 +410,31 @@ pub static EN: Texts = Texts {
     page_prefix: "Page ",
     page_suffix: "",
     export_csv: "Export CSV",
+    reconciliation_title: "Reconciliation",
+    reconciliation_hint: "After 10:30 Beijing time each day, WeChat Pay's bill of the day before is downloaded and checked payment by payment against scanpay's records.",
+    reconciliation_none: "No day has been reconciled yet. Run scanpay reconcile --date YYYY-MM-DD to check one now.",
+    bill_day: "Day",
+    bill_payments: "Payments in the bill",
+    bill_gross: "Gross",
+    bill_refunds: "Refunds",
+    bill_fees: "Fees",
+    bill_net: "Net",
+    bill_checked_at: "Checked at",
+    differences_title: "Differences",
+    no_differences: "No differences: the bill and scanpay agree.",
+    difference_kind_title: "Kind",
+    out_refund_no: "out_refund_no",
+    amount_here: "Amount here",
+    amount_in_bill: "Amount in the bill",
+    day_matched: "matched",
+    day_differences: "differences",
+    day_no_bill: "no bill",
+    day_pending: "pending",
+    diff_missing_here: "money in the bill that scanpay never recorded",
+    diff_missing_in_bill: "a payment scanpay recorded that the bill lacks",
+    diff_amount_differs: "the amounts differ",
+    diff_refund_missing_here: "a refund in the bill that scanpay never recorded",
+    diff_refund_missing_in_bill: "a refund scanpay recorded that the bill lacks",
     double_paid_alert: " orders were paid twice and need a refund.",
     show_them: "Show them",
     bad_date: "Dates must look like YYYY-MM-DD.",
@@ -408,6 +484,25 @@ pub fn texts(lang: Language) -> &'static Texts {
 }
 
 impl Texts {
+    pub fn day_state(&self, s: DayState) -> &'static str {
+        match s {
+            DayState::Matched => self.day_matched,
+            DayState::Differences => self.day_differences,
+            DayState::NoBill => self.day_no_bill,
+            DayState::Pending => self.day_pending,
+        }
+    }
+
+    pub fn difference_kind(&self, k: DifferenceKind) -> &'static str {
+        match k {
+            DifferenceKind::MissingHere => self.diff_missing_here,
+            DifferenceKind::MissingInBill => self.diff_missing_in_bill,
+            DifferenceKind::AmountDiffers => self.diff_amount_differs,
+            DifferenceKind::RefundMissingHere => self.diff_refund_missing_here,
+            DifferenceKind::RefundMissingInBill => self.diff_refund_missing_in_bill,
+        }
+    }
+
     pub fn cashier_limit(&self, limit: CashierLimit) -> String {
         let (text, n) = match limit {
             CashierLimit::OpenOrders(n) => (self.too_many_open_orders, n),

@@ -114,6 +114,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin", web::get().to(admin::orders))
         .route("/admin/orders.csv", web::get().to(admin::orders_csv))
         .route("/admin/orders/{order_no}", web::get().to(admin::order))
+        .route(
+            "/admin/reconciliation",
+            web::get().to(admin::reconciliation_days),
+        )
+        .route(
+            "/admin/reconciliation/{date}",
+            web::get().to(admin::reconciliation_day),
+        )
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/static/{file}", web::get().to(assets::serve));

@@ -92,6 +92,58 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
         "SELECT COUNT(*) FROM bill_differences WHERE day = '{today}' AND kind = 'missing_here' AND order_id IS NULL"
     ));
     assert_eq!(not_ours, 1, "money that is not ours is flagged, not booked");
+    // The admin sees the day, its differences with links, and a CSV of them.
+    assert_eq!(
+        app.http
+            .get(app.url("/admin/reconciliation"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "a cashier does not"
+    );
+    app.login_as("admin", "admin").await;
+    let list = app.page(&app.http, app.url("/admin/reconciliation")).await;
+    assert!(
+        list.contains(&format!("/admin/reconciliation/{today}")),
+        "{list}"
+    );
+    assert!(list.contains("有差异"), "{list}");
+    let page = app
+        .page(
+            &app.http,
+            app.url(&format!("/admin/reconciliation/{today}")),
+        )
+        .await;
+    for kind in ["missing_in_bill", "amount_differs", "missing_here"] {
+        assert!(page.contains(&format!("difference {kind}")), "{page}");
+    }
+    assert_eq!(
+        page.matches("href=\"/admin/orders/").count(),
+        2,
+        "ours link to the order: {page}"
+    );
+    let csv = app
+        .page(
+            &app.http,
+            app.url(&format!("/admin/reconciliation/{today}.csv")),
+        )
+        .await;
+    assert_eq!(
+        csv.lines().count(),
+        4,
+        "a header and three differences: {csv}"
+    );
+    assert!(csv.contains(",missing_here,,NOT-OURS-"), "{csv}");
+    let unknown = app
+        .http
+        .get(app.url("/admin/reconciliation/2020-02-30"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
     app.set_faults("").await;
     assert_eq!(reconcile(&app, &today).await.0, 0, "and matches again");
     assert_eq!(

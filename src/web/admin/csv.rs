@@ -55,7 +55,7 @@ fn push_cell(buf: &mut String, value: &str) {
 }
 
 /// Appends one CSV record, ended with CRLF (RFC 4180).
-fn push_record<'a>(buf: &mut String, cells: impl IntoIterator<Item = &'a str>) {
+pub(super) fn push_record<'a>(buf: &mut String, cells: impl IntoIterator<Item = &'a str>) {
     for (i, cell) in cells.into_iter().enumerate() {
         if i > 0 {
             buf.push(',');

@@ -12,11 +12,13 @@ mod chart;
 mod csv;
 mod order;
 mod orders;
+mod reconciliation;
 mod selection;
 
 pub use csv::orders_csv;
 pub use order::order;
 pub use orders::orders;
+pub use reconciliation::{day as reconciliation_day, days as reconciliation_days};
 
 #[cfg(test)]
 mod tests {

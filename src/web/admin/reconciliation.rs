@@ -1,0 +1,180 @@
+//! `GET /admin/reconciliation` (one row per day checked), and
+//! `GET /admin/reconciliation/{date}` (every difference of that day, with links
+//! to our orders) or `…/{date}.csv`. Read through the domain; nothing here writes.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use super::csv::push_record;
+use crate::checkout::reconcile::{DayState, DifferenceKind};
+use crate::clock::Millis;
+use crate::money::Fen;
+use crate::render::html;
+use crate::shop_time::shop_time;
+use crate::store::bills::{DayRow, DifferenceRow};
+use crate::web::auth::CurrentUser;
+use crate::web::error::WebError;
+use crate::web::i18n::Texts;
+use crate::web::{AppState, Layout};
+
+/// About a year of days on one page.
+const DAYS_SHOWN: usize = 400;
+
+/// Thousandths of a fen, shown to the fen.
+fn fees(millifen: &i64) -> Fen {
+    Fen::new((millifen + 500).div_euclid(1000))
+}
+
+#[derive(Template)]
+#[template(path = "admin/reconciliation.html")]
+struct DaysPage<'a> {
+    t: &'static Texts,
+    layout: Layout<'a>,
+    username: &'a str,
+    csrf_token: &'a str,
+    days: Vec<DayRow>,
+    tz: &'a TimeZone,
+}
+
+impl DaysPage<'_> {
+    fn state(&self, s: &DayState) -> &'static str {
+        self.t.day_state(*s)
+    }
+
+    fn fees(&self, millifen: &i64) -> Fen {
+        fees(millifen)
+    }
+
+    fn time(&self, at: &Millis) -> String {
+        shop_time(self.tz, *at)
+    }
+}
+
+pub async fn days(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, WebError> {
+    user.require_admin()?;
+    let days = state.checkout.reconciled_days(DAYS_SHOWN).await?;
+    Ok(html(
+        StatusCode::OK,
+        &DaysPage {
+            t: state.t,
+            layout: state.layout(),
+            username: &user.0.username,
+            csrf_token: &user.0.csrf_token,
+            days,
+            tz: &state.tz,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/reconciliation_day.html")]
+struct DayPage<'a> {
+    t: &'static Texts,
+    layout: Layout<'a>,
+    username: &'a str,
+    csrf_token: &'a str,
+    day: DayRow,
+    differences: Vec<DifferenceRow>,
+    tz: &'a TimeZone,
+}
+
+impl DayPage<'_> {
+    fn state(&self, s: &DayState) -> &'static str {
+        self.t.day_state(*s)
+    }
+
+    fn kind(&self, k: &DifferenceKind) -> &'static str {
+        self.t.difference_kind(*k)
+    }
+
+    fn fees(&self, millifen: &i64) -> Fen {
+        fees(millifen)
+    }
+
+    fn time(&self, at: &Millis) -> String {
+        shop_time(self.tz, *at)
+    }
+}
+
+/// `{date}` or `{date}.csv`.
+pub async fn day(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    user.require_admin()?;
+    let asked = path.into_inner();
+    let (text, csv) = match asked.strip_suffix(".csv") {
+        Some(d) => (d, true),
+        None => (asked.as_str(), false),
+    };
+    let date: Date = text.parse().map_err(|_| WebError::NotFound)?;
+    let (day, differences) = state
+        .checkout
+        .reconciled_day(date)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if csv {
+        return Ok(day_csv(&day, &differences));
+    }
+    Ok(html(
+        StatusCode::OK,
+        &DayPage {
+            t: state.t,
+            layout: state.layout(),
+            username: &user.0.username,
+            csrf_token: &user.0.csrf_token,
+            day,
+            differences,
+            tz: &state.tz,
+        },
+    ))
+}
+
+const CSV_HEADER: [&str; 8] = [
+    "day",
+    "kind",
+    "order_no",
+    "out_trade_no",
+    "transaction_id",
+    "out_refund_no",
+    "scanpay_yuan",
+    "bill_yuan",
+];
+
+fn day_csv(day: &DayRow, differences: &[DifferenceRow]) -> HttpResponse {
+    let mut buf = String::from("\u{feff}");
+    push_record(&mut buf, CSV_HEADER);
+    let yuan = |f: Option<Fen>| f.map(Fen::yuan_string).unwrap_or_default();
+    for d in differences {
+        let x = &d.difference;
+        let (ours, theirs) = (yuan(x.ours), yuan(x.theirs));
+        push_record(
+            &mut buf,
+            [
+                day.day.as_str(),
+                x.kind.as_str(),
+                d.order_no.as_deref().unwrap_or(""),
+                x.out_trade_no.as_str(),
+                x.transaction_id.as_str(),
+                x.out_refund_no.as_str(),
+                ours.as_str(),
+                theirs.as_str(),
+            ],
+        );
+    }
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"scanpay-reconciliation-{}.csv\"",
+                day.day
+            ),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(buf)
+}

@@ -18,7 +18,7 @@ pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 pub const DEMO_MCH_ID: &str = "10000100";
 pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "shop",
     "wxpay",
     "checkout",
@@ -28,6 +28,7 @@ const SECTIONS: [&str; 9] = [
     "http",
     "metrics",
     "backup",
+    "bill",
 ];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -48,6 +49,7 @@ pub struct Settings {
     pub http: Http,
     pub metrics: Metrics,
     pub backup: Backup,
+    pub bill: Bill,
 }
 
 /// Upper bounds of settings: far beyond any sensible value, well within what
@@ -82,6 +84,7 @@ impl Default for Settings {
             http: Http::default(),
             metrics: Metrics::default(),
             backup: Backup::default(),
+            bill: Bill::default(),
         }
     }
 }
@@ -409,6 +412,29 @@ pub struct Backup {
     pub keep: u32,
 }
 
+/// The daily bill (SPEC §9).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bill {
+    /// When (Beijing time, `HH:MM`) the previous day's bill is fetched and
+    /// reconciled; the gateway makes bills ready after 10:00.
+    pub fetch_at: String,
+}
+
+impl Default for Bill {
+    fn default() -> Self {
+        Bill {
+            fetch_at: "10:30".into(),
+        }
+    }
+}
+
+impl Bill {
+    pub fn fetch_time(&self) -> Option<jiff::civil::Time> {
+        jiff::civil::Time::strptime("%H:%M", self.fetch_at.trim()).ok()
+    }
+}
+
 impl Default for Backup {
     fn default() -> Self {
         Backup { dir: None, keep: 7 }
@@ -538,6 +564,12 @@ impl Settings {
         {
             problems.push("backup.dir must be a directory (or unset for no daily backups)".into());
         }
+        if self.bill.fetch_time().is_none() {
+            problems.push(format!(
+                "bill.fetch_at must be a Beijing time of day as HH:MM, got {:?}",
+                self.bill.fetch_at
+            ));
+        }
         if c.order_ttl_secs < c.qr_ttl_secs {
             problems.push("checkout.order_ttl_secs must be at least checkout.qr_ttl_secs".into());
         }
@@ -610,6 +642,10 @@ impl Settings {
             poll_fast_period: Duration::from_secs(p.fast_period_secs),
             poll_slow: Duration::from_millis(p.slow_interval_ms),
             max_backoff: Duration::from_secs(p.max_backoff_secs),
+            bill_fetch_at: self
+                .bill
+                .fetch_time()
+                .unwrap_or(jiff::civil::Time::constant(10, 30, 0, 0)),
             cashier_limits: CashierLimits {
                 open_orders: c.max_open_orders_per_cashier,
                 per_minute: c.max_orders_per_minute,

@@ -29,6 +29,7 @@ enum Job {
     Close(QrId),
     Poll(QrId),
     PruneLogs,
+    Reconcile(jiff::civil::Date),
 }
 
 /// Counts a spawned job until it ends (or panics), and wakes `run_until_idle`.
@@ -197,7 +198,10 @@ impl Poller {
                 .polls
                 .iter()
                 .any(|q| !running.contains(&Job::Poll(q.id)))
-            || due.prune_logs)
+            || due.prune_logs
+            || due
+                .bill_day
+                .is_some_and(|d| !running.contains(&Job::Reconcile(d))))
     }
 
     async fn wait_for_running_jobs(&self) {
@@ -222,11 +226,17 @@ impl Poller {
             closes,
             polls,
             prune_logs,
+            bill_day,
         } = self.checkout.due_work(limit, self.started_at).await?;
         let mut started = Vec::new();
         if prune_logs {
             started.extend(self.start(Job::PruneLogs, move |c| async move {
                 c.prune_logs().await.map(|_| None)
+            }));
+        }
+        if let Some(day) = bill_day {
+            started.extend(self.start(Job::Reconcile(day), move |c| async move {
+                c.reconcile_day(day).await.map(|_| None)
             }));
         }
         for o in expiries {

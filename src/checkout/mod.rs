@@ -58,6 +58,8 @@ pub struct CheckoutConfig {
     /// The longest wait between two attempts after gateway errors.
     pub max_backoff: Duration,
     pub cashier_limits: CashierLimits,
+    /// When (Beijing time) the previous day's bill is fetched and reconciled.
+    pub bill_fetch_at: jiff::civil::Time,
     pub retention: RetentionPolicy,
 }
 
@@ -122,6 +124,8 @@ struct Inner {
     clock: Clock,
     refusals: logs::RefusalLog,
     creations: create::RecentCreations,
+    /// When the poller next asks whether a day's bill is due (ms).
+    next_bill_check: std::sync::atomic::AtomicI64,
 }
 
 impl Checkout {
@@ -146,6 +150,7 @@ impl Checkout {
                 clock,
                 refusals: logs::RefusalLog::default(),
                 creations: create::RecentCreations::default(),
+                next_bill_check: std::sync::atomic::AtomicI64::new(0),
             }),
         }
     }

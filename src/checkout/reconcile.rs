@@ -5,6 +5,7 @@
 //! of the kinds SPEC §9 names.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jiff::civil::Date;
@@ -16,6 +17,7 @@ use super::gateway::{BillFetch, PaymentFacts};
 use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::PaymentSource;
+use crate::store::StoreError;
 use crate::store::bills::{self, DayRow, DifferenceRow};
 use crate::store::orders;
 use crate::trade::{OutTradeNo, TransactionId};
@@ -314,7 +316,67 @@ fn fees_yuan(millifen: i64) -> Fen {
     Fen::new((millifen + 500).div_euclid(1000))
 }
 
+/// How far back the poller catches up on days it could not check (the
+/// gateway keeps bills for three months; a week covers any outage worth the name).
+const CATCH_UP_DAYS: i64 = 7;
+/// How often a day that could not be checked is tried again.
+const PENDING_RETRY: Duration = Duration::from_secs(30 * 60);
+/// How often the poller asks whether a bill is due at all.
+const BILL_CHECK_EVERY: Duration = Duration::from_secs(60);
+
 impl Checkout {
+    /// The day whose bill is due now, if any: yesterday once `bill_fetch_at`
+    /// has passed (Beijing time), or an earlier day of the last week that was
+    /// never checked or is pending, newest first; never a day before the
+    /// first order (there is nothing to hold a bill against). When nothing
+    /// is due, asked again a minute later at the earliest.
+    pub(super) async fn bill_due(&self) -> Result<Option<Date>, StoreError> {
+        let now = self.now();
+        if now.get() < self.inner.next_bill_check.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let here = now.to_timestamp().to_zoned(beijing());
+        let today = here.date();
+        let fetch_at = self.cfg().bill_fetch_at;
+        self.store()
+            .read(move |c| {
+                let Some(first) = orders::first_order_at(c)? else {
+                    return Ok(None);
+                };
+                let first = first.to_timestamp().to_zoned(beijing()).date();
+                for back in 1..=CATCH_UP_DAYS {
+                    let Ok(day) = today.checked_sub(jiff::Span::new().days(back)) else {
+                        break;
+                    };
+                    if day < first {
+                        break;
+                    }
+                    if back == 1 && here.time() < fetch_at {
+                        continue;
+                    }
+                    match bills::day(c, &day.to_string())? {
+                        None => return Ok(Some(day)),
+                        Some(row)
+                            if row.state == DayState::Pending
+                                && now.since(row.checked_at) >= PENDING_RETRY =>
+                        {
+                            return Ok(Some(day));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(None)
+            })
+            .await
+            .inspect(|due| {
+                if due.is_none() {
+                    self.inner
+                        .next_bill_check
+                        .store(now.plus(BILL_CHECK_EVERY).get(), Ordering::Relaxed);
+                }
+            })
+    }
+
     /// Downloads the gateway's bill of `day` (Beijing time), holds it against
     /// our payments and refunds of that day, and records the result (the last
     /// run of a day stands). A payment the bill has for one of our trade

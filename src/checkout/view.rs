@@ -48,6 +48,8 @@ pub struct DueWork {
     pub polls: Vec<QrRow>,
     /// The notification log is due for pruning (`Checkout::prune_logs`).
     pub prune_logs: bool,
+    /// A day whose bill is due (`Checkout::reconcile_day`).
+    pub bill_day: Option<jiff::civil::Date>,
 }
 
 impl Checkout {
@@ -80,6 +82,7 @@ impl Checkout {
     ) -> Result<DueWork, StoreError> {
         let now = self.now();
         let prune_logs = self.prune_due();
+        let bill_day = self.bill_due().await?;
         let stale = now
             .minus(STALE_CREATION)
             .max(resume_before.minus(Duration::from_millis(1)));
@@ -92,6 +95,7 @@ impl Checkout {
                     closes: orders::due_closes(c, now, limit)?,
                     polls: orders::due_polls(c, now, limit)?,
                     prune_logs,
+                    bill_day,
                 })
             })
             .await

@@ -119,6 +119,15 @@ pub struct NewOrder<'a> {
 /// Inserts an order and returns `(id, order_no)`. The number is the shop day
 /// and the order's place in that day (`202612010042`): people can read it out,
 /// and it tells a customer nothing of the shop's volume beyond that day.
+/// When the first order was made (no order yet: `None`).
+pub fn first_order_at(c: &Connection) -> Result<Option<Millis>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT created_at FROM orders ORDER BY id LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?,
+    )
+}
+
 /// How many orders of one cashier are still open (each costs gateway calls).
 pub fn open_orders_of(c: &Connection, cashier: UserId) -> Result<u64, StoreError> {
     let n: i64 = c

@@ -221,3 +221,33 @@ async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_poller_reconciles_yesterday_once_the_bill_is_due() {
+    let app = spawn_app_on_manual_clock(|s| s.bill.fetch_at = "00:00".into()).await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("6.60", "").await;
+    app.scan_and_pay(&token).await;
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+    let today = beijing_today();
+    // Today's bill is not due today: nothing is fetched yet.
+    app.advance(Duration::from_secs(60)).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM bills"), 0);
+    // A day later (on the app's clock) today is "yesterday": its bill is
+    // fetched and reconciled, once.
+    app.advance(Duration::from_secs(24 * 3600)).await;
+    app.wait_count(
+        "yesterday reconciled",
+        &format!("SELECT COUNT(*) FROM bills WHERE day = '{today}' AND state = 'matched' AND gross_fen = 660"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    app.advance(Duration::from_secs(120)).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM bills"),
+        1,
+        "not again, and no day before the first order"
+    );
+}

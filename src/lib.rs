@@ -25,6 +25,7 @@ pub mod render;
 pub mod role;
 pub mod shop_time;
 pub mod sim;
+pub mod speech;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -14,11 +14,13 @@
 //! instead of one per write.
 
 pub mod backup;
+pub mod displays;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod metrics;
 pub mod migrations;
 pub mod orders;
+pub mod outbox;
 pub mod payments;
 pub mod reports;
 pub mod users;

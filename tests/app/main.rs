@@ -8,6 +8,7 @@ mod backup;
 mod browser;
 mod check;
 mod checkout;
+mod display;
 mod faults;
 mod helpers;
 mod log_forging;

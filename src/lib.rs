@@ -31,5 +31,6 @@ pub mod store;
 pub mod telemetry;
 pub mod trade;
 pub mod web;
+pub mod webhooks;
 pub mod wxpay;
 pub mod wxpay_v3;

@@ -124,6 +124,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin", web::get().to(admin::orders))
         .route("/admin/orders.csv", web::get().to(admin::orders_csv))
         .route("/admin/orders/{order_no}", web::get().to(admin::order))
+        .route("/admin/webhooks", web::get().to(admin::webhooks))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/static/{file}", web::get().to(assets::serve));

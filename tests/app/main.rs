@@ -25,3 +25,4 @@ mod slow_clients;
 mod trusted_proxies;
 mod users;
 mod webdriver;
+mod webhooks;

@@ -13,10 +13,12 @@ mod csv;
 mod order;
 mod orders;
 mod selection;
+mod webhooks;
 
 pub use csv::orders_csv;
 pub use order::order;
 pub use orders::orders;
+pub use webhooks::webhooks;
 
 #[cfg(test)]
 mod tests {

@@ -345,3 +345,102 @@ async fn wecom_robots_get_a_text_message() {
     assert!(log.contains("webhook delivered"));
     assert!(!log.contains("ROBOT-KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_committed_before_a_kill_9_is_delivered_after_the_restart() {
+    let sim = spawn_sim().await;
+    // The receiver is down until after the crash.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let mut app = spawn_app_process_with_env(
+        &sim,
+        &[
+            ("SCANPAY_NOTIFY_WEBHOOK_URLS", url.as_str()),
+            ("SCANPAY_NOTIFY_WEBHOOK_SECRET", SECRET),
+        ],
+    );
+    app.login_as("cashier", "cashier-password").await;
+    let token = app.create_order("9.99", "").await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(sim.pay(&code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+    // Committed with the payment, not delivered.
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox"), 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox_deliveries WHERE state = 'delivered'"),
+        0
+    );
+
+    app.restart();
+    let receiver = Receiver::on(
+        TcpListener::bind(("127.0.0.1", port)).await.unwrap(),
+        Answer::Ok,
+    );
+    let hooks = receiver.wait_for(1, Duration::from_secs(15)).await;
+    let b = hooks[0].json();
+    assert_eq!(b["amount_fen"], 999);
+    assert_eq!(b["order_no"], app.status(&token).await["order_no"]);
+    assert_eq!(
+        hooks[0].headers["x-scanpay-signature"],
+        sign(&hooks[0].body)
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.hooks().len(), 1, "once");
+}
+
+/// Measures delivery throughput (README): `cargo test --test app outbox_throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check"]
+async fn outbox_throughput() {
+    use scanpay::clock::{Clock, Millis};
+    use scanpay::money::Fen;
+    use scanpay::order::OrderNo;
+    use scanpay::store::outbox::{self, Event};
+    use scanpay::trade::TransactionId;
+
+    let receiver = Receiver::start(Answer::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = scanpay::store::Store::open(dir.path()).unwrap();
+    let n = 2000;
+    let started = Instant::now();
+    let writes: Vec<_> = (0..n)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let e = Event::payment(
+                    &TransactionId::new(format!("42{i:010}")).unwrap(),
+                    &OrderNo::from_stored(format!("20261201{i:04}")),
+                    Fen::new(100),
+                    Millis(jiff::Timestamp::now().as_millisecond()),
+                );
+                store
+                    .write(move |tx| outbox::enqueue(tx, &e))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for w in writes {
+        assert!(w.await.unwrap());
+    }
+    let enqueued = started.elapsed();
+    let mut settings = scanpay::config::Settings::default();
+    settings.notify.webhook_urls = vec![receiver.url()];
+    settings.notify.webhook_secret = Some(SECRET.to_string().into());
+    let hooks = scanpay::webhooks::Webhooks::new(
+        store.clone(),
+        scanpay::webhooks::WebhookConfig::from_settings(&settings),
+        Clock::system(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    while receiver.hooks().len() < n {
+        hooks.tick().await.unwrap();
+    }
+    let delivered = started.elapsed();
+    eprintln!(
+        "outbox: {n} events enqueued (one transaction each, concurrently) in {enqueued:?}; delivered in {delivered:?} = {:.0}/s",
+        n as f64 / delivered.as_secs_f64()
+    );
+}

@@ -144,6 +144,11 @@ async fn a_paired_display_shows_its_cashiers_order_then_paid_then_idle() {
         "idle"
     );
 
+    // The link is the display's key: the request log names the route, not the token.
+    let log = logs();
+    assert!(log.contains("/display/…/events"), "the requests are logged");
+    assert!(!log.contains(&token), "but not the token");
+
     let created = Instant::now();
     let order = app.create_order("8.00", "奶茶").await;
     let shown = events.until("mode", "open", Duration::from_secs(5)).await;

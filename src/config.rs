@@ -18,7 +18,7 @@ pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 pub const DEMO_MCH_ID: &str = "10000100";
 pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "shop",
     "wxpay",
     "checkout",
@@ -29,6 +29,7 @@ const SECTIONS: [&str; 10] = [
     "metrics",
     "backup",
     "bill",
+    "notify",
 ];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -50,6 +51,7 @@ pub struct Settings {
     pub metrics: Metrics,
     pub backup: Backup,
     pub bill: Bill,
+    pub notify: Notify,
 }
 
 /// Upper bounds of settings: far beyond any sensible value, well within what
@@ -85,6 +87,7 @@ impl Default for Settings {
             metrics: Metrics::default(),
             backup: Backup::default(),
             bill: Bill::default(),
+            notify: Notify::default(),
         }
     }
 }
@@ -441,6 +444,40 @@ impl Default for Backup {
     }
 }
 
+/// Webhooks for the owner (SPEC §10): each payment (and later refund and
+/// reconciliation difference) POSTed to every URL, at least once.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Notify {
+    /// Where events are POSTed (none: webhooks off). Env: comma-separated.
+    /// A WeCom robot's URL carries its key: URLs are never logged whole.
+    #[serde(serialize_with = "redacted_urls")]
+    pub webhook_urls: Vec<String>,
+    /// Signs each body: `X-Scanpay-Signature: sha256=<hex HMAC-SHA256>`.
+    #[serde(serialize_with = "redacted")]
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_format: WebhookFormat,
+}
+
+/// The body each webhook gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// `{"event","event_id","order_no","amount_fen","shop","at"}`.
+    #[default]
+    Json,
+    /// A WeCom (企业微信) group robot's text message.
+    Wecom,
+}
+
+/// URLs shown as scheme, host and path: a query may hold a robot's key.
+fn redacted_urls<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|u| crate::webhooks::redact_url(u)))
+}
+
+/// A webhook secret shorter than this could be guessed.
+const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
@@ -608,6 +645,7 @@ impl Settings {
         {
             problems.push("metrics.listen must be an address such as 127.0.0.1:9100".into());
         }
+        problems.extend(self.notify.problems());
         if jiff::tz::TimeZone::get(&self.shop.timezone).is_err() {
             problems.push(format!(
                 "shop.timezone {:?} is not a known time zone (e.g. Asia/Shanghai)",
@@ -673,6 +711,38 @@ impl Settings {
                 .parse()
                 .map_err(|e| ConfigError::Invalid(format!("sim.faults: {e}")))?,
         })
+    }
+}
+
+impl Notify {
+    /// What is wrong with the `[notify]` keys, each message naming its key.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for u in &self.webhook_urls {
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && reqwest::Url::parse(u).is_ok_and(|p| p.host_str().is_some());
+            if !ok {
+                problems.push(format!(
+                    "notify.webhook_urls: {} is not an http(s) URL",
+                    crate::webhooks::redact_url(u)
+                ));
+            }
+        }
+        match &self.webhook_secret {
+            Some(k) if k.expose_secret().chars().count() < MIN_WEBHOOK_SECRET_CHARS => {
+                problems.push(format!(
+                    "notify.webhook_secret must be at least {MIN_WEBHOOK_SECRET_CHARS} characters"
+                ));
+            }
+            None if !self.webhook_urls.is_empty() && self.webhook_format == WebhookFormat::Json => {
+                problems.push(
+                    "notify.webhook_secret is needed to sign json webhooks (notify.webhook_urls is set)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        problems
     }
 }
 

@@ -93,6 +93,8 @@ pub struct Application {
     simulator: Option<Simulator>,
     /// `backup.dir` / `backup.keep`, when daily backups are on.
     daily_backup: Option<DailyBackup>,
+    /// The owner's webhooks (`notify.webhook_urls`), when any are set.
+    webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 struct DailyBackup {
@@ -135,6 +137,12 @@ impl Application {
             Hub::new().on_publish(move |token| qr_cache.forget(token))
         };
         let accounts = Accounts::new(store.clone());
+        // The outbox's own reader and writer: delivery runs beside the domain, never in its way.
+        let hooks = crate::webhooks::WebhookConfig::from_settings(&settings);
+        let webhooks = hooks
+            .enabled()
+            .then(|| crate::webhooks::Webhooks::new(store.clone(), hooks, clock.clone()))
+            .transpose()?;
         let checkout = Checkout::with_clock(store, gateway, hub, settings.checkout_config(), clock);
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
         let state = web::Data::new(AppState::new(
@@ -180,7 +188,13 @@ impl Application {
             poller,
             simulator,
             daily_backup,
+            webhooks,
         })
+    }
+
+    /// The webhook delivery task, when webhooks are on (tests call its `tick()`).
+    pub fn webhooks(&self) -> Option<crate::webhooks::Webhooks> {
+        self.webhooks.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -236,6 +250,7 @@ impl Application {
                 stop.clone(),
             ))
         });
+        let webhooks = self.webhooks.map(|w| tokio::spawn(w.run(stop.clone())));
         let served = serve_until(self.server, shutdown).await;
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
@@ -244,6 +259,11 @@ impl Application {
         stop.cancel();
         if let Err(e) = poller.await {
             tracing::error!(error.message = %e, "the poller did not stop cleanly");
+        }
+        if let Some(webhooks) = webhooks
+            && let Err(e) = webhooks.await
+        {
+            tracing::error!(error.message = %e, "the webhook task did not stop cleanly");
         }
         if let Some(backups) = backups
             && let Err(e) = backups.await

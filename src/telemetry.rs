@@ -26,6 +26,18 @@ pub fn init() {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The path as logged: a customer display's link is its key (SPEC §10), so
+/// its token stays out of the log, as it stays out of the database.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/display/") {
+        Some(rest) if !rest.is_empty() && rest != "revoke" => {
+            let tail = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+            format!("/display/…{tail}").into()
+        }
+        _ => path.into(),
+    }
+}
+
 /// Middleware: each request runs in a `request{id client_ip method path}` span and is
 /// logged once with its status and latency. `client_ip` is the client as
 /// `http.trusted_proxies` lets us believe it (see `web::client`). The path is logged without its
@@ -40,7 +52,7 @@ pub async fn log_requests(
         id = %id,
         client_ip = %crate::web::client::ClientInfo::of(req.request()).ip,
         method = %req.method(),
-        path = %req.path(),
+        path = %loggable_path(req.path()),
     );
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;

@@ -9,6 +9,7 @@ use crate::money::Fen;
 use crate::order::{OrderNo, OrderState, OrderToken, PaymentSource};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
+use crate::store::outbox::{self, Event};
 use crate::store::payments::{self, NewPayment};
 use crate::trade::OutTradeNo;
 
@@ -99,6 +100,16 @@ pub fn apply_payment(
     if !inserted {
         return Ok(ApplyOutcome::AlreadyApplied { token: order.token });
     }
+    // The owner's webhook, durable with the payment it reports (SPEC §10).
+    outbox::enqueue(
+        tx,
+        &Event::payment(
+            &ev.payment.transaction_id,
+            &order.order_no,
+            ev.payment.amount,
+            now,
+        ),
+    )?;
     orders::set_qr_paid(tx, qr.id)?;
     let detail = format!(
         "{} via {} (out_trade_no {}, transaction {})",

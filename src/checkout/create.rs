@@ -115,6 +115,8 @@ impl Checkout {
             })
             .await??;
         tracing::Span::current().record("order_no", order.order_no.as_str());
+        // The cashier's display shows the new order at once ("preparing"), then its QR.
+        self.publish_cashier(order.cashier_id);
         self.issue(&order, &qr).await?;
         Ok(token)
     }

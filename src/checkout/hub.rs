@@ -5,21 +5,29 @@
 //! order's token, so its cost does not grow with the pages open on other
 //! orders. Each watched token has one `watch` channel carrying a change
 //! counter; it is made by the first subscriber and removed with the last.
+//!
+//! Beside the per-order feeds there is one feed per cashier (the counter: a
+//! new order of theirs, a display paired or revoked), so a customer display
+//! learns of the order the moment it is created without watching any other.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::order::UserId;
+
 /// Called with the token on every publish, before subscribers are woken.
 type Listener = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Token → the change counter of that order, for tokens someone watches.
-type Registry = Mutex<HashMap<Box<str>, watch::Sender<u64>>>;
+/// Key (an order's token, a cashier) → its change counter, for keys someone watches.
+type Registry<K = Box<str>> = Mutex<HashMap<K, watch::Sender<u64>>>;
 
 #[derive(Clone)]
 pub struct Hub {
     watched: Arc<Registry>,
+    cashiers: Arc<Registry<UserId>>,
     listeners: Vec<Listener>,
 }
 
@@ -29,7 +37,7 @@ impl Default for Hub {
     }
 }
 
-fn lock(r: &Registry) -> MutexGuard<'_, HashMap<Box<str>, watch::Sender<u64>>> {
+fn lock<K>(r: &Registry<K>) -> MutexGuard<'_, HashMap<K, watch::Sender<u64>>> {
     // Nothing that runs under this lock can leave the map half-updated.
     r.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -38,6 +46,7 @@ impl Hub {
     pub fn new() -> Self {
         Hub {
             watched: Arc::default(),
+            cashiers: Arc::default(),
             listeners: Vec::new(),
         }
     }
@@ -67,21 +76,20 @@ impl Hub {
     /// after this call wakes [`Subscription::changed`], so a change between
     /// the read and the wait is not missed.
     pub fn subscribe(&self, token: impl AsRef<str>) -> Subscription {
-        let token = token.as_ref();
-        let mut map = lock(&self.watched);
-        let rx = match map.get(token) {
-            Some(tx) => tx.subscribe(),
-            None => {
-                let (tx, rx) = watch::channel(0);
-                map.insert(token.into(), tx);
-                rx
-            }
-        };
-        Subscription {
-            rx,
-            token: token.into(),
-            watched: self.watched.clone(),
+        subscribe(&self.watched, Box::from(token.as_ref()))
+    }
+
+    /// Tells the subscribers of this cashier's feed that their counter changed
+    /// (a new order, a display paired or revoked). No listeners: no order changed.
+    pub fn publish_cashier(&self, cashier: UserId) {
+        if let Some(tx) = lock(&self.cashiers).get(&cashier) {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// Watches one cashier's feed; as with [`Hub::subscribe`], before reading.
+    pub fn subscribe_cashier(&self, cashier: UserId) -> Subscription<UserId> {
+        subscribe(&self.cashiers, cashier)
     }
 
     /// How many distinct orders have at least one subscriber.
@@ -90,15 +98,32 @@ impl Hub {
     }
 }
 
-/// One stream's interest in one order; dropping it unsubscribes (and frees the
-/// order's entry when it was the last).
-pub struct Subscription {
-    rx: watch::Receiver<u64>,
-    token: Box<str>,
-    watched: Arc<Registry>,
+fn subscribe<K: Eq + Hash + Clone>(registry: &Arc<Registry<K>>, key: K) -> Subscription<K> {
+    let mut map = lock(registry);
+    let rx = match map.get(&key) {
+        Some(tx) => tx.subscribe(),
+        None => {
+            let (tx, rx) = watch::channel(0);
+            map.insert(key.clone(), tx);
+            rx
+        }
+    };
+    Subscription {
+        rx,
+        token: key,
+        watched: registry.clone(),
+    }
 }
 
-impl Subscription {
+/// One stream's interest in one order (or one cashier's feed); dropping it
+/// unsubscribes (and frees the entry when it was the last).
+pub struct Subscription<K: Eq + Hash = Box<str>> {
+    rx: watch::Receiver<u64>,
+    token: K,
+    watched: Arc<Registry<K>>,
+}
+
+impl<K: Eq + Hash> Subscription<K> {
     /// Waits until the order is published after the subscription was made or
     /// after the previous `changed` returned. Several publishes in between
     /// wake it once: the caller re-reads the state anyway.
@@ -111,16 +136,16 @@ impl Subscription {
     }
 }
 
-impl Drop for Subscription {
+impl<K: Eq + Hash> Drop for Subscription<K> {
     fn drop(&mut self) {
         let mut map = lock(&self.watched);
         // Counted under the lock that `subscribe` takes, so no subscriber can
         // join between the count and the removal; 1 is this receiver.
         if map
-            .get(&*self.token)
+            .get(&self.token)
             .is_some_and(|tx| tx.receiver_count() <= 1)
         {
-            map.remove(&*self.token);
+            map.remove(&self.token);
         }
     }
 }
@@ -132,7 +157,7 @@ mod tests {
     use std::time::Duration;
 
     /// Whether `changed` is ready now (without waiting).
-    async fn woken(s: &mut Subscription) -> bool {
+    async fn woken<K: Eq + std::hash::Hash>(s: &mut Subscription<K>) -> bool {
         tokio::time::timeout(Duration::from_millis(1), s.changed())
             .await
             .is_ok()
@@ -205,6 +230,26 @@ mod tests {
         let mut s = hub.subscribe("t");
         hub.publish("t");
         assert!(woken(&mut s).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cashier_feed_wakes_only_that_cashier_and_no_order() {
+        let hub = Hub::new();
+        let mut one = hub.subscribe_cashier(UserId(1));
+        let mut two = hub.subscribe_cashier(UserId(2));
+        let mut order = hub.subscribe("1");
+        hub.publish_cashier(UserId(1));
+        assert!(woken(&mut one).await);
+        assert!(!woken(&mut two).await);
+        assert!(!woken(&mut order).await, "an order feed is not a cashier's");
+        hub.publish("1");
+        assert!(!woken(&mut one).await, "an order is not a cashier feed");
+        drop((one, two));
+        assert_eq!(
+            lock(&hub.cashiers).len(),
+            0,
+            "freed with the last subscriber"
+        );
     }
 
     #[test]

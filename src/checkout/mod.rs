@@ -8,6 +8,7 @@
 //! becomes paid; `transitions` are the state changes that need no gateway.
 
 pub mod apply;
+pub mod counter;
 pub mod gateway;
 pub mod hub;
 pub mod reconcile;

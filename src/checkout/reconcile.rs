@@ -20,6 +20,7 @@ use crate::order::PaymentSource;
 use crate::store::StoreError;
 use crate::store::bills::{self, DayRow, DifferenceRow};
 use crate::store::orders;
+use crate::store::outbox::{self, Event, EventKind};
 use crate::trade::{OutTradeNo, TransactionId};
 
 /// A payment as scanpay recorded it.
@@ -445,9 +446,27 @@ impl Checkout {
                     }
                     let order_id = qr.map(|(_, q)| q.order_id);
                     let order_no = match order_id {
-                        Some(id) => Some(orders::order_by_id(tx, id)?.order_no.to_string()),
+                        Some(id) => Some(orders::order_by_id(tx, id)?.order_no),
                         None => None,
                     };
+                    // The owner hears of each difference once, however often
+                    // the day is checked again.
+                    let key = if d.out_refund_no.is_empty() {
+                        &d.transaction_id
+                    } else {
+                        &d.out_refund_no
+                    };
+                    outbox::enqueue(
+                        tx,
+                        &Event {
+                            kind: EventKind::ReconciliationDifference,
+                            event_id: format!("difference-{}-{}-{key}", record.day, d.kind),
+                            order_no: order_no.clone(),
+                            amount: d.theirs.or(d.ours).unwrap_or(Fen::ZERO),
+                            at: now,
+                        },
+                    )?;
+                    let order_no = order_no.map(|n| n.to_string());
                     rows.push(DifferenceRow {
                         order_id,
                         order_no,

@@ -15,11 +15,13 @@
 
 pub mod backup;
 pub mod bills;
+pub mod displays;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod metrics;
 pub mod migrations;
 pub mod orders;
+pub mod outbox;
 pub mod payments;
 pub mod reports;
 pub mod users;

@@ -27,6 +27,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/order.js"),
     ),
+    (
+        "counter.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/counter.js"),
+    ),
+    (
+        "counter.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/counter.css"),
+    ),
 ];
 
 pub async fn serve(req: HttpRequest, path: web::Path<String>) -> HttpResponse {

@@ -1,4 +1,5 @@
-//! `GET /` the checkout form, `POST /orders` creating an order.
+//! `GET /` the checkout form with the cashier's day, `POST /orders` creating
+//! an order, `GET /counter/events` the cashier's day live.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -6,14 +7,19 @@ use askama::Template;
 
 use super::auth::CurrentUser;
 use super::client::ClientInfo;
+use super::display::{ANNOUNCE_WITHIN, CounterTexts, Reading, counter_texts, language};
 use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other;
 use super::{AppState, Layout};
 use crate::checkout::NewOrderInput;
+use crate::checkout::counter::CashierDay;
+use crate::config::Language;
 use crate::money::Fen;
+use crate::order::{OrderState, UserId};
 use crate::render::html;
 use crate::role::Role;
+use crate::shop_time::today_and_month;
 
 const MAX_DESCRIPTION_CHARS: usize = 100;
 
@@ -21,7 +27,9 @@ const MAX_DESCRIPTION_CHARS: usize = 100;
 #[template(path = "checkout.html")]
 struct CheckoutPage<'a> {
     t: &'static Texts,
+    ct: &'static CounterTexts,
     layout: Layout<'a>,
+    day: DayStatus,
     username: &'a str,
     is_admin: bool,
     csrf_token: &'a str,
@@ -36,12 +44,15 @@ impl<'a> CheckoutPage<'a> {
     fn new(
         state: &'a AppState,
         user: &'a CurrentUser,
+        day: DayStatus,
         values: (&'a str, &'a str),
         errors: (Option<String>, Option<String>),
     ) -> Self {
         CheckoutPage {
             t: state.t,
+            ct: counter_texts(state.t),
             layout: state.layout(),
+            day,
             username: &user.0.username,
             is_admin: user.0.role == Role::Admin,
             csrf_token: &user.0.csrf_token,
@@ -53,10 +64,124 @@ impl<'a> CheckoutPage<'a> {
     }
 }
 
-pub async fn form(state: web::Data<AppState>, user: CurrentUser) -> HttpResponse {
-    html(
+pub async fn form(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, WebError> {
+    let day = day_status(&state, cashier(&user)).await?;
+    Ok(html(
         StatusCode::OK,
-        &CheckoutPage::new(&state, &user, ("", ""), (None, None)),
+        &CheckoutPage::new(&state, &user, day, ("", ""), (None, None)),
+    ))
+}
+
+fn cashier(user: &CurrentUser) -> UserId {
+    UserId(user.0.user_id)
+}
+
+/// The cashier's day as the page shows it and as each event says it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DayStatus {
+    pub created: i64,
+    pub paid: i64,
+    pub total: String,
+    pub orders: Vec<DayRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DayRow {
+    pub order_no: String,
+    pub link: String,
+    pub time: String,
+    pub amount: String,
+    pub description: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    /// Paid within `ANNOUNCE_WITHIN`: what to say (once per order number).
+    pub announce: Option<String>,
+}
+
+impl DayStatus {
+    fn of(day: &CashierDay, t: &Texts, lang: Language, tz: &jiff::tz::TimeZone) -> DayStatus {
+        let orders = day
+            .orders
+            .iter()
+            .map(|o| DayRow {
+                order_no: o.order_no.to_string(),
+                link: format!("/o/{}", o.token),
+                time: o
+                    .created_at
+                    .to_timestamp()
+                    .to_zoned(tz.clone())
+                    .strftime("%H:%M:%S")
+                    .to_string(),
+                amount: o.amount.to_string(),
+                description: o.description.clone(),
+                state: o.state.as_str(),
+                state_label: t.order_state(o.state),
+                announce: o
+                    .paid_at
+                    .filter(|p| o.state == OrderState::Paid && day.now.since(*p) <= ANNOUNCE_WITHIN)
+                    .map(|_| crate::speech::announcement(lang, o.amount)),
+            })
+            .collect();
+        DayStatus {
+            created: day.created,
+            paid: day.paid,
+            total: day.paid_total.to_string(),
+            orders,
+        }
+    }
+}
+
+async fn read_day(state: &AppState, cashier: UserId) -> Result<CashierDay, WebError> {
+    let now = state
+        .checkout
+        .now()
+        .to_timestamp()
+        .to_zoned(state.tz.clone());
+    let (today, _) = today_and_month(&now).map_err(|e| WebError::Internal(e.into()))?;
+    Ok(state.checkout.cashier_day(cashier, today).await?)
+}
+
+async fn day_status(state: &AppState, cashier: UserId) -> Result<DayStatus, WebError> {
+    let day = read_day(state, cashier).await?;
+    Ok(DayStatus::of(&day, state.t, language(state.t), &state.tz))
+}
+
+/// `GET /counter/events`: the signed-in cashier's day, on every change of it
+/// (a new order, a state change of one of today's open orders).
+pub async fn events(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    let me = cashier(&user);
+    let feed = format!("counter:{}", me.0);
+    super::display::live_stream(
+        &state,
+        &feed,
+        me,
+        move |state: web::Data<AppState>| async move {
+            let day = read_day(&state, me).await.ok()?;
+            let s = DayStatus::of(&day, state.t, language(state.t), &state.tz);
+            let payload = serde_json::to_string(&s).ok()?;
+            Some(Reading {
+                key: payload.clone(),
+                payload,
+                watch: day
+                    .orders
+                    .iter()
+                    .filter(|o| o.state == OrderState::Open)
+                    .map(|o| o.token.clone())
+                    .collect(),
+                // An announcement drops out of the list when it is old.
+                changes_at: day
+                    .orders
+                    .iter()
+                    .filter_map(|o| o.paid_at)
+                    .map(|p| p.plus(ANNOUNCE_WITHIN))
+                    .filter(|at| *at > day.now)
+                    .min(),
+                last: false,
+            })
+        },
     )
 }
 
@@ -114,7 +239,8 @@ pub async fn create(
         Ok(v) => v,
         Err(errors) => {
             let values = (form.amount.as_str(), form.description.as_str());
-            let page = CheckoutPage::new(&state, &user, values, errors);
+            let day = day_status(&state, cashier(&user)).await?;
+            let page = CheckoutPage::new(&state, &user, day, values, errors);
             return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod checkout;
 pub mod client;
 pub mod deadline;
+pub mod display;
 pub mod error;
 pub mod events;
 pub mod headers;
@@ -103,6 +104,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(auth::logout))
         .route("/", web::get().to(checkout::form))
         .route("/orders", web::post().to(checkout::create))
+        .route("/counter/events", web::get().to(checkout::events))
+        .route("/display", web::get().to(display::pairing))
+        .route("/display", web::post().to(display::pair))
+        .route("/display/revoke", web::post().to(display::revoke))
+        .route("/display/{display_token}", web::get().to(display::page))
+        .route(
+            "/display/{display_token}/events",
+            web::get().to(display::events),
+        )
         .route("/o/{token}", web::get().to(order::page))
         .route("/o/{token}/qr.png", web::get().to(order::qr_png))
         .route("/o/{token}/status", web::get().to(order::status))
@@ -122,6 +132,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/reconciliation/{date}",
             web::get().to(admin::reconciliation_day),
         )
+        .route("/admin/webhooks", web::get().to(admin::webhooks))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/static/{file}", web::get().to(assets::serve));

@@ -298,3 +298,300 @@ async fn the_order_page_fits_a_390px_phone() {
     );
     phone.quit().await;
 }
+
+/// Replaces the browser's speech synthesis in every page of a session with a
+/// recorder (kept in `sessionStorage`, so it survives navigations): the test
+/// reads what the page asked to say, in which language.
+const SPEECH_STUB: &str = "(function () {
+    function said(u) {
+        var s = JSON.parse(sessionStorage.getItem('spoken') || '[]');
+        s.push({ text: u.text, lang: u.lang });
+        sessionStorage.setItem('spoken', JSON.stringify(s));
+    }
+    var fake = {
+        speak: said,
+        cancel: function () {},
+        getVoices: function () { return [{ lang: 'zh-CN', name: 'stub' }, { lang: 'en-US', name: 'stub' }]; }
+    };
+    try { Object.defineProperty(window, 'speechSynthesis', { value: fake, configurable: true }); }
+    catch (e) { window.speechSynthesis.speak = said; window.speechSynthesis.getVoices = fake.getVoices; }
+})();";
+
+/// What the pages of a session asked to say so far.
+async fn spoken(b: &crate::webdriver::Session) -> Vec<String> {
+    let v = b
+        .script(
+            "return JSON.parse(sessionStorage.getItem('spoken') || '[]').map(function (u) { return u.lang + ' ' + u.text; })",
+            json!([]),
+        )
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Layout facts of the display: sideways scroll, and where its QR sits.
+async fn display_fits(b: &crate::webdriver::Session, w: f64, h: f64) {
+    let m = b
+        .script(
+            "const q = document.getElementById('d-qr').getBoundingClientRect();
+             return {scroll: document.documentElement.scrollWidth, qrWidth: q.width, qrLeft: q.left, qrRight: q.right, qrBottom: q.bottom}",
+            json!([]),
+        )
+        .await;
+    assert!(
+        m["scroll"].as_f64().unwrap() <= w,
+        "no sideways scroll: {m}"
+    );
+    assert!(
+        m["qrWidth"].as_f64().unwrap() >= 0.5 * w.min(h),
+        "a big QR: {m}"
+    );
+    assert!(
+        m["qrLeft"].as_f64().unwrap() >= 0.0 && m["qrRight"].as_f64().unwrap() <= w,
+        "{m}"
+    );
+    assert!(
+        m["qrBottom"].as_f64().unwrap() <= h,
+        "the QR on the first screen: {m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_counter_display_and_announcements_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let shots = screenshot_dir();
+
+    // The cashier signs in and pairs a display.
+    let cashier = driver.session(1280, 900).await;
+    cashier.on_new_document(SPEECH_STUB).await;
+    cashier.goto(&app.url("/display")).await;
+    cashier.type_into("input[name=username]", "cashier").await;
+    cashier.type_into("input[name=password]", "cashier").await;
+    cashier.click("button[type=submit]").await;
+    cashier
+        .wait_until(
+            "the pairing page",
+            "document.getElementById('pairing')",
+            Duration::from_secs(5),
+        )
+        .await;
+    cashier
+        .click("#pairing form[action='/display'] button")
+        .await;
+    cashier
+        .wait_until(
+            "the display link",
+            "document.getElementById('display-link')",
+            Duration::from_secs(5),
+        )
+        .await;
+    if let Some(dir) = &shots {
+        cashier.screenshot(&dir.join("display-pairing.png")).await;
+    }
+    let link = cashier
+        .script(
+            "return document.getElementById('display-link').href",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The tablet facing the customer opens it: idle, with the shop's name.
+    let tablet = driver.session(1024, 768).await;
+    tablet.on_new_document(SPEECH_STUB).await;
+    tablet.goto(&link).await;
+    tablet
+        .wait_until(
+            "the idle display",
+            "document.getElementById('display').dataset.mode === 'idle'",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(tablet.text("main").await.contains("Demo Shop"));
+    tablet.click("#voice-toggle").await;
+    if let Some(dir) = &shots {
+        tablet.screenshot(&dir.join("display-idle.png")).await;
+    }
+
+    // The cashier turns announcements on and charges ¥8.00 with Enter.
+    cashier.goto(&app.url("/")).await;
+    cashier.click("#voice-toggle").await;
+    assert_eq!(
+        cashier
+            .script("return localStorage.getItem('scanpay.voice')", json!([]))
+            .await,
+        json!("on"),
+        "remembered"
+    );
+    cashier
+        .type_into("input[name=amount]", "8.00\u{E007}")
+        .await;
+    cashier
+        .wait_until(
+            "the order page",
+            "location.pathname.startsWith('/o/')",
+            Duration::from_secs(10),
+        )
+        .await;
+    let token = cashier
+        .current_url()
+        .await
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let created = std::time::Instant::now();
+    let shown = tablet
+        .wait_until(
+            "the QR on the display",
+            "document.getElementById('display').dataset.mode === 'open' && document.getElementById('d-qr').complete && document.getElementById('d-qr').naturalWidth > 0",
+            Duration::from_secs(5),
+        )
+        .await;
+    eprintln!(
+        "browser: order created → its QR on the display within {shown:?} (since the order page loaded: {:?})",
+        created.elapsed()
+    );
+    assert!(tablet.text("#d-amount").await.contains("¥8.00"));
+    display_fits(&tablet, 1024.0, 768.0).await;
+    let src = tablet
+        .script(
+            "return document.getElementById('d-qr').getAttribute('src')",
+            json!([]),
+        )
+        .await;
+    let png = app
+        .get_anonymous(src.as_str().unwrap())
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let code_url = decode_qr(&png);
+    assert_eq!(
+        code_url,
+        app.scan_qr(&token).await,
+        "the display's QR is the order's"
+    );
+    if let Some(dir) = &shots {
+        tablet.screenshot(&dir.join("display-tablet.png")).await;
+    }
+    // The same display on a phone held upright.
+    let phone = driver.session(390, 844).await;
+    phone.goto(&link).await;
+    phone
+        .wait_until(
+            "the QR on the phone",
+            "document.getElementById('display').dataset.mode === 'open' && document.getElementById('d-qr').complete && document.getElementById('d-qr').naturalWidth > 0",
+            Duration::from_secs(5),
+        )
+        .await;
+    display_fits(&phone, 390.0, 844.0).await;
+    if let Some(dir) = &shots {
+        phone.screenshot(&dir.join("display-phone.png")).await;
+    }
+    phone.quit().await;
+
+    // The customer pays: the display and the cashier's page both say it, once.
+    let paying = std::time::Instant::now();
+    assert_eq!(app.pay(&code_url).await, 200);
+    let paid = tablet
+        .wait_until(
+            "支付成功 on the display",
+            "document.getElementById('display').dataset.mode === 'paid'",
+            Duration::from_secs(3),
+        )
+        .await;
+    eprintln!(
+        "browser: pay → display shows 支付成功 in {paid:?} ({:?} since the pay call)",
+        paying.elapsed()
+    );
+    assert!(tablet.text("main").await.contains("支付成功"));
+    if let Some(dir) = &shots {
+        tablet.screenshot(&dir.join("display-paid.png")).await;
+    }
+    tablet
+        .wait_until(
+            "the display's announcement",
+            "JSON.parse(sessionStorage.getItem('spoken') || '[]').length >= 2",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert_eq!(
+        spoken(&tablet).await,
+        ["zh-CN 语音播报已开启", "zh-CN 微信收款 八元"],
+        "the toggle's confirmation, then the payment, once"
+    );
+    cashier
+        .wait_until(
+            "the cashier's announcement",
+            "JSON.parse(sessionStorage.getItem('spoken') || '[]').length >= 2",
+            Duration::from_secs(3),
+        )
+        .await;
+    // After the payment the form is back for the next customer, with no click.
+    cashier
+        .wait_until(
+            "the form for the next customer",
+            "location.pathname === '/' && document.activeElement && document.activeElement.name === 'amount'",
+            Duration::from_secs(8),
+        )
+        .await;
+    cashier
+        .wait_until(
+            "today's list",
+            "document.querySelector('#day-list li[data-state=paid]')",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert_eq!(cashier.text("#day-total").await, "¥8.00");
+    assert_eq!(cashier.text("#day-created").await, "1");
+    if let Some(dir) = &shots {
+        cashier.screenshot(&dir.join("checkout-day.png")).await;
+    }
+    // Said once on the order page, not again on the form.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        spoken(&cashier).await,
+        ["zh-CN 语音播报已开启", "zh-CN 微信收款 八元"]
+    );
+
+    // A few seconds later the display is idle again.
+    tablet
+        .wait_until(
+            "the idle display",
+            "document.getElementById('display').dataset.mode === 'idle'",
+            Duration::from_secs(12),
+        )
+        .await;
+    // Unpaired: the display says so at once.
+    cashier.goto(&app.url("/display")).await;
+    cashier.click("form[action='/display/revoke'] button").await;
+    tablet
+        .wait_until(
+            "disconnected",
+            "document.getElementById('display').dataset.mode === 'disconnected'",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert_eq!(
+        tablet.csp_violations().await,
+        Vec::<String>::new(),
+        "the display keeps the CSP"
+    );
+    assert_eq!(
+        cashier.csp_violations().await,
+        Vec::<String>::new(),
+        "the cashier's pages keep the CSP"
+    );
+    tablet.quit().await;
+    cashier.quit().await;
+}

@@ -527,10 +527,16 @@ pub async fn spawn_live_app(gateway: &str, tweak: impl FnOnce(&mut Settings)) ->
 /// The binary in live mode against `sim` (which keeps its orders while the app
 /// is killed and restarted), with the staff of `spawn_live_app`.
 pub fn spawn_app_process(sim: &TestSim) -> TestApp {
+    spawn_app_process_with_env(sim, &[])
+}
+
+/// As `spawn_app_process`, with `extra` env vars (kept across restarts).
+pub fn spawn_app_process_with_env(sim: &TestSim, extra: &[(&str, &str)]) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     add_staff(data_dir.path());
     let port = free_port();
-    let env = live_env(&sim.url, port);
+    let mut env = live_env(&sim.url, port);
+    env.extend(self::env(extra));
     let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
     TestApp {
         base: process.url.trim_end_matches('/').to_string(),

@@ -81,6 +81,12 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
     for kind in ["missing_in_bill", "amount_differs", "missing_here"] {
         assert!(line.contains(&format!("1 {kind}")), "{line}");
     }
+    // The owner is told of each difference once (the webhook outbox), however
+    // often the day is checked.
+    let told = "SELECT COUNT(*) FROM outbox WHERE event = 'reconciliation_difference'";
+    assert_eq!(app.count(told), 3);
+    assert_eq!(reconcile(&app, &today).await.0, 3);
+    assert_eq!(app.count(told), 3);
     // The last run of a day stands, with its differences kept for the admin.
     assert_eq!(
         app.count(&format!(

@@ -216,6 +216,17 @@ impl Session {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Runs `js` in every document this session opens from now on, before the
+    /// page's own scripts (e.g. a stub of a browser API the test reads back).
+    pub async fn on_new_document(&self, js: &str) {
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": js}}),
+        )
+        .await;
+    }
+
     /// Records every `securitypolicyviolation` of every page this session
     /// opens, from before the page's own first byte runs (a script added to
     /// each new document over the DevTools protocol), in `sessionStorage`.

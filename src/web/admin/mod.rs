@@ -14,11 +14,13 @@ mod order;
 mod orders;
 mod reconciliation;
 mod selection;
+mod webhooks;
 
 pub use csv::orders_csv;
 pub use order::order;
 pub use orders::orders;
 pub use reconciliation::{day as reconciliation_day, days as reconciliation_days};
+pub use webhooks::webhooks;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,455 @@
+//! The counter (SPEC §10): the customer display paired to one cashier, and
+//! the cashier's day on the checkout page.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// An open event stream, read one `status` event at a time.
+struct Events {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl Events {
+    async fn open(client: &reqwest::Client, url: String) -> Events {
+        let resp = client.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Events {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next status event's data, or `None` if none comes within `wait`
+    /// (or the stream ended).
+    async fn next(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                if let Some(data) = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .filter(|_| block.contains("event: status"))
+                {
+                    return Some(serde_json::from_str(data).unwrap());
+                }
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Waits for an event whose `mode` (or other `key`) is `want`, skipping others.
+    async fn until(&mut self, key: &str, want: &str, wait: Duration) -> Value {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self
+                .next(left)
+                .await
+                .unwrap_or_else(|| panic!("no event with {key} = {want} within {wait:?}"));
+            if ev[key] == want {
+                return ev;
+            }
+        }
+    }
+}
+
+/// Pairs a display for `client`'s signed-in cashier; returns its token.
+async fn pair(app: &TestApp, client: &reqwest::Client) -> String {
+    let page = app.page(client, app.url("/")).await;
+    let csrf = hidden_value(&page, "csrf_token").unwrap();
+    let resp = client
+        .post(app.url("/display"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    let at = html.find("/display/").expect("the display link");
+    let token: String = html[at + 9..].chars().take(32).collect();
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+    assert!(html.contains("data:image/png;base64,"), "and its QR");
+    token
+}
+
+async fn post_csrf(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
+    let page = app.page(client, app.url("/")).await;
+    let csrf = hidden_value(&page, "csrf_token").unwrap();
+    client
+        .post(app.url(path))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A second cashier, signed in on a browser of their own.
+async fn second_cashier(app: &TestApp) -> reqwest::Client {
+    let out = run_cli(
+        app.data_dir.path(),
+        &["user", "add", "li", "--role", "cashier"],
+        &[],
+        "a long password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let li = http();
+    let resp = li
+        .post(app.url("/login"))
+        .form(&[("username", "li"), ("password", "a long password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    li
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paired_display_shows_its_cashiers_order_then_paid_then_idle() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let token = pair(&app, &app.http).await;
+
+    // Idle: the shop's name, a refresh for browsers without JS, nothing cached.
+    let resp = app.get_anonymous(&format!("/display/{token}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("data-mode=\"idle\""), "{html}");
+    assert!(html.contains("Demo Shop"));
+    assert!(html.contains("http-equiv=\"refresh\""));
+
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await;
+    assert_eq!(
+        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+
+    // The link is the display's key: the request log names the route, not the token.
+    let log = logs();
+    assert!(log.contains("/display/…/events"), "the requests are logged");
+    assert!(!log.contains(&token), "but not the token");
+
+    let created = Instant::now();
+    let order = app.create_order("8.00", "奶茶").await;
+    let shown = events.until("mode", "open", Duration::from_secs(5)).await;
+    eprintln!(
+        "display: order created → QR on the display in {:?}",
+        created.elapsed()
+    );
+    assert_eq!(shown["amount"], "¥8.00");
+    assert_eq!(shown["description"], "奶茶");
+    assert!(shown["seconds_left"].as_i64().unwrap() > 250);
+    // The display's QR is the order's, and decodes to what the customer pays.
+    let qr = shown["qr"].as_str().unwrap();
+    assert!(qr.starts_with(&format!("/o/{order}/qr.png")), "{qr}");
+    let png = app.get_anonymous(qr).await.bytes().await.unwrap();
+    let code_url = decode_qr(&png);
+    assert_eq!(code_url, app.scan_qr(&order).await);
+    // Without JS the page shows the same.
+    let html = app
+        .page(&app.anonymous(), app.url(&format!("/display/{token}")))
+        .await;
+    assert!(html.contains("data-mode=\"open\"") && html.contains("¥8.00"));
+
+    let paying = Instant::now();
+    assert_eq!(app.pay(&code_url).await, 200);
+    let paid = events.until("mode", "paid", Duration::from_secs(5)).await;
+    eprintln!(
+        "display: payment → 支付成功 on the display in {:?}",
+        paying.elapsed()
+    );
+    assert_eq!(paid["amount"], "¥8.00");
+    assert_eq!(paid["announce"]["text"], "微信收款 八元");
+    let html = app
+        .page(&app.anonymous(), app.url(&format!("/display/{token}")))
+        .await;
+    assert!(html.contains("支付成功") && html.contains("data-mode=\"paid\""));
+    // A few seconds later, idle again by itself.
+    events.until("mode", "idle", Duration::from_secs(12)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_cashiers_order_never_appears_on_the_display() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let token = pair(&app, &app.http).await;
+    let li = second_cashier(&app).await;
+    let li_token = pair(&app, &li).await;
+    assert_ne!(token, li_token);
+
+    let mut mine = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await;
+    assert_eq!(
+        mine.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+    let mut theirs = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{li_token}/events")),
+    )
+    .await;
+    assert_eq!(
+        theirs.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+
+    // li charges: li's display shows it, ours stays idle and hears nothing.
+    let page = app.page(&li, app.url("/")).await;
+    let csrf = hidden_value(&page, "csrf_token").unwrap();
+    let resp = li
+        .post(app.url("/orders"))
+        .form(&[
+            ("amount", "66.00"),
+            ("description", "li's"),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let shown = theirs.until("mode", "open", Duration::from_secs(5)).await;
+    assert_eq!(shown["amount"], "¥66.00");
+    assert!(
+        mine.next(Duration::from_millis(1500)).await.is_none(),
+        "nothing for our display"
+    );
+    let html = app
+        .page(&app.anonymous(), app.url(&format!("/display/{token}")))
+        .await;
+    assert!(html.contains("data-mode=\"idle\"") && !html.contains("66.00"));
+    // An admin's order is not ours either.
+    let admin = http();
+    admin
+        .post(app.url("/login"))
+        .form(&[("username", "admin"), ("password", "admin")])
+        .send()
+        .await
+        .unwrap();
+    let page = app.page(&admin, app.url("/")).await;
+    let csrf = hidden_value(&page, "csrf_token").unwrap();
+    admin
+        .post(app.url("/orders"))
+        .form(&[
+            ("amount", "77.00"),
+            ("description", ""),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(mine.next(Duration::from_millis(1000)).await.is_none());
+    // The display page carries nothing of the staff pages.
+    assert!(!html.contains("/admin") && !html.contains("csrf_token") && !html.contains("/logout"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_or_replaced_display_shows_disconnected_at_once() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let first = pair(&app, &app.http).await;
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{first}/events")),
+    )
+    .await;
+    assert_eq!(
+        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+
+    // A new pairing replaces the old one: one active display per cashier.
+    let second = pair(&app, &app.http).await;
+    let at = Instant::now();
+    events
+        .until("mode", "disconnected", Duration::from_secs(2))
+        .await;
+    eprintln!(
+        "display: re-paired → old display disconnected in {:?}",
+        at.elapsed()
+    );
+    assert!(
+        events.next(Duration::from_millis(500)).await.is_none(),
+        "and its stream ends"
+    );
+    let html = app
+        .page(&app.anonymous(), app.url(&format!("/display/{first}")))
+        .await;
+    assert!(html.contains("data-mode=\"disconnected\""));
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "a disconnected display stops refreshing"
+    );
+
+    let page = app.page(&app.http, app.url("/display")).await;
+    assert!(page.contains("id=\"paired\""));
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{second}/events")),
+    )
+    .await;
+    assert_eq!(
+        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+    let resp = post_csrf(&app, &app.http, "/display/revoke").await;
+    assert_is_redirect_to(&resp, "/display");
+    events
+        .until("mode", "disconnected", Duration::from_secs(2))
+        .await;
+    let page = app.page(&app.http, app.url("/display")).await;
+    assert!(page.contains("id=\"not-paired\""));
+    let html = app
+        .page(&app.anonymous(), app.url(&format!("/display/{second}")))
+        .await;
+    assert!(html.contains("data-mode=\"disconnected\""));
+
+    // Tokens never issued, and junk, are not found; pairing needs a session and CSRF.
+    for path in [
+        format!("/display/{}", "0".repeat(32)),
+        "/display/not-a-token".to_string(),
+        format!("/display/{}/events", "a".repeat(32)),
+    ] {
+        assert_eq!(app.get_anonymous(&path).await.status(), 404, "{path}");
+    }
+    let resp = app.get_anonymous("/display").await;
+    assert_eq!(resp.status(), 303);
+    let resp = app
+        .http
+        .post(app.url("/display"))
+        .form(&[("csrf_token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // The database keeps only the token's hash.
+    let stored: i64 = app.count(&format!(
+        "SELECT COUNT(*) FROM displays WHERE token_hash LIKE '%{second}%'"
+    ));
+    assert_eq!(stored, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM displays"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_display_that_reconnects_shows_the_state_it_missed() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let token = pair(&app, &app.http).await;
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await;
+    assert_eq!(
+        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+    // The network drops; meanwhile an order is created.
+    drop(events);
+    let order = app.create_order("12.50", "").await;
+    app.wait_for_state(&order, "open", Duration::from_secs(5))
+        .await;
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await;
+    let first = events.next(Duration::from_secs(5)).await.unwrap();
+    assert!(
+        first["mode"] == "open" || first["mode"] == "preparing",
+        "{first}"
+    );
+    assert_eq!(first["amount"], "¥12.50");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checkout_page_lists_the_cashiers_day_live() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let page = app.page(&app.http, app.url("/")).await;
+    assert!(page.contains("id=\"day-none\""));
+    assert!(page.contains("<span id=\"day-created\">0</span>"));
+
+    let first = app.create_order("3.00", "茶").await;
+    let second = app.create_order("12.50", "咖啡").await;
+    // Another cashier's order is not on this page.
+    let li = second_cashier(&app).await;
+    let p = app.page(&li, app.url("/")).await;
+    let csrf = hidden_value(&p, "csrf_token").unwrap();
+    li.post(app.url("/orders"))
+        .form(&[
+            ("amount", "99.00"),
+            ("description", "li"),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    let mut events = Events::open(&app.http, app.url("/counter/events")).await;
+    let day = events.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(day["created"], 2);
+    assert_eq!(day["total"], "¥0.00");
+    let orders = day["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(orders[0]["link"], format!("/o/{second}"), "newest first");
+    assert_eq!(orders[1]["link"], format!("/o/{first}"));
+    assert_eq!(orders[0]["amount"], "¥12.50");
+    assert_eq!(orders[0]["state"], "open");
+
+    // The customer pays the ¥12.50: the list says so at once, with what to announce.
+    app.scan_and_pay(&second).await;
+    let day = events
+        .until("total", "¥12.50", Duration::from_secs(5))
+        .await;
+    assert_eq!(day["paid"], 1);
+    assert_eq!(day["orders"][0]["state"], "paid");
+    assert_eq!(day["orders"][0]["state_label"], "已支付");
+    assert_eq!(day["orders"][0]["announce"], "微信收款 十二元五角");
+    assert!(day["orders"][1]["announce"].is_null());
+
+    // The page without JS says the same.
+    let page = app.page(&app.http, app.url("/")).await;
+    assert!(page.contains("<span id=\"day-created\">2</span>"));
+    assert!(page.contains("<strong id=\"day-total\">¥12.50</strong>"));
+    let (a, b) = (page.find(&second).unwrap(), page.find(&first).unwrap());
+    assert!(a < b, "newest first");
+    assert!(!page.contains("99.00"), "only this cashier's orders");
+    assert!(page.contains("data-announce=\"微信收款 十二元五角\""));
+
+    // Cancelling the other order shows too.
+    let resp = app.post_action(&first, "cancel").await;
+    assert_eq!(resp.status(), 303);
+    loop {
+        let day = events
+            .next(Duration::from_secs(5))
+            .await
+            .expect("the cancel is pushed");
+        if day["orders"][1]["state"] == "cancelled" {
+            assert_eq!(day["orders"][1]["state_label"], "已取消");
+            break;
+        }
+    }
+}

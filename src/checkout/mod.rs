@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod gateway;
 pub mod hub;
+pub mod refund;
 pub mod transitions;
 
 mod create;

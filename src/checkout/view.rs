@@ -46,6 +46,8 @@ pub struct DueWork {
     pub resumes: Vec<QrRow>,
     pub closes: Vec<QrRow>,
     pub polls: Vec<QrRow>,
+    /// Refunds to send (again) or ask the gateway about.
+    pub refunds: Vec<crate::store::refunds::RefundJob>,
     /// The notification log is due for pruning (`Checkout::prune_logs`).
     pub prune_logs: bool,
 }
@@ -91,6 +93,7 @@ impl Checkout {
                     resumes: orders::stale_creations(c, stale, limit)?,
                     closes: orders::due_closes(c, now, limit)?,
                     polls: orders::due_polls(c, now, limit)?,
+                    refunds: crate::store::refunds::due_refunds(c, now, resume_before, limit)?,
                     prune_logs,
                 })
             })

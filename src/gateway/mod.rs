@@ -5,6 +5,7 @@
 
 pub mod wxpay_v2;
 pub mod wxpay_v3;
+mod wxpay_v3_refund;
 
 pub use wxpay_v2::WxPayV2;
 pub use wxpay_v3::WxPayV3;

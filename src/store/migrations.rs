@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/0003_payments_per_transaction.sql"),
     ),
     (4, include_str!("migrations/0004_users_disabled.sql")),
+    (7, include_str!("migrations/0007_refunds.sql")),
 ];
 
 /// The newest schema version this binary knows.
@@ -40,7 +41,14 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
             known: newest,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    // By version applied, not by the highest one: migrations numbered in
+    // parallel branches (0005, 0006 beside 0007) all run whatever order they
+    // were merged in.
+    let applied: std::collections::HashSet<i64> = conn
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(

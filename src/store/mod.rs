@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod migrations;
 pub mod orders;
 pub mod payments;
+pub mod refunds;
 pub mod reports;
 pub mod users;
 pub mod values;

@@ -51,6 +51,11 @@ impl Filter {
         Filter::between(range.from_ms, range.to_ms)
     }
 
+    /// The LIKE pattern of the search (for the refunds list beside these reports).
+    pub(crate) fn search_pattern(&self) -> Option<String> {
+        self.pattern()
+    }
+
     /// The LIKE pattern for the search text, `%`, `_` and `\` taken literally.
     fn pattern(&self) -> Option<String> {
         let s = self.search.as_deref()?.trim();
@@ -72,7 +77,7 @@ impl Filter {
 
 /// The `WHERE` clause every report shares; `o` is the orders table.
 /// `orders_paid_at` (partial on `state = 'paid'`) serves the time range.
-const FILTER_SQL: &str = "o.state = 'paid' AND o.paid_at >= :from AND o.paid_at < :to
+pub(crate) const FILTER_SQL: &str = "o.state = 'paid' AND o.paid_at >= :from AND o.paid_at < :to
     AND (:cashier IS NULL OR o.cashier_id = :cashier)
     AND (:flagged = 0 OR o.late = 1 OR o.double_paid = 1 OR o.anomaly = 1)
     AND (:q IS NULL

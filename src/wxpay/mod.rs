@@ -9,6 +9,7 @@
 pub mod api;
 pub mod client;
 pub mod notify;
+pub mod refund;
 pub mod sign;
 pub mod types;
 pub mod xml;
@@ -16,6 +17,7 @@ pub mod xml;
 pub use api::{
     CloseOrder, Endpoint, Merchant, OrderQuery, Prepay, QueryResult, UnifiedOrder, WxPayError,
 };
-pub use client::WxPayClient;
+pub use client::{ClientIdentity, WxPayClient};
+pub use refund::{Refund, RefundAccepted, RefundInfo, RefundQuery, RefundStatusV2};
 pub use types::{ApiKey, ErrCode, OutTradeNo, SignType, TradeState};
 pub use xml::Fields;

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Check) => {
             return with_runtime_code(scanpay::check::run(&settings, cli.config.as_deref()));
         }
-        Some(Command::Sim) => with_runtime(run_sim(settings)),
+        Some(Command::Sim(_)) => with_runtime(run_sim(settings)),
         Some(Command::Serve) | None => with_runtime(run_serve(settings)),
     };
     match result {

@@ -14,6 +14,8 @@ use crate::store::orders::{self, OrderRow, QrRow};
 pub struct OrderView {
     pub order: OrderRow,
     pub qr: Option<QrRow>,
+    /// What went back to the customer (succeeded refunds).
+    pub refunded: crate::money::Fen,
     /// The domain's time when it was read (countdowns are counted from it).
     pub now: Millis,
 }
@@ -66,7 +68,13 @@ impl Checkout {
                     .current_qr_id
                     .map(|id| orders::qr_by_id(c, id))
                     .transpose()?;
-                Ok(Some(OrderView { order, qr, now }))
+                let refunded = crate::store::refunds::refunded_of_order(c, order.id)?;
+                Ok(Some(OrderView {
+                    order,
+                    qr,
+                    refunded,
+                    now,
+                }))
             })
             .await?
             .ok_or(CheckoutError::NotFound)

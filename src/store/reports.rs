@@ -117,10 +117,13 @@ pub struct PaidOrder {
     pub transaction_id: Option<String>,
     pub late: bool,
     pub double_paid: bool,
+    /// What went back (succeeded refunds).
+    pub refunded: Fen,
 }
 
 const PAID_COLS: &str = "o.id, o.order_no, o.amount_fen, o.description, o.paid_at, u.username, \
-     q.out_trade_no, o.transaction_id, o.late, o.double_paid";
+     q.out_trade_no, o.transaction_id, o.late, o.double_paid, \
+     (SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf WHERE rf.order_id = o.id AND rf.state = 'succeeded')";
 
 const PAID_FROM: &str = "FROM orders o LEFT JOIN users u ON u.id = o.cashier_id \
      LEFT JOIN qrs q ON q.id = o.paid_qr_id";
@@ -137,6 +140,7 @@ fn paid_order(r: &Row<'_>) -> rusqlite::Result<PaidOrder> {
         transaction_id: r.get(7)?,
         late: r.get(8)?,
         double_paid: r.get(9)?,
+        refunded: Fen::new(r.get(10)?),
     })
 }
 

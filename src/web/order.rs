@@ -31,6 +31,8 @@ pub struct Status {
     pub qr_error: Option<String>,
     pub late: bool,
     pub double_paid: bool,
+    /// What went back to the customer, in fen (succeeded refunds).
+    pub refunded_fen: i64,
 }
 
 /// The order behind a link, through the domain; junk tokens never reach a query.
@@ -64,6 +66,7 @@ impl OrderView {
                 .filter(|_| v.qr_failed()),
             late: o.late,
             double_paid: o.double_paid,
+            refunded_fen: v.refunded.get(),
         }
     }
 }
@@ -81,6 +84,8 @@ struct OrderPage<'a> {
     qr_version: i64,
     paid_at: String,
     csrf_token: Option<&'a str>,
+    /// 已退款 / 部分退款, or empty.
+    refunded: &'static str,
 }
 
 pub async fn page(
@@ -104,6 +109,7 @@ pub async fn page(
             .map(|p| shop_time(&state.tz, p))
             .unwrap_or_default(),
         csrf_token: user.0.as_ref().map(|u| u.csrf_token.as_str()),
+        refunded: super::admin::refunded_text(state.t, &v),
         v: &v,
     };
     Ok(html(StatusCode::OK, &page))

@@ -18,6 +18,7 @@ mod poller;
 mod protocol;
 mod proxy;
 mod refresh;
+mod refunds;
 mod security_headers;
 mod simulator_mark;
 mod slow_clients;

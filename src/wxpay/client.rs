@@ -251,3 +251,65 @@ fn describe_tls(e: reqwest::Error) -> String {
         None => describe(e),
     }
 }
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    fn cert_and_key() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["10000100".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn the_certificate_and_key_must_parse_and_belong_together() {
+        let (cert, key) = cert_and_key();
+        assert!(ClientIdentity::from_pem(cert.as_bytes(), key.as_bytes()).is_ok());
+        let (_, other_key) = cert_and_key();
+        let e = ClientIdentity::from_pem(cert.as_bytes(), other_key.as_bytes()).unwrap_err();
+        assert!(e.contains("does not belong"), "{e}");
+        let e = ClientIdentity::from_pem(b"junk", key.as_bytes()).unwrap_err();
+        assert!(e.contains("CERTIFICATE") || e.contains("PEM"), "{e}");
+        let e = ClientIdentity::from_pem(cert.as_bytes(), b"junk").unwrap_err();
+        assert!(e.contains("private key"), "{e}");
+        assert!(
+            format!(
+                "{:?}",
+                ClientIdentity::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()
+            )
+            .contains("REDACTED")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_https_gateway_without_a_certificate_refuses_refunds_here() {
+        use crate::money::Fen;
+        use crate::trade::{OutRefundNo, OutTradeNo};
+        let merchant = Merchant {
+            appid: "wxd930ea5d5a258f4f".into(),
+            mch_id: "10000100".into(),
+            key: super::super::ApiKey::new("192006250b4c09247ec02edce69f6a2d").unwrap(),
+            sign_type: super::super::SignType::Md5,
+        };
+        // Nothing listens there: the refusal comes before any connection.
+        let c = WxPayClient::new("https://127.0.0.1:9/", merchant, Duration::from_secs(1)).unwrap();
+        let e = c
+            .refund(&Refund {
+                out_trade_no: OutTradeNo::new("T1").unwrap(),
+                transaction_id: None,
+                out_refund_no: OutRefundNo::new("R1").unwrap(),
+                total_fee: Fen::new(100),
+                refund_fee: Fen::new(100),
+                refund_desc: String::new(),
+                notify_url: None,
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, WxPayError::NoClientCertificate), "{e}");
+        assert!(e.to_string().contains("wxpay.client_cert_file"));
+    }
+}

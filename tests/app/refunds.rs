@@ -666,3 +666,282 @@ async fn the_double_paid_warning_refunds_the_second_payment_in_one_step() {
         "{page}"
     );
 }
+
+// ---------------------------------------------------------------- mutual TLS
+
+/// A throwaway CA with a server certificate for 127.0.0.1 and a client
+/// certificate, and a second CA's client certificate (the wrong one).
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn new() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        let ca = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            p.distinguished_name.push(DnType::CommonName, name);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let leaf = |issuer: &CertifiedIssuer<'_, KeyPair>, sans: Vec<String>, purpose, cn: &str| {
+            let mut p = CertificateParams::new(sans).unwrap();
+            p.extended_key_usages = vec![purpose];
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().unwrap();
+            let cert = p.signed_by(&key, issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let test_ca = ca("scanpay test CA");
+        write("ca.pem", test_ca.pem());
+        let (cert, key) = leaf(
+            &test_ca,
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "127.0.0.1",
+        );
+        write("server.pem", cert);
+        write("server.key", key);
+        let (cert, key) = leaf(
+            &test_ca,
+            vec![],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            DEMO_MCH_ID,
+        );
+        write("client.pem", cert);
+        write("client.key", key);
+        let other_ca = ca("someone else's CA");
+        let (cert, key) = leaf(
+            &other_ca,
+            vec![],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            DEMO_MCH_ID,
+        );
+        write("wrong.pem", cert);
+        write("wrong.key", key);
+        Pki { dir }
+    }
+
+    /// A browser that trusts the test CA.
+    fn http(&self) -> reqwest::Client {
+        scanpay::wxpay::client::install_crypto_provider();
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(self.path("ca.pem")).unwrap()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+}
+
+/// `scanpay sim --tls-cert --tls-key --client-ca` in this process; its https URL.
+async fn tls_sim(pki: &Pki) -> (TestSim, String) {
+    let sim = spawn_sim_with(|s| {
+        s.sim.tls_cert_file = Some(pki.path("server.pem"));
+        s.sim.tls_key_file = Some(pki.path("server.key"));
+        s.sim.client_ca_file = Some(pki.path("ca.pem"));
+    })
+    .await;
+    let url = sim.url.replacen("http://", "https://", 1);
+    (sim, url)
+}
+
+/// The app in live mode against the TLS simulator, with `client` as its
+/// certificate (`None`: none configured); a paid order's number.
+async fn live_app_paid(pki: &Pki, sim: &str, client: Option<&str>) -> (TestApp, String) {
+    let app = spawn_live_app(sim, |s| {
+        s.wxpay.gateway_ca_file = Some(pki.path("ca.pem"));
+        if let Some(name) = client {
+            s.wxpay.client_cert_file = Some(pki.path(&format!("{name}.pem")));
+            s.wxpay.client_key_file = Some(pki.path(&format!("{name}.key")));
+        }
+    })
+    .await;
+    app.login_as("admin", "admin-password").await;
+    let token = app.create_order("2.00", "over TLS").await;
+    let code_url = app.scan_qr(&token).await;
+    let paid = pki
+        .http()
+        .post(format!("{sim}pay"))
+        .form(&[("code_url", code_url.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    let s = app.wait_for_state(&token, "paid", WAIT).await;
+    (app, s["order_no"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn v2_refunds_go_over_mutual_tls_with_the_merchant_certificate() {
+    let pki = Pki::new();
+    let (_sim, sim_url) = tls_sim(&pki).await;
+
+    // The right certificate: refunded.
+    let (app, order_no) = live_app_paid(&pki, &sim_url, Some("client")).await;
+    let no = refund(&app, &order_no, "2.00", "over mutual TLS").await;
+    wait_refund(&app, &no, "succeeded").await;
+
+    // No certificate configured: refused here, saying what to configure.
+    let (app, order_no) = live_app_paid(&pki, &sim_url, None).await;
+    let no = refund(&app, &order_no, "1.00", "").await;
+    assert_eq!(state_of(&app, &no), "failed");
+    let page = app
+        .page(&app.http, app.url(&format!("/admin/orders/{order_no}")))
+        .await;
+    assert!(
+        page.contains("wxpay.client_cert_file") && page.contains("wxpay.client_key_file"),
+        "{page}"
+    );
+
+    // A refund sent without a certificate anyway: the gateway refuses it.
+    let merchant = demo_merchant(SignType::Md5);
+    let ask = scanpay::wxpay::Refund {
+        out_trade_no: scanpay::wxpay::OutTradeNo::new("whatever").unwrap(),
+        transaction_id: None,
+        out_refund_no: OutRefundNo::random(),
+        total_fee: Fen::new(200),
+        refund_fee: Fen::new(100),
+        refund_desc: String::new(),
+        notify_url: None,
+    };
+    let body = xml::to_xml(&scanpay::wxpay::api::build_request(
+        &ask, &merchant, "nonce",
+    ));
+    let answer = pki
+        .http()
+        .post(format!("{sim_url}secapi/pay/refund"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        answer.contains("FAIL") && answer.contains("证书"),
+        "{answer}"
+    );
+
+    // A certificate from another CA: the handshake fails, nothing is refunded.
+    let (app, order_no) = live_app_paid(&pki, &sim_url, Some("wrong")).await;
+    let no = refund(&app, &order_no, "1.00", "").await;
+    assert_eq!(
+        state_of(&app, &no),
+        "pending",
+        "not refunded, and not known to be refused"
+    );
+    let error: String = app
+        .db()
+        .query_row(
+            "SELECT last_error FROM refunds WHERE out_refund_no = ?1",
+            [&no],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(error.contains("TLS"), "the reason names TLS: {error}");
+    let gateway = scanpay::wxpay::WxPayClient::new(&sim_url, merchant, Duration::from_secs(5))
+        .unwrap()
+        .with_tls(Some(&std::fs::read(pki.path("ca.pem")).unwrap()), None)
+        .unwrap();
+    let query = RefundQuery {
+        out_refund_no: OutRefundNo::new(no).unwrap(),
+    };
+    assert!(
+        gateway.refund_query(&query).await.is_err(),
+        "the gateway has no such refund"
+    );
+}
+
+/// `pay/refundquery` by out_trade_no: every refund the gateway holds for a trade.
+struct RefundsOfTrade(String);
+
+impl scanpay::wxpay::Endpoint for RefundsOfTrade {
+    const PATH: &'static str = "pay/refundquery";
+    type Output = Vec<RefundInfo>;
+    fn fields(&self) -> xml::Fields {
+        let mut f = xml::Fields::new();
+        f.set("out_trade_no", self.0.as_str());
+        f
+    }
+    fn parse(fields: &xml::Fields) -> Result<Self::Output, scanpay::wxpay::WxPayError> {
+        RefundQuery::parse(fields)
+    }
+}
+
+#[tokio::test]
+async fn killed_while_the_refund_is_in_flight_the_restart_completes_it_once() {
+    let sim = spawn_sim().await;
+    let mut app = spawn_app_process(&sim);
+    app.login_as("admin", "admin-password").await;
+    let token = app.create_order("9.00", "crash").await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(sim.pay(&code_url).await, 200);
+    let s = app.wait_for_state(&token, "paid", WAIT).await;
+    let order_no = s["order_no"].as_str().unwrap().to_string();
+    let out_trade_no = s["out_trade_no"].as_str().unwrap().to_string();
+
+    // The gateway is slow to answer: the refund is recorded, then the process dies.
+    sim.set_faults("latency_ms=3000").await;
+    let csrf = app.csrf().await;
+    let request = {
+        let (http, url) = (
+            app.http.clone(),
+            app.url(&format!("/admin/orders/{order_no}/refunds")),
+        );
+        tokio::spawn(async move {
+            let _ = http
+                .post(url)
+                .form(&[
+                    ("amount", "9.00"),
+                    ("confirm", "1"),
+                    ("csrf_token", csrf.as_str()),
+                ])
+                .send()
+                .await;
+        })
+    };
+    app.wait_count(
+        "the refund recorded",
+        "SELECT COUNT(*) FROM refunds WHERE state = 'pending'",
+        1,
+        WAIT,
+    )
+    .await;
+    let no: String = app
+        .db()
+        .query_row("SELECT out_refund_no FROM refunds", [], |r| r.get(0))
+        .unwrap();
+    app.restart();
+    request.abort();
+    sim.set_faults("").await;
+
+    wait_refund(&app, &no, "succeeded").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM refunds"), 1);
+    let gateway = client(&sim.url, SignType::Md5);
+    let at_gateway = gateway.call(&RefundsOfTrade(out_trade_no)).await.unwrap();
+    assert_eq!(
+        at_gateway.len(),
+        1,
+        "one refund at the gateway: {at_gateway:?}"
+    );
+    assert_eq!(
+        at_gateway[0].out_refund_no, no,
+        "sent again with the same number"
+    );
+    assert_eq!(at_gateway[0].status, RefundStatusV2::Success);
+}

@@ -98,7 +98,9 @@ impl Gateway for WxPayV3 {
     }
 
     fn refund<'a>(&'a self, req: &'a RefundRequest) -> GatewayFuture<'a, RefundStatus> {
-        Box::pin(async move { super::wxpay_v3_refund::refund(&self.client, req).await })
+        Box::pin(async move {
+            super::wxpay_v3_refund::refund(&self.client, req, &self.notify_url).await
+        })
     }
 
     fn query_refund<'a>(
@@ -125,9 +127,9 @@ impl Gateway for WxPayV3 {
                     self.ours(&tx)?;
                     transaction_notice(*tx)
                 }
-                Event::Refund(_) => Ok(Notice::Unhandled {
-                    what: format!("{} (refunds are not handled yet)", n.event_type),
-                }),
+                Event::Refund(plain) => {
+                    super::wxpay_v3_refund::refund_notice(plain, self.client.mchid())
+                }
             });
         ReadNotification {
             notice,

@@ -141,6 +141,55 @@ fn check(
     Ok(Ok((order, payment, refundable)))
 }
 
+/// Records a refund in `tx`: the same number again is the refund already
+/// recorded (`false`); otherwise the rules are checked and the amount reserved
+/// by the row itself, in this one transaction (`true`).
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    input: &RefundInput,
+    no: &OutRefundNo,
+    now: Millis,
+) -> Result<Result<(RefundRow, bool), RefundError>, StoreError> {
+    if let Some(existing) = refunds::refund_by_no(tx, no)? {
+        return Ok(Ok((existing, false)));
+    }
+    let (order, payment, _) = match check(
+        tx,
+        &input.order_no,
+        input.transaction_id.as_ref(),
+        Some(input.amount),
+        None,
+        now,
+    )? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let reason: String = input.reason.chars().take(MAX_REASON_CHARS).collect();
+    let Some(row) = refunds::insert_refund(
+        tx,
+        &NewRefund {
+            out_refund_no: no,
+            payment_id: payment.id,
+            order_id: order.id,
+            amount: input.amount,
+            user_id: input.user_id,
+            username: &input.username,
+            reason: &reason,
+            now,
+            resend_at: now.plus(RESEND_AFTER),
+        },
+    )?
+    else {
+        return Ok(Err(RefundError::NoRefund));
+    };
+    let detail = format!(
+        "{no}: {} of payment {} by {}: {reason}",
+        input.amount, payment.transaction_id, input.username
+    );
+    orders::add_event(tx, order.id, now, "refund_requested", &detail)?;
+    Ok(Ok((row, true)))
+}
+
 impl Checkout {
     /// What a refund of `order_no`'s payment would be, for its confirmation.
     pub async fn refund_plan(
@@ -175,46 +224,7 @@ impl Checkout {
             .unwrap_or_else(OutRefundNo::random);
         let recorded = self
             .store()
-            .write(move |tx| {
-                if let Some(existing) = refunds::refund_by_no(tx, &no)? {
-                    return Ok(Ok((existing, false)));
-                }
-                let (order, payment, _) = match check(
-                    tx,
-                    &input.order_no,
-                    input.transaction_id.as_ref(),
-                    Some(input.amount),
-                    None,
-                    now,
-                )? {
-                    Ok(c) => c,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let reason: String = input.reason.chars().take(MAX_REASON_CHARS).collect();
-                let Some(row) = refunds::insert_refund(
-                    tx,
-                    &NewRefund {
-                        out_refund_no: &no,
-                        payment_id: payment.id,
-                        order_id: order.id,
-                        amount: input.amount,
-                        user_id: input.user_id,
-                        username: &input.username,
-                        reason: &reason,
-                        now,
-                        resend_at: now.plus(RESEND_AFTER),
-                    },
-                )?
-                else {
-                    return Ok(Err(RefundError::NoRefund));
-                };
-                let detail = format!(
-                    "{no}: {} of payment {} by {}: {reason}",
-                    input.amount, payment.transaction_id, input.username
-                );
-                orders::add_event(tx, order.id, now, "refund_requested", &detail)?;
-                Ok(Ok((row, true)))
-            })
+            .write(move |tx| record(tx, &input, &no, now))
             .await??;
         let (row, new) = recorded;
         if new && let Some(job) = self.refund_job(row.id).await? {
@@ -545,6 +555,144 @@ pub fn refunded_label(state: OrderState, paid: Fen, refunded: Fen) -> RefundedLa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const PAID: i64 = 1000;
+
+    /// What can happen to refunds of one 10-yuan payment, in any order.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// An admin asks for `amount`, with the number of earlier request `reuse`
+        /// (a retried form) or a new one.
+        Request {
+            amount: i64,
+            reuse: Option<usize>,
+        },
+        /// The gateway's word on refund `k` (a send's answer, a query's, or a
+        /// notification: the same code applies them), perhaps again.
+        Answer {
+            k: usize,
+            state: u8,
+        },
+        /// The gateway refused refund `k` (NOTENOUGH); then an admin retries it.
+        Refuse(usize),
+        Retry(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1..600i64, proptest::option::of(0..8usize))
+                .prop_map(|(amount, reuse)| Op::Request { amount, reuse }),
+            5 => (0..8usize, 0..4u8).prop_map(|(k, state)| Op::Answer { k, state }),
+            1 => (0..8usize).prop_map(Op::Refuse),
+            1 => (0..8usize).prop_map(Op::Retry),
+        ]
+    }
+
+    fn status(state: u8, amount: Fen) -> RefundStatus {
+        let f = RefundFacts {
+            refund_id: Some("5000".into()),
+            account: Some("支付用户零钱".into()),
+            amount: Some(amount),
+        };
+        match state {
+            0 => RefundStatus::Processing(f),
+            1 => RefundStatus::Succeeded(f),
+            2 => RefundStatus::Closed(f),
+            _ => RefundStatus::Abnormal(f),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn any_interleaving_never_refunds_more_than_was_paid(ops in proptest::collection::vec(op(), 1..40)) {
+            let (_dir, store) = crate::store::fixtures::store();
+            let order_no = store
+                .write_blocking(|tx| {
+                    Ok(crate::store::fixtures::sale(tx, crate::store::fixtures::Sale {
+                        amount: PAID,
+                        ..Default::default()
+                    }).1)
+                })
+                .unwrap();
+            let now = Millis(crate::store::fixtures::ms("2024-06-02T00:00:00Z"));
+            let mut numbers: Vec<OutRefundNo> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Request { amount, reuse } => {
+                        let no = reuse
+                            .and_then(|i| numbers.get(i).cloned())
+                            .unwrap_or_else(OutRefundNo::random);
+                        let input = RefundInput {
+                            order_no: order_no.clone(),
+                            amount: Fen::new(amount),
+                            reason: String::new(),
+                            transaction_id: None,
+                            out_refund_no: Some(no.clone()),
+                            user_id: None,
+                            username: "admin".into(),
+                        };
+                        let n = no.clone();
+                        if let Ok((_, true)) = store.write_blocking(move |tx| record(tx, &input, &n, now)).unwrap() {
+                            numbers.push(no);
+                        }
+                    }
+                    Op::Answer { k, state } => {
+                        let Some(no) = numbers.get(k).cloned() else { continue };
+                        store.write_blocking(move |tx| {
+                            let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                            apply_in(tx, &r, &status(state, r.amount), "test", now, r.attempts)?;
+                            Ok(())
+                        }).unwrap();
+                    }
+                    Op::Refuse(k) => {
+                        let Some(no) = numbers.get(k).cloned() else { continue };
+                        store.write_blocking(move |tx| {
+                            let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                            refunds::set_failed(tx, r.id, NOT_ENOUGH_MESSAGE, now)?;
+                            Ok(())
+                        }).unwrap();
+                    }
+                    Op::Retry(k) => {
+                        let Some(no) = numbers.get(k).cloned() else { continue };
+                        let order_no = order_no.clone();
+                        store.write_blocking(move |tx| {
+                            let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                            if r.state == RefundState::Failed {
+                                let p = &payments::payments_of(tx, r.order_id)?[0];
+                                if check(tx, &order_no, Some(&p.transaction_id), Some(r.amount), Some(r.id), now)?.is_ok() {
+                                    refunds::set_retrying(tx, r.id, now, now)?;
+                                }
+                            }
+                            Ok(())
+                        }).unwrap();
+                    }
+                }
+                let (reserved, succeeded, rows, distinct, applied): (i64, i64, i64, i64, i64) = store
+                    .write_blocking(|tx| {
+                        Ok(tx.query_row(
+                            "SELECT COALESCE(SUM(amount_fen) FILTER (WHERE state NOT IN ('closed', 'failed')), 0),
+                                    COALESCE(SUM(amount_fen) FILTER (WHERE state = 'succeeded'), 0),
+                                    COUNT(*), COUNT(DISTINCT out_refund_no),
+                                    (SELECT COUNT(*) FROM events WHERE kind = 'refund_succeeded')
+                             FROM refunds",
+                            [],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                        )?)
+                    })
+                    .unwrap();
+                prop_assert!(reserved <= PAID, "reserved {reserved} of {PAID}");
+                prop_assert!(succeeded <= PAID, "refunded {succeeded} of {PAID}");
+                prop_assert_eq!(rows, distinct, "one row per out_refund_no");
+                prop_assert_eq!(rows, numbers.len() as i64);
+                let succeeded_rows: i64 = store
+                    .write_blocking(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM refunds WHERE state = 'succeeded'", [], |r| r.get(0))?))
+                    .unwrap();
+                prop_assert_eq!(applied, succeeded_rows, "each success applied once");
+            }
+        }
+    }
 
     #[test]
     fn queries_back_off_from_a_minute_to_half_an_hour() {

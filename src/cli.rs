@@ -174,4 +174,37 @@ mod tests {
         assert_eq!(settings(&["scanpay", "serve"]).listen, DEFAULT_LISTEN);
         assert_eq!(settings(&["scanpay", "sim"]).listen, DEFAULT_SIM_LISTEN);
     }
+
+    #[test]
+    fn the_simulators_tls_flags_land_in_its_settings() {
+        let s = settings(&[
+            "scanpay",
+            "sim",
+            "--tls-cert",
+            "server.pem",
+            "--tls-key",
+            "server.key",
+            "--client-ca",
+            "ca.pem",
+        ]);
+        assert_eq!(s.sim.tls_cert_file, Some(PathBuf::from("server.pem")));
+        assert_eq!(s.sim.tls_key_file, Some(PathBuf::from("server.key")));
+        assert_eq!(s.sim.client_ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(s.sim.tls_files().unwrap().is_some());
+        assert!(
+            Cli::try_parse_from(["scanpay", "sim", "--tls-cert", "a.pem"]).is_err(),
+            "the key goes with it"
+        );
+        assert!(
+            Cli::try_parse_from(["scanpay", "sim", "--client-ca", "ca.pem"]).is_err(),
+            "a CA needs TLS"
+        );
+        assert!(
+            settings(&["scanpay", "sim"])
+                .sim
+                .tls_files()
+                .unwrap()
+                .is_none()
+        );
+    }
 }

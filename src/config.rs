@@ -872,6 +872,39 @@ mod tests {
     }
 
     #[test]
+    fn the_refund_certificate_comes_as_a_pair_of_readable_files() {
+        let w = Wxpay::default();
+        assert!(matches!(w.refund_tls(), Ok((None, None))));
+        let half = Wxpay {
+            client_cert_file: Some("apiclient_cert.pem".into()),
+            ..Wxpay::default()
+        };
+        let e = half.refund_tls().unwrap_err().to_string();
+        assert!(e.contains("wxpay.client_key_file"), "{e}");
+        let missing = Wxpay {
+            client_cert_file: Some("/nonexistent/apiclient_cert.pem".into()),
+            client_key_file: Some("/nonexistent/apiclient_key.pem".into()),
+            ..Wxpay::default()
+        };
+        let e = missing.refund_tls().unwrap_err().to_string();
+        assert!(
+            e.contains("cannot read") && e.contains("apiclient_cert.pem"),
+            "{e}"
+        );
+        let no_ca = Wxpay {
+            gateway_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Wxpay::default()
+        };
+        assert!(
+            no_ca
+                .refund_tls()
+                .unwrap_err()
+                .to_string()
+                .contains("wxpay.gateway_ca_file")
+        );
+    }
+
+    #[test]
     fn live_mode_names_each_missing_key() {
         let mut w = Wxpay {
             gateway: "https://api.mch.weixin.qq.com/".into(),

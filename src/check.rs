@@ -433,6 +433,10 @@ pub fn gateway_outcomes<T>(gateway: &str, answer: &Result<T, WxPayError>) -> Vec
             "gateway",
             format!("cannot reach the gateway at {gateway}: {why}"),
         )],
+        // The probe is an order query, which needs no certificate; kept for completeness.
+        Err(e @ WxPayError::NoClientCertificate) => {
+            vec![Outcome::new(Status::Fail, "certificate", e.to_string())]
+        }
     }
 }
 

@@ -34,7 +34,7 @@ pub enum Command {
     /// Run the checkout (the default)
     Serve,
     /// Run only the simulated WeChat Pay gateway and phone
-    Sim,
+    Sim(SimArgs),
     /// Copy the database to FILE, consistently, while the app runs
     ///
     /// Uses SQLite's online backup: the app keeps serving and writing meanwhile.
@@ -72,6 +72,21 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+/// `scanpay sim`'s HTTPS: as the real gateway, it can ask refunds for the
+/// merchant's certificate.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SimArgs {
+    /// Serve HTTPS with this certificate (PEM)
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse a refund without a client certificate signed by this CA (PEM)
+    #[arg(long, requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,8 +136,14 @@ impl Cli {
     ) -> Result<Settings, ConfigError> {
         let mut settings = Settings::load(self.config.as_deref(), env)?;
         settings.data_dir = self.data_dir.clone();
-        let default = match self.command {
-            Some(Command::Sim) => DEFAULT_SIM_LISTEN,
+        let default = match &self.command {
+            Some(Command::Sim(args)) => {
+                let sim = &mut settings.sim;
+                sim.tls_cert_file = args.tls_cert.clone().or(sim.tls_cert_file.take());
+                sim.tls_key_file = args.tls_key.clone().or(sim.tls_key_file.take());
+                sim.client_ca_file = args.client_ca.clone().or(sim.client_ca_file.take());
+                DEFAULT_SIM_LISTEN
+            }
             _ => DEFAULT_LISTEN,
         };
         settings.listen = self.listen.clone().unwrap_or_else(|| default.to_string());
@@ -162,5 +183,38 @@ mod tests {
         assert_eq!(settings(&["scanpay"]).listen, DEFAULT_LISTEN);
         assert_eq!(settings(&["scanpay", "serve"]).listen, DEFAULT_LISTEN);
         assert_eq!(settings(&["scanpay", "sim"]).listen, DEFAULT_SIM_LISTEN);
+    }
+
+    #[test]
+    fn the_simulators_tls_flags_land_in_its_settings() {
+        let s = settings(&[
+            "scanpay",
+            "sim",
+            "--tls-cert",
+            "server.pem",
+            "--tls-key",
+            "server.key",
+            "--client-ca",
+            "ca.pem",
+        ]);
+        assert_eq!(s.sim.tls_cert_file, Some(PathBuf::from("server.pem")));
+        assert_eq!(s.sim.tls_key_file, Some(PathBuf::from("server.key")));
+        assert_eq!(s.sim.client_ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(s.sim.tls_files().unwrap().is_some());
+        assert!(
+            Cli::try_parse_from(["scanpay", "sim", "--tls-cert", "a.pem"]).is_err(),
+            "the key goes with it"
+        );
+        assert!(
+            Cli::try_parse_from(["scanpay", "sim", "--client-ca", "ca.pem"]).is_err(),
+            "a CA needs TLS"
+        );
+        assert!(
+            settings(&["scanpay", "sim"])
+                .sim
+                .tls_files()
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::checkout::{CashierLimits, CheckoutConfig, RetentionPolicy};
 use crate::money::Fen;
 use crate::sim::SimConfig;
 use crate::web::client::TrustedProxies;
-use crate::wxpay::{ApiKey, Merchant, SignType};
+use crate::wxpay::{ApiKey, ClientIdentity, Merchant, SignType};
 
 /// The demo merchant of simulator mode: public test values, never valid for real money.
 pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
@@ -132,6 +132,13 @@ pub struct Wxpay {
     pub notify_url: Option<String>,
     /// Timeout of one gateway call.
     pub timeout_secs: u64,
+    /// v2 refunds' mutual TLS: the merchant's API certificate and key (PEM,
+    /// `apiclient_cert.pem` and `apiclient_key.pem`).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    /// A CA (PEM) the app trusts for the gateway besides the usual roots: a
+    /// test gateway's (`scanpay sim --tls-cert`).
+    pub gateway_ca_file: Option<PathBuf>,
 }
 
 fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -151,6 +158,9 @@ impl Default for Wxpay {
             sign_type: SignType::Md5,
             notify_url: None,
             timeout_secs: 10,
+            client_cert_file: None,
+            client_key_file: None,
+            gateway_ca_file: None,
         }
     }
 }
@@ -179,6 +189,41 @@ impl Wxpay {
                 .map_err(|_| ConfigError::Invalid("wxpay.api_key is empty".into()))?,
             sign_type: self.sign_type,
         })
+    }
+
+    /// The refund call's TLS: the gateway CA to trust (PEM bytes) and the
+    /// merchant's certificate, read and checked (they parse and belong together).
+    pub fn refund_tls(&self) -> Result<(Option<Vec<u8>>, Option<ClientIdentity>), ConfigError> {
+        let ca = self
+            .gateway_ca_file
+            .as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|e| {
+                    ConfigError::Invalid(format!("wxpay.gateway_ca_file {}: {e}", p.display()))
+                })
+            })
+            .transpose()?;
+        let identity = match (&self.client_cert_file, &self.client_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                Some(ClientIdentity::from_files(cert, key).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "wxpay.client_cert_file / wxpay.client_key_file: {e}"
+                    ))
+                })?)
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "wxpay.client_cert_file is set but wxpay.client_key_file is not: refunds need both".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "wxpay.client_key_file is set but wxpay.client_cert_file is not: refunds need both".into(),
+                ));
+            }
+        };
+        Ok((ca, identity))
     }
 
     /// Live mode's checks: every credential present and well-formed. A notify_url
@@ -314,6 +359,31 @@ pub struct Sim {
     /// Simulator mode on a non-loopback address: anyone who reaches it can
     /// mark orders paid, so it must be asked for.
     pub allow_network: bool,
+    /// `scanpay sim --tls-cert/--tls-key`: serve the simulator over HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// `--client-ca`: refunds need a client certificate signed by this CA.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl Sim {
+    /// The simulator's TLS files, when it is to serve HTTPS.
+    pub fn tls_files(&self) -> Result<Option<crate::sim::tls::TlsFiles<'_>>, ConfigError> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) if self.client_ca_file.is_some() => Err(ConfigError::Invalid(
+                "--client-ca needs --tls-cert and --tls-key".into(),
+            )),
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(crate::sim::tls::TlsFiles {
+                cert,
+                key,
+                client_ca: self.client_ca_file.as_deref(),
+            })),
+            _ => Err(ConfigError::Invalid(
+                "--tls-cert and --tls-key go together".into(),
+            )),
+        }
+    }
 }
 
 impl Default for Sim {
@@ -323,6 +393,9 @@ impl Default for Sim {
             faults: String::new(),
             min_close_age_secs: 0,
             allow_network: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            client_ca_file: None,
         }
     }
 }
@@ -913,6 +986,39 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{k}: {err}");
         }
+    }
+
+    #[test]
+    fn the_refund_certificate_comes_as_a_pair_of_readable_files() {
+        let w = Wxpay::default();
+        assert!(matches!(w.refund_tls(), Ok((None, None))));
+        let half = Wxpay {
+            client_cert_file: Some("apiclient_cert.pem".into()),
+            ..Wxpay::default()
+        };
+        let e = half.refund_tls().unwrap_err().to_string();
+        assert!(e.contains("wxpay.client_key_file"), "{e}");
+        let missing = Wxpay {
+            client_cert_file: Some("/nonexistent/apiclient_cert.pem".into()),
+            client_key_file: Some("/nonexistent/apiclient_key.pem".into()),
+            ..Wxpay::default()
+        };
+        let e = missing.refund_tls().unwrap_err().to_string();
+        assert!(
+            e.contains("cannot read") && e.contains("apiclient_cert.pem"),
+            "{e}"
+        );
+        let no_ca = Wxpay {
+            gateway_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Wxpay::default()
+        };
+        assert!(
+            no_ca
+                .refund_tls()
+                .unwrap_err()
+                .to_string()
+                .contains("wxpay.gateway_ca_file")
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         Some(Command::Reconcile { date }) => {
             return with_runtime_code(reconcile(settings, *date));
         }
-        Some(Command::Sim) => with_runtime(run_sim(settings)),
+        Some(Command::Sim(_)) => with_runtime(run_sim(settings)),
         Some(Command::Serve) | None => with_runtime(run_serve(settings)),
     };
     match result {

@@ -135,6 +135,41 @@ pub(crate) use text_enum;
 text_enum!(OrderState { Open => "open", Paid => "paid", Expired => "expired", Cancelled => "cancelled" });
 text_enum!(QrState { Creating => "creating", Failed => "failed", Open => "open", Closing => "closing", Closed => "closed", Paid => "paid" });
 
+/// A refund's life in our books. `pending`: recorded, not yet accepted by the
+/// gateway (being sent, or the outcome unknown: it is sent again with the same
+/// out_refund_no); `processing`: accepted, the money is on its way;
+/// `succeeded` and `closed` are final; `abnormal`: stuck at the gateway (e.g. a
+/// closed bank card), handled on the merchant platform, still followed;
+/// `failed`: refused by the gateway (e.g. NOTENOUGH), nothing moved; an admin may
+/// retry it with the same out_refund_no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefundState {
+    Pending,
+    Processing,
+    Succeeded,
+    Closed,
+    Abnormal,
+    Failed,
+}
+
+text_enum!(RefundState { Pending => "pending", Processing => "processing", Succeeded => "succeeded", Closed => "closed", Abnormal => "abnormal", Failed => "failed" });
+
+impl RefundState {
+    /// Whether its amount counts against what is still refundable: everything
+    /// that moved or may still move money.
+    pub fn reserves(self) -> bool {
+        !matches!(self, RefundState::Closed | RefundState::Failed)
+    }
+
+    /// Whether the gateway may still change it (so the poller follows it).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            RefundState::Pending | RefundState::Processing | RefundState::Abnormal
+        )
+    }
+}
+
 /// Who learnt of a payment first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentSource {

@@ -1,5 +1,5 @@
-//! The background worker: expiries, QR refreshes, interrupted creations, closes
-//! and `orderquery` polls, all found in SQLite (so a restart resumes), run with a
+//! The background worker: expiries, QR refreshes, interrupted creations, closes,
+//! `orderquery` polls and refunds (sent again, or asked about), all found in SQLite (so a restart resumes), run with a
 //! cap on requests in flight and per second.
 
 use std::collections::HashSet;
@@ -28,6 +28,7 @@ enum Job {
     Resume(QrId),
     Close(QrId),
     Poll(QrId),
+    Refund(i64),
     PruneLogs,
     Reconcile(jiff::civil::Date),
 }
@@ -198,6 +199,10 @@ impl Poller {
                 .polls
                 .iter()
                 .any(|q| !running.contains(&Job::Poll(q.id)))
+            || due
+                .refunds
+                .iter()
+                .any(|r| !running.contains(&Job::Refund(r.refund.id)))
             || due.prune_logs
             || due
                 .bill_day
@@ -225,6 +230,7 @@ impl Poller {
             resumes,
             closes,
             polls,
+            refunds,
             prune_logs,
             bill_day,
         } = self.checkout.due_work(limit, self.started_at).await?;
@@ -261,6 +267,11 @@ impl Poller {
         }
         for q in polls {
             started.extend(self.start(Job::Poll(q.id), move |c| async move { c.poll(&q).await }));
+        }
+        for r in refunds {
+            started.extend(self.start(Job::Refund(r.refund.id), move |c| async move {
+                c.follow_refund(&r).await.map(|()| None)
+            }));
         }
         Ok(started)
     }

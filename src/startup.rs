@@ -34,6 +34,8 @@ pub struct SimApp {
     server: Server,
     addr: SocketAddr,
     simulator: Simulator,
+    /// Served over TLS (`--tls-cert`).
+    https: bool,
 }
 
 impl SimApp {
@@ -45,11 +47,22 @@ impl SimApp {
         let sim = simulator.clone();
         let proxies = settings.http.trusted_proxies()?;
         let limits = HttpLimits::new(&settings);
-        let server = http_server(listener, proxies, limits, move |cfg| sim.configure(cfg))?;
+        let tls = settings.sim.tls_files()?;
+        let server = match &tls {
+            Some(files) => {
+                if files.client_ca.is_some() {
+                    simulator.require_client_certificates();
+                }
+                let config = crate::sim::tls::server_config(files)?;
+                crate::sim::tls::server(listener, config, move |cfg| sim.configure(cfg))?
+            }
+            None => http_server(listener, proxies, limits, move |cfg| sim.configure(cfg))?,
+        };
         Ok(SimApp {
             server,
             addr,
             simulator,
+            https: tls.is_some(),
         })
     }
 
@@ -62,7 +75,8 @@ impl SimApp {
     }
 
     pub fn banner(&self) -> Vec<String> {
-        let url = format!("http://{}/", self.addr);
+        let scheme = if self.https { "https" } else { "http" };
+        let url = format!("{scheme}://{}/", self.addr);
         vec![
             format!(
                 "scanpay sim: WeChat Pay gateway  {url}  (merchant {})",
@@ -336,6 +350,9 @@ fn payment_gateway(settings: &Settings, addr: SocketAddr) -> anyhow::Result<Arc<
         settings.wxpay.merchant_or_demo()?,
         settings.wxpay.timeout(),
     )?;
+    // Refunds' mutual TLS: the certificate is checked here, at start-up.
+    let (gateway_ca, identity) = settings.wxpay.refund_tls()?;
+    let wx = wx.with_tls(gateway_ca.as_deref(), identity.as_ref())?;
     Ok(Arc::new(WxPayV2::new(wx, notify_url)))
 }
 

@@ -30,7 +30,7 @@ macro_rules! text_value {
     )*};
 }
 
-text_value!(OutTradeNo, TransactionId);
+text_value!(OutTradeNo, TransactionId, OutRefundNo);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TradeValueError {
@@ -38,6 +38,8 @@ pub enum TradeValueError {
     OutTradeNo,
     #[error("transaction_id must be 1 to 64 characters without spaces")]
     TransactionId,
+    #[error("out_refund_no must be 1 to 64 characters of 0-9 A-Z a-z _ - | * @")]
+    OutRefundNo,
 }
 
 /// A merchant order number at the gateway: unique forever, ≤ 32 chars of `[0-9A-Za-z_-|*]`.
@@ -82,6 +84,37 @@ impl TransactionId {
     }
 }
 
+/// The merchant's number of one refund: fixed when the refund is recorded, and
+/// sent again unchanged until the gateway gives its outcome (the gateway refunds
+/// once per number). ≤ 64 chars of `[0-9A-Za-z_-|*@]`, the rule of v2 and v3.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OutRefundNo(String);
+
+impl OutRefundNo {
+    pub fn new(s: impl Into<String>) -> Result<Self, TradeValueError> {
+        let s = s.into();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*' | b'@')
+            });
+        if ok {
+            Ok(OutRefundNo(s))
+        } else {
+            Err(TradeValueError::OutRefundNo)
+        }
+    }
+
+    /// `R` and 31 random letters and digits: valid, unique with overwhelming odds.
+    pub fn random() -> Self {
+        use rand::distr::{Alphanumeric, SampleString};
+        OutRefundNo(format!(
+            "R{}",
+            Alphanumeric.sample_string(&mut rand::rng(), 31)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +130,18 @@ mod tests {
         assert!(OutTradeNo::new("订单").is_err());
         let r = OutTradeNo::random();
         assert_eq!(OutTradeNo::new(r.as_str()), Ok(r));
+    }
+
+    #[test]
+    fn out_refund_numbers_follow_the_gateway_rule() {
+        assert!(OutRefundNo::new("R1-a|b*c_d@e").is_ok());
+        assert!(OutRefundNo::new("x".repeat(64)).is_ok());
+        assert!(OutRefundNo::new("x".repeat(65)).is_err());
+        assert!(OutRefundNo::new("").is_err());
+        assert!(OutRefundNo::new("a b").is_err());
+        let r = OutRefundNo::random();
+        assert_eq!(r.as_str().len(), 32);
+        assert_eq!(OutRefundNo::new(r.as_str()), Ok(r));
     }
 
     #[test]

@@ -214,7 +214,13 @@ impl Checkout {
                     .current_qr_id
                     .map(|id| orders::qr_by_id(c, id))
                     .transpose()?;
-                Ok(DisplayView::Order(Box::new(OrderView { order, qr, now })))
+                let refunded = crate::store::refunds::refunded_of_order(c, order.id)?;
+                Ok(DisplayView::Order(Box::new(OrderView {
+                    order,
+                    qr,
+                    now,
+                    refunded,
+                })))
             })
             .await?)
     }

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use super::reconcile::DayBill;
 use crate::money::Fen;
 use crate::order::OrderNo;
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 /// The future a gateway call returns (boxed, so the gateway can be chosen at start-up).
 pub type GatewayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'a>>;
@@ -29,6 +29,15 @@ pub trait Gateway: Send + Sync + 'static {
     fn query<'a>(&'a self, out_trade_no: &'a OutTradeNo) -> GatewayFuture<'a, TradeStatus>;
     /// Makes a trade number unpayable.
     fn close<'a>(&'a self, out_trade_no: &'a OutTradeNo) -> GatewayFuture<'a, ()>;
+    /// Asks for part or all of one payment back. Sent again with the same
+    /// `out_refund_no` (and amounts) when the outcome is unknown: the gateway
+    /// refunds once per number. An accepted refund is usually `Processing`.
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> GatewayFuture<'a, RefundStatus>;
+    /// What the gateway knows of one refund now.
+    fn query_refund<'a>(
+        &'a self,
+        out_refund_no: &'a OutRefundNo,
+    ) -> GatewayFuture<'a, RefundStatus>;
     /// Reads and verifies one notification the gateway sent us, parsing it once.
     fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification;
     /// The protocol's answer to a notification, for what the checkout decided.
@@ -102,6 +111,65 @@ pub enum TradeStatus {
     Pending(String),
 }
 
+/// One refund, fixed when its row is written so that sending it again sends
+/// exactly the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub out_trade_no: OutTradeNo,
+    /// The payment's gateway id, when known (the gateway prefers it).
+    pub transaction_id: Option<TransactionId>,
+    pub out_refund_no: OutRefundNo,
+    /// What goes back.
+    pub amount: Fen,
+    /// What the payment was.
+    pub total: Fen,
+    /// Why, as the admin wrote it (the gateway may show it to the customer).
+    pub reason: String,
+}
+
+/// What the gateway says of a refund, with its own id of it and where the
+/// money went (e.g. "支付用户零钱"), when it says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RefundFacts {
+    pub refund_id: Option<String>,
+    pub account: Option<String>,
+    /// The refunded amount, when the answer carries it (checked against ours).
+    pub amount: Option<Fen>,
+}
+
+/// A refund's state at the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundStatus {
+    /// Accepted; the money is on its way.
+    Processing(RefundFacts),
+    Succeeded(RefundFacts),
+    /// Failed for good; nothing moved.
+    Closed(RefundFacts),
+    /// Stuck (e.g. the customer's card is closed): handled on the merchant platform.
+    Abnormal(RefundFacts),
+}
+
+impl RefundStatus {
+    pub fn facts(&self) -> &RefundFacts {
+        match self {
+            RefundStatus::Processing(f)
+            | RefundStatus::Succeeded(f)
+            | RefundStatus::Closed(f)
+            | RefundStatus::Abnormal(f) => f,
+        }
+    }
+
+    pub fn state(&self) -> crate::order::RefundState {
+        use crate::order::RefundState;
+        match self {
+            RefundStatus::Processing(_) => RefundState::Processing,
+            RefundStatus::Succeeded(_) => RefundState::Succeeded,
+            RefundStatus::Closed(_) => RefundState::Closed,
+            RefundStatus::Abnormal(_) => RefundState::Abnormal,
+        }
+    }
+}
+
 /// Why a gateway call produced no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -132,6 +200,10 @@ pub enum Refusal {
     NoSuchTrade,
     /// The gateway's own trouble; the outcome is unknown.
     GatewayBusy,
+    /// The merchant account lacks the balance for a refund: top it up and retry.
+    NotEnough,
+    /// No such refund at the gateway (a query for a number it never accepted).
+    NoSuchRefund,
     Other,
 }
 
@@ -180,6 +252,12 @@ pub enum Notice {
     PaymentFailed {
         out_trade_no: Option<String>,
         reason: String,
+    },
+    /// A refund reached an outcome (or its state changed) at the gateway.
+    Refund {
+        out_refund_no: OutRefundNo,
+        out_trade_no: Option<OutTradeNo>,
+        status: RefundStatus,
     },
     /// Verified, but about nothing the checkout applies (yet): logged and acknowledged.
     Unhandled { what: String },

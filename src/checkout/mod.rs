@@ -12,6 +12,7 @@ pub mod counter;
 pub mod gateway;
 pub mod hub;
 pub mod reconcile;
+pub mod refund;
 pub mod transitions;
 
 mod create;

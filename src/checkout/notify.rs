@@ -100,6 +100,7 @@ impl Checkout {
                     Ack::Refused("try again")
                 }
             }
+            Ok(notice @ Notice::Refund { .. }) => self.take_refund_notice(notice, log).await,
             Ok(Notice::Payment {
                 out_trade_no,
                 facts,

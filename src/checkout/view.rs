@@ -14,6 +14,8 @@ use crate::store::orders::{self, OrderRow, QrRow};
 pub struct OrderView {
     pub order: OrderRow,
     pub qr: Option<QrRow>,
+    /// What went back to the customer (succeeded refunds).
+    pub refunded: crate::money::Fen,
     /// The domain's time when it was read (countdowns are counted from it).
     pub now: Millis,
 }
@@ -46,6 +48,8 @@ pub struct DueWork {
     pub resumes: Vec<QrRow>,
     pub closes: Vec<QrRow>,
     pub polls: Vec<QrRow>,
+    /// Refunds to send (again) or ask the gateway about.
+    pub refunds: Vec<crate::store::refunds::RefundJob>,
     /// The notification log is due for pruning (`Checkout::prune_logs`).
     pub prune_logs: bool,
     /// A day whose bill is due (`Checkout::reconcile_day`).
@@ -66,7 +70,13 @@ impl Checkout {
                     .current_qr_id
                     .map(|id| orders::qr_by_id(c, id))
                     .transpose()?;
-                Ok(Some(OrderView { order, qr, now }))
+                let refunded = crate::store::refunds::refunded_of_order(c, order.id)?;
+                Ok(Some(OrderView {
+                    order,
+                    qr,
+                    refunded,
+                    now,
+                }))
             })
             .await?
             .ok_or(CheckoutError::NotFound)
@@ -94,6 +104,7 @@ impl Checkout {
                     resumes: orders::stale_creations(c, stale, limit)?,
                     closes: orders::due_closes(c, now, limit)?,
                     polls: orders::due_polls(c, now, limit)?,
+                    refunds: crate::store::refunds::due_refunds(c, now, resume_before, limit)?,
                     prune_logs,
                     bill_day,
                 })

@@ -6,6 +6,7 @@
 pub mod bill;
 pub mod wxpay_v2;
 pub mod wxpay_v3;
+mod wxpay_v3_refund;
 
 pub use wxpay_v2::WxPayV2;
 pub use wxpay_v3::WxPayV3;

@@ -3,11 +3,13 @@
 
 use crate::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
-    NotifyRequest, PayableCode, PaymentFacts, ReadNotification, Refusal, TradeStatus,
+    NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundFacts, RefundRequest,
+    RefundStatus, Refusal, TradeStatus,
 };
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 use crate::wxpay::download_bill::{BillDownload, DownloadBill};
 use crate::wxpay::notify::{self, PaymentNotice};
+use crate::wxpay::refund::{self as v2refund, RefundInfo, RefundStatusV2};
 use crate::wxpay::{
     CloseOrder, ErrCode, OrderQuery, QueryResult, TradeState, UnifiedOrder, WxPayClient, WxPayError,
 };
@@ -22,6 +24,59 @@ impl WxPayV2 {
     pub fn new(client: WxPayClient, notify_url: String) -> Self {
         WxPayV2 { client, notify_url }
     }
+
+    /// Refund notifications go beside payment ones: `…/wxpay/refund-notify`.
+    fn refund_notify_url(&self) -> Option<String> {
+        self.notify_url
+            .strip_suffix("/wxpay/notify")
+            .map(|base| format!("{base}/wxpay/refund-notify"))
+    }
+
+    fn read_refund_notification(&self, body: &[u8]) -> ReadNotification {
+        let notice = v2refund::read_notification(body, self.client.merchant())
+            .map_err(|e| e.to_string())
+            .and_then(refund_notice);
+        // The ciphertext is kept as it came: without the key it says nothing.
+        let mut loggable_body = String::from_utf8_lossy(body).into_owned();
+        loggable_body.truncate(loggable_body.floor_char_boundary(notify::MAX_LOGGED_BODY));
+        ReadNotification {
+            notice,
+            loggable_body,
+        }
+    }
+}
+
+/// The one mapping of v2 refund states to the shop's.
+fn refund_status(info: RefundInfo) -> Result<RefundStatus, GatewayError> {
+    let facts = RefundFacts {
+        refund_id: info.refund_id,
+        account: info.account,
+        amount: info.refund_fee,
+    };
+    Ok(match info.status {
+        RefundStatusV2::Success => RefundStatus::Succeeded(facts),
+        RefundStatusV2::Processing => RefundStatus::Processing(facts),
+        RefundStatusV2::Closed => RefundStatus::Closed(facts),
+        RefundStatusV2::Change => RefundStatus::Abnormal(facts),
+        // Not known to this version: not final, so it is asked about again.
+        RefundStatusV2::Unknown(_) => RefundStatus::Processing(facts),
+    })
+}
+
+fn refund_notice(info: RefundInfo) -> Result<Notice, String> {
+    let out_refund_no = OutRefundNo::new(info.out_refund_no.clone()).map_err(|e| e.to_string())?;
+    let out_trade_no = info
+        .out_trade_no
+        .as_deref()
+        .map(OutTradeNo::new)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let status = refund_status(info).map_err(|e| e.to_string())?;
+    Ok(Notice::Refund {
+        out_refund_no,
+        out_trade_no,
+        status,
+    })
 }
 
 impl Gateway for WxPayV2 {
@@ -94,7 +149,56 @@ impl Gateway for WxPayV2 {
         })
     }
 
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> GatewayFuture<'a, RefundStatus> {
+        Box::pin(async move {
+            let accepted = self
+                .client
+                .refund(&v2refund::Refund {
+                    out_trade_no: req.out_trade_no.clone(),
+                    transaction_id: req.transaction_id.as_ref().map(|t| t.to_string()),
+                    out_refund_no: req.out_refund_no.clone(),
+                    total_fee: req.total,
+                    refund_fee: req.amount,
+                    refund_desc: req.reason.clone(),
+                    notify_url: self.refund_notify_url(),
+                })
+                .await
+                .map_err(gateway_error)?;
+            if accepted.out_refund_no != req.out_refund_no.as_str() {
+                return Err(GatewayError::Unbelievable(
+                    "the answer is for another refund".into(),
+                ));
+            }
+            // v2 says only "accepted": the outcome comes from refundquery or the notification.
+            Ok(RefundStatus::Processing(RefundFacts {
+                refund_id: accepted.refund_id,
+                account: None,
+                amount: accepted.refund_fee,
+            }))
+        })
+    }
+
+    fn query_refund<'a>(
+        &'a self,
+        out_refund_no: &'a OutRefundNo,
+    ) -> GatewayFuture<'a, RefundStatus> {
+        Box::pin(async move {
+            let info = self
+                .client
+                .refund_query(&v2refund::RefundQuery {
+                    out_refund_no: out_refund_no.clone(),
+                })
+                .await
+                .map_err(gateway_error)?;
+            refund_status(info)
+        })
+    }
+
     fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification {
+        // A refund notification is unsigned XML carrying the encrypted req_info.
+        if req.body.windows(10).any(|w| w == b"<req_info>") {
+            return self.read_refund_notification(req.body);
+        }
         let (notice, loggable_body) = notify::read(req.body, self.client.merchant());
         let notice = match notice {
             Err(e) => Err(e.to_string()),
@@ -171,12 +275,15 @@ fn gateway_error(e: WxPayError) -> GatewayError {
         WxPayError::Transport(detail) => GatewayError::Transport(detail),
         WxPayError::BadResponse(detail) => GatewayError::Unbelievable(detail),
         WxPayError::Protocol { return_msg } => GatewayError::Protocol(return_msg),
+        e @ WxPayError::NoClientCertificate => GatewayError::Protocol(e.to_string()),
         WxPayError::Business { code, description } => {
             let kind = match code {
                 ErrCode::OrderPaid => Refusal::AlreadyPaid,
                 ErrCode::OrderClosed => Refusal::AlreadyClosed,
                 ErrCode::OrderNotExist => Refusal::NoSuchTrade,
-                ErrCode::SystemError => Refusal::GatewayBusy,
+                ErrCode::SystemError | ErrCode::BizerrNeedRetry => Refusal::GatewayBusy,
+                ErrCode::NotEnough => Refusal::NotEnough,
+                ErrCode::RefundNotExist => Refusal::NoSuchRefund,
                 _ => Refusal::Other,
             };
             GatewayError::Business {
@@ -243,6 +350,35 @@ mod tests {
     }
 
     #[test]
+    fn every_v2_refund_state_has_one_meaning() {
+        let info = |status| RefundInfo {
+            out_refund_no: "R1".into(),
+            out_trade_no: Some("SP1".into()),
+            refund_id: Some("5000".into()),
+            refund_fee: Some(Fen::new(100)),
+            status,
+            account: Some("支付用户零钱".into()),
+            success_time: None,
+        };
+        let state = |s| refund_status(info(s)).unwrap().state();
+        use crate::order::RefundState;
+        assert_eq!(state(RefundStatusV2::Success), RefundState::Succeeded);
+        assert_eq!(state(RefundStatusV2::Processing), RefundState::Processing);
+        assert_eq!(state(RefundStatusV2::Closed), RefundState::Closed);
+        assert_eq!(state(RefundStatusV2::Change), RefundState::Abnormal);
+        assert_eq!(
+            state(RefundStatusV2::Unknown("NEW".into())),
+            RefundState::Processing
+        );
+        let s = refund_status(info(RefundStatusV2::Success)).unwrap();
+        assert_eq!(s.facts().account.as_deref(), Some("支付用户零钱"));
+        assert!(matches!(
+            refund_notice(info(RefundStatusV2::Success)),
+            Ok(Notice::Refund { out_refund_no, .. }) if out_refund_no.as_str() == "R1"
+        ));
+    }
+
+    #[test]
     fn failures_keep_their_level_and_the_gateway_code() {
         let e = gateway_error(WxPayError::Business {
             code: ErrCode::OrderPaid,
@@ -260,6 +396,13 @@ mod tests {
         });
         assert!(busy.is_retryable());
         assert!(gateway_error(WxPayError::Transport("timed out".into())).is_retryable());
+        let poor = gateway_error(WxPayError::Business {
+            code: ErrCode::NotEnough,
+            description: "基本账户余额不足,请充值后重新发起".into(),
+        });
+        assert_eq!(poor.refusal(), Some(Refusal::NotEnough));
+        assert!(!poor.is_retryable());
+        assert!(!gateway_error(WxPayError::NoClientCertificate).is_retryable());
         assert!(
             !gateway_error(WxPayError::Protocol {
                 return_msg: "sign".into()

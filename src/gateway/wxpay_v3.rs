@@ -4,9 +4,10 @@
 
 use crate::checkout::gateway::{
     Ack, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply, NotifyRequest,
-    PayableCode, PaymentFacts, ReadNotification, Refusal, TradeStatus,
+    PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus, Refusal, TradeStatus,
 };
 use crate::money::Fen;
+use crate::trade::OutRefundNo;
 use crate::trade::{OutTradeNo, TransactionId};
 use crate::wxpay_v3::aead::ApiV3Key;
 use crate::wxpay_v3::api::{self, Amount, ErrorCode, NativeOrder, SceneInfo, Transaction};
@@ -96,6 +97,19 @@ impl Gateway for WxPayV3 {
         })
     }
 
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> GatewayFuture<'a, RefundStatus> {
+        Box::pin(async move {
+            super::wxpay_v3_refund::refund(&self.client, req, &self.notify_url).await
+        })
+    }
+
+    fn query_refund<'a>(
+        &'a self,
+        out_refund_no: &'a OutRefundNo,
+    ) -> GatewayFuture<'a, RefundStatus> {
+        Box::pin(async move { super::wxpay_v3_refund::query(&self.client, out_refund_no).await })
+    }
+
     fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification {
         let signed = Signed {
             timestamp: req.header("Wechatpay-Timestamp"),
@@ -113,9 +127,9 @@ impl Gateway for WxPayV3 {
                     self.ours(&tx)?;
                     transaction_notice(*tx)
                 }
-                Event::Refund(_) => Ok(Notice::Unhandled {
-                    what: format!("{} (refunds are not handled yet)", n.event_type),
-                }),
+                Event::Refund(plain) => {
+                    super::wxpay_v3_refund::refund_notice(plain, self.client.mchid())
+                }
             });
         ReadNotification {
             notice,

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use rand::Rng;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Faults {
     /// Added to every gateway answer.
     pub latency_ms: u64,
@@ -20,6 +20,13 @@ pub struct Faults {
     pub duplicate_notify: u32,
     /// Wait before the first delivery of a notification.
     pub notify_delay_ms: u64,
+    /// How long a refund stays PROCESSING before it succeeds (and is notified).
+    pub refund_delay_ms: u64,
+    /// Fractions of refund requests answered NOTENOUGH / SYSTEMERROR.
+    pub refund_notenough_rate: f64,
+    pub refund_systemerror_rate: f64,
+    /// Fraction of accepted refunds that end abnormal (CHANGE) instead of succeeding.
+    pub refund_abnormal_rate: f64,
     /// Bills: leave this many payments out, change this many amounts, add
     /// this many payments nobody made (reconciliation must find each).
     pub bill_omit: u64,
@@ -27,12 +34,37 @@ pub struct Faults {
     pub bill_extra: u64,
 }
 
+/// A refund's PROCESSING time when no fault says otherwise.
+pub const DEFAULT_REFUND_DELAY_MS: u64 = 300;
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_ms: 0,
+            systemerror_rate: 0.0,
+            http500_rate: 0.0,
+            bad_xml_rate: 0.0,
+            bad_sign_rate: 0.0,
+            drop_notify: 0.0,
+            duplicate_notify: 0,
+            notify_delay_ms: 0,
+            refund_delay_ms: DEFAULT_REFUND_DELAY_MS,
+            refund_notenough_rate: 0.0,
+            refund_systemerror_rate: 0.0,
+            refund_abnormal_rate: 0.0,
+            bill_omit: 0,
+            bill_alter: 0,
+            bill_extra: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultsError {
     #[error("expected name=value, got {0:?}")]
     Syntax(String),
     #[error(
-        "unknown fault {0:?}; known: latency_ms, systemerror_rate, http500_rate, bad_xml_rate, bad_sign_rate, drop_notify, duplicate_notify, notify_delay_ms, bill_omit, bill_alter, bill_extra"
+        "unknown fault {0:?}; known: latency_ms, systemerror_rate, http500_rate, bad_xml_rate, bad_sign_rate, drop_notify, duplicate_notify, notify_delay_ms, refund_delay_ms, refund_notenough_rate, refund_systemerror_rate, refund_abnormal_rate, bill_omit, bill_alter, bill_extra"
     )]
     Unknown(String),
     #[error("{0} must be {1}")]
@@ -76,6 +108,10 @@ impl FromStr for Faults {
                     f.duplicate_notify = u32::try_from(count()?.min(100)).unwrap_or(100)
                 }
                 "notify_delay_ms" => f.notify_delay_ms = count()?,
+                "refund_delay_ms" => f.refund_delay_ms = count()?,
+                "refund_notenough_rate" => f.refund_notenough_rate = rate()?,
+                "refund_systemerror_rate" => f.refund_systemerror_rate = rate()?,
+                "refund_abnormal_rate" => f.refund_abnormal_rate = rate()?,
                 "bill_omit" => f.bill_omit = count()?,
                 "bill_alter" => f.bill_alter = count()?,
                 "bill_extra" => f.bill_extra = count()?,
@@ -90,7 +126,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "latency_ms={},systemerror_rate={},http500_rate={},bad_xml_rate={},bad_sign_rate={},drop_notify={},duplicate_notify={},notify_delay_ms={},bill_omit={},bill_alter={},bill_extra={}",
+            "latency_ms={},systemerror_rate={},http500_rate={},bad_xml_rate={},bad_sign_rate={},drop_notify={},duplicate_notify={},notify_delay_ms={},refund_delay_ms={},refund_notenough_rate={},refund_systemerror_rate={},refund_abnormal_rate={},bill_omit={},bill_alter={},bill_extra={}",
             self.latency_ms,
             self.systemerror_rate,
             self.http500_rate,
@@ -99,6 +135,10 @@ impl fmt::Display for Faults {
             self.drop_notify,
             self.duplicate_notify,
             self.notify_delay_ms,
+            self.refund_delay_ms,
+            self.refund_notenough_rate,
+            self.refund_systemerror_rate,
+            self.refund_abnormal_rate,
             self.bill_omit,
             self.bill_alter,
             self.bill_extra
@@ -125,6 +165,14 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(all.duplicate_notify, 3);
+        assert_eq!(all.refund_delay_ms, DEFAULT_REFUND_DELAY_MS);
+        let refunds: Faults =
+            "refund_delay_ms=50,refund_notenough_rate=1,refund_systemerror_rate=0.5,refund_abnormal_rate=0.25"
+                .parse()
+                .unwrap();
+        assert_eq!(refunds.refund_delay_ms, 50);
+        assert_eq!(refunds.refund_notenough_rate, 1.0);
+        assert_eq!(refunds.to_string().parse::<Faults>().unwrap(), refunds);
         assert_eq!(all.to_string().parse::<Faults>().unwrap(), all);
     }
 

@@ -40,6 +40,8 @@ pub enum Api {
     UnifiedOrder,
     OrderQuery,
     CloseOrder,
+    Refund,
+    RefundQuery,
 }
 
 pub async fn unifiedorder(sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
@@ -52,6 +54,28 @@ pub async fn orderquery(sim: web::Data<Simulator>, body: web::Bytes) -> HttpResp
 
 pub async fn closeorder(sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
     answer(&sim, Api::CloseOrder, &body).await
+}
+
+/// `secapi/pay/refund`: with `--client-ca`, only over a connection that
+/// presented a client certificate signed by that CA.
+pub async fn refund(
+    req: actix_web::HttpRequest,
+    sim: web::Data<Simulator>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if sim.requires_client_certificate()
+        && req.conn_data::<super::tls::ClientCertificate>().is_none()
+    {
+        return xml_response(
+            HttpResponse::Ok(),
+            &return_fail("证书错误: this call needs the merchant's API certificate (mutual TLS)"),
+        );
+    }
+    answer(&sim, Api::Refund, &body).await
+}
+
+pub async fn refundquery(sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
+    answer(&sim, Api::RefundQuery, &body).await
 }
 
 pub async fn require_post() -> HttpResponse {
@@ -200,6 +224,8 @@ fn handle(sim: &Simulator, api: Api, req: &Fields, sign_type: SignType) -> Resul
             sim.ledger().close(no, now, sim.min_close_age())?;
             Ok(Fields::new())
         }
+        Api::Refund => Ok(super::refunds::refund(sim, req)?),
+        Api::RefundQuery => Ok(super::refunds::query(sim, req)?),
     }
 }
 

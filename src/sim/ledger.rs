@@ -116,6 +116,8 @@ pub struct Ledger {
     orders: HashMap<String, SimOrder>,
     by_code_url: HashMap<String, String>,
     by_transaction: HashMap<String, String>,
+    /// Refunds of paid orders (`sim/refunds.rs`), under the same lock.
+    pub refunds: super::refunds::RefundBook,
 }
 
 impl Ledger {

@@ -10,6 +10,8 @@ pub mod gateway;
 pub mod ledger;
 pub mod notifier;
 pub mod phone;
+pub mod refunds;
+pub mod tls;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -42,6 +44,8 @@ struct Inner {
     time_scale: f64,
     min_close_age: Duration,
     http: reqwest::Client,
+    /// Served with `--client-ca`: refunds need a client certificate.
+    client_certificates: std::sync::atomic::AtomicBool,
 }
 
 impl Simulator {
@@ -58,6 +62,7 @@ impl Simulator {
                 time_scale: cfg.time_scale,
                 min_close_age: cfg.min_close_age,
                 http,
+                client_certificates: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -85,6 +90,16 @@ impl Simulator {
                     .route(web::post().to(bill::downloadbill))
                     .default_service(web::to(gateway::require_post)),
             )
+            .service(
+                web::resource("/secapi/pay/refund")
+                    .route(web::post().to(gateway::refund))
+                    .default_service(web::to(gateway::require_post)),
+            )
+            .service(
+                web::resource("/pay/refundquery")
+                    .route(web::post().to(gateway::refundquery))
+                    .default_service(web::to(gateway::require_post)),
+            )
             .route("", web::get().to(phone::add_slash))
             .route("/", web::get().to(phone::index))
             .route("/scan", web::get().to(phone::scan))
@@ -102,6 +117,19 @@ impl Simulator {
     /// change (every mutation is a single assignment), so poisoning is ignored.
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.inner.ledger.lock_or_recover()
+    }
+
+    /// From now on a refund needs a verified client certificate (`--client-ca`).
+    pub fn require_client_certificates(&self) {
+        self.inner
+            .client_certificates
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn requires_client_certificate(&self) -> bool {
+        self.inner
+            .client_certificates
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn faults(&self) -> Faults {

@@ -56,7 +56,7 @@ pub fn dispatch(sim: &Simulator, order: &SimOrder) {
 /// One wait of the schedule divided by `time_scale`. Settings check the scale,
 /// but a tiny one (1e-300) would make a wait too long for a `Duration` and a
 /// `Duration::from_secs_f64` panic: such a wait is "never" (a year is enough).
-fn retry_wait(secs: u64, time_scale: f64) -> Duration {
+pub(super) fn retry_wait(secs: u64, time_scale: f64) -> Duration {
     const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
     Duration::try_from_secs_f64(secs as f64 / time_scale).map_or(NEVER, |d| d.min(NEVER))
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("migrations/0004_users_disabled.sql")),
     (6, include_str!("migrations/0006_counter.sql")),
+    (7, include_str!("migrations/0007_refunds.sql")),
     (8, include_str!("migrations/0008_bills.sql")),
 ];
 
@@ -42,7 +43,14 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
             known: newest,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    // By version applied, not by the highest one: migrations numbered in
+    // parallel branches (0005, 0006 beside 0007) all run whatever order they
+    // were merged in.
+    let applied: std::collections::HashSet<i64> = conn
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(

@@ -23,6 +23,7 @@ pub mod migrations;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod refunds;
 pub mod reports;
 pub mod users;
 pub mod values;

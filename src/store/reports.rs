@@ -51,6 +51,11 @@ impl Filter {
         Filter::between(range.from_ms, range.to_ms)
     }
 
+    /// The LIKE pattern of the search (for the refunds list beside these reports).
+    pub(crate) fn search_pattern(&self) -> Option<String> {
+        self.pattern()
+    }
+
     /// The LIKE pattern for the search text, `%`, `_` and `\` taken literally.
     fn pattern(&self) -> Option<String> {
         let s = self.search.as_deref()?.trim();
@@ -72,7 +77,7 @@ impl Filter {
 
 /// The `WHERE` clause every report shares; `o` is the orders table.
 /// `orders_paid_at` (partial on `state = 'paid'`) serves the time range.
-const FILTER_SQL: &str = "o.state = 'paid' AND o.paid_at >= :from AND o.paid_at < :to
+pub(crate) const FILTER_SQL: &str = "o.state = 'paid' AND o.paid_at >= :from AND o.paid_at < :to
     AND (:cashier IS NULL OR o.cashier_id = :cashier)
     AND (:flagged = 0 OR o.late = 1 OR o.double_paid = 1 OR o.anomaly = 1)
     AND (:q IS NULL
@@ -112,10 +117,13 @@ pub struct PaidOrder {
     pub transaction_id: Option<String>,
     pub late: bool,
     pub double_paid: bool,
+    /// What went back (succeeded refunds).
+    pub refunded: Fen,
 }
 
 const PAID_COLS: &str = "o.id, o.order_no, o.amount_fen, o.description, o.paid_at, u.username, \
-     q.out_trade_no, o.transaction_id, o.late, o.double_paid";
+     q.out_trade_no, o.transaction_id, o.late, o.double_paid, \
+     (SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf WHERE rf.order_id = o.id AND rf.state = 'succeeded')";
 
 const PAID_FROM: &str = "FROM orders o LEFT JOIN users u ON u.id = o.cashier_id \
      LEFT JOIN qrs q ON q.id = o.paid_qr_id";
@@ -132,6 +140,7 @@ fn paid_order(r: &Row<'_>) -> rusqlite::Result<PaidOrder> {
         transaction_id: r.get(7)?,
         late: r.get(8)?,
         double_paid: r.get(9)?,
+        refunded: Fen::new(r.get(10)?),
     })
 }
 

@@ -6,7 +6,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 
 use crate::clock::Millis;
 use crate::order::{OrderId, OrderNo, OrderToken, QrId, UserId};
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 /// Integer newtypes: row ids, and moments in milliseconds.
 macro_rules! integer_id {
@@ -47,6 +47,7 @@ macro_rules! parsed_text {
 parsed_text!(
     OutTradeNo => |s: &str| OutTradeNo::new(s).ok(),
     TransactionId => |s: &str| TransactionId::new(s).ok(),
+    OutRefundNo => |s: &str| OutRefundNo::new(s).ok(),
     OrderToken => OrderToken::parse,
     OrderNo => |s: &str| Some(OrderNo::from_stored(s.to_string())),
 );

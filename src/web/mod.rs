@@ -121,6 +121,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/o/{token}/cancel", web::post().to(order::cancel))
         .route("/o/{token}/retry", web::post().to(order::retry))
         .route("/wxpay/notify", web::post().to(notify::receive))
+        .route("/wxpay/refund-notify", web::post().to(notify::receive))
         .route("/admin", web::get().to(admin::orders))
         .route("/admin/orders.csv", web::get().to(admin::orders_csv))
         .route("/admin/orders/{order_no}", web::get().to(admin::order))
@@ -133,6 +134,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(admin::reconciliation_day),
         )
         .route("/admin/webhooks", web::get().to(admin::webhooks))
+        .route(
+            "/admin/orders/{order_no}/refunds",
+            web::post().to(admin::refunds::create),
+        )
+        .route(
+            "/admin/orders/{order_no}/refunds/{out_refund_no}/retry",
+            web::post().to(admin::refunds::retry),
+        )
+        .route("/admin/refunds", web::get().to(admin::refunds::list))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/static/{file}", web::get().to(assets::serve));

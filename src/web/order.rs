@@ -31,6 +31,8 @@ pub struct Status {
     pub qr_error: Option<String>,
     pub late: bool,
     pub double_paid: bool,
+    /// What went back to the customer, in fen (succeeded refunds).
+    pub refunded_fen: i64,
 }
 
 /// Who reads an order. Staff see the gateway's diagnostics, which only they can
@@ -78,6 +80,7 @@ impl OrderView {
             qr_error: v.qr_error(t, reader),
             late: o.late,
             double_paid: o.double_paid,
+            refunded_fen: v.refunded.get(),
         }
     }
 }
@@ -109,6 +112,8 @@ struct OrderPage<'a> {
     paid_at: String,
     qr_error: Option<String>,
     csrf_token: Option<&'a str>,
+    /// 已退款 / 部分退款, or empty.
+    refunded: &'static str,
 }
 
 pub async fn page(
@@ -133,6 +138,7 @@ pub async fn page(
             .unwrap_or_default(),
         qr_error: v.qr_error(state.t, Reader::of(&user)),
         csrf_token: user.0.as_ref().map(|u| u.csrf_token.as_str()),
+        refunded: super::admin::refunded_text(state.t, &v),
         v: &v,
     };
     Ok(html(StatusCode::OK, &page))

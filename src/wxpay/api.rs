@@ -42,6 +42,11 @@ pub enum WxPayError {
     /// `result_code=FAIL`: the business operation failed with `err_code`.
     #[error("the payment gateway answered {code}: {description}")]
     Business { code: ErrCode, description: String },
+    /// The call needs the merchant's API certificate, and none is configured.
+    #[error(
+        "refunds need the merchant's API certificate: set wxpay.client_cert_file and wxpay.client_key_file (apiclient_cert.pem and apiclient_key.pem from the merchant platform)"
+    )]
+    NoClientCertificate,
 }
 
 impl WxPayError {
@@ -57,7 +62,7 @@ impl WxPayError {
         match self {
             WxPayError::Transport(_) | WxPayError::BadResponse(_) => true,
             WxPayError::Business { code, .. } => code.is_retryable(),
-            WxPayError::Protocol { .. } => false,
+            WxPayError::Protocol { .. } | WxPayError::NoClientCertificate => false,
         }
     }
 }
@@ -65,6 +70,8 @@ impl WxPayError {
 /// One gateway endpoint: what it is called, what it sends, what it returns.
 pub trait Endpoint {
     const PATH: &'static str;
+    /// Sent over mutual TLS with the merchant's API certificate (`secapi/…`).
+    const NEEDS_CLIENT_CERT: bool = false;
     type Output;
     /// The request's own fields (the client adds appid, mch_id, nonce_str and the signature).
     fn fields(&self) -> Fields;

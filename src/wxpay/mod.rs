@@ -10,6 +10,7 @@ pub mod api;
 pub mod client;
 pub mod download_bill;
 pub mod notify;
+pub mod refund;
 pub mod sign;
 pub mod types;
 pub mod xml;
@@ -17,6 +18,7 @@ pub mod xml;
 pub use api::{
     CloseOrder, Endpoint, Merchant, OrderQuery, Prepay, QueryResult, UnifiedOrder, WxPayError,
 };
-pub use client::WxPayClient;
+pub use client::{ClientIdentity, WxPayClient};
+pub use refund::{Refund, RefundAccepted, RefundInfo, RefundQuery, RefundStatusV2};
 pub use types::{ApiKey, ErrCode, OutTradeNo, SignType, TradeState};
 pub use xml::Fields;

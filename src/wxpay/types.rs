@@ -168,6 +168,15 @@ pub enum ErrCode {
     RequirePostMethod,
     PostDataEmpty,
     NotUtf8,
+    /// Refunds: the gateway's own trouble; retry with the same out_refund_no.
+    BizerrNeedRetry,
+    /// Refunds: more than a year after the payment.
+    TradeOverdue,
+    /// Refunds: no refund with that number (refundquery).
+    RefundNotExist,
+    FrequencyLimited,
+    InvalidReqTooMuch,
+    UserAccountAbnormal,
     Other(String),
 }
 
@@ -191,6 +200,12 @@ impl ErrCode {
             "REQUIRE_POST_METHOD" => ErrCode::RequirePostMethod,
             "POST_DATA_EMPTY" => ErrCode::PostDataEmpty,
             "NOT_UTF8" => ErrCode::NotUtf8,
+            "BIZERR_NEED_RETRY" => ErrCode::BizerrNeedRetry,
+            "TRADE_OVERDUE" => ErrCode::TradeOverdue,
+            "REFUNDNOTEXIST" => ErrCode::RefundNotExist,
+            "FREQUENCY_LIMITED" => ErrCode::FrequencyLimited,
+            "INVALID_REQ_TOO_MUCH" => ErrCode::InvalidReqTooMuch,
+            "USER_ACCOUNT_ABNORMAL" => ErrCode::UserAccountAbnormal,
             other => ErrCode::Other(other.to_string()),
         }
     }
@@ -214,13 +229,19 @@ impl ErrCode {
             ErrCode::RequirePostMethod => "REQUIRE_POST_METHOD",
             ErrCode::PostDataEmpty => "POST_DATA_EMPTY",
             ErrCode::NotUtf8 => "NOT_UTF8",
+            ErrCode::BizerrNeedRetry => "BIZERR_NEED_RETRY",
+            ErrCode::TradeOverdue => "TRADE_OVERDUE",
+            ErrCode::RefundNotExist => "REFUNDNOTEXIST",
+            ErrCode::FrequencyLimited => "FREQUENCY_LIMITED",
+            ErrCode::InvalidReqTooMuch => "INVALID_REQ_TOO_MUCH",
+            ErrCode::UserAccountAbnormal => "USER_ACCOUNT_ABNORMAL",
             ErrCode::Other(s) => s,
         }
     }
 
     /// Whether the same request may simply be sent again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ErrCode::SystemError)
+        matches!(self, ErrCode::SystemError | ErrCode::BizerrNeedRetry)
     }
 }
 

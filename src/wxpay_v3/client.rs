@@ -103,6 +103,28 @@ impl V3Client {
             .map(|_| ())
     }
 
+    /// `POST /v3/refund/domestic/refunds`: 200 means accepted, not refunded.
+    pub async fn refund(
+        &self,
+        req: &super::refund::RefundCreate,
+    ) -> Result<super::refund::RefundAnswer, V3Error> {
+        let body = serde_json::to_vec(req).map_err(|e| V3Error::Transport(e.to_string()))?;
+        let answer = self
+            .call(Method::POST, super::refund::REFUNDS_PATH, Some(body))
+            .await?;
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+    }
+
+    /// `GET /v3/refund/domestic/refunds/{out_refund_no}`.
+    pub async fn query_refund(
+        &self,
+        out_refund_no: &str,
+    ) -> Result<super::refund::RefundAnswer, V3Error> {
+        let path = super::refund::query_refund_path(out_refund_no);
+        let answer = self.call(Method::GET, &path, None).await?;
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+    }
+
     #[tracing::instrument(name = "wxpay_v3", skip_all, fields(%method, path = path_and_query.split('?').next().unwrap_or("")))]
     async fn call(
         &self,

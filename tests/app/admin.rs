@@ -290,7 +290,7 @@ async fn the_csv_holds_the_paid_orders_oldest_first_quoted() {
     let lines: Vec<&str> = text.trim_end_matches("\r\n").split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "order_no,paid_at,amount,description,cashier,out_trade_no,transaction_id,late,double_paid"
+        "order_no,paid_at,amount,description,cashier,out_trade_no,transaction_id,late,double_paid,refunded"
     );
     assert_eq!(lines.len(), 3, "header and the two paid orders: {text}");
     assert!(
@@ -300,14 +300,14 @@ async fn the_csv_holds_the_paid_orders_oldest_first_quoted() {
     );
     assert!(
         lines[1].ends_with(&format!(
-            ",12.50,拿铁咖啡 Latte,cashier,{latte_qr},{latte_tx},0,0"
+            ",12.50,拿铁咖啡 Latte,cashier,{latte_qr},{latte_tx},0,0,0.00"
         )),
         "{}",
         lines[1]
     );
     assert!(
         lines[2].ends_with(&format!(
-            ",0.29,\"Cake, \"\"large\"\"\",cashier,{cake_qr},{cake_tx},0,0"
+            ",0.29,\"Cake, \"\"large\"\"\",cashier,{cake_qr},{cake_tx},0,0,0.00"
         )),
         "{}",
         lines[2]
@@ -416,7 +416,7 @@ async fn late_and_double_payments_stand_out() {
     let rows: Vec<&str> = csv.trim_end().split("\r\n").skip(1).collect();
     assert_eq!(rows.len(), 1, "{csv}");
     assert!(rows[0].starts_with(&format!("{no},")), "{}", rows[0]);
-    assert!(rows[0].ends_with(",1,1"), "{}", rows[0]);
+    assert!(rows[0].ends_with(",1,1,0.00"), "{}", rows[0]);
 
     let detail = get(&app.http, app.url(&format!("/admin/orders/{no}")))
         .await

@@ -21,6 +21,7 @@ mod protocol;
 mod proxy;
 mod reconcile;
 mod refresh;
+mod refunds;
 mod security_headers;
 mod sign_in;
 mod simulator_mark;

@@ -20,7 +20,7 @@ use crate::web::error::WebError;
 /// Orders read per database visit while streaming the CSV.
 const CSV_CHUNK: usize = 500;
 
-const CSV_HEADER: [&str; 9] = [
+const CSV_HEADER: [&str; 10] = [
     "order_no",
     "paid_at",
     "amount",
@@ -30,6 +30,7 @@ const CSV_HEADER: [&str; 9] = [
     "transaction_id",
     "late",
     "double_paid",
+    "refunded",
 ];
 
 /// Appends one CSV cell: quoted when it holds a quote, comma or line break,
@@ -79,6 +80,7 @@ fn push_order(buf: &mut String, o: &PaidOrder, tz: &TimeZone) {
             o.transaction_id.as_deref().unwrap_or(""),
             flag(o.late),
             flag(o.double_paid),
+            &o.refunded.yuan_string(),
         ],
     );
 }

@@ -1,6 +1,8 @@
 //! The admin area: `GET /admin` (paid orders, totals, a revenue chart),
 //! `GET /admin/orders.csv` (the same selection, streamed) and
-//! `GET /admin/orders/{order_no}` (one order's whole story).
+//! `GET /admin/orders/{order_no}` (one order's whole story), and the refunds
+//! (`refunds.rs`: the one part of the admin area that changes something, through
+//! `checkout`).
 //!
 //! Read model (a decision): these pages only read, so they query
 //! `store::reports`, a read-only module of report queries, instead of going
@@ -13,6 +15,7 @@ mod csv;
 mod order;
 mod orders;
 mod reconciliation;
+pub mod refunds;
 mod selection;
 mod webhooks;
 
@@ -20,6 +23,7 @@ pub use csv::orders_csv;
 pub use order::order;
 pub use orders::orders;
 pub use reconciliation::{day as reconciliation_day, days as reconciliation_days};
+pub use refunds::refunded_text;
 pub use webhooks::webhooks;
 
 #[cfg(test)]

@@ -5,10 +5,13 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use jiff::tz::TimeZone;
 
+use super::refunds::{RefundLine, RefundTexts, refund_texts};
+use crate::checkout::refund::{RefundedLabel, refunded_label};
 use crate::clock::Millis;
 use crate::order::QrState;
 use crate::render::html;
 use crate::shop_time::shop_time;
+use crate::store::refunds;
 use crate::store::reports::{self, OrderDetail};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
@@ -22,11 +25,17 @@ const MAX_ORDER_NO: usize = 64;
 #[template(path = "admin/order.html")]
 struct OrderPage<'a> {
     t: &'static Texts,
+    r: &'static RefundTexts,
     layout: Layout<'a>,
     username: &'a str,
     csrf_token: &'a str,
     d: OrderDetail,
     tz: &'a TimeZone,
+    refunds: Vec<RefundLine>,
+    /// The double payment's transaction_id and amount (yuan), for its one-step refund.
+    second_payment: Option<(String, String)>,
+    /// 已退款 / 部分退款, or empty.
+    refunded: &'static str,
 }
 
 // askama hands method arguments over by reference, so these take `&`.
@@ -54,12 +63,28 @@ pub async fn order(
     if order_no.is_empty() || order_no.len() > MAX_ORDER_NO {
         return Err(WebError::NotFound);
     }
-    let d = state
+    let (d, refunds, refunded) = state
         .checkout
         .read_model()
-        .read(move |c| reports::order_detail(c, &order_no))
+        .read(move |c| {
+            let Some(d) = reports::order_detail(c, &order_no)? else {
+                return Ok(None);
+            };
+            let rows = refunds::refunds_of_order(c, d.order.id)?;
+            let refunded = refunds::refunded_of_order(c, d.order.id)?;
+            Ok(Some((d, rows, refunded)))
+        })
         .await?
         .ok_or(WebError::NotFound)?;
+    let second_payment = d
+        .payments
+        .get(1)
+        .map(|p| (p.transaction_id.to_string(), p.amount.yuan_string()));
+    let label = match refunded_label(d.order.state, d.order.amount, refunded) {
+        RefundedLabel::None => "",
+        RefundedLabel::Partly => refund_texts(state.t).refunded_partly,
+        RefundedLabel::Fully => refund_texts(state.t).refunded_fully,
+    };
     Ok(html(
         StatusCode::OK,
         &OrderPage {
@@ -67,6 +92,13 @@ pub async fn order(
             layout: state.layout(),
             username: &user.0.username,
             csrf_token: &user.0.csrf_token,
+            r: refund_texts(state.t),
+            refunds: refunds
+                .iter()
+                .map(|r| RefundLine::new(r, &state.tz))
+                .collect(),
+            second_payment,
+            refunded: label,
             d,
             tz: &state.tz,
         },

@@ -61,6 +61,10 @@ struct OrdersPage<'a> {
     sel: &'a Selection,
     cashiers: Vec<(i64, String)>,
     selected: Totals,
+    /// What went back of the selection (succeeded refunds), and gross less that.
+    refunded: Fen,
+    net: Fen,
+    r: &'static super::refunds::RefundTexts,
     chart: Chart,
     rows: Vec<Row>,
     page: usize,
@@ -79,6 +83,7 @@ impl<'a> OrdersPage<'a> {
         granularity: Granularity,
         today: jiff::civil::Date,
         data: OrdersReport,
+        refunded: Fen,
     ) -> OrdersPage<'a> {
         let qs = sel.query_string();
         let page_url = |p: usize| format!("/admin?{qs}&page={p}");
@@ -102,6 +107,9 @@ impl<'a> OrdersPage<'a> {
             sel,
             cashiers: data.cashiers,
             selected: data.selected,
+            refunded,
+            net: Fen::new(data.selected.sum.get() - refunded.get()),
+            r: super::refunds::refund_texts(state.t),
             chart: Chart::new(&data.revenue, granularity),
             rows: data
                 .rows
@@ -135,12 +143,17 @@ pub async fn orders(
         number: sel.page,
         size: PAGE_SIZE,
     };
-    let data = state
+    let (data, refunded) = state
         .checkout
         .read_model()
-        .read(move |c| reports::orders_page(c, &filter, &periods, today_and_month, page))
+        .read(move |c| {
+            Ok((
+                reports::orders_page(c, &filter, &periods, today_and_month, page)?,
+                crate::store::refunds::refunded_total(c, &filter)?,
+            ))
+        })
         .await?;
-    let page = OrdersPage::new(&state, &user, &sel, granularity, now.date(), data);
+    let page = OrdersPage::new(&state, &user, &sel, granularity, now.date(), data, refunded);
     Ok(html(StatusCode::OK, &page))
 }
 

@@ -1,0 +1,727 @@
+//! Money going back. A refund is recorded (its out_refund_no fixed) before it
+//! is sent; what is still refundable is checked and reserved in that same
+//! transaction. On an unknown outcome (timeout, SYSTEMERROR, a crash) it is sent
+//! again with the same number; once accepted it is followed to its end by the
+//! poller's refund queries and by the gateway's notifications, each answer
+//! applied at most once by the row's state (`store::refunds::apply_outcome`).
+
+use std::time::Duration;
+
+use super::gateway::{
+    Ack, GatewayError, Notice, RefundFacts, RefundRequest, RefundStatus, Refusal,
+};
+use super::{Checkout, CheckoutError};
+use crate::clock::Millis;
+use crate::money::Fen;
+use crate::order::{OrderState, RefundState, UserId};
+use crate::store::StoreError;
+use crate::store::orders::{self, OrderRow};
+use crate::store::payments::{self, NotificationRow, PaymentRow};
+use crate::store::refunds::{self, NewRefund, RefundJob, RefundRow};
+use crate::trade::{OutRefundNo, TransactionId};
+
+/// The gateway takes at most this many refunds of one payment.
+pub const MAX_REFUNDS_PER_PAYMENT: i64 = 50;
+/// No refund later than this after the payment.
+pub const REFUND_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
+/// What the admin is told when the merchant account cannot pay a refund.
+pub const NOT_ENOUGH_MESSAGE: &str = "the merchant account lacks the balance; top it up and retry";
+/// The longest reason kept (the gateway takes 80 bytes; the rest is for us).
+pub const MAX_REASON_CHARS: usize = 200;
+/// A refund just recorded is sent at once; should this process not hear back
+/// (a crash), the poller sends it again after this.
+const RESEND_AFTER: Duration = Duration::from_secs(15);
+/// After acceptance: ask about 1 minute later, then back off (5, 10, 20, 30
+/// minutes), then every 30 minutes until it ends.
+const QUERY_SCHEDULE: [Duration; 5] = [
+    Duration::from_secs(60),
+    Duration::from_secs(300),
+    Duration::from_secs(600),
+    Duration::from_secs(1200),
+    Duration::from_secs(1800),
+];
+
+/// Why a refund cannot be made (each shown to the admin, 422).
+#[derive(Debug, thiserror::Error)]
+pub enum RefundError {
+    #[error("no such order")]
+    NoOrder,
+    #[error("this order has no payment to refund")]
+    NoPayment,
+    #[error("this order has no payment with that transaction_id")]
+    UnknownPayment,
+    #[error("only {refundable} of this payment can still be refunded")]
+    TooMuch { refundable: Fen },
+    #[error("this payment has had {MAX_REFUNDS_PER_PAYMENT} refunds, the most the gateway takes")]
+    TooMany,
+    #[error("this payment is more than a year old and can no longer be refunded")]
+    TooLate,
+    #[error("that refund cannot be retried: it is not refused")]
+    NotRetryable,
+    #[error("no such refund")]
+    NoRefund,
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
+}
+
+impl From<StoreError> for RefundError {
+    fn from(e: StoreError) -> Self {
+        RefundError::Checkout(CheckoutError::Store(e))
+    }
+}
+
+/// What an admin asks for.
+#[derive(Debug, Clone)]
+pub struct RefundInput {
+    pub order_no: String,
+    pub amount: Fen,
+    pub reason: String,
+    /// Which payment; the order's first when absent.
+    pub transaction_id: Option<TransactionId>,
+    /// The number the confirmation page chose: the same form sent twice is
+    /// the same refund.
+    pub out_refund_no: Option<OutRefundNo>,
+    pub user_id: Option<UserId>,
+    pub username: String,
+}
+
+/// What a confirmation shows: the order, the payment that money goes back to,
+/// and how much of it is still refundable.
+#[derive(Debug, Clone)]
+pub struct RefundPlan {
+    pub order: OrderRow,
+    pub payment: PaymentRow,
+    pub refundable: Fen,
+    /// A new number for this refund, carried by the confirmation form.
+    pub out_refund_no: OutRefundNo,
+}
+
+/// The payment a refund is for, and the rules it must pass at `now`.
+fn check(
+    conn: &rusqlite::Connection,
+    order_no: &str,
+    transaction_id: Option<&TransactionId>,
+    amount: Option<Fen>,
+    except: Option<i64>,
+    now: Millis,
+) -> Result<Result<(OrderRow, PaymentRow, Fen), RefundError>, StoreError> {
+    let Some(order) = orders::order_by_no(conn, order_no)? else {
+        return Ok(Err(RefundError::NoOrder));
+    };
+    let paid = payments::payments_of(conn, order.id)?;
+    let payment = match transaction_id {
+        None => paid.into_iter().next(),
+        Some(t) => {
+            let found = paid.into_iter().find(|p| &p.transaction_id == t);
+            if found.is_none() {
+                return Ok(Err(RefundError::UnknownPayment));
+            }
+            found
+        }
+    };
+    let Some(payment) = payment else {
+        return Ok(Err(RefundError::NoPayment));
+    };
+    if now > payment.created_at.plus(REFUND_WINDOW) {
+        return Ok(Err(RefundError::TooLate));
+    }
+    let held = refunds::reserved(conn, payment.id, except)?;
+    let refundable = Fen::new((payment.amount.get() - held.sum.get()).max(0));
+    if except.is_none() && held.count >= MAX_REFUNDS_PER_PAYMENT {
+        return Ok(Err(RefundError::TooMany));
+    }
+    if let Some(a) = amount
+        && a > refundable
+    {
+        return Ok(Err(RefundError::TooMuch { refundable }));
+    }
+    if refundable == Fen::ZERO {
+        return Ok(Err(RefundError::TooMuch { refundable }));
+    }
+    Ok(Ok((order, payment, refundable)))
+}
+
+/// Records a refund in `tx`: the same number again is the refund already
+/// recorded (`false`); otherwise the rules are checked and the amount reserved
+/// by the row itself, in this one transaction (`true`).
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    input: &RefundInput,
+    no: &OutRefundNo,
+    now: Millis,
+) -> Result<Result<(RefundRow, bool), RefundError>, StoreError> {
+    if let Some(existing) = refunds::refund_by_no(tx, no)? {
+        return Ok(Ok((existing, false)));
+    }
+    let (order, payment, _) = match check(
+        tx,
+        &input.order_no,
+        input.transaction_id.as_ref(),
+        Some(input.amount),
+        None,
+        now,
+    )? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let reason: String = input.reason.chars().take(MAX_REASON_CHARS).collect();
+    let Some(row) = refunds::insert_refund(
+        tx,
+        &NewRefund {
+            out_refund_no: no,
+            payment_id: payment.id,
+            order_id: order.id,
+            amount: input.amount,
+            user_id: input.user_id,
+            username: &input.username,
+            reason: &reason,
+            now,
+            resend_at: now.plus(RESEND_AFTER),
+        },
+    )?
+    else {
+        return Ok(Err(RefundError::NoRefund));
+    };
+    let detail = format!(
+        "{no}: {} of payment {} by {}: {reason}",
+        input.amount, payment.transaction_id, input.username
+    );
+    orders::add_event(tx, order.id, now, "refund_requested", &detail)?;
+    Ok(Ok((row, true)))
+}
+
+impl Checkout {
+    /// What a refund of `order_no`'s payment would be, for its confirmation.
+    pub async fn refund_plan(
+        &self,
+        order_no: &str,
+        transaction_id: Option<TransactionId>,
+        amount: Option<Fen>,
+    ) -> Result<RefundPlan, RefundError> {
+        let order_no = order_no.to_string();
+        let now = self.now();
+        let (order, payment, refundable) = self
+            .store()
+            .read(move |c| check(c, &order_no, transaction_id.as_ref(), amount, None, now))
+            .await??;
+        Ok(RefundPlan {
+            order,
+            payment,
+            refundable,
+            out_refund_no: OutRefundNo::random(),
+        })
+    }
+
+    /// Records a refund (checking and reserving what is refundable in the same
+    /// transaction), then sends it. The same out_refund_no again (a retried
+    /// form) is the refund already recorded, not a new one.
+    #[tracing::instrument(skip_all, fields(order_no = %input.order_no, amount = %input.amount))]
+    pub async fn request_refund(&self, input: RefundInput) -> Result<RefundRow, RefundError> {
+        let now = self.now();
+        let no = input
+            .out_refund_no
+            .clone()
+            .unwrap_or_else(OutRefundNo::random);
+        let recorded = self
+            .store()
+            .write(move |tx| record(tx, &input, &no, now))
+            .await??;
+        let (row, new) = recorded;
+        if new && let Some(job) = self.refund_job(row.id).await? {
+            self.send_refund(&job).await?;
+        }
+        Ok(self.refund_job(row.id).await?.map_or(row, |j| j.refund))
+    }
+
+    /// An admin retries a refused refund (NOTENOUGH once topped up): the same
+    /// out_refund_no, its amount checked and reserved again.
+    pub async fn retry_refund(
+        &self,
+        order_no: &str,
+        out_refund_no: &OutRefundNo,
+    ) -> Result<RefundRow, RefundError> {
+        let now = self.now();
+        let (order_no, no) = (order_no.to_string(), out_refund_no.clone());
+        let id = self
+            .store()
+            .write(move |tx| {
+                let Some(r) = refunds::refund_by_no(tx, &no)? else {
+                    return Ok(Err(RefundError::NoRefund));
+                };
+                let order = orders::order_by_id(tx, r.order_id)?;
+                if order.order_no.as_str() != order_no {
+                    return Ok(Err(RefundError::NoRefund));
+                }
+                if r.state != RefundState::Failed {
+                    return Ok(Err(RefundError::NotRetryable));
+                }
+                let paid = payments::payments_of(tx, r.order_id)?;
+                let Some(p) = paid.iter().find(|p| p.id == r.payment_id) else {
+                    return Ok(Err(RefundError::NoPayment));
+                };
+                if let Err(e) = check(
+                    tx,
+                    &order_no,
+                    Some(&p.transaction_id),
+                    Some(r.amount),
+                    Some(r.id),
+                    now,
+                )? {
+                    return Ok(Err(e));
+                }
+                refunds::set_retrying(tx, r.id, now, now.plus(RESEND_AFTER))?;
+                orders::add_event(
+                    tx,
+                    r.order_id,
+                    now,
+                    "refund_retried",
+                    r.out_refund_no.as_str(),
+                )?;
+                Ok(Ok(r.id))
+            })
+            .await??;
+        if let Some(job) = self.refund_job(id).await? {
+            self.send_refund(&job).await?;
+        }
+        self.refund_job(id)
+            .await?
+            .map(|j| j.refund)
+            .ok_or(RefundError::NoRefund)
+    }
+
+    async fn refund_job(&self, id: i64) -> Result<Option<RefundJob>, CheckoutError> {
+        Ok(self
+            .store()
+            .read(move |c| refunds::job_by_id(c, id))
+            .await?)
+    }
+
+    /// The poller's step for one refund: a pending one is sent (again, same
+    /// number); an accepted one is asked about.
+    #[tracing::instrument(skip_all, fields(out_refund_no = %job.refund.out_refund_no))]
+    pub async fn follow_refund(&self, job: &RefundJob) -> Result<(), CheckoutError> {
+        match job.refund.state {
+            RefundState::Pending => self.send_refund(job).await,
+            RefundState::Processing | RefundState::Abnormal => self.query_refund(job).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn send_refund(&self, job: &RefundJob) -> Result<(), CheckoutError> {
+        let r = &job.refund;
+        let req = RefundRequest {
+            out_trade_no: job.out_trade_no.clone(),
+            transaction_id: Some(job.transaction_id.clone()),
+            out_refund_no: r.out_refund_no.clone(),
+            amount: r.amount,
+            total: job.payment_amount,
+            reason: r.reason.clone(),
+        };
+        let result = self.gateway().refund(&req).await;
+        match result {
+            Ok(status) => self.apply_refund_status(job, status, "accepted").await,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error.message = %e, "refund outcome unknown; it will be sent again");
+                self.reschedule_refund(job, &e).await
+            }
+            Err(e) => {
+                let why = match e.refusal() {
+                    Some(Refusal::NotEnough) => format!("{NOT_ENOUGH_MESSAGE} ({e})"),
+                    _ => e.to_string(),
+                };
+                tracing::warn!(error.message = %why, "refund refused");
+                let (id, order_id, now) = (r.id, r.order_id, self.now());
+                let no = r.out_refund_no.clone();
+                self.store()
+                    .write(move |tx| {
+                        refunds::count_attempt(tx, id, now)?;
+                        if refunds::set_failed(tx, id, &why, now)? {
+                            orders::add_event(
+                                tx,
+                                order_id,
+                                now,
+                                "refund_failed",
+                                &format!("{no}: {why}"),
+                            )?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn query_refund(&self, job: &RefundJob) -> Result<(), CheckoutError> {
+        match self.gateway().query_refund(&job.refund.out_refund_no).await {
+            Ok(status) => self.apply_refund_status(job, status, "query").await,
+            Err(e) => {
+                tracing::warn!(error.message = %e, "refund query failed");
+                self.reschedule_refund(job, &e).await
+            }
+        }
+    }
+
+    async fn reschedule_refund(
+        &self,
+        job: &RefundJob,
+        e: &GatewayError,
+    ) -> Result<(), CheckoutError> {
+        let r = &job.refund;
+        let errors = r.errors + 1;
+        let now = self.now();
+        let next = now.plus(self.refund_backoff(errors));
+        let (id, why) = (r.id, e.to_string());
+        self.store()
+            .write(move |tx| {
+                refunds::count_attempt(tx, id, now)?;
+                refunds::schedule(tx, id, next, errors, &why)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// 2^errors seconds, at most the poller's longest backoff.
+    fn refund_backoff(&self, errors: i64) -> Duration {
+        Duration::from_secs(1u64 << errors.clamp(0, 20)).min(self.cfg().max_backoff)
+    }
+
+    /// When to ask about an open refund next, by how often we have asked.
+    fn next_refund_query(state: RefundState, attempts: i64, now: Millis) -> Option<Millis> {
+        match state {
+            RefundState::Succeeded | RefundState::Closed | RefundState::Failed => None,
+            RefundState::Abnormal => Some(now.plus(QUERY_SCHEDULE[QUERY_SCHEDULE.len() - 1])),
+            RefundState::Pending | RefundState::Processing => {
+                let i = usize::try_from(attempts.max(0)).unwrap_or(usize::MAX);
+                Some(now.plus(QUERY_SCHEDULE[i.min(QUERY_SCHEDULE.len() - 1)]))
+            }
+        }
+    }
+
+    /// The gateway's word on a refund (answer, query or notification), applied
+    /// in one transaction; the timeline gets a line only when it is news.
+    async fn apply_refund_status(
+        &self,
+        job: &RefundJob,
+        status: RefundStatus,
+        source: &'static str,
+    ) -> Result<(), CheckoutError> {
+        if let Err(why) = believable(&job.refund, status.facts()) {
+            let e = GatewayError::Unbelievable(why);
+            tracing::error!(error.message = %e, "refund answer refused");
+            return self.reschedule_refund(job, &e).await;
+        }
+        let r = job.refund.clone();
+        let now = self.now();
+        let token = self
+            .store()
+            .write(move |tx| {
+                refunds::count_attempt(tx, r.id, now)?;
+                // The queries count from acceptance: 1 min, then backing off.
+                let asked = if source == "accepted" { 0 } else { r.attempts };
+                apply_in(tx, &r, &status, source, now, asked)
+            })
+            .await?;
+        if let Some(token) = token {
+            self.publish(&token);
+        }
+        Ok(())
+    }
+
+    /// A verified refund notification: applied (at most once, whatever the
+    /// poller learnt first) and logged in one transaction.
+    pub(super) async fn take_refund_notice(&self, notice: Notice, mut log: NotificationRow) -> Ack {
+        let Notice::Refund {
+            out_refund_no,
+            status,
+            ..
+        } = notice
+        else {
+            return Ack::Refused("not a refund");
+        };
+        let now = self.now();
+        let result = self
+            .store()
+            .write(move |tx| {
+                log.verified = true;
+                let Some(r) = refunds::refund_by_no(tx, &out_refund_no)? else {
+                    log.outcome = format!("refused: unknown out_refund_no {out_refund_no}");
+                    payments::log_notification(tx, &log)?;
+                    return Ok((Ack::Refused("unknown out_refund_no"), None));
+                };
+                if let Some(job) = refunds::job_by_id(tx, r.id)? {
+                    log.out_trade_no = Some(job.out_trade_no.to_string());
+                    log.transaction_id = Some(job.transaction_id.to_string());
+                }
+                if let Err(why) = believable(&r, status.facts()) {
+                    log.outcome = format!("refused: {why}");
+                    payments::log_notification(tx, &log)?;
+                    return Ok((Ack::Refused("the refund does not match ours"), None));
+                }
+                let before = r.state;
+                let token = apply_in(tx, &r, &status, "notification", now, r.attempts)?;
+                log.outcome = if token.is_some() {
+                    format!("refund {out_refund_no}: {} → {}", before, status.state())
+                } else {
+                    format!("refund {out_refund_no}: duplicate, already {before}")
+                };
+                payments::log_notification(tx, &log)?;
+                Ok((Ack::Received, token))
+            })
+            .await;
+        match result {
+            Ok((ack, token)) => {
+                if let Some(token) = token {
+                    self.publish(&token);
+                }
+                ack
+            }
+            Err(e) => {
+                tracing::error!(error.message = %e, "refund notification could not be recorded");
+                Ack::Refused("try again")
+            }
+        }
+    }
+}
+
+/// An answer about a refund is ours only if its amount (when given) is ours.
+fn believable(r: &RefundRow, facts: &RefundFacts) -> Result<(), String> {
+    match facts.amount {
+        Some(a) if a != r.amount => Err(format!(
+            "the gateway reports {a} for refund {} of {}",
+            r.out_refund_no, r.amount
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Applies a refund status in `tx`; the order's token when it changed (its pages hear of it).
+fn apply_in(
+    tx: &rusqlite::Transaction<'_>,
+    r: &RefundRow,
+    status: &RefundStatus,
+    source: &str,
+    now: Millis,
+    asked: i64,
+) -> Result<Option<crate::order::OrderToken>, StoreError> {
+    let state = status.state();
+    let facts = status.facts();
+    let next = Checkout::next_refund_query(state, asked, now);
+    let changed = refunds::apply_outcome(
+        tx,
+        r.id,
+        state,
+        facts.refund_id.as_deref(),
+        facts.account.as_deref(),
+        next,
+        now,
+    )?;
+    if !changed {
+        return Ok(None);
+    }
+    let kind = match state {
+        RefundState::Succeeded => "refund_succeeded",
+        RefundState::Closed => "refund_closed",
+        RefundState::Abnormal => "refund_abnormal",
+        _ => "refund_processing",
+    };
+    let mut detail = format!("{}: {} ({source})", r.out_refund_no, r.amount);
+    if let Some(a) = &facts.account {
+        detail.push_str(&format!(" to {a}"));
+    }
+    orders::add_event(tx, r.order_id, now, kind, &detail)?;
+    Ok(Some(orders::order_by_id(tx, r.order_id)?.token))
+}
+
+/// What an order's page says of its refunds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundedLabel {
+    None,
+    Partly,
+    Fully,
+}
+
+/// 已退款 when everything paid went back, 部分退款 when some did.
+pub fn refunded_label(state: OrderState, paid: Fen, refunded: Fen) -> RefundedLabel {
+    if state != OrderState::Paid || refunded == Fen::ZERO {
+        RefundedLabel::None
+    } else if refunded >= paid {
+        RefundedLabel::Fully
+    } else {
+        RefundedLabel::Partly
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PAID: i64 = 1000;
+
+    /// What can happen to refunds of one 10-yuan payment, in any order.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// An admin asks for `amount`, with the number of earlier request `reuse`
+        /// (a retried form) or a new one.
+        Request {
+            amount: i64,
+            reuse: Option<usize>,
+        },
+        /// The gateway's word on refund `k` (a send's answer, a query's, or a
+        /// notification: the same code applies them), perhaps again.
+        Answer {
+            k: usize,
+            state: u8,
+        },
+        /// The gateway refused refund `k` (NOTENOUGH); then an admin retries it.
+        Refuse(usize),
+        Retry(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1..600i64, proptest::option::of(0..8usize))
+                .prop_map(|(amount, reuse)| Op::Request { amount, reuse }),
+            5 => (0..8usize, 0..4u8).prop_map(|(k, state)| Op::Answer { k, state }),
+            1 => (0..8usize).prop_map(Op::Refuse),
+            1 => (0..8usize).prop_map(Op::Retry),
+        ]
+    }
+
+    fn status(state: u8, amount: Fen) -> RefundStatus {
+        let f = RefundFacts {
+            refund_id: Some("5000".into()),
+            account: Some("支付用户零钱".into()),
+            amount: Some(amount),
+        };
+        match state {
+            0 => RefundStatus::Processing(f),
+            1 => RefundStatus::Succeeded(f),
+            2 => RefundStatus::Closed(f),
+            _ => RefundStatus::Abnormal(f),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn any_interleaving_never_refunds_more_than_was_paid(ops in proptest::collection::vec(op(), 1..40)) {
+            let (_dir, store) = crate::store::fixtures::store();
+            let order_no = store
+                .write_blocking(|tx| {
+                    Ok(crate::store::fixtures::sale(tx, crate::store::fixtures::Sale {
+                        amount: PAID,
+                        ..Default::default()
+                    }).1)
+                })
+                .unwrap();
+            let now = Millis(crate::store::fixtures::ms("2024-06-02T00:00:00Z"));
+            let mut numbers: Vec<OutRefundNo> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Request { amount, reuse } => {
+                        let no = reuse
+                            .and_then(|i| numbers.get(i).cloned())
+                            .unwrap_or_else(OutRefundNo::random);
+                        let input = RefundInput {
+                            order_no: order_no.clone(),
+                            amount: Fen::new(amount),
+                            reason: String::new(),
+                            transaction_id: None,
+                            out_refund_no: Some(no.clone()),
+                            user_id: None,
+                            username: "admin".into(),
+                        };
+                        let n = no.clone();
+                        if let Ok((_, true)) = store.write_blocking(move |tx| record(tx, &input, &n, now)).unwrap() {
+                            numbers.push(no);
+                        }
+                    }
+                    Op::Answer { k, state } => {
+                        let Some(no) = numbers.get(k).cloned() else { continue };
+                        store.write_blocking(move |tx| {
+                            let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                            apply_in(tx, &r, &status(state, r.amount), "test", now, r.attempts)?;
+                            Ok(())
+                        }).unwrap();
+                    }
+                    Op::Refuse(k) => {
+                        let Some(no) = numbers.get(k).cloned() else { continue };
+                        store.write_blocking(move |tx| {
+                            let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                            refunds::set_failed(tx, r.id, NOT_ENOUGH_MESSAGE, now)?;
+                            Ok(())
+                        }).unwrap();
+                    }
+                    Op::Retry(k) => {
+                        let Some(no) = numbers.get(k).cloned() else { continue };
+                        let order_no = order_no.clone();
+                        store.write_blocking(move |tx| {
+                            let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                            if r.state == RefundState::Failed {
+                                let p = &payments::payments_of(tx, r.order_id)?[0];
+                                if check(tx, &order_no, Some(&p.transaction_id), Some(r.amount), Some(r.id), now)?.is_ok() {
+                                    refunds::set_retrying(tx, r.id, now, now)?;
+                                }
+                            }
+                            Ok(())
+                        }).unwrap();
+                    }
+                }
+                let (reserved, succeeded, rows, distinct, applied): (i64, i64, i64, i64, i64) = store
+                    .write_blocking(|tx| {
+                        Ok(tx.query_row(
+                            "SELECT COALESCE(SUM(amount_fen) FILTER (WHERE state NOT IN ('closed', 'failed')), 0),
+                                    COALESCE(SUM(amount_fen) FILTER (WHERE state = 'succeeded'), 0),
+                                    COUNT(*), COUNT(DISTINCT out_refund_no),
+                                    (SELECT COUNT(*) FROM events WHERE kind = 'refund_succeeded')
+                             FROM refunds",
+                            [],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                        )?)
+                    })
+                    .unwrap();
+                prop_assert!(reserved <= PAID, "reserved {reserved} of {PAID}");
+                prop_assert!(succeeded <= PAID, "refunded {succeeded} of {PAID}");
+                prop_assert_eq!(rows, distinct, "one row per out_refund_no");
+                prop_assert_eq!(rows, numbers.len() as i64);
+                let succeeded_rows: i64 = store
+                    .write_blocking(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM refunds WHERE state = 'succeeded'", [], |r| r.get(0))?))
+                    .unwrap();
+                prop_assert_eq!(applied, succeeded_rows, "each success applied once");
+            }
+        }
+    }
+
+    #[test]
+    fn queries_back_off_from_a_minute_to_half_an_hour() {
+        let now = Millis::from(jiff::Timestamp::UNIX_EPOCH);
+        let at =
+            |state, n| Checkout::next_refund_query(state, n, now).map(|m| m.since(now).as_secs());
+        assert_eq!(at(RefundState::Processing, 0), Some(60));
+        assert_eq!(at(RefundState::Processing, 1), Some(300));
+        assert_eq!(at(RefundState::Processing, 4), Some(1800));
+        assert_eq!(at(RefundState::Processing, 400), Some(1800));
+        assert_eq!(at(RefundState::Abnormal, 0), Some(1800));
+        assert_eq!(at(RefundState::Succeeded, 0), None);
+        assert_eq!(at(RefundState::Closed, 3), None);
+    }
+
+    #[test]
+    fn labels_say_fully_or_partly_refunded() {
+        let paid = Fen::new(1000);
+        assert_eq!(
+            refunded_label(OrderState::Paid, paid, Fen::ZERO),
+            RefundedLabel::None
+        );
+        assert_eq!(
+            refunded_label(OrderState::Paid, paid, Fen::new(1)),
+            RefundedLabel::Partly
+        );
+        assert_eq!(
+            refunded_label(OrderState::Paid, paid, paid),
+            RefundedLabel::Fully
+        );
+    }
+}

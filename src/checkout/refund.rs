@@ -151,6 +151,11 @@ fn record(
     now: Millis,
 ) -> Result<Result<(RefundRow, bool), RefundError>, StoreError> {
     if let Some(existing) = refunds::refund_by_no(tx, no)? {
+        // A number is one refund of one order: another order's is not this one's.
+        let of = orders::order_by_id(tx, existing.order_id)?;
+        if of.order_no.as_str() != input.order_no || existing.amount != input.amount {
+            return Ok(Err(RefundError::NoRefund));
+        }
         return Ok(Ok((existing, false)));
     }
     let (order, payment, _) = match check(

@@ -945,3 +945,30 @@ async fn killed_while_the_refund_is_in_flight_the_restart_completes_it_once() {
     );
     assert_eq!(at_gateway[0].status, RefundStatusV2::Success);
 }
+
+#[tokio::test]
+async fn the_refunds_list_has_the_filters_of_admin() {
+    let app = admin_app().await;
+    let (tea, _) = paid_order(&app, "2.00").await;
+    let (cake, _) = paid_order(&app, "3.00").await;
+    let tea_refund = refund(&app, &tea, "1.00", "tea").await;
+    let cake_refund = refund(&app, &cake, "2.00", "cake").await;
+    let list = |q: String| {
+        let app = &app;
+        async move {
+            app.page(&app.http, app.url(&format!("/admin/refunds?{q}")))
+                .await
+        }
+    };
+    let by_order = list(format!("q={tea}")).await;
+    assert!(
+        by_order.contains(&tea_refund) && !by_order.contains(&cake_refund),
+        "{by_order}"
+    );
+    let by_number = list(format!("q={cake_refund}")).await;
+    assert!(by_number.contains(&cake_refund) && !by_number.contains(&tea_refund));
+    let long_ago = list("from=2020-01-01&to=2020-01-31".into()).await;
+    assert!(!long_ago.contains(&tea_refund) && !long_ago.contains(&cake_refund));
+    let flagged = list("flagged=1".into()).await;
+    assert!(!flagged.contains(&tea_refund), "neither order is flagged");
+}

@@ -498,3 +498,29 @@ async fn the_display_swaps_a_refreshed_qr_in_place_and_shows_an_expiry() {
     assert_eq!(ended["amount"], "¥6.60");
     assert!(ended["qr"].is_null() && ended["announce"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_english_shop_announces_in_english() {
+    let app = spawn_app_with(|s| s.shop.language = scanpay::config::Language::En).await;
+    app.login_as("cashier", "cashier").await;
+    let token = pair(&app, &app.http).await;
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await;
+    let order = app.create_order("10.05", "").await;
+    events.until("mode", "open", Duration::from_secs(5)).await;
+    app.scan_and_pay(&order).await;
+    let paid = events.until("mode", "paid", Duration::from_secs(5)).await;
+    assert_eq!(
+        paid["announce"]["text"],
+        "WeChat Pay received ten yuan and five fen"
+    );
+    let html = app
+        .page(&app.anonymous(), app.url(&format!("/display/{token}")))
+        .await;
+    assert!(html.contains("Payment received") && html.contains("lang=\"en\""));
+    let day = app.page(&app.http, app.url("/")).await;
+    assert!(day.contains("data-announce=\"WeChat Pay received ten yuan and five fen\""));
+}

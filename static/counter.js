@@ -67,6 +67,8 @@
     if (voiceOn()) speak(text);
   }
   function setupToggle() {
+    // Browsers load their voices lazily: ask early, so the first payment finds them.
+    try { if (window.speechSynthesis) window.speechSynthesis.getVoices(); } catch (e) { /* none */ }
     var b = document.getElementById("voice-toggle");
     if (!b) return;
     var labels = {

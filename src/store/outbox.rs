@@ -51,6 +51,37 @@ impl Event {
     }
 }
 
+impl Event {
+    /// Money sent back to a customer (one per refund request number).
+    pub fn refund(out_refund_no: &str, order_no: &OrderNo, amount: Fen, at: Millis) -> Self {
+        Event {
+            kind: EventKind::Refund,
+            event_id: format!("refund-{out_refund_no}"),
+            order_no: Some(order_no.clone()),
+            amount,
+            at,
+        }
+    }
+
+    /// A difference between the gateway's daily bill and our records, named
+    /// by the bill's day and the difference's own key (e.g. its transaction).
+    pub fn reconciliation_difference(
+        bill_day: &str,
+        key: &str,
+        order_no: Option<&OrderNo>,
+        amount: Fen,
+        at: Millis,
+    ) -> Self {
+        Event {
+            kind: EventKind::ReconciliationDifference,
+            event_id: format!("reconciliation-{bill_day}-{key}"),
+            order_no: order_no.cloned(),
+            amount,
+            at,
+        }
+    }
+}
+
 /// Records `event` inside `tx` (the transaction of what it reports); `false`
 /// when an event with this id was already recorded.
 pub fn enqueue(tx: &Transaction<'_>, event: &Event) -> Result<bool, StoreError> {
@@ -307,6 +338,38 @@ mod tests {
             shown
                 .iter()
                 .any(|d| d.state == DeliveryState::GivenUp && d.attempts == 1)
+        );
+    }
+
+    #[test]
+    fn refunds_and_reconciliation_differences_have_ids_of_their_own() {
+        let mut c = db();
+        let tx = c.transaction().unwrap();
+        let no = OrderNo::from_stored("202612010002".into());
+        let refund = Event::refund("R202612010002-1", &no, Fen::new(500), Millis(7));
+        let diff =
+            Event::reconciliation_difference("20261201", "4200009", None, Fen::new(-1), Millis(8));
+        assert_eq!(refund.event_id, "refund-R202612010002-1");
+        assert_eq!(diff.event_id, "reconciliation-20261201-4200009");
+        assert!(enqueue(&tx, &refund).unwrap());
+        assert!(enqueue(&tx, &diff).unwrap());
+        assert!(
+            enqueue(&tx, &event("4200009")).unwrap(),
+            "a payment of the same transaction is another event"
+        );
+        fan_out(&tx, &["http://a/".to_string()], Millis(9), 10).unwrap();
+        let kinds: Vec<EventKind> = due(&tx, Millis(9), 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Refund,
+                EventKind::ReconciliationDifference,
+                EventKind::Payment
+            ]
         );
     }
 }

@@ -485,7 +485,15 @@ pub async fn pair(
     user.check_csrf(&form.csrf_token)?;
     let token = state.checkout.pair_display(cashier(&user)).await?;
     let scheme = if client.https { "https" } else { "http" };
-    let host = req.connection_info().host().to_string();
+    // The address the cashier's own browser used (forwarding headers are
+    // `web::client`'s business alone; a wrong Host only misleads this cashier).
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| req.app_config().host().to_string());
     let link = format!("{scheme}://{host}/display/{}", token.as_str());
     let png = crate::qr::render_png(&link, 320).map_err(|e| WebError::Internal(e.into()))?;
     let link_qr = format!(

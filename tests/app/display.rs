@@ -453,3 +453,74 @@ async fn the_checkout_page_lists_the_cashiers_day_live() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_display_swaps_a_refreshed_qr_in_place_and_shows_an_expiry() {
+    let app = spawn_app_on_manual_clock(|_| {}).await;
+    app.login_as("cashier", "cashier").await;
+    let token = pair(&app, &app.http).await;
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await;
+    assert_eq!(
+        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+    let order = app.create_order("6.60", "").await;
+    let first = events.until("mode", "open", Duration::from_secs(5)).await;
+    assert_eq!(first["qr_version"], 1);
+    let old_qr = first["qr"].as_str().unwrap().to_string();
+
+    // Five minutes later the order has a new QR: the display gets its image.
+    app.advance(Duration::from_secs(300)).await;
+    let second = loop {
+        let ev = events
+            .next(Duration::from_secs(5))
+            .await
+            .expect("the new QR is pushed");
+        if ev["qr_version"] == 2 {
+            break ev;
+        }
+    };
+    assert_eq!(second["mode"], "open");
+    let new_qr = second["qr"].as_str().unwrap();
+    assert_ne!(new_qr, old_qr);
+    let png = app.get_anonymous(new_qr).await.bytes().await.unwrap();
+    assert_eq!(decode_qr(&png), app.scan_qr(&order).await);
+
+    // Unpaid for thirty minutes: expired, said on the display.
+    app.advance(Duration::from_secs(1500)).await;
+    let ended = events
+        .until("mode", "expired", Duration::from_secs(5))
+        .await;
+    assert_eq!(ended["amount"], "¥6.60");
+    assert!(ended["qr"].is_null() && ended["announce"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_english_shop_announces_in_english() {
+    let app = spawn_app_with(|s| s.shop.language = scanpay::config::Language::En).await;
+    app.login_as("cashier", "cashier").await;
+    let token = pair(&app, &app.http).await;
+    let mut events = Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await;
+    let order = app.create_order("10.05", "").await;
+    events.until("mode", "open", Duration::from_secs(5)).await;
+    app.scan_and_pay(&order).await;
+    let paid = events.until("mode", "paid", Duration::from_secs(5)).await;
+    assert_eq!(
+        paid["announce"]["text"],
+        "WeChat Pay received ten yuan and five fen"
+    );
+    let html = app
+        .page(&app.anonymous(), app.url(&format!("/display/{token}")))
+        .await;
+    assert!(html.contains("Payment received") && html.contains("lang=\"en\""));
+    let day = app.page(&app.http, app.url("/")).await;
+    assert!(day.contains("data-announce=\"WeChat Pay received ten yuan and five fen\""));
+}

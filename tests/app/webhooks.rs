@@ -306,7 +306,7 @@ async fn a_hanging_receiver_delays_no_payment_and_no_notification_answer() {
         assert_eq!(status, 200);
         assert!(answer.contains("SUCCESS"), "{answer}");
         assert!(
-            took < Duration::from_millis(500),
+            took < Duration::from_secs(1),
             "notification answered in {took:?}"
         );
         assert_eq!(app.status(&token).await["state"], "paid");

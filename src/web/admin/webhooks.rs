@@ -7,7 +7,7 @@ use askama::Template;
 
 use crate::render::html;
 use crate::shop_time::shop_time;
-use crate::store::outbox;
+use crate::store::outbox::{self, DeliveryState};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
@@ -17,6 +17,52 @@ use crate::webhooks::{redact_url, shown};
 /// Deliveries listed, newest first.
 const LISTED: usize = 200;
 
+/// The page's own words, beside `Texts`.
+struct WebhookTexts {
+    title: &'static str,
+    pending: &'static str,
+    delivered: &'static str,
+    given_up: &'static str,
+    queued: &'static str,
+    given_up_alert: &'static str,
+    event: &'static str,
+    at: &'static str,
+    attempts: &'static str,
+    last: &'static str,
+    next_attempt: &'static str,
+    none: &'static str,
+}
+
+static ZH: WebhookTexts = WebhookTexts {
+    title: "Webhook 推送",
+    pending: "待重试",
+    delivered: "已送达",
+    given_up: "已放弃",
+    queued: "排队中",
+    given_up_alert: "条推送连续失败 24 小时后已放弃。",
+    event: "事件",
+    at: "发生时间",
+    attempts: "尝试次数",
+    last: "最近结果",
+    next_attempt: "下次尝试",
+    none: "还没有推送（设置 notify.webhook_urls 后，每笔收款都会推送）。",
+};
+
+static EN: WebhookTexts = WebhookTexts {
+    title: "Webhooks",
+    pending: "pending",
+    delivered: "delivered",
+    given_up: "given up",
+    queued: "queued",
+    given_up_alert: "given up after 24 hours of failed attempts.",
+    event: "event",
+    at: "at",
+    attempts: "attempts",
+    last: "last answer",
+    next_attempt: "next attempt",
+    none: "Nothing sent yet (set notify.webhook_urls and each payment is posted).",
+};
+
 struct Row {
     event: &'static str,
     event_id: String,
@@ -25,6 +71,7 @@ struct Row {
     at: String,
     url: String,
     state: &'static str,
+    state_label: &'static str,
     attempts: i64,
     last: String,
     next_attempt: String,
@@ -35,6 +82,7 @@ struct Row {
 #[template(path = "admin/webhooks.html")]
 struct WebhooksPage<'a> {
     t: &'static Texts,
+    w: &'static WebhookTexts,
     layout: Layout<'a>,
     username: &'a str,
     csrf_token: &'a str,
@@ -56,6 +104,7 @@ pub async fn webhooks(
         .read(|c| Ok((outbox::counts(c)?, outbox::recent(c, LISTED)?)))
         .await?;
     let tz = &state.tz;
+    let w: &'static WebhookTexts = if state.t.lang == "en" { &EN } else { &ZH };
     let rows = list
         .into_iter()
         .map(|d| Row {
@@ -66,6 +115,11 @@ pub async fn webhooks(
             at: shop_time(tz, d.event.at),
             url: redact_url(&d.url),
             state: d.state.as_str(),
+            state_label: match d.state {
+                DeliveryState::Pending => w.pending,
+                DeliveryState::Delivered => w.delivered,
+                DeliveryState::GivenUp => w.given_up,
+            },
             attempts: d.attempts,
             last: match (d.last_status, d.last_error) {
                 (_, Some(e)) => e,
@@ -79,6 +133,7 @@ pub async fn webhooks(
     let (pending, delivered, given_up, waiting) = counts;
     let page = WebhooksPage {
         t: state.t,
+        w,
         layout: state.layout(),
         username: &user.0.username,
         csrf_token: &user.0.csrf_token,

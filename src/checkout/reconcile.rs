@@ -20,7 +20,7 @@ use crate::order::PaymentSource;
 use crate::store::StoreError;
 use crate::store::bills::{self, DayRow, DifferenceRow};
 use crate::store::orders;
-use crate::store::outbox::{self, Event, EventKind};
+use crate::store::outbox::{self, Event};
 use crate::trade::{OutTradeNo, TransactionId};
 
 /// A payment as scanpay recorded it.
@@ -392,12 +392,9 @@ impl Checkout {
             Ok(BillFetch::NotReady(why)) => return self.pending(day_text, now, why).await,
             Err(e) => return self.pending(day_text, now, e.to_string()).await,
         };
-        let ours = self.payments_of_day(day).await?;
+        let (ours, refunds) = self.books_of_day(day).await?;
         let no_bill = bill.is_none();
         let bill = bill.unwrap_or_default();
-        // Refunds are reconciled once they are recorded here (they land in the
-        // bill of the day they were made).
-        let refunds: Vec<OurRefund> = Vec::new();
         let found = compare(&ours, &refunds, &bill);
         let state = match (found.is_empty(), no_bill) {
             (false, _) => DayState::Differences,
@@ -458,13 +455,13 @@ impl Checkout {
                     };
                     outbox::enqueue(
                         tx,
-                        &Event {
-                            kind: EventKind::ReconciliationDifference,
-                            event_id: format!("difference-{}-{}-{key}", record.day, d.kind),
-                            order_no: order_no.clone(),
-                            amount: d.theirs.or(d.ours).unwrap_or(Fen::ZERO),
-                            at: now,
-                        },
+                        &Event::reconciliation_difference(
+                            &record.day,
+                            &format!("{}-{key}", d.kind),
+                            order_no.as_ref(),
+                            d.theirs.or(d.ours).unwrap_or(Fen::ZERO),
+                            now,
+                        ),
                     )?;
                     let order_no = order_no.map(|n| n.to_string());
                     rows.push(DifferenceRow {
@@ -501,8 +498,12 @@ impl Checkout {
         Ok(DayOutcome::Pending(why))
     }
 
-    /// Our payments whose gateway day is `day`.
-    async fn payments_of_day(&self, day: Date) -> Result<Vec<OurPayment>, CheckoutError> {
+    /// Our payments whose gateway day is `day`, and our refunds that
+    /// succeeded that day (a refund is in the bill of the day it was made).
+    async fn books_of_day(
+        &self,
+        day: Date,
+    ) -> Result<(Vec<OurPayment>, Vec<OurRefund>), CheckoutError> {
         let start = day
             .to_zoned(beijing())
             .map(|z| Millis(z.timestamp().as_millisecond()))
@@ -511,11 +512,16 @@ impl Checkout {
         // (a poll after an outage, a restart): a wide margin, then the exact day.
         let from = start.minus(Duration::from_secs(24 * 3600));
         let until = start.plus(Duration::from_secs(3 * 24 * 3600));
-        let booked = self
+        let (booked, refunded) = self
             .store()
-            .read(move |c| bills::payments_recorded_between(c, from, until))
+            .read(move |c| {
+                Ok((
+                    bills::payments_recorded_between(c, from, until)?,
+                    bills::refunds_finished_between(c, from, until)?,
+                ))
+            })
             .await?;
-        Ok(booked
+        let payments = booked
             .into_iter()
             .filter(|p| payment_day(p.time_end.as_deref(), p.created_at) == day)
             .map(|p| OurPayment {
@@ -523,7 +529,17 @@ impl Checkout {
                 transaction_id: p.transaction_id,
                 amount: p.amount,
             })
-            .collect())
+            .collect();
+        let refunds = refunded
+            .into_iter()
+            .filter(|r| payment_day(None, r.finished_at) == day)
+            .map(|r| OurRefund {
+                out_refund_no: r.out_refund_no,
+                out_trade_no: r.out_trade_no,
+                amount: r.amount,
+            })
+            .collect();
+        Ok((payments, refunds))
     }
 
     /// The days reconciled, newest first (the admin's list).

@@ -16,6 +16,7 @@ use crate::money::Fen;
 use crate::order::{OrderState, RefundState, UserId};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
+use crate::store::outbox::{self, Event};
 use crate::store::payments::{self, NotificationRow, PaymentRow};
 use crate::store::refunds::{self, NewRefund, RefundJob, RefundRow};
 use crate::trade::{OutRefundNo, TransactionId};
@@ -535,7 +536,13 @@ fn apply_in(
         detail.push_str(&format!(" to {a}"));
     }
     orders::add_event(tx, r.order_id, now, kind, &detail)?;
-    Ok(Some(orders::order_by_id(tx, r.order_id)?.token))
+    let order = orders::order_by_id(tx, r.order_id)?;
+    if state == RefundState::Succeeded {
+        // The owner hears of money that went back, in the same transaction.
+        let event = Event::refund(r.out_refund_no.as_str(), &order.order_no, r.amount, now);
+        outbox::enqueue(tx, &event)?;
+    }
+    Ok(Some(order.token))
 }
 
 /// What an order's page says of its refunds.

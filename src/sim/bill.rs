@@ -14,6 +14,7 @@ use super::ledger::{Ledger, SimTradeState};
 use crate::bill::{self, Bill, BillRow, BillSummary};
 use crate::money::Fen;
 use crate::wxpay::notify::return_fail;
+use crate::wxpay::refund::RefundStatusV2;
 use crate::wxpay::sign;
 use crate::wxpay::xml::{self, Fields};
 
@@ -65,6 +66,43 @@ pub fn day_bill(ledger: &Ledger, appid: &str, mch_id: &str, day: Date, faults: &
             order_total: o.req.total_fee,
         })
         .collect();
+    // A refund is listed on the day it succeeded, as its own row.
+    let mut refunds: Vec<_> = ledger
+        .refunds
+        .all()
+        .filter(|r| r.status == RefundStatusV2::Success)
+        .filter_map(|r| r.success_time.map(|t| (r, t)))
+        .filter(|(_, t)| t.to_zoned(tz.clone()).date() == day)
+        .collect();
+    refunds.sort_by_key(|(r, t)| (*t, r.out_refund_no.clone()));
+    for (r, t) in refunds {
+        let product = ledger
+            .get(&r.out_trade_no)
+            .map(|o| o.req.body.clone())
+            .unwrap_or_default();
+        rows.push(BillRow {
+            trade_time: t
+                .to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            appid: appid.to_string(),
+            mch_id: mch_id.to_string(),
+            transaction_id: r.transaction_id.clone(),
+            out_trade_no: r.out_trade_no.clone(),
+            trade_type: "NATIVE".into(),
+            trade_state: "REFUND".into(),
+            settlement: r.total_fee,
+            coupon: Fen::ZERO,
+            refund_id: r.refund_id.clone(),
+            out_refund_no: r.out_refund_no.clone(),
+            refund: r.refund_fee,
+            refund_state: "SUCCESS".into(),
+            product,
+            // The fee on the money that went back is returned.
+            fee_millifen: -fee_millifen(r.refund_fee),
+            order_total: r.total_fee,
+        });
+    }
     apply_faults(&mut rows, faults, day);
     let summary = BillSummary {
         rows: rows.len() as u64,

@@ -78,6 +78,11 @@ impl RefundBook {
         self.refunds.is_empty()
     }
 
+    /// Every refund, in no particular order (the bill sorts what it lists).
+    pub fn all(&self) -> impl Iterator<Item = &SimRefund> {
+        self.refunds.values()
+    }
+
     fn of_trade(&self, out_trade_no: &str) -> impl Iterator<Item = &SimRefund> {
         self.refunds
             .values()

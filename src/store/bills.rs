@@ -193,3 +193,35 @@ pub fn payments_recorded_between(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// A refund that succeeded, as the books hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookedRefund {
+    pub out_refund_no: String,
+    pub out_trade_no: String,
+    pub amount: Fen,
+    pub finished_at: Millis,
+}
+
+/// Refunds that succeeded between `from` and `until` (the caller keeps the day's).
+pub fn refunds_finished_between(
+    c: &Connection,
+    from: Millis,
+    until: Millis,
+) -> Result<Vec<BookedRefund>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT r.out_refund_no, q.out_trade_no, r.amount_fen, r.finished_at
+         FROM refunds r JOIN payments p ON p.id = r.payment_id JOIN qrs q ON q.id = p.qr_id
+         WHERE r.state = 'succeeded' AND r.finished_at >= ?1 AND r.finished_at < ?2
+         ORDER BY r.id",
+    )?;
+    let rows = st.query_map(params![from, until], |r| {
+        Ok(BookedRefund {
+            out_refund_no: r.get(0)?,
+            out_trade_no: r.get(1)?,
+            amount: Fen::new(r.get(2)?),
+            finished_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -257,3 +257,43 @@ async fn the_poller_reconciles_yesterday_once_the_bill_is_due() {
         "not again, and no day before the first order"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refunds_are_reconciled_and_the_owner_told_of_them() {
+    use crate::refunds::{admin_app, paid_order, refund, wait_refund};
+    let app = admin_app().await;
+    let (order_no, _) = paid_order(&app, "20.00").await;
+    let no = refund(&app, &order_no, "5.00", "one cup short").await;
+    wait_refund(&app, &no, "succeeded").await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE event = 'refund' AND event_id = 'refund-{no}'"
+        )),
+        1,
+        "written with the refund's success"
+    );
+    let (code, line) = reconcile(&app, &beijing_today()).await;
+    assert_eq!(code, 0, "{line}");
+    // 20.00 paid, 5.00 back; the 0.6 % fee is charged on the 20 and returned on the 5.
+    assert!(
+        line.contains("1 payments 20.00 yuan, refunds 5.00 yuan, fees 0.09 yuan, net 14.91 yuan"),
+        "{line}"
+    );
+    // A refund the books have and the bill lacks is a difference of its own
+    // (the books are changed behind the app's back to make them disagree).
+    let books =
+        rusqlite::Connection::open(app.data_dir.path().join(scanpay::store::DB_FILE)).unwrap();
+    books.busy_timeout(Duration::from_secs(10)).unwrap();
+    books
+        .execute(
+            "UPDATE refunds SET out_refund_no = 'R-NOT-IN-BILL' WHERE out_refund_no = ?1",
+            [&no],
+        )
+        .unwrap();
+    let (code, line) = reconcile(&app, &beijing_today()).await;
+    assert_eq!(code, 3, "{line}");
+    assert!(
+        line.contains("1 refund_missing_here") && line.contains("1 refund_missing_in_bill"),
+        "{line}"
+    );
+}

@@ -14,14 +14,14 @@ use scanpay::wxpay::{SignType, xml};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A paid order of `amount` yuan, created and paid as the admin; its order_no and token.
-async fn paid_order(app: &TestApp, amount: &str) -> (String, String) {
+pub(crate) async fn paid_order(app: &TestApp, amount: &str) -> (String, String) {
     let token = app.create_order(amount, "refundable").await;
     app.scan_and_pay(&token).await;
     let s = app.wait_for_state(&token, "paid", WAIT).await;
     (s["order_no"].as_str().unwrap().to_string(), token)
 }
 
-async fn admin_app() -> TestApp {
+pub(crate) async fn admin_app() -> TestApp {
     let app = spawn_app().await;
     app.login_as("admin", "admin").await;
     app
@@ -46,7 +46,7 @@ async fn post_refund(
 }
 
 /// Asks for the confirmation, then confirms it: the refund's out_refund_no.
-async fn refund(app: &TestApp, order_no: &str, amount: &str, reason: &str) -> String {
+pub(crate) async fn refund(app: &TestApp, order_no: &str, amount: &str, reason: &str) -> String {
     let csrf = app.csrf().await;
     let confirm = post_refund(
         app,
@@ -92,7 +92,7 @@ fn state_of(app: &TestApp, no: &str) -> String {
         .unwrap()
 }
 
-async fn wait_refund(app: &TestApp, no: &str, state: &str) {
+pub(crate) async fn wait_refund(app: &TestApp, no: &str, state: &str) {
     let sql =
         format!("SELECT COUNT(*) FROM refunds WHERE out_refund_no = '{no}' AND state = '{state}'");
     app.wait_count(&format!("refund {no} {state}"), &sql, 1, WAIT)

@@ -216,7 +216,13 @@ struct PrintPage<'a> {
     state: &'static str,
     amount: String,
     qr_version: i64,
-    valid_until: String,
+    /// What the paper says of its QR: until when it can be paid, and how long that is.
+    payable_until: String,
+    /// Until the QR is replaced (the page then shows the new one, or the outcome).
+    seconds_left: i64,
+    /// The receipt, once paid.
+    paid_at: String,
+    refunded: String,
 }
 
 pub async fn print(
@@ -225,6 +231,18 @@ pub async fn print(
 ) -> Result<HttpResponse, WebError> {
     let v = load(&state, &path).await?;
     let qr = v.scannable();
+    // A NATIVE code lives at most two hours, and scanpay replaces (and closes)
+    // it when its screen life ends: the paper says so, in the shop's time.
+    let seconds_left = qr.map(|q| v.seconds_until(q.display_until)).unwrap_or(0);
+    let payable_until = qr
+        .map(|q| {
+            state
+                .t
+                .print_payable_until
+                .replace("{time}", &shop_time(&state.tz, q.display_until))
+                .replace("{minutes}", &((seconds_left + 59) / 60).to_string())
+        })
+        .unwrap_or_default();
     let page = PrintPage {
         t: state.t,
         layout: state.layout(),
@@ -232,9 +250,18 @@ pub async fn print(
         state: state.t.order_state(v.order.state),
         amount: v.order.amount.to_string(),
         qr_version: qr.map(|q| q.version).unwrap_or(0),
-        valid_until: qr
-            .map(|q| shop_time(&state.tz, q.display_until))
+        payable_until,
+        seconds_left,
+        paid_at: v
+            .order
+            .paid_at
+            .map(|p| shop_time(&state.tz, p))
             .unwrap_or_default(),
+        refunded: if v.refunded.get() > 0 {
+            v.refunded.to_string()
+        } else {
+            String::new()
+        },
         v: &v,
     };
     Ok(html(StatusCode::OK, &page))

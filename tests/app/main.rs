@@ -17,6 +17,7 @@ mod notify;
 mod ops;
 mod permissions;
 mod poller;
+mod print;
 mod protocol;
 mod proxy;
 mod reconcile;

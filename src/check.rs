@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{Api, Settings};
 use crate::wxpay::{ErrCode, OrderQuery, OutTradeNo, WxPayClient, WxPayError};
 
 /// Past this difference with the gateway's clock, signed timestamps (v3) and
@@ -98,6 +98,12 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             format!("live mode, gateway {}", wx.gateway),
         ));
         match wx.validate_live() {
+            Ok(()) if wx.api == Api::V3 => out.push(Outcome::new(
+                Status::Pass,
+                "settings",
+                "appid, mch_id, apiv3_key (32 characters), private_key_file (PKCS#8), \
+                 cert_serial and notify_url are set",
+            )),
             Ok(()) => out.push(Outcome::new(
                 Status::Pass,
                 "settings",
@@ -106,15 +112,7 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             Err(e) => out.push(Outcome::new(Status::Fail, "settings", e.to_string())),
         }
     }
-    out.push(Outcome::new(
-        Status::Pass,
-        "protocol",
-        format!(
-            "WeChat Pay API v2, {} signatures; every answer is believed only after its \
-             signature checks out with the API key",
-            wx.sign_type.as_str()
-        ),
-    ));
+    out.push(protocol(settings));
     if !wx.is_simulator() {
         out.push(database(&settings.data_dir));
     }
@@ -139,6 +137,8 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             "gateway",
             "simulator mode: the gateway is the app's own /sim/",
         ));
+    } else if settings_ok && wx.api == Api::V3 {
+        out.extend(gateway_v3(settings).await);
     } else if settings_ok {
         out.extend(gateway(settings).await);
     } else {
@@ -150,6 +150,38 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
     }
     out.push(certificates());
     out
+}
+
+/// Which protocol, and how answers are believed.
+fn protocol(settings: &Settings) -> Outcome {
+    let wx = &settings.wxpay;
+    if wx.api == Api::V2 {
+        return Outcome::new(
+            Status::Pass,
+            "protocol",
+            format!(
+                "WeChat Pay API v2, {} signatures; every answer is believed only after its \
+                 signature checks out with the API key",
+                wx.sign_type.as_str()
+            ),
+        );
+    }
+    let how = match wx.public_key_id.as_deref() {
+        Some(id) if wx.public_key_file.is_some() => format!(
+            "the WeChat Pay public key {id} (and platform certificates by serial, if WeChat Pay still uses them)"
+        ),
+        _ if wx.is_simulator() => "the simulator's public key".to_string(),
+        _ => "platform certificates downloaded from /v3/certificates, decrypted with the APIv3 key"
+            .to_string(),
+    };
+    Outcome::new(
+        Status::Pass,
+        "protocol",
+        format!(
+            "WeChat Pay API v3, SHA256-RSA2048 requests signed with the merchant's API key; \
+             every answer and notification is believed only after its signature checks out with {how}"
+        ),
+    )
 }
 
 /// Live mode starts only with a database this binary knows and an admin in it.
@@ -205,19 +237,35 @@ pub struct KeyFile {
 pub fn key_files(settings: &Settings, config_file: Option<&Path>) -> Vec<KeyFile> {
     let mut files = Vec::new();
     if let Some(path) = config_file {
-        let holds_key = std::fs::read_to_string(path)
+        let table = std::fs::read_to_string(path)
             .ok()
-            .and_then(|t| t.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("wxpay")?.get("api_key").map(|_| ()))
-            .is_some();
-        if holds_key {
+            .and_then(|t| t.parse::<toml::Table>().ok());
+        let holds = |key: &str| {
+            table
+                .as_ref()
+                .and_then(|t| t.get("wxpay")?.get(key).map(|_| ()))
+                .is_some()
+        };
+        if holds("api_key") {
             files.push(KeyFile {
                 what: "the config file (it holds wxpay.api_key)",
                 path: path.to_path_buf(),
             });
+        } else if holds("apiv3_key") {
+            files.push(KeyFile {
+                what: "the config file (it holds wxpay.apiv3_key)",
+                path: path.to_path_buf(),
+            });
         }
     }
-    let _ = settings;
+    if settings.wxpay.api == Api::V3
+        && let Some(path) = &settings.wxpay.private_key_file
+    {
+        files.push(KeyFile {
+            what: "the merchant's API private key (wxpay.private_key_file)",
+            path: path.clone(),
+        });
+    }
     files
 }
 
@@ -356,6 +404,16 @@ async fn gateway(settings: &Settings) -> Vec<Outcome> {
         out.push(clock(&wx.gateway, wx.timeout()).await);
     }
     out
+}
+
+/// v3: one signed query for an order that cannot exist, verified as every answer is.
+async fn gateway_v3(settings: &Settings) -> Vec<Outcome> {
+    let _ = settings;
+    vec![Outcome::new(
+        Status::Skip,
+        "gateway",
+        "API v3: not asked yet",
+    )]
 }
 
 /// What the probe's answer says about our signature and theirs.

@@ -320,7 +320,7 @@ fn gateway(settings: &Settings, addr: SocketAddr) -> (String, String) {
         let notify_url = wx
             .notify_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}/wxpay/notify"));
+            .unwrap_or_else(|| format!("http://{addr}{}", wx.notify_path()));
         (format!("http://{addr}/sim/"), notify_url)
     } else {
         (

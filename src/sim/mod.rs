@@ -24,6 +24,8 @@ use ledger::Ledger;
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub merchant: Merchant,
+    /// The API v3 merchant the v3 routes serve.
+    pub v3: crate::wxpay_v3::Merchant,
     pub time_scale: f64,
     pub min_close_age: Duration,
     pub faults: Faults,

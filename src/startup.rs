@@ -309,7 +309,7 @@ fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 }
 
 fn simulator(settings: &Settings) -> anyhow::Result<Simulator> {
-    Simulator::new(settings.sim_config()?).context("cannot build the simulator's HTTP client")
+    Simulator::new(settings.sim_config()?).context("cannot build the simulator")
 }
 
 /// The gateway's base URL and our notify_url. In simulator mode both are on our

@@ -113,9 +113,12 @@ impl V3Client {
         let timestamp = jiff::Timestamp::now().as_second();
         let nonce = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let bytes = body.unwrap_or_default();
+        // The signature covers the path as the gateway receives it, with any
+        // prefix of the base URL (a gateway mounted under `/sim`, say).
+        let signed_path = format!("{}{path_and_query}", base_path(&self.base_url));
         let authorization = self
             .signer
-            .authorization(method.as_str(), path_and_query, timestamp, &nonce, &bytes)
+            .authorization(method.as_str(), &signed_path, timestamp, &nonce, &bytes)
             .map_err(|e| V3Error::Transport(e.to_string()))?;
         let mut req = self
             .http
@@ -176,6 +179,12 @@ impl V3Client {
             .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
         Ok(answer)
     }
+}
+
+/// The path part of a base URL (`http://host:1/sim` → `/sim`; none → ``).
+fn base_path(base_url: &str) -> &str {
+    let after_scheme = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    after_scheme.find('/').map_or("", |i| &after_scheme[i..])
 }
 
 #[cfg(test)]
@@ -299,6 +308,13 @@ mod tests {
                 payer_client_ip: "127.0.0.1".into(),
             },
         }
+    }
+
+    #[test]
+    fn the_base_urls_path_is_signed_too() {
+        assert_eq!(base_path("http://127.0.0.1:8080/sim"), "/sim");
+        assert_eq!(base_path("https://api.mch.weixin.qq.com"), "");
+        assert_eq!(base_path("http://h/a/b"), "/a/b");
     }
 
     #[tokio::test(flavor = "multi_thread")]

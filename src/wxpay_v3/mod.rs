@@ -10,6 +10,7 @@
 
 pub mod aead;
 pub mod api;
+pub mod cert;
 pub mod client;
 pub mod notify;
 pub mod sign;

@@ -148,7 +148,9 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             "not asked until the settings above are right",
         ));
     }
-    out.push(certificates());
+    if wx.api == Api::V2 {
+        out.push(certificates());
+    }
     out
 }
 

@@ -11,10 +11,12 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
+use crate::checkout::gateway::Gateway;
 use crate::checkout::{Checkout, Hub};
 use crate::clock::Clock;
+use crate::config::Api;
 use crate::config::Settings;
-use crate::gateway::WxPayV2;
+use crate::gateway::{WxPayV2, WxPayV3};
 use crate::poller::Poller;
 use crate::qr::QrCache;
 use crate::sim::Simulator;
@@ -23,6 +25,9 @@ use crate::web::AppState;
 use crate::web::client::TrustedProxies;
 use crate::web::deadline::BodyTimeout;
 use crate::wxpay::WxPayClient;
+use crate::wxpay_v3::PublicKey;
+use crate::wxpay_v3::aead::ApiV3Key;
+use crate::wxpay_v3::client::V3Client;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -91,6 +96,46 @@ pub struct Application {
     simulator: Option<Simulator>,
     /// `backup.dir` / `backup.keep`, when daily backups are on.
     daily_backup: Option<DailyBackup>,
+    /// API v3 with platform certificates: kept fresh in the background.
+    certificates: Option<CertificateRefresh>,
+}
+
+/// The v3 client whose platform certificates are downloaded again before they expire.
+pub struct CertificateRefresh {
+    client: Arc<V3Client>,
+    apiv3_key: ApiV3Key,
+}
+
+/// How often platform certificates are downloaded again (WeChat Pay's own SDK:
+/// hourly; certificates overlap for weeks when they rotate).
+const CERTIFICATE_REFRESH: Duration = Duration::from_secs(3600);
+/// After a failed download, try again this soon.
+const CERTIFICATE_RETRY: Duration = Duration::from_secs(60);
+
+impl CertificateRefresh {
+    async fn run(self, stop: CancellationToken) {
+        let mut wait = if self.client.certificates().is_empty() {
+            CERTIFICATE_RETRY
+        } else {
+            CERTIFICATE_REFRESH
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = match self.client.refresh_certificates(&self.apiv3_key).await {
+                Ok(certs) => {
+                    tracing::info!(count = certs.len(), "platform certificates refreshed");
+                    CERTIFICATE_REFRESH
+                }
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "platform certificates not refreshed; will retry");
+                    CERTIFICATE_RETRY
+                }
+            };
+        }
+    }
 }
 
 struct DailyBackup {
@@ -126,18 +171,12 @@ impl Application {
             None => None,
         };
         let proxies = settings.http.trusted_proxies()?;
-        let (gateway, notify_url) = gateway(&settings, addr);
-        let wx = WxPayClient::new(
-            &gateway,
-            settings.wxpay.merchant_or_demo()?,
-            settings.wxpay.timeout(),
-        )?;
+        let (gateway, certificates) = build_gateway(&settings, addr).await?;
         let qr_cache = Arc::new(QrCache::default());
         let hub = {
             let qr_cache = qr_cache.clone();
             Hub::new().on_publish(move |token| qr_cache.forget(token))
         };
-        let gateway = Arc::new(WxPayV2::new(wx, notify_url));
         let accounts = Accounts::new(store.clone());
         let checkout = Checkout::with_clock(store, gateway, hub, settings.checkout_config(), clock);
         let poller = Poller::new(checkout.clone(), settings.poller.clone());
@@ -184,6 +223,7 @@ impl Application {
             poller,
             simulator,
             daily_backup,
+            certificates,
         })
     }
 
@@ -240,6 +280,7 @@ impl Application {
                 stop.clone(),
             ))
         });
+        let certificates = self.certificates.map(|c| tokio::spawn(c.run(stop.clone())));
         let served = serve_until(self.server, shutdown).await;
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
@@ -253,6 +294,11 @@ impl Application {
             && let Err(e) = backups.await
         {
             tracing::error!(error.message = %e, "the daily backup did not stop cleanly");
+        }
+        if let Some(c) = certificates
+            && let Err(e) = c.await
+        {
+            tracing::error!(error.message = %e, "the certificate refresh did not stop cleanly");
         }
         served
         // The store closes with its last handle, dropped with the server and the poller.
@@ -310,6 +356,53 @@ fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 
 fn simulator(settings: &Settings) -> anyhow::Result<Simulator> {
     Simulator::new(settings.sim_config()?).context("cannot build the simulator")
+}
+
+/// The gateway of `wxpay.api`: `WxPayV2`, or `WxPayV3` with WeChat Pay
+/// verified by its public key (`public_key_file`, or the simulator's own in
+/// simulator mode) and/or by platform certificates downloaded now and kept
+/// fresh (when no public key is configured; a failed first download is
+/// retried in the background, answers meanwhile unbelievable).
+async fn build_gateway(
+    settings: &Settings,
+    addr: SocketAddr,
+) -> anyhow::Result<(Arc<dyn Gateway>, Option<CertificateRefresh>)> {
+    let (base, notify_url) = gateway(settings, addr);
+    let wx = &settings.wxpay;
+    if wx.api == Api::V2 {
+        let client = WxPayClient::new(&base, wx.merchant_or_demo()?, wx.timeout())?;
+        return Ok((Arc::new(WxPayV2::new(client, notify_url)), None));
+    }
+    let mut merchant = wx.v3_merchant_or_demo()?;
+    if wx.is_simulator() && merchant.public_key.is_none() {
+        // The app in simulator mode believes the simulator's own public key.
+        merchant.public_key = Some(PublicKey {
+            id: crate::sim::v3::keys::PUBLIC_KEY_ID.into(),
+            pem: crate::sim::v3::keys::PUBLIC_KEY_PEM.into(),
+        });
+    }
+    let (client, refresh) = v3_client(&base, &merchant, wx.timeout()).await?;
+    let gateway = WxPayV3::new(client.clone(), merchant.apiv3_key.clone(), notify_url);
+    Ok((Arc::new(gateway), refresh))
+}
+
+/// A v3 client for `merchant` at `base`; without a public key, its platform
+/// certificates (downloaded by `connect`) and the refresh that keeps them.
+async fn v3_client(
+    base: &str,
+    merchant: &crate::wxpay_v3::Merchant,
+    timeout: Duration,
+) -> anyhow::Result<(Arc<V3Client>, Option<CertificateRefresh>)> {
+    let client = Arc::new(
+        V3Client::connect(base.trim_end_matches('/'), merchant, timeout)
+            .await
+            .context("the API v3 client")?,
+    );
+    let refresh = merchant.public_key.is_none().then(|| CertificateRefresh {
+        client: client.clone(),
+        apiv3_key: merchant.apiv3_key.clone(),
+    });
+    Ok((client, refresh))
 }
 
 /// The gateway's base URL and our notify_url. In simulator mode both are on our

@@ -2,10 +2,16 @@
 //! in headers, encrypted notification resources and HTTP-status answers stay
 //! on this side. The shop's terms are the same as for v2.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest;
+
 use crate::checkout::gateway::{
     Ack, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply, NotifyRequest,
     PayableCode, PaymentFacts, ReadNotification, Refusal, TradeStatus,
 };
+use crate::lock::LockExt;
 use crate::money::Fen;
 use crate::trade::{OutTradeNo, TransactionId};
 use crate::wxpay_v3::aead::ApiV3Key;
@@ -17,19 +23,62 @@ use crate::wxpay_v3::verify::Signed;
 /// The most of a notification body kept in the log (its resource is ciphertext).
 const MAX_LOGGED_BODY: usize = 4096;
 
+/// v3's `description` is string(127), one byte less than v2's `body`.
+const MAX_DESCRIPTION_BYTES: usize = 127;
+
+/// How long a notification id is remembered: longer than the five minutes
+/// within which a signed notification is believed at all, so a copy replayed
+/// later is refused as stale by its timestamp anyway.
+const REPLAY_MEMORY_SECS: i64 = 15 * 60;
+/// At most this many ids remembered (WeChat Pay sends one per payment).
+const REPLAY_MEMORY_MAX: usize = 100_000;
+
 pub struct WxPayV3 {
-    client: V3Client,
+    /// Shared with start-up's certificate refresh.
+    client: Arc<V3Client>,
     apiv3_key: ApiV3Key,
     /// Where WeChat Pay sends notifications (`…/wxpay/v3/notify`).
     notify_url: String,
+    /// Notification ids seen lately, with the digest of their body and when.
+    seen: Mutex<HashMap<String, ([u8; 32], i64)>>,
+}
+
+/// Whether a verified notification id was seen before, and with which body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    New,
+    /// The same id with the same body: a retry or a duplicate, answered alike.
+    Again,
+    /// The same id with another body: a replay, refused.
+    Conflict,
 }
 
 impl WxPayV3 {
-    pub fn new(client: V3Client, apiv3_key: ApiV3Key, notify_url: String) -> Self {
+    pub fn new(client: Arc<V3Client>, apiv3_key: ApiV3Key, notify_url: String) -> Self {
         WxPayV3 {
             client,
             apiv3_key,
             notify_url,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers a verified notification's id with its body's digest. The
+    /// same id with the same body (WeChat Pay's retries and duplicates) goes
+    /// on to be applied idempotently; with another body it is refused.
+    fn remember(&self, id: &str, body: &[u8], now: i64) -> Seen {
+        let digest: [u8; 32] = sha2::Sha256::digest(body).into();
+        let mut seen = self.seen.lock_or_recover();
+        if seen.len() >= REPLAY_MEMORY_MAX {
+            seen.retain(|_, (_, at)| now - *at < REPLAY_MEMORY_SECS);
+        }
+        match seen.get(id) {
+            Some((d, _)) if *d == digest => Seen::Again,
+            Some(_) => Seen::Conflict,
+            None => {
+                seen.insert(id.to_string(), (digest, now));
+                Seen::New
+            }
         }
     }
 
@@ -50,7 +99,9 @@ impl Gateway for WxPayV3 {
             let order = NativeOrder {
                 appid: self.client.appid().to_string(),
                 mchid: self.client.mchid().to_string(),
-                description: req.description.clone(),
+                description: req.description
+                    [..req.description.floor_char_boundary(MAX_DESCRIPTION_BYTES)]
+                    .to_string(),
                 out_trade_no: req.out_trade_no.to_string(),
                 time_expire: api::format_time(req.time_expire),
                 notify_url: self.notify_url.clone(),
@@ -106,8 +157,17 @@ impl Gateway for WxPayV3 {
         let mut loggable_body = String::from_utf8_lossy(req.body).into_owned();
         loggable_body.truncate(loggable_body.floor_char_boundary(MAX_LOGGED_BODY));
         let now = jiff::Timestamp::now().as_second();
-        let notice = notify::read(req.body, &signed, self.client.keys(), &self.apiv3_key, now)
+        let notice = notify::read(req.body, &signed, &*self.client, &self.apiv3_key, now)
             .map_err(|e| e.to_string())
+            .and_then(|n| {
+                if self.remember(&n.id, req.body, now) == Seen::Conflict {
+                    return Err(format!(
+                        "notification id {:?} seen before with another body: a replay",
+                        n.id
+                    ));
+                }
+                Ok(n)
+            })
             .and_then(|n| match n.event {
                 Event::Transaction(tx) => {
                     self.ours(&tx)?;
@@ -184,6 +244,7 @@ fn gateway_error(e: V3Error) -> GatewayError {
     match e {
         V3Error::Transport(detail) => GatewayError::Transport(detail),
         V3Error::Unbelievable(detail) => GatewayError::Unbelievable(detail),
+        V3Error::Key(e) => GatewayError::Protocol(e.to_string()),
         V3Error::Api {
             status,
             code,
@@ -296,7 +357,7 @@ mod tests {
         )
         .unwrap();
         let g = WxPayV3::new(
-            client,
+            Arc::new(client),
             ApiV3Key::new("scanpay-demo-apiv3-key-000000000").unwrap(),
             "https://shop.example/wxpay/v3/notify".into(),
         );

@@ -94,6 +94,10 @@ impl WechatPayKeys {
         ));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// Checks a signed message at `now` (Unix seconds): the key its serial
     /// names, the five-minute window, the signature over the raw body.
     pub fn verify(&self, h: &Signed<'_>, body: &[u8], now: i64) -> Result<(), VerifyError> {

@@ -5,6 +5,7 @@
 
 mod admin;
 mod backup;
+mod both_apis;
 mod browser;
 mod check;
 mod checkout;

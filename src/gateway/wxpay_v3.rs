@@ -1,6 +1,14 @@
 //! WeChat Pay API v3 behind the checkout's gateway seam: JSON, RSA signatures
 //! in headers, encrypted notification resources and HTTP-status answers stay
 //! on this side. The shop's terms are the same as for v2.
+//!
+//! The five-minute QR refresh is v2's: a new `out_trade_no` per QR, the old
+//! one closed. v3's alternative, re-ordering the same `out_trade_no` with
+//! identical parameters for a fresh `code_url` (the old code dies), would
+//! need `time_expire` to be the whole order's life, leaving the trade payable
+//! that long even if a close failed, and would make a payment of a superseded
+//! QR indistinguishable from one of the current QR; with one trade number per
+//! QR, "late" and "superseded" stay exact and `time_expire` bounds each code.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

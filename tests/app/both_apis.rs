@@ -102,8 +102,10 @@ async fn a_superseded_qr_is_closed_and_cannot_be_paid(api: Api) {
 }
 
 async fn gateway_faults_fail_visibly_and_recover(api: Api) {
+    // A failed QR is replaced at the QR's pace: long enough to read it failed
+    // on a loaded machine, short enough to see it replaced.
     let app = spawn_app_on(api, |s| {
-        s.checkout.qr_ttl_secs = 1;
+        s.checkout.qr_ttl_secs = 3;
         s.poller.max_backoff_secs = 1;
     })
     .await;
@@ -122,7 +124,7 @@ async fn gateway_faults_fail_visibly_and_recover(api: Api) {
             "{fault}: {s}"
         );
         app.set_faults("").await;
-        app.wait_for(&token, "a new QR", Duration::from_secs(8), |s| {
+        app.wait_for(&token, "a new QR", Duration::from_secs(15), |s| {
             s["qr_state"] == "open"
         })
         .await;

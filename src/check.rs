@@ -408,14 +408,140 @@ async fn gateway(settings: &Settings) -> Vec<Outcome> {
     out
 }
 
-/// v3: one signed query for an order that cannot exist, verified as every answer is.
+/// v3: one signed query for an order that cannot exist, verified as every
+/// answer is. Without a public key the platform certificates are downloaded
+/// first, and their expiry is reported.
 async fn gateway_v3(settings: &Settings) -> Vec<Outcome> {
-    let _ = settings;
-    vec![Outcome::new(
-        Status::Skip,
-        "gateway",
-        "API v3: not asked yet",
-    )]
+    use crate::wxpay_v3::api::ErrorCode;
+    use crate::wxpay_v3::client::{V3Client, V3Error};
+    let wx = &settings.wxpay;
+    let merchant = match wx.v3_merchant_or_demo() {
+        Ok(m) => m,
+        Err(e) => return vec![Outcome::new(Status::Fail, "settings", e.to_string())],
+    };
+    let base = wx.gateway.trim_end_matches('/');
+    let client = match V3Client::connect(base, &merchant, wx.timeout()).await {
+        Ok(c) => c,
+        Err(e) => return vec![Outcome::new(Status::Fail, "gateway", e.to_string())],
+    };
+    let mut out = Vec::new();
+    if merchant.public_key.is_none() {
+        let certs = client.certificates();
+        if certs.is_empty() {
+            out.push(Outcome::new(
+                Status::Fail,
+                "certificates",
+                "no platform certificate could be downloaded and decrypted from /v3/certificates \
+                 (a wrong wxpay.apiv3_key, or a merchant with a WeChat Pay public key: set \
+                 wxpay.public_key_file and wxpay.public_key_id)",
+            ));
+        }
+        for c in certs {
+            out.push(certificate_outcome(&c, jiff::Timestamp::now()));
+        }
+    }
+    let probe = format!("scanpaycheck{}", &crate::wxpay::client::nonce()[..16]);
+    let (sig, ans) = ("signature", "answer");
+    match client.query(&probe).await {
+        Err(V3Error::Api {
+            code: ErrorCode::OrderNotExist,
+            ..
+        }) => out.push(Outcome::new(
+            Status::Pass,
+            sig,
+            "the gateway accepted our signature (ORDER_NOT_EXIST for a made-up order)",
+        )),
+        Ok(_) => {
+            out.push(Outcome::new(
+                Status::Pass,
+                sig,
+                "the gateway accepted our signature",
+            ));
+            out.push(Outcome::new(
+                Status::Pass,
+                ans,
+                "the gateway's answer verified with a WeChat Pay key we hold",
+            ));
+        }
+        Err(V3Error::Api {
+            code: ErrorCode::SignError,
+            message,
+            ..
+        }) => out.push(Outcome::new(
+            Status::Fail,
+            sig,
+            format!(
+                "signature refused: wxpay.private_key_file and wxpay.cert_serial must be the \
+                 merchant's API key and its certificate's serial (the gateway said {message:?})"
+            ),
+        )),
+        Err(V3Error::Api {
+            raw_code, message, ..
+        }) => {
+            out.push(Outcome::new(
+                Status::Pass,
+                sig,
+                "the gateway accepted our signature",
+            ));
+            out.push(Outcome::new(
+                Status::Fail,
+                "merchant",
+                format!(
+                    "the gateway answered {raw_code}: {message} (check wxpay.appid and wxpay.mch_id)"
+                ),
+            ));
+        }
+        Err(V3Error::Key(e)) => out.push(Outcome::new(Status::Fail, "settings", e.to_string())),
+        Err(V3Error::Unbelievable(why)) => out.push(Outcome::new(
+            Status::Fail,
+            ans,
+            format!(
+                "cannot verify the gateway's answer: {why} (wxpay.public_key_file / \
+                 public_key_id, or the platform certificates)"
+            ),
+        )),
+        Err(V3Error::Transport(why)) => {
+            out.push(Outcome::new(
+                Status::Fail,
+                "gateway",
+                format!("cannot reach the gateway at {}: {why}", wx.gateway),
+            ));
+            return out;
+        }
+    }
+    out.push(clock(&wx.gateway, wx.timeout()).await);
+    out
+}
+
+/// A platform certificate is renewed by WeChat Pay weeks before it expires.
+pub fn certificate_outcome(
+    c: &crate::wxpay_v3::cert::PlatformCert,
+    now: jiff::Timestamp,
+) -> Outcome {
+    let check = "certificates";
+    match c.expires {
+        Some(t) => {
+            let days = t.duration_since(now).as_secs() / 86_400;
+            let status = if days < 30 {
+                Status::Warn
+            } else {
+                Status::Pass
+            };
+            Outcome::new(
+                status,
+                check,
+                format!(
+                    "platform certificate {} expires in {days} days ({t}); refreshed hourly",
+                    c.serial
+                ),
+            )
+        }
+        None => Outcome::new(
+            Status::Warn,
+            check,
+            format!("platform certificate {}: no expiry given", c.serial),
+        ),
+    }
 }
 
 /// What the probe's answer says about our signature and theirs.

@@ -8,6 +8,7 @@ mod backup;
 mod both_apis;
 mod browser;
 mod check;
+mod check_v3;
 mod checkout;
 mod faults;
 mod helpers;

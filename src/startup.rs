@@ -71,6 +71,10 @@ impl SimApp {
                 "scanpay sim: WeChat Pay gateway  {url}  (merchant {})",
                 self.simulator.merchant().mch_id
             ),
+            format!(
+                "scanpay sim: WeChat Pay API v3   {url}v3/  (mchid {}, keys at {url}v3/sim-keys)",
+                self.simulator.v3().merchant().mchid
+            ),
             format!("scanpay sim: customer's phone    {url}"),
         ]
     }

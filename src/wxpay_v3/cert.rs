@@ -170,3 +170,57 @@ pub fn decrypt_all(answer: &[u8], key: &ApiV3Key) -> Result<Vec<PlatformCert>, C
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = include_str!("../sim/v3/sim_platform_cert.pem");
+    const SERIAL: &str = "5311F63F7F553C48090DFBE9D1F405C3F32C7B9D";
+
+    fn listing(key: &ApiV3Key, serial: &str, pem: &[u8]) -> Vec<u8> {
+        let answer = CertificatesAnswer {
+            data: vec![CertificateEntry {
+                serial_no: serial.into(),
+                effective_time: "2026-12-01T19:17:31+08:00".into(),
+                expire_time: "2036-11-28T19:17:31+08:00".into(),
+                encrypt_certificate: EncryptCertificate {
+                    algorithm: aead::ALGORITHM.into(),
+                    nonce: "0123456789ab".into(),
+                    associated_data: ASSOCIATED_DATA.into(),
+                    ciphertext: aead::encrypt(key, "0123456789ab", ASSOCIATED_DATA, pem).unwrap(),
+                },
+            }],
+        };
+        serde_json::to_vec(&answer).unwrap()
+    }
+
+    #[test]
+    fn a_listing_decrypts_to_the_certificates_serial_key_and_expiry() {
+        let key = ApiV3Key::new("scanpay-demo-apiv3-key-000000000").unwrap();
+        let certs = decrypt_all(&listing(&key, SERIAL, CERT.as_bytes()), &key).unwrap();
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].serial, SERIAL);
+        assert_eq!(
+            certs[0].expires,
+            Some("2036-11-28T11:17:31Z".parse().unwrap())
+        );
+        let mut k = super::super::verify::WechatPayKeys::default();
+        k.add_spki_der(&certs[0].serial, &certs[0].spki).unwrap();
+
+        let other = ApiV3Key::new("another-apiv3-key-00000000000000").unwrap();
+        assert!(matches!(
+            decrypt_all(&listing(&key, SERIAL, CERT.as_bytes()), &other),
+            Err(CertError::Decrypt { .. })
+        ));
+        assert!(matches!(
+            decrypt_all(&listing(&key, "0A", CERT.as_bytes()), &key),
+            Err(CertError::Serial { .. })
+        ));
+        assert!(matches!(
+            decrypt_all(&listing(&key, SERIAL, b"not a certificate"), &key),
+            Err(CertError::Key { .. })
+        ));
+        assert!(PlatformCert::from_der(&[0x30, 0x03, 0x02, 0x01]).is_err());
+    }
+}

@@ -179,6 +179,12 @@ async fn live_mode_against_scanpay_sim(api: Api) {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn late_and_double_payments_are_kept_and_flagged_on_v3() {
+    // The v2 run is `refresh::payments_of_a_superseded_qr_count_and_a_second_payment_is_flagged`.
+    crate::refresh::late_and_double_payments_are_kept_and_flagged(Api::V3).await;
+}
+
 // ---------------------------------------------------------------- v3 only
 
 /// An order on v3 in simulator mode, and its out_trade_no.

@@ -88,6 +88,8 @@ impl Gateway for WxPayV2 {
         ReadNotification {
             notice,
             loggable_body,
+            // v2 notifications carry no id of their own.
+            replay_key: None,
         }
     }
 

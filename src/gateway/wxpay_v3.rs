@@ -10,16 +10,14 @@
 //! QR indistinguishable from one of the current QR; with one trade number per
 //! QR, "late" and "superseded" stay exact and `time_expire` bounds each code.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sha2::Digest;
 
 use crate::checkout::gateway::{
     Ack, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply, NotifyRequest,
-    PayableCode, PaymentFacts, ReadNotification, Refusal, TradeStatus,
+    PayableCode, PaymentFacts, ReadNotification, Refusal, ReplayKey, TradeStatus,
 };
-use crate::lock::LockExt;
 use crate::money::Fen;
 use crate::trade::{OutTradeNo, TransactionId};
 use crate::wxpay_v3::aead::ApiV3Key;
@@ -34,31 +32,12 @@ const MAX_LOGGED_BODY: usize = 4096;
 /// v3's `description` is string(127), one byte less than v2's `body`.
 const MAX_DESCRIPTION_BYTES: usize = 127;
 
-/// How long a notification id is remembered: longer than the five minutes
-/// within which a signed notification is believed at all, so a copy replayed
-/// later is refused as stale by its timestamp anyway.
-const REPLAY_MEMORY_SECS: i64 = 15 * 60;
-/// At most this many ids remembered (WeChat Pay sends one per payment).
-const REPLAY_MEMORY_MAX: usize = 100_000;
-
 pub struct WxPayV3 {
     /// Shared with start-up's certificate refresh.
     client: Arc<V3Client>,
     apiv3_key: ApiV3Key,
     /// Where WeChat Pay sends notifications (`…/wxpay/v3/notify`).
     notify_url: String,
-    /// Notification ids seen lately, with the digest of their body and when.
-    seen: Mutex<HashMap<String, ([u8; 32], i64)>>,
-}
-
-/// Whether a verified notification id was seen before, and with which body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    New,
-    /// The same id with the same body: a retry or a duplicate, answered alike.
-    Again,
-    /// The same id with another body: a replay, refused.
-    Conflict,
 }
 
 impl WxPayV3 {
@@ -67,26 +46,6 @@ impl WxPayV3 {
             client,
             apiv3_key,
             notify_url,
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Remembers a verified notification's id with its body's digest. The
-    /// same id with the same body (WeChat Pay's retries and duplicates) goes
-    /// on to be applied idempotently; with another body it is refused.
-    fn remember(&self, id: &str, body: &[u8], now: i64) -> Seen {
-        let digest: [u8; 32] = sha2::Sha256::digest(body).into();
-        let mut seen = self.seen.lock_or_recover();
-        if seen.len() >= REPLAY_MEMORY_MAX {
-            seen.retain(|_, (_, at)| now - *at < REPLAY_MEMORY_SECS);
-        }
-        match seen.get(id) {
-            Some((d, _)) if *d == digest => Seen::Again,
-            Some(_) => Seen::Conflict,
-            None => {
-                seen.insert(id.to_string(), (digest, now));
-                Seen::New
-            }
         }
     }
 
@@ -165,16 +124,15 @@ impl Gateway for WxPayV3 {
         let mut loggable_body = String::from_utf8_lossy(req.body).into_owned();
         loggable_body.truncate(loggable_body.floor_char_boundary(MAX_LOGGED_BODY));
         let now = jiff::Timestamp::now().as_second();
+        let mut replay_key = None;
         let notice = notify::read(req.body, &signed, &*self.client, &self.apiv3_key, now)
             .map_err(|e| e.to_string())
-            .and_then(|n| {
-                if self.remember(&n.id, req.body, now) == Seen::Conflict {
-                    return Err(format!(
-                        "notification id {:?} seen before with another body: a replay",
-                        n.id
-                    ));
-                }
-                Ok(n)
+            .inspect(|n| {
+                // Only a verified id counts: the checkout refuses it with another body.
+                replay_key = Some(ReplayKey {
+                    id: n.id.clone(),
+                    body_sha256: sha2::Sha256::digest(req.body).into(),
+                });
             })
             .and_then(|n| match n.event {
                 Event::Transaction(tx) => {
@@ -188,6 +146,7 @@ impl Gateway for WxPayV3 {
         ReadNotification {
             notice,
             loggable_body,
+            replay_key,
         }
     }
 

@@ -185,6 +185,18 @@ async fn late_and_double_payments_are_kept_and_flagged_on_v3() {
     crate::refresh::late_and_double_payments_are_kept_and_flagged(Api::V3).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_the_order_is_in_flight_on_v3() {
+    // The v2 run is `faults::killed_while_unifiedorder_is_in_flight`.
+    crate::faults::killed_while_the_order_is_in_flight(Api::V3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_the_payment_before_any_notification_on_v3() {
+    // The v2 run is `faults::killed_after_the_payment_before_any_notification`.
+    crate::faults::killed_after_the_payment_on(Api::V3).await;
+}
+
 // ---------------------------------------------------------------- v3 only
 
 /// An order on v3 in simulator mode, and its out_trade_no.

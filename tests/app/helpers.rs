@@ -1037,3 +1037,21 @@ impl TestApp {
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 }
+
+/// `spawn_app_process` on `api` (v3 with the simulator's public key).
+pub fn spawn_app_process_on(api: Api, sim: &TestSim) -> TestApp {
+    if api == Api::V2 {
+        return spawn_app_process(sim);
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let env = live_env_v3(&sim.url, port, V3Keys::PublicKey, data_dir.path());
+    let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
+    TestApp {
+        base: process.url.trim_end_matches('/').to_string(),
+        data_dir,
+        http: http(),
+        serving: Serving::Process { process, env },
+    }
+}

@@ -197,6 +197,12 @@ async fn killed_after_the_payment_before_any_notification_on_v3() {
     crate::faults::killed_after_the_payment_on(Api::V3).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn cashier_and_customer_in_a_real_browser_on_v3() {
+    // The v2 run is `browser::cashier_and_customer_in_a_real_browser`.
+    crate::browser::in_a_real_browser(Api::V3).await;
+}
+
 // ---------------------------------------------------------------- v3 only
 
 /// An order on v3 in simulator mode, and its out_trade_no.

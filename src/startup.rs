@@ -102,6 +102,8 @@ pub struct Application {
     daily_backup: Option<DailyBackup>,
     /// API v3 with platform certificates: kept fresh in the background.
     certificates: Option<CertificateRefresh>,
+    /// `wxpay.api`, for the banner.
+    api: Api,
 }
 
 /// The v3 client whose platform certificates are downloaded again before they expire.
@@ -228,6 +230,7 @@ impl Application {
             simulator,
             daily_backup,
             certificates,
+            api: settings.wxpay.api,
         })
     }
 
@@ -256,6 +259,9 @@ impl Application {
 
     pub fn banner(&self) -> Vec<String> {
         let mut lines = banner(self.addr, self.simulator.is_some());
+        if self.api == Api::V3 {
+            lines.push("scanpay: protocol   WeChat Pay API v3".to_string());
+        }
         if let Some(a) = self.metrics_addr() {
             lines.push(format!("scanpay: metrics    http://{a}/metrics"));
         }

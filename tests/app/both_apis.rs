@@ -353,3 +353,26 @@ async fn the_simulators_v3_keys_are_published_and_its_certificates_decrypt() {
     let e: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(e["code"], "SIGN_ERROR");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_v3_key_reaches_a_log_line_or_a_page() {
+    let app = spawn_app_on(Api::V3, |_| {}).await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("1.11", "secret?").await;
+    app.scan_and_pay(&token).await;
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+    app.login_as("admin", "admin").await;
+    let mut seen = logs();
+    for path in ["/admin".to_string(), format!("/o/{token}"), "/sim/".into()] {
+        seen.push_str(&app.page(&app.http, app.url(&path)).await);
+    }
+    // The private key's body (its first line past the header) and the APIv3 key.
+    let key_line = scanpay::wxpay_v3::OFFICIAL_TEST_KEY_PEM
+        .lines()
+        .nth(1)
+        .unwrap();
+    for secret in [DEMO_V3_APIV3_KEY, key_line] {
+        assert!(!seen.contains(secret), "a secret leaked: {secret}");
+    }
+}

@@ -116,7 +116,7 @@ pub struct CertificateRefresh {
 /// hourly; certificates overlap for weeks when they rotate).
 const CERTIFICATE_REFRESH: Duration = Duration::from_secs(3600);
 /// After a failed download, try again this soon.
-const CERTIFICATE_RETRY: Duration = Duration::from_secs(60);
+const CERTIFICATE_RETRY: Duration = Duration::from_secs(10);
 
 impl CertificateRefresh {
     async fn run(self, stop: CancellationToken) {

@@ -376,3 +376,28 @@ async fn no_v3_key_reaches_a_log_line_or_a_page() {
         assert!(!seen.contains(secret), "a secret leaked: {secret}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn platform_certificates_missed_at_start_are_fetched_when_the_gateway_is_back() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let gateway = format!("http://{listen}/");
+    // The gateway is down while the app starts: it starts anyway, believing nothing yet.
+    let app = spawn_live_app_on(Api::V3, V3Keys::Certificates, &gateway, |s| {
+        s.checkout.qr_ttl_secs = 1;
+        s.wxpay.timeout_secs = 2;
+        s.poller.max_backoff_secs = 1;
+    })
+    .await;
+    app.login_as("cashier", "cashier-password").await;
+    let sim = spawn_sim_process(&listen);
+    let token = app.create_order("2.22", "later").await;
+    // Until the certificates arrive (retried every 10 s) no answer is believed.
+    app.wait_for(&token, "an open QR", Duration::from_secs(30), |s| {
+        s["qr_state"] == "open"
+    })
+    .await;
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(pay_on(&sim.url, &code_url).await, 200);
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+}

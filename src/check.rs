@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{Api, Settings};
 use crate::wxpay::{ErrCode, OrderQuery, OutTradeNo, WxPayClient, WxPayError};
 
 /// Past this difference with the gateway's clock, signed timestamps (v3) and
@@ -98,6 +98,12 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             format!("live mode, gateway {}", wx.gateway),
         ));
         match wx.validate_live() {
+            Ok(()) if wx.api == Api::V3 => out.push(Outcome::new(
+                Status::Pass,
+                "settings",
+                "appid, mch_id, apiv3_key (32 characters), private_key_file (PKCS#8), \
+                 cert_serial and notify_url are set",
+            )),
             Ok(()) => out.push(Outcome::new(
                 Status::Pass,
                 "settings",
@@ -106,15 +112,7 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             Err(e) => out.push(Outcome::new(Status::Fail, "settings", e.to_string())),
         }
     }
-    out.push(Outcome::new(
-        Status::Pass,
-        "protocol",
-        format!(
-            "WeChat Pay API v2, {} signatures; every answer is believed only after its \
-             signature checks out with the API key",
-            wx.sign_type.as_str()
-        ),
-    ));
+    out.push(protocol(settings));
     if !wx.is_simulator() {
         out.push(database(&settings.data_dir));
     }
@@ -139,6 +137,8 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             "gateway",
             "simulator mode: the gateway is the app's own /sim/",
         ));
+    } else if settings_ok && wx.api == Api::V3 {
+        out.extend(gateway_v3(settings).await);
     } else if settings_ok {
         out.extend(gateway(settings).await);
     } else {
@@ -148,8 +148,42 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
             "not asked until the settings above are right",
         ));
     }
-    out.push(certificates());
+    if wx.api == Api::V2 {
+        out.push(certificates());
+    }
     out
+}
+
+/// Which protocol, and how answers are believed.
+fn protocol(settings: &Settings) -> Outcome {
+    let wx = &settings.wxpay;
+    if wx.api == Api::V2 {
+        return Outcome::new(
+            Status::Pass,
+            "protocol",
+            format!(
+                "WeChat Pay API v2, {} signatures; every answer is believed only after its \
+                 signature checks out with the API key",
+                wx.sign_type.as_str()
+            ),
+        );
+    }
+    let how = match wx.public_key_id.as_deref() {
+        Some(id) if wx.public_key_file.is_some() => format!(
+            "the WeChat Pay public key {id} (and platform certificates by serial, if WeChat Pay still uses them)"
+        ),
+        _ if wx.is_simulator() => "the simulator's public key".to_string(),
+        _ => "platform certificates downloaded from /v3/certificates, decrypted with the APIv3 key"
+            .to_string(),
+    };
+    Outcome::new(
+        Status::Pass,
+        "protocol",
+        format!(
+            "WeChat Pay API v3, SHA256-RSA2048 requests signed with the merchant's API key; \
+             every answer and notification is believed only after its signature checks out with {how}"
+        ),
+    )
 }
 
 /// Live mode starts only with a database this binary knows and an admin in it.
@@ -205,19 +239,35 @@ pub struct KeyFile {
 pub fn key_files(settings: &Settings, config_file: Option<&Path>) -> Vec<KeyFile> {
     let mut files = Vec::new();
     if let Some(path) = config_file {
-        let holds_key = std::fs::read_to_string(path)
+        let table = std::fs::read_to_string(path)
             .ok()
-            .and_then(|t| t.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("wxpay")?.get("api_key").map(|_| ()))
-            .is_some();
-        if holds_key {
+            .and_then(|t| t.parse::<toml::Table>().ok());
+        let holds = |key: &str| {
+            table
+                .as_ref()
+                .and_then(|t| t.get("wxpay")?.get(key).map(|_| ()))
+                .is_some()
+        };
+        if holds("api_key") {
             files.push(KeyFile {
                 what: "the config file (it holds wxpay.api_key)",
                 path: path.to_path_buf(),
             });
+        } else if holds("apiv3_key") {
+            files.push(KeyFile {
+                what: "the config file (it holds wxpay.apiv3_key)",
+                path: path.to_path_buf(),
+            });
         }
     }
-    let _ = settings;
+    if settings.wxpay.api == Api::V3
+        && let Some(path) = &settings.wxpay.private_key_file
+    {
+        files.push(KeyFile {
+            what: "the merchant's API private key (wxpay.private_key_file)",
+            path: path.clone(),
+        });
+    }
     files
 }
 
@@ -356,6 +406,142 @@ async fn gateway(settings: &Settings) -> Vec<Outcome> {
         out.push(clock(&wx.gateway, wx.timeout()).await);
     }
     out
+}
+
+/// v3: one signed query for an order that cannot exist, verified as every
+/// answer is. Without a public key the platform certificates are downloaded
+/// first, and their expiry is reported.
+async fn gateway_v3(settings: &Settings) -> Vec<Outcome> {
+    use crate::wxpay_v3::api::ErrorCode;
+    use crate::wxpay_v3::client::{V3Client, V3Error};
+    let wx = &settings.wxpay;
+    let merchant = match wx.v3_merchant_or_demo() {
+        Ok(m) => m,
+        Err(e) => return vec![Outcome::new(Status::Fail, "settings", e.to_string())],
+    };
+    let base = wx.gateway.trim_end_matches('/');
+    let client = match V3Client::connect(base, &merchant, wx.timeout()).await {
+        Ok(c) => c,
+        Err(e) => return vec![Outcome::new(Status::Fail, "gateway", e.to_string())],
+    };
+    let mut out = Vec::new();
+    if merchant.public_key.is_none() {
+        let certs = client.certificates();
+        if certs.is_empty() {
+            out.push(Outcome::new(
+                Status::Fail,
+                "certificates",
+                "no platform certificate could be downloaded and decrypted from /v3/certificates \
+                 (a wrong wxpay.apiv3_key, or a merchant with a WeChat Pay public key: set \
+                 wxpay.public_key_file and wxpay.public_key_id)",
+            ));
+        }
+        for c in certs {
+            out.push(certificate_outcome(&c, jiff::Timestamp::now()));
+        }
+    }
+    let probe = format!("scanpaycheck{}", &crate::wxpay::client::nonce()[..16]);
+    let (sig, ans) = ("signature", "answer");
+    match client.query(&probe).await {
+        Err(V3Error::Api {
+            code: ErrorCode::OrderNotExist,
+            ..
+        }) => out.push(Outcome::new(
+            Status::Pass,
+            sig,
+            "the gateway accepted our signature (ORDER_NOT_EXIST for a made-up order)",
+        )),
+        Ok(_) => {
+            out.push(Outcome::new(
+                Status::Pass,
+                sig,
+                "the gateway accepted our signature",
+            ));
+            out.push(Outcome::new(
+                Status::Pass,
+                ans,
+                "the gateway's answer verified with a WeChat Pay key we hold",
+            ));
+        }
+        Err(V3Error::Api {
+            code: ErrorCode::SignError,
+            message,
+            ..
+        }) => out.push(Outcome::new(
+            Status::Fail,
+            sig,
+            format!(
+                "signature refused: wxpay.private_key_file and wxpay.cert_serial must be the \
+                 merchant's API key and its certificate's serial (the gateway said {message:?})"
+            ),
+        )),
+        Err(V3Error::Api {
+            raw_code, message, ..
+        }) => {
+            out.push(Outcome::new(
+                Status::Pass,
+                sig,
+                "the gateway accepted our signature",
+            ));
+            out.push(Outcome::new(
+                Status::Fail,
+                "merchant",
+                format!(
+                    "the gateway answered {raw_code}: {message} (check wxpay.appid and wxpay.mch_id)"
+                ),
+            ));
+        }
+        Err(V3Error::Key(e)) => out.push(Outcome::new(Status::Fail, "settings", e.to_string())),
+        Err(V3Error::Unbelievable(why)) => out.push(Outcome::new(
+            Status::Fail,
+            ans,
+            format!(
+                "cannot verify the gateway's answer: {why} (wxpay.public_key_file / \
+                 public_key_id, or the platform certificates)"
+            ),
+        )),
+        Err(V3Error::Transport(why)) => {
+            out.push(Outcome::new(
+                Status::Fail,
+                "gateway",
+                format!("cannot reach the gateway at {}: {why}", wx.gateway),
+            ));
+            return out;
+        }
+    }
+    out.push(clock(&wx.gateway, wx.timeout()).await);
+    out
+}
+
+/// A platform certificate is renewed by WeChat Pay weeks before it expires.
+pub fn certificate_outcome(
+    c: &crate::wxpay_v3::cert::PlatformCert,
+    now: jiff::Timestamp,
+) -> Outcome {
+    let check = "certificates";
+    match c.expires {
+        Some(t) => {
+            let days = t.duration_since(now).as_secs() / 86_400;
+            let status = if days < 30 {
+                Status::Warn
+            } else {
+                Status::Pass
+            };
+            Outcome::new(
+                status,
+                check,
+                format!(
+                    "platform certificate {} expires in {days} days ({t}); refreshed hourly",
+                    c.serial
+                ),
+            )
+        }
+        None => Outcome::new(
+            Status::Warn,
+            check,
+            format!("platform certificate {}: no expiry given", c.serial),
+        ),
+    }
 }
 
 /// What the probe's answer says about our signature and theirs.

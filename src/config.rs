@@ -18,6 +18,22 @@ pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
 pub const DEMO_MCH_ID: &str = "10000100";
 pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
+/// The demo v3 merchant of simulator mode with `wxpay.api = "v3"` (SPEC §7):
+/// the official test key and its serial, public test values.
+pub const DEMO_V3_APPID: &str = "wxd678efh567hg6787";
+pub const DEMO_V3_MCH_ID: &str = "1900007291";
+pub const DEMO_V3_CERT_SERIAL: &str = "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB";
+pub const DEMO_V3_APIV3_KEY: &str = "scanpay-demo-apiv3-key-000000000";
+
+/// Which WeChat Pay protocol the merchant speaks (`wxpay.api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    #[default]
+    V2,
+    V3,
+}
+
 const SECTIONS: [&str; 11] = [
     "shop",
     "wxpay",
@@ -139,6 +155,18 @@ pub struct Wxpay {
     /// A CA (PEM) the app trusts for the gateway besides the usual roots: a
     /// test gateway's (`scanpay sim --tls-cert`).
     pub gateway_ca_file: Option<PathBuf>,
+    /// `v2` (the default) or `v3`.
+    pub api: Api,
+    /// v3: the 32-character APIv3 key (decrypts notifications and certificates).
+    #[serde(serialize_with = "redacted")]
+    pub apiv3_key: Option<SecretString>,
+    /// v3: the merchant's API private key, `apiclient_key.pem` (PKCS#8).
+    pub private_key_file: Option<PathBuf>,
+    /// v3: the serial of the merchant's API certificate (hex).
+    pub cert_serial: Option<String>,
+    /// v3: the WeChat Pay public key `pub_key.pem` (SPKI) and its id `PUB_KEY_ID_…`.
+    pub public_key_file: Option<PathBuf>,
+    pub public_key_id: Option<String>,
 }
 
 fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -161,6 +189,12 @@ impl Default for Wxpay {
             client_cert_file: None,
             client_key_file: None,
             gateway_ca_file: None,
+            api: Api::V2,
+            apiv3_key: None,
+            private_key_file: None,
+            cert_serial: None,
+            public_key_file: None,
+            public_key_id: None,
         }
     }
 }
@@ -177,6 +211,16 @@ impl Wxpay {
     /// The merchant from the `wxpay.*` keys, the demo merchant filling what is unset.
     /// (Live mode refuses to start with anything unset: see `validate_live`.)
     pub fn merchant_or_demo(&self) -> Result<Merchant, ConfigError> {
+        if self.api == Api::V3 {
+            // appid and mch_id are the v3 merchant's: the v2 side stays the demo's.
+            return Ok(Merchant {
+                appid: DEMO_APPID.into(),
+                mch_id: DEMO_MCH_ID.into(),
+                key: ApiKey::new(DEMO_API_KEY)
+                    .map_err(|_| ConfigError::Invalid("wxpay.api_key is empty".into()))?,
+                sign_type: self.sign_type,
+            });
+        }
         let key = self
             .api_key
             .as_ref()
@@ -226,11 +270,186 @@ impl Wxpay {
         Ok((ca, identity))
     }
 
+    /// The path notify_url ends in for the protocol.
+    pub fn notify_path(&self) -> &'static str {
+        match self.api {
+            Api::V2 => "/wxpay/notify",
+            Api::V3 => "/wxpay/v3/notify",
+        }
+    }
+
+    /// The v3 merchant from the `wxpay.*` keys, the demo v3 merchant filling
+    /// what is unset (live mode refuses to start with anything unset: see
+    /// `validate_live`). Reads the key files; names the key that is wrong.
+    pub fn v3_merchant_or_demo(&self) -> Result<crate::wxpay_v3::Merchant, ConfigError> {
+        // With `api = "v2"`, appid and mch_id are the v2 merchant's: v3 stays the demo's.
+        let source = if self.api == Api::V3 {
+            self.clone()
+        } else {
+            Wxpay::default()
+        };
+        let (m, problems) = source.read_v3(true);
+        match m {
+            Some(m) if problems.is_empty() => Ok(m),
+            _ => Err(ConfigError::Invalid(problems.join("; "))),
+        }
+    }
+
+    /// The v3 merchant and every problem with its keys; with `demo`, unset keys
+    /// take the demo merchant's values (simulator mode), else they are missing.
+    fn read_v3(&self, demo: bool) -> (Option<crate::wxpay_v3::Merchant>, Vec<String>) {
+        use crate::wxpay_v3::{Merchant as V3, OFFICIAL_TEST_KEY_PEM, PublicKey, aead::ApiV3Key};
+        let mut problems = Vec::new();
+        let text =
+            |key: &Option<String>, name: &str, env: &str, demo_value: &str, p: &mut Vec<String>| {
+                match key.as_deref().filter(|v| !v.is_empty()) {
+                    Some(v) => Some(v.to_string()),
+                    None if demo => Some(demo_value.to_string()),
+                    None => {
+                        p.push(format!("missing wxpay.{name} ({env})"));
+                        None
+                    }
+                }
+            };
+        let appid = text(
+            &self.appid,
+            "appid",
+            "SCANPAY_WXPAY_APPID",
+            DEMO_V3_APPID,
+            &mut problems,
+        );
+        let mchid = text(
+            &self.mch_id,
+            "mch_id",
+            "SCANPAY_WXPAY_MCH_ID",
+            DEMO_V3_MCH_ID,
+            &mut problems,
+        );
+        let cert_serial = text(
+            &self.cert_serial,
+            "cert_serial",
+            "SCANPAY_WXPAY_CERT_SERIAL",
+            DEMO_V3_CERT_SERIAL,
+            &mut problems,
+        );
+        if let Some(s) = &cert_serial
+            && !s.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            problems.push(format!(
+                "wxpay.cert_serial must be the certificate's serial in hex, as the merchant platform shows it, got {s:?}"
+            ));
+        }
+        let apiv3_key = match &self.apiv3_key {
+            Some(k) => match ApiV3Key::new(k.expose_secret()) {
+                Ok(k) => Some(k),
+                Err(_) => {
+                    problems.push(
+                        "wxpay.apiv3_key must be the 32-character APIv3 key set on the merchant platform"
+                            .into(),
+                    );
+                    None
+                }
+            },
+            None if demo => ApiV3Key::new(DEMO_V3_APIV3_KEY).ok(),
+            None => {
+                problems.push("missing wxpay.apiv3_key (SCANPAY_WXPAY_APIV3_KEY)".into());
+                None
+            }
+        };
+        let private_key_pem = match &self.private_key_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(pem) => {
+                    match crate::wxpay_v3::sign::MerchantSigner::from_pem("", "", pem.as_bytes()) {
+                        Ok(_) => Some(pem),
+                        Err(e) => {
+                            problems.push(format!(
+                                "wxpay.private_key_file {}: not the merchant's API private key                                  (apiclient_key.pem, PKCS#8): {e}",
+                                path.display()
+                            ));
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "wxpay.private_key_file {}: cannot read it: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+            None if demo => Some(OFFICIAL_TEST_KEY_PEM.to_string()),
+            None => {
+                problems.push(
+                    "missing wxpay.private_key_file (SCANPAY_WXPAY_PRIVATE_KEY_FILE): apiclient_key.pem"
+                        .into(),
+                );
+                None
+            }
+        };
+        let public_key = match (&self.public_key_file, self.public_key_id.as_deref()) {
+            (None, None) => None,
+            (Some(_), None) | (Some(_), Some("")) => {
+                problems.push(
+                    "wxpay.public_key_file is set without wxpay.public_key_id (PUB_KEY_ID_…)"
+                        .into(),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                problems.push(
+                    "wxpay.public_key_id is set without wxpay.public_key_file (pub_key.pem)".into(),
+                );
+                None
+            }
+            (Some(path), Some(id)) => match std::fs::read_to_string(path) {
+                Ok(pem) => {
+                    let mut k = crate::wxpay_v3::verify::WechatPayKeys::default();
+                    match k.add_public_key_pem(id, pem.as_bytes()) {
+                        Ok(()) => Some(PublicKey {
+                            id: id.to_string(),
+                            pem,
+                        }),
+                        Err(e) => {
+                            problems.push(format!(
+                                "wxpay.public_key_file {}: not a WeChat Pay public key (pub_key.pem, SPKI): {e}",
+                                path.display()
+                            ));
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "wxpay.public_key_file {}: cannot read it: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+        };
+        let merchant = match (appid, mchid, cert_serial, private_key_pem, apiv3_key) {
+            (Some(appid), Some(mchid), Some(cert_serial), Some(pem), Some(apiv3_key)) => Some(V3 {
+                appid,
+                mchid,
+                cert_serial: cert_serial.to_ascii_uppercase(),
+                private_key_pem: SecretString::from(pem),
+                apiv3_key,
+                public_key,
+            }),
+            _ => None,
+        };
+        (merchant, problems)
+    }
+
     /// Live mode's checks: every credential present and well-formed. A notify_url
     /// that is not https is allowed (a test gateway) but warned about.
     pub fn validate_live(&self) -> Result<(), ConfigError> {
         let mut missing = Vec::new();
         let mut invalid = Vec::new();
+        if self.api == Api::V3 {
+            return self.validate_live_v3();
+        }
         if self.appid.as_deref().is_none_or(str::is_empty) {
             missing.push("wxpay.appid (SCANPAY_WXPAY_APPID)");
         }
@@ -284,6 +503,51 @@ impl Wxpay {
         }
         for i in invalid {
             msg.push_str(&format!("\n  - {i}"));
+        }
+        Err(ConfigError::Invalid(msg))
+    }
+
+    /// Live v3: every key present, every key file readable and of the right kind.
+    fn validate_live_v3(&self) -> Result<(), ConfigError> {
+        let (_, mut problems) = self.read_v3(false);
+        match self.notify_url.as_deref() {
+            None | Some("") => {
+                problems.push("missing wxpay.notify_url (SCANPAY_WXPAY_NOTIFY_URL)".into())
+            }
+            Some(u) => {
+                if !(u.starts_with("https://") || u.starts_with("http://"))
+                    || !u.ends_with("/wxpay/v3/notify")
+                    || u.contains('?')
+                    || u.len() > 255
+                {
+                    problems.push(format!(
+                        "wxpay.notify_url must be an absolute URL ending in /wxpay/v3/notify with no query, got {u:?}"
+                    ));
+                }
+            }
+        }
+        if !(self.gateway.starts_with("https://") || self.gateway.starts_with("http://")) {
+            problems.push(format!(
+                "wxpay.gateway must be \"simulator\" or the gateway's base URL, got {:?}",
+                self.gateway
+            ));
+        }
+        if problems.is_empty() {
+            if !self
+                .notify_url
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("https://")
+            {
+                tracing::warn!(
+                    "wxpay.notify_url is not https: the real gateway needs an https notify_url"
+                );
+            }
+            return Ok(());
+        }
+        let mut msg = String::from("live mode (wxpay.api = \"v3\") needs its merchant settings:");
+        for p in problems {
+            msg.push_str(&format!("\n  - {p}"));
         }
         Err(ConfigError::Invalid(msg))
     }
@@ -776,6 +1040,7 @@ impl Settings {
     pub fn sim_config(&self) -> Result<SimConfig, ConfigError> {
         Ok(SimConfig {
             merchant: self.wxpay.merchant_or_demo()?,
+            v3: self.wxpay.v3_merchant_or_demo()?,
             time_scale: self.sim.time_scale,
             min_close_age: Duration::from_secs(self.sim.min_close_age_secs),
             faults: self
@@ -1047,6 +1312,100 @@ mod tests {
         w.validate_live().unwrap();
         let dbg = format!("{w:?}");
         assert!(!dbg.contains(DEMO_API_KEY));
+    }
+
+    #[test]
+    fn live_v3_names_each_missing_or_unreadable_key() {
+        let mut w = Wxpay {
+            gateway: "https://api.mch.weixin.qq.com/".into(),
+            api: Api::V3,
+            ..Wxpay::default()
+        };
+        let err = w.validate_live().unwrap_err().to_string();
+        for key in [
+            "wxpay.appid",
+            "wxpay.mch_id",
+            "wxpay.apiv3_key",
+            "wxpay.private_key_file",
+            "wxpay.cert_serial",
+            "wxpay.notify_url",
+        ] {
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        assert!(!err.contains("wxpay.api_key"), "v3 needs no v2 key: {err}");
+        let dir = tempfile::tempdir().unwrap();
+        let not_pkcs8 = dir.path().join("apiclient_key.pem");
+        std::fs::write(
+            &not_pkcs8,
+            "-----BEGIN RSA PRIVATE KEY-----\nAA==\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let pubkey = dir.path().join("pub_key.pem");
+        std::fs::write(&pubkey, crate::wxpay_v3::OFFICIAL_TEST_KEY_PEM).unwrap();
+        w.appid = Some(DEMO_V3_APPID.into());
+        w.mch_id = Some(DEMO_V3_MCH_ID.into());
+        w.apiv3_key = Some(SecretString::from("too-short"));
+        w.private_key_file = Some(not_pkcs8);
+        w.cert_serial = Some("not hex!".into());
+        w.public_key_file = Some(pubkey);
+        w.public_key_id = Some("PUB_KEY_ID_X".into());
+        w.notify_url = Some("https://shop.example/wxpay/notify".into());
+        let err = w.validate_live().unwrap_err().to_string();
+        for needle in [
+            "32-character APIv3 key",
+            "PKCS#8",
+            "cert_serial must be",
+            "not a WeChat Pay public key",
+            "/wxpay/v3/notify",
+        ] {
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        assert!(!err.contains("too-short"), "the key itself is never echoed");
+        w.private_key_file = Some(dir.path().join("absent.pem"));
+        let err = w.validate_live().unwrap_err().to_string();
+        assert!(err.contains("absent.pem: cannot read it"), "{err}");
+
+        let good_key = dir.path().join("good.pem");
+        std::fs::write(&good_key, crate::wxpay_v3::OFFICIAL_TEST_KEY_PEM).unwrap();
+        w.private_key_file = Some(good_key);
+        w.apiv3_key = Some(SecretString::from(DEMO_V3_APIV3_KEY));
+        w.cert_serial = Some(DEMO_V3_CERT_SERIAL.into());
+        w.public_key_file = None;
+        w.public_key_id = None;
+        w.notify_url = Some("https://shop.example/wxpay/v3/notify".into());
+        w.validate_live().unwrap();
+        let m = w.v3_merchant_or_demo().unwrap();
+        assert_eq!(m.mchid, DEMO_V3_MCH_ID);
+        assert!(m.public_key.is_none(), "platform certificates, then");
+        assert!(!format!("{w:?} {m:?}").contains(DEMO_V3_APIV3_KEY));
+        assert!(
+            !format!("{m:?}").contains("MII"),
+            "the private key is never printed"
+        );
+    }
+
+    #[test]
+    fn simulator_mode_on_v3_is_the_demo_v3_merchant() {
+        let s = Settings::load(None, env(&[("SCANPAY_WXPAY_API", "v3")])).unwrap();
+        assert_eq!(s.wxpay.api, Api::V3);
+        assert_eq!(s.wxpay.notify_path(), "/wxpay/v3/notify");
+        let sim = s.sim_config().unwrap();
+        assert_eq!(
+            (
+                sim.v3.appid.as_str(),
+                sim.v3.mchid.as_str(),
+                sim.v3.cert_serial.as_str()
+            ),
+            (DEMO_V3_APPID, DEMO_V3_MCH_ID, DEMO_V3_CERT_SERIAL)
+        );
+        assert_eq!(sim.v3.signer().unwrap().mchid(), DEMO_V3_MCH_ID);
+        assert_eq!(sim.merchant.mch_id, DEMO_MCH_ID, "v2 stays the v2 demo");
+        // On v2, wxpay.mch_id is the v2 merchant's and v3 stays the demo's.
+        let s = Settings::load(None, env(&[("SCANPAY_WXPAY_MCH_ID", "1230000109")])).unwrap();
+        let sim = s.sim_config().unwrap();
+        assert_eq!(sim.v3.mchid, DEMO_V3_MCH_ID);
+        assert_eq!(sim.merchant.mch_id, "1230000109");
+        assert!(Settings::load(None, env(&[("SCANPAY_WXPAY_API", "v4")])).is_err());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use crate::checkout::gateway::Gateway;
 use crate::checkout::reconcile::DayOutcome;
 use crate::checkout::{Checkout, Hub};
 use crate::clock::Clock;
+use crate::config::Api;
 use crate::config::Settings;
-use crate::gateway::WxPayV2;
+use crate::gateway::{WxPayV2, WxPayV3};
 use crate::poller::Poller;
 use crate::qr::QrCache;
 use crate::sim::Simulator;
@@ -25,6 +26,9 @@ use crate::web::AppState;
 use crate::web::client::TrustedProxies;
 use crate::web::deadline::BodyTimeout;
 use crate::wxpay::WxPayClient;
+use crate::wxpay_v3::PublicKey;
+use crate::wxpay_v3::aead::ApiV3Key;
+use crate::wxpay_v3::client::V3Client;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -82,6 +86,10 @@ impl SimApp {
                 "scanpay sim: WeChat Pay gateway  {url}  (merchant {})",
                 self.simulator.merchant().mch_id
             ),
+            format!(
+                "scanpay sim: WeChat Pay API v3   {url}v3/  (mchid {}, keys at {url}v3/sim-keys)",
+                self.simulator.v3().merchant().mchid
+            ),
             format!("scanpay sim: customer's phone    {url}"),
         ]
     }
@@ -109,6 +117,48 @@ pub struct Application {
     daily_backup: Option<DailyBackup>,
     /// The owner's webhooks (`notify.webhook_urls`), when any are set.
     webhooks: Option<crate::webhooks::Webhooks>,
+    /// API v3 with platform certificates: kept fresh in the background.
+    certificates: Option<CertificateRefresh>,
+    /// `wxpay.api`, for the banner.
+    api: Api,
+}
+
+/// The v3 client whose platform certificates are downloaded again before they expire.
+pub struct CertificateRefresh {
+    client: Arc<V3Client>,
+    apiv3_key: ApiV3Key,
+}
+
+/// How often platform certificates are downloaded again (WeChat Pay's own SDK:
+/// hourly; certificates overlap for weeks when they rotate).
+const CERTIFICATE_REFRESH: Duration = Duration::from_secs(3600);
+/// After a failed download, try again this soon.
+const CERTIFICATE_RETRY: Duration = Duration::from_secs(10);
+
+impl CertificateRefresh {
+    async fn run(self, stop: CancellationToken) {
+        let mut wait = if self.client.certificates().is_empty() {
+            CERTIFICATE_RETRY
+        } else {
+            CERTIFICATE_REFRESH
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = match self.client.refresh_certificates(&self.apiv3_key).await {
+                Ok(certs) => {
+                    tracing::info!(count = certs.len(), "platform certificates refreshed");
+                    CERTIFICATE_REFRESH
+                }
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "platform certificates not refreshed; will retry");
+                    CERTIFICATE_RETRY
+                }
+            };
+        }
+    }
 }
 
 struct DailyBackup {
@@ -144,7 +194,7 @@ impl Application {
             None => None,
         };
         let proxies = settings.http.trusted_proxies()?;
-        let gateway = payment_gateway(&settings, addr)?;
+        let (gateway, certificates) = build_gateway(&settings, addr).await?;
         let qr_cache = Arc::new(QrCache::default());
         let hub = {
             let qr_cache = qr_cache.clone();
@@ -203,6 +253,8 @@ impl Application {
             simulator,
             daily_backup,
             webhooks,
+            certificates,
+            api: settings.wxpay.api,
         })
     }
 
@@ -236,6 +288,9 @@ impl Application {
 
     pub fn banner(&self) -> Vec<String> {
         let mut lines = banner(self.addr, self.simulator.is_some());
+        if self.api == Api::V3 {
+            lines.push("scanpay: protocol   WeChat Pay API v3".to_string());
+        }
         if let Some(a) = self.metrics_addr() {
             lines.push(format!("scanpay: metrics    http://{a}/metrics"));
         }
@@ -265,6 +320,7 @@ impl Application {
             ))
         });
         let webhooks = self.webhooks.map(|w| tokio::spawn(w.run(stop.clone())));
+        let certificates = self.certificates.map(|c| tokio::spawn(c.run(stop.clone())));
         let served = serve_until(self.server, shutdown).await;
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
@@ -283,6 +339,11 @@ impl Application {
             && let Err(e) = backups.await
         {
             tracing::error!(error.message = %e, "the daily backup did not stop cleanly");
+        }
+        if let Some(c) = certificates
+            && let Err(e) = c.await
+        {
+            tracing::error!(error.message = %e, "the certificate refresh did not stop cleanly");
         }
         served
         // The store closes with its last handle, dropped with the server and the poller.
@@ -339,21 +400,57 @@ fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 }
 
 fn simulator(settings: &Settings) -> anyhow::Result<Simulator> {
-    Simulator::new(settings.sim_config()?).context("cannot build the simulator's HTTP client")
+    Simulator::new(settings.sim_config()?).context("cannot build the simulator")
 }
 
-/// The payment gateway the settings name, for a server listening at `addr`.
-fn payment_gateway(settings: &Settings, addr: SocketAddr) -> anyhow::Result<Arc<dyn Gateway>> {
-    let (gateway, notify_url) = gateway(settings, addr);
-    let wx = WxPayClient::new(
-        &gateway,
-        settings.wxpay.merchant_or_demo()?,
-        settings.wxpay.timeout(),
-    )?;
-    // Refunds' mutual TLS: the certificate is checked here, at start-up.
-    let (gateway_ca, identity) = settings.wxpay.refund_tls()?;
-    let wx = wx.with_tls(gateway_ca.as_deref(), identity.as_ref())?;
-    Ok(Arc::new(WxPayV2::new(wx, notify_url)))
+/// The gateway of `wxpay.api`: `WxPayV2`, or `WxPayV3` with WeChat Pay
+/// verified by its public key (`public_key_file`, or the simulator's own in
+/// simulator mode) and/or by platform certificates downloaded now and kept
+/// fresh (when no public key is configured; a failed first download is
+/// retried in the background, answers meanwhile unbelievable).
+async fn build_gateway(
+    settings: &Settings,
+    addr: SocketAddr,
+) -> anyhow::Result<(Arc<dyn Gateway>, Option<CertificateRefresh>)> {
+    let (base, notify_url) = gateway(settings, addr);
+    let wx = &settings.wxpay;
+    if wx.api == Api::V2 {
+        let client = WxPayClient::new(&base, wx.merchant_or_demo()?, wx.timeout())?;
+        // Refunds' mutual TLS: the certificate is checked here, at start-up.
+        let (gateway_ca, identity) = wx.refund_tls()?;
+        let client = client.with_tls(gateway_ca.as_deref(), identity.as_ref())?;
+        return Ok((Arc::new(WxPayV2::new(client, notify_url)), None));
+    }
+    let mut merchant = wx.v3_merchant_or_demo()?;
+    if wx.is_simulator() && merchant.public_key.is_none() {
+        // The app in simulator mode believes the simulator's own public key.
+        merchant.public_key = Some(PublicKey {
+            id: crate::sim::v3::keys::PUBLIC_KEY_ID.into(),
+            pem: crate::sim::v3::keys::PUBLIC_KEY_PEM.into(),
+        });
+    }
+    let (client, refresh) = v3_client(&base, &merchant, wx.timeout()).await?;
+    let gateway = WxPayV3::new(client.clone(), merchant.apiv3_key.clone(), notify_url);
+    Ok((Arc::new(gateway), refresh))
+}
+
+/// A v3 client for `merchant` at `base`; without a public key, its platform
+/// certificates (downloaded by `connect`) and the refresh that keeps them.
+async fn v3_client(
+    base: &str,
+    merchant: &crate::wxpay_v3::Merchant,
+    timeout: Duration,
+) -> anyhow::Result<(Arc<V3Client>, Option<CertificateRefresh>)> {
+    let client = Arc::new(
+        V3Client::connect(base.trim_end_matches('/'), merchant, timeout)
+            .await
+            .context("the API v3 client")?,
+    );
+    let refresh = merchant.public_key.is_none().then(|| CertificateRefresh {
+        client: client.clone(),
+        apiv3_key: merchant.apiv3_key.clone(),
+    });
+    Ok((client, refresh))
 }
 
 /// `scanpay reconcile --date DAY`: the same settings as `serve`, the same
@@ -362,7 +459,8 @@ fn payment_gateway(settings: &Settings, addr: SocketAddr) -> anyhow::Result<Arc<
 pub async fn reconcile(settings: Settings, day: jiff::civil::Date) -> anyhow::Result<DayOutcome> {
     let store = open_store(&settings).await?;
     let addr = running_server(&settings.listen)?;
-    let gateway = payment_gateway(&settings, addr)?;
+    // One day's run needs no certificate refresh: the certificates fetched now serve it.
+    let (gateway, _) = build_gateway(&settings, addr).await?;
     let checkout = Checkout::new(store, gateway, Hub::new(), settings.checkout_config());
     Ok(checkout.reconcile_day(day).await?)
 }
@@ -394,7 +492,7 @@ fn gateway(settings: &Settings, addr: SocketAddr) -> (String, String) {
         let notify_url = wx
             .notify_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}/wxpay/notify"));
+            .unwrap_or_else(|| format!("http://{addr}{}", wx.notify_path()));
         (format!("http://{addr}/sim/"), notify_url)
     } else {
         (

@@ -268,6 +268,16 @@ pub enum Notice {
 pub struct ReadNotification {
     pub notice: Result<Notice, String>,
     pub loggable_body: String,
+    /// The protocol's own id of a verified notification (API v3 has one),
+    /// with its body's digest: the same id with another body is refused.
+    pub replay_key: Option<ReplayKey>,
+}
+
+/// A notification's id and the SHA-256 of its raw body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayKey {
+    pub id: String,
+    pub body_sha256: [u8; 32],
 }
 
 /// What the checkout decided about a notification.

@@ -53,7 +53,13 @@ impl Checkout {
     }
 
     async fn take_notification(&self, req: &NotifyRequest<'_>, remote_addr: Option<String>) -> Ack {
-        let read = self.gateway().read_notification(req);
+        let mut read = self.gateway().read_notification(req);
+        if read.notice.is_ok()
+            && let Some(key) = read.replay_key.take()
+            && let Err(why) = self.check_replay(key).await
+        {
+            read.notice = Err(why);
+        }
         let mut log = NotificationRow {
             received_at: self.now(),
             remote_addr,
@@ -133,6 +139,27 @@ impl Checkout {
                         Ack::Refused("try again")
                     }
                 }
+            }
+        }
+    }
+
+    /// A verified notification's id seen before with another body is a replay;
+    /// the same body again is the gateway's retry, applied as ever (idempotently).
+    async fn check_replay(&self, key: super::gateway::ReplayKey) -> Result<(), String> {
+        let now = self.now();
+        let id = key.id.clone();
+        match self
+            .store()
+            .write(move |tx| payments::claim_notification_id(tx, &key.id, &key.body_sha256, now))
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!(
+                "notification id {id:?} was seen before with another body: a replay"
+            )),
+            Err(e) => {
+                tracing::error!(error.message = %e, "notification id could not be recorded");
+                Err("try again: the notification id could not be recorded".into())
             }
         }
     }

@@ -42,6 +42,8 @@ impl WxPayV2 {
         ReadNotification {
             notice,
             loggable_body,
+            // Authenticity is the decryption, and a refund is applied once by its state.
+            replay_key: None,
         }
     }
 }
@@ -214,6 +216,8 @@ impl Gateway for WxPayV2 {
         ReadNotification {
             notice,
             loggable_body,
+            // v2 notifications carry no id of their own.
+            replay_key: None,
         }
     }
 

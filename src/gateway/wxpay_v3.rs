@@ -1,10 +1,23 @@
 //! WeChat Pay API v3 behind the checkout's gateway seam: JSON, RSA signatures
 //! in headers, encrypted notification resources and HTTP-status answers stay
 //! on this side. The shop's terms are the same as for v2.
+//!
+//! The five-minute QR refresh is v2's: a new `out_trade_no` per QR, the old
+//! one closed. v3's alternative, re-ordering the same `out_trade_no` with
+//! identical parameters for a fresh `code_url` (the old code dies), would
+//! need `time_expire` to be the whole order's life, leaving the trade payable
+//! that long even if a close failed, and would make a payment of a superseded
+//! QR indistinguishable from one of the current QR; with one trade number per
+//! QR, "late" and "superseded" stay exact and `time_expire` bounds each code.
+
+use std::sync::Arc;
+
+use sha2::Digest;
 
 use crate::checkout::gateway::{
     Ack, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply, NotifyRequest,
-    PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus, Refusal, TradeStatus,
+    PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus, Refusal, ReplayKey,
+    TradeStatus,
 };
 use crate::money::Fen;
 use crate::trade::OutRefundNo;
@@ -18,15 +31,19 @@ use crate::wxpay_v3::verify::Signed;
 /// The most of a notification body kept in the log (its resource is ciphertext).
 const MAX_LOGGED_BODY: usize = 4096;
 
+/// v3's `description` is string(127), one byte less than v2's `body`.
+const MAX_DESCRIPTION_BYTES: usize = 127;
+
 pub struct WxPayV3 {
-    client: V3Client,
+    /// Shared with start-up's certificate refresh.
+    client: Arc<V3Client>,
     apiv3_key: ApiV3Key,
     /// Where WeChat Pay sends notifications (`…/wxpay/v3/notify`).
     notify_url: String,
 }
 
 impl WxPayV3 {
-    pub fn new(client: V3Client, apiv3_key: ApiV3Key, notify_url: String) -> Self {
+    pub fn new(client: Arc<V3Client>, apiv3_key: ApiV3Key, notify_url: String) -> Self {
         WxPayV3 {
             client,
             apiv3_key,
@@ -51,7 +68,9 @@ impl Gateway for WxPayV3 {
             let order = NativeOrder {
                 appid: self.client.appid().to_string(),
                 mchid: self.client.mchid().to_string(),
-                description: req.description.clone(),
+                description: req.description
+                    [..req.description.floor_char_boundary(MAX_DESCRIPTION_BYTES)]
+                    .to_string(),
                 out_trade_no: req.out_trade_no.to_string(),
                 time_expire: api::format_time(req.time_expire),
                 notify_url: self.notify_url.clone(),
@@ -120,8 +139,16 @@ impl Gateway for WxPayV3 {
         let mut loggable_body = String::from_utf8_lossy(req.body).into_owned();
         loggable_body.truncate(loggable_body.floor_char_boundary(MAX_LOGGED_BODY));
         let now = jiff::Timestamp::now().as_second();
-        let notice = notify::read(req.body, &signed, self.client.keys(), &self.apiv3_key, now)
+        let mut replay_key = None;
+        let notice = notify::read(req.body, &signed, &*self.client, &self.apiv3_key, now)
             .map_err(|e| e.to_string())
+            .inspect(|n| {
+                // Only a verified id counts: the checkout refuses it with another body.
+                replay_key = Some(ReplayKey {
+                    id: n.id.clone(),
+                    body_sha256: sha2::Sha256::digest(req.body).into(),
+                });
+            })
             .and_then(|n| match n.event {
                 Event::Transaction(tx) => {
                     self.ours(&tx)?;
@@ -134,6 +161,7 @@ impl Gateway for WxPayV3 {
         ReadNotification {
             notice,
             loggable_body,
+            replay_key,
         }
     }
 
@@ -210,6 +238,7 @@ fn gateway_error(e: V3Error) -> GatewayError {
     match e {
         V3Error::Transport(detail) => GatewayError::Transport(detail),
         V3Error::Unbelievable(detail) => GatewayError::Unbelievable(detail),
+        V3Error::Key(e) => GatewayError::Protocol(e.to_string()),
         V3Error::Api {
             status,
             code,
@@ -322,7 +351,7 @@ mod tests {
         )
         .unwrap();
         let g = WxPayV3::new(
-            client,
+            Arc::new(client),
             ApiV3Key::new("scanpay-demo-apiv3-key-000000000").unwrap(),
             "https://shop.example/wxpay/v3/notify".into(),
         );

@@ -87,6 +87,7 @@ fn refund_error(e: V3Error) -> GatewayError {
     match e {
         V3Error::Transport(detail) => GatewayError::Transport(detail),
         V3Error::Unbelievable(detail) => GatewayError::Unbelievable(detail),
+        V3Error::Key(e) => GatewayError::Protocol(e.to_string()),
         V3Error::Api {
             status,
             code,

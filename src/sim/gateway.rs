@@ -304,6 +304,7 @@ fn parse_unifiedorder(
         spbill_create_ip: spbill_create_ip.to_string(),
         time_expire,
         sign_type,
+        v3: None,
     })
 }
 

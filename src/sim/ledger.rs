@@ -26,6 +26,19 @@ pub struct NewOrder {
     pub spbill_create_ip: String,
     pub time_expire: Option<Timestamp>,
     pub sign_type: SignType,
+    /// Set for an order placed through API v3 (`sim::v3`).
+    pub v3: Option<V3Terms>,
+}
+
+/// What an API v3 order adds: its request as sent (a re-order must repeat it
+/// exactly) and the key WeChat Pay signs this merchant's answers and
+/// notifications with (the serial the merchant asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V3Terms {
+    pub appid: String,
+    pub mchid: String,
+    pub request: serde_json::Value,
+    pub sign_serial: String,
 }
 
 impl NewOrder {
@@ -37,6 +50,7 @@ impl NewOrder {
             && self.product_id == other.product_id
             && self.time_expire == other.time_expire
             && self.attach == other.attach
+            && self.v3.as_ref().map(|v| &v.request) == other.v3.as_ref().map(|v| &v.request)
     }
 }
 
@@ -60,6 +74,8 @@ pub struct SimOrder {
     pub prepay_id: String,
     pub code_url: String,
     pub created_at: Timestamp,
+    /// When the current `code_url` was issued (a v3 re-order issues a new one).
+    pub code_issued_at: Timestamp,
     pub state: SimTradeState,
     /// Deliveries of the payment notification tried, and whether one was acknowledged.
     pub notify_attempts: u32,
@@ -70,9 +86,9 @@ impl SimOrder {
     /// The last moment the QR can be paid.
     pub fn payable_until(&self) -> Timestamp {
         let cap = self
-            .created_at
+            .code_issued_at
             .checked_add(CODE_URL_LIFE)
-            .unwrap_or(self.created_at);
+            .unwrap_or(self.code_issued_at);
         match self.req.time_expire {
             Some(t) if t < cap => t,
             _ => cap,
@@ -111,6 +127,13 @@ pub enum PayRefusal {
     Expired,
 }
 
+fn new_code_url() -> String {
+    format!(
+        "weixin://wxpay/bizpayurl?pr={}",
+        Alphanumeric.sample_string(&mut rand::rng(), 10)
+    )
+}
+
 #[derive(Debug, Default)]
 pub struct Ledger {
     orders: HashMap<String, SimOrder>,
@@ -121,13 +144,29 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// `unifiedorder`: a new order, or the same one again for identical parameters.
+    /// `unifiedorder`: a new order, or the same one again for identical
+    /// parameters. In v3 the same parameters again issue a new `code_url`
+    /// and the old one stops working.
     pub fn create(&mut self, req: NewOrder, now: Timestamp) -> Result<SimOrder, Refusal> {
-        if let Some(existing) = self.orders.get(req.out_trade_no.as_str()) {
+        if let Some(existing) = self.orders.get_mut(req.out_trade_no.as_str()) {
             return match existing.state {
                 SimTradeState::Paid(_) => Err(refuse(ErrCode::OrderPaid, "该订单已支付")),
                 SimTradeState::Closed => Err(refuse(ErrCode::OrderClosed, "该订单已关")),
-                SimTradeState::NotPay if existing.req.same_order_as(&req) => Ok(existing.clone()),
+                SimTradeState::NotPay if existing.req.same_order_as(&req) => {
+                    if req.v3.is_some() {
+                        let old = std::mem::replace(&mut existing.code_url, new_code_url());
+                        existing.code_issued_at = now;
+                        let reissued = existing.clone();
+                        self.by_code_url.remove(&old);
+                        self.by_code_url.insert(
+                            reissued.code_url.clone(),
+                            reissued.req.out_trade_no.to_string(),
+                        );
+                        Ok(reissued)
+                    } else {
+                        Ok(existing.clone())
+                    }
+                }
                 SimTradeState::NotPay => Err(refuse(ErrCode::InvalidRequest, "201 商户订单号重复")),
             };
         }
@@ -139,15 +178,13 @@ impl Ledger {
                 .sample_string(&mut rng, 18)
                 .to_ascii_lowercase()
         );
-        let code_url = format!(
-            "weixin://wxpay/bizpayurl?pr={}",
-            Alphanumeric.sample_string(&mut rng, 10)
-        );
+        let code_url = new_code_url();
         let order = SimOrder {
             req,
             prepay_id,
             code_url: code_url.clone(),
             created_at: now,
+            code_issued_at: now,
             state: SimTradeState::NotPay,
             notify_attempts: 0,
             notify_acked: false,
@@ -289,6 +326,7 @@ mod tests {
             spbill_create_ip: "127.0.0.1".into(),
             time_expire: None,
             sign_type: SignType::Md5,
+            v3: None,
         }
     }
 
@@ -338,6 +376,38 @@ mod tests {
             ErrCode::OrderNotExist
         );
         assert_eq!(l.pay("weixin://nothing", now), Err(PayRefusal::Unknown));
+    }
+
+    #[test]
+    fn a_v3_reorder_with_identical_parameters_kills_the_old_code() {
+        let now = Timestamp::now();
+        let mut l = Ledger::default();
+        let v3 = |total: i64| {
+            let mut o = order("V3A", total);
+            o.v3 = Some(V3Terms {
+                appid: "wx".into(),
+                mchid: "1".into(),
+                request: serde_json::json!({"out_trade_no": "V3A", "amount": {"total": total}}),
+                sign_serial: "PUB_KEY_ID_X".into(),
+            });
+            o
+        };
+        let first = l.create(v3(100), now).unwrap();
+        let later = now + jiff::SignedDuration::from_secs(60);
+        let second = l.create(v3(100), later).unwrap();
+        assert_ne!(first.code_url, second.code_url, "a fresh code_url");
+        assert_eq!(second.code_issued_at, later);
+        assert_eq!(
+            l.pay(&first.code_url, later),
+            Err(PayRefusal::Unknown),
+            "the old one is dead"
+        );
+        assert_eq!(
+            l.create(v3(101), later).unwrap_err().code,
+            ErrCode::InvalidRequest,
+            "changed parameters are refused"
+        );
+        assert!(l.pay(&second.code_url, later).is_ok());
     }
 
     #[test]

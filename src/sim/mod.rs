@@ -12,6 +12,7 @@ pub mod notifier;
 pub mod phone;
 pub mod refunds;
 pub mod tls;
+pub mod v3;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -27,6 +28,8 @@ use ledger::Ledger;
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub merchant: Merchant,
+    /// The API v3 merchant the v3 routes serve.
+    pub v3: crate::wxpay_v3::Merchant,
     pub time_scale: f64,
     pub min_close_age: Duration,
     pub faults: Faults,
@@ -39,6 +42,7 @@ pub struct Simulator {
 
 struct Inner {
     merchant: Merchant,
+    v3: v3::V3Side,
     ledger: Mutex<Ledger>,
     faults: RwLock<Faults>,
     time_scale: f64,
@@ -48,8 +52,17 @@ struct Inner {
     client_certificates: std::sync::atomic::AtomicBool,
 }
 
+/// Why the simulator cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot build the simulator's HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the simulator's API v3 keys: {0}")]
+    Key(#[from] crate::wxpay_v3::KeyError),
+}
+
 impl Simulator {
-    pub fn new(cfg: SimConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
         crate::http_client::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -57,6 +70,7 @@ impl Simulator {
         Ok(Simulator {
             inner: Arc::new(Inner {
                 merchant: cfg.merchant,
+                v3: v3::V3Side::new(cfg.v3)?,
                 ledger: Mutex::new(Ledger::default()),
                 faults: RwLock::new(cfg.faults),
                 time_scale: cfg.time_scale,
@@ -100,6 +114,7 @@ impl Simulator {
                     .route(web::post().to(gateway::refundquery))
                     .default_service(web::to(gateway::require_post)),
             )
+            .configure(v3::configure)
             .route("", web::get().to(phone::add_slash))
             .route("/", web::get().to(phone::index))
             .route("/scan", web::get().to(phone::scan))
@@ -111,6 +126,11 @@ impl Simulator {
 
     pub fn merchant(&self) -> &Merchant {
         &self.inner.merchant
+    }
+
+    /// The API v3 side: its merchant and the simulator's own keys.
+    pub fn v3(&self) -> &v3::V3Side {
+        &self.inner.v3
     }
 
     /// The order book. A panic while holding it cannot leave a half-applied

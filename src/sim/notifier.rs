@@ -17,6 +17,9 @@ pub const RETRY_SCHEDULE_SECS: [u64; 15] = [
 
 /// Starts the deliveries of a paid order's notification (and the faults' copies).
 pub fn dispatch(sim: &Simulator, order: &SimOrder) {
+    if order.req.v3.is_some() {
+        return super::v3::notify::dispatch(sim, order);
+    }
     let SimTradeState::Paid(payment) = &order.state else {
         return;
     };
@@ -56,7 +59,7 @@ pub fn dispatch(sim: &Simulator, order: &SimOrder) {
 /// One wait of the schedule divided by `time_scale`. Settings check the scale,
 /// but a tiny one (1e-300) would make a wait too long for a `Duration` and a
 /// `Duration::from_secs_f64` panic: such a wait is "never" (a year is enough).
-pub(super) fn retry_wait(secs: u64, time_scale: f64) -> Duration {
+pub(crate) fn retry_wait(secs: u64, time_scale: f64) -> Duration {
     const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
     Duration::try_from_secs_f64(secs as f64 / time_scale).map_or(NEVER, |d| d.min(NEVER))
 }

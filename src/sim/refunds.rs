@@ -391,6 +391,7 @@ mod tests {
                     spbill_create_ip: "127.0.0.1".into(),
                     time_expire: None,
                     sign_type: SignType::Md5,
+                    v3: None,
                 },
                 now,
             )

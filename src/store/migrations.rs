@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/0003_payments_per_transaction.sql"),
     ),
     (4, include_str!("migrations/0004_users_disabled.sql")),
+    (5, include_str!("migrations/0005_notification_ids.sql")),
     (6, include_str!("migrations/0006_counter.sql")),
     (7, include_str!("migrations/0007_refunds.sql")),
     (8, include_str!("migrations/0008_bills.sql")),

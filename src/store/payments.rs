@@ -156,6 +156,24 @@ pub fn log_notification(conn: &Connection, n: &NotificationRow) -> Result<(), St
     Ok(())
 }
 
+/// Records the id of a verified notification with its body's digest, unless
+/// known: whether the id's first body is this one (a retry), or not (a replay).
+pub fn claim_notification_id(
+    tx: &Transaction<'_>,
+    id: &str,
+    body_sha256: &[u8; 32],
+    at: Millis,
+) -> Result<bool, StoreError> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO notification_ids (id, body_sha256, received_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id, &body_sha256[..], at])?;
+    let first: Vec<u8> = tx
+        .prepare_cached("SELECT body_sha256 FROM notification_ids WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(first == body_sha256[..])
+}
+
 /// Deletes verified notifications received before `verified_before`, and the
 /// refused ones beyond the newest `refused_kept`; returns how many went.
 pub fn prune_notifications(
@@ -173,6 +191,10 @@ pub fn prune_notifications(
                (SELECT id FROM notifications WHERE verified = 0 ORDER BY id DESC LIMIT ?1)",
         )?
         .execute(params![kept])?;
+    // Ids are kept as long as verified notifications (a replay is refused as
+    // stale by its timestamp long before).
+    tx.prepare_cached("DELETE FROM notification_ids WHERE received_at < ?1")?
+        .execute(params![verified_before])?;
     Ok(old + junk)
 }
 
@@ -198,4 +220,40 @@ pub fn notifications_of_order(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_notification_id_keeps_its_first_body_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let claim = |store: &crate::store::Store, id: &'static str, digest: [u8; 32]| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx| claim_notification_id(tx, id, &digest, Millis(1)))
+                    .await
+                    .unwrap()
+            }
+        };
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        assert!(claim(&store, "EV-1", [1; 32]).await, "first seen");
+        assert!(
+            claim(&store, "EV-1", [1; 32]).await,
+            "the same body: a retry"
+        );
+        assert!(
+            !claim(&store, "EV-1", [2; 32]).await,
+            "another body: a replay"
+        );
+        drop(store);
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        assert!(
+            !claim(&store, "EV-1", [2; 32]).await,
+            "still after a restart"
+        );
+        assert!(claim(&store, "EV-2", [2; 32]).await);
+    }
 }

@@ -122,6 +122,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/o/{token}/retry", web::post().to(order::retry))
         .route("/wxpay/notify", web::post().to(notify::receive))
         .route("/wxpay/refund-notify", web::post().to(notify::receive))
+        // API v3's notifications: the gateway behind the seam reads either.
+        .route("/wxpay/v3/notify", web::post().to(notify::receive))
         .route("/admin", web::get().to(admin::orders))
         .route("/admin/orders.csv", web::get().to(admin::orders_csv))
         .route("/admin/orders/{order_no}", web::get().to(admin::order))

@@ -2,6 +2,7 @@
 //! verify with, read at most a capped answer, and believe a 2xx answer only
 //! once its signature checks out. Error answers are WeChat Pay's JSON.
 
+use std::sync::RwLock;
 use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -9,9 +10,12 @@ use reqwest::Method;
 
 use crate::http_client::describe;
 
+use super::aead::ApiV3Key;
 use super::api::{self, ErrorBody, ErrorCode, NATIVE_PATH, NativeAnswer, NativeOrder, Transaction};
+use super::cert::{self, CERTIFICATES_PATH, PlatformCert};
 use super::sign::MerchantSigner;
-use super::verify::{Signed, WechatPayKeys};
+use super::verify::{Signed, VerifyError, WechatPayKeys};
+use crate::lock::RwLockExt;
 
 /// Largest answer read (v3 answers are a few hundred bytes).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -25,6 +29,9 @@ pub enum V3Error {
     /// A 2xx answer that cannot be believed (bad or missing signature, not JSON).
     #[error("the payment gateway's answer was not valid: {0}")]
     Unbelievable(String),
+    /// The merchant's keys cannot be used.
+    #[error("the merchant's keys: {0}")]
+    Key(#[from] super::KeyError),
     /// WeChat Pay's error JSON with its HTTP status.
     #[error("the payment gateway answered {status} {raw_code}: {message}")]
     Api {
@@ -41,9 +48,38 @@ pub struct V3Client {
     base_url: String,
     appid: String,
     signer: MerchantSigner,
+    /// The keys from the settings (the WeChat Pay public key, if any).
+    configured: WechatPayKeys,
+    /// Those, plus the platform certificates last downloaded.
+    keys: RwLock<Believed>,
+}
+
+struct Believed {
     keys: WechatPayKeys,
+    certificates: Vec<PlatformCert>,
     /// The serial sent as `Wechatpay-Serial`: the key WeChat Pay should sign with.
-    accept_serial: String,
+    accept_serial: Option<String>,
+}
+
+/// One answer as it came, before it is believed.
+struct RawAnswer {
+    status: reqwest::StatusCode,
+    timestamp: Option<String>,
+    nonce: Option<String>,
+    signature: Option<String>,
+    serial: Option<String>,
+    body: Vec<u8>,
+}
+
+impl RawAnswer {
+    fn signed(&self) -> Signed<'_> {
+        Signed {
+            timestamp: self.timestamp.as_deref(),
+            nonce: self.nonce.as_deref(),
+            signature: self.signature.as_deref(),
+            serial: self.serial.as_deref(),
+        }
+    }
 }
 
 impl V3Client {
@@ -63,9 +99,101 @@ impl V3Client {
             base_url: base_url.trim_end_matches('/').to_string(),
             appid: appid.to_string(),
             signer,
-            keys,
-            accept_serial: accept_serial.to_string(),
+            configured: keys.clone(),
+            keys: RwLock::new(Believed {
+                keys,
+                certificates: Vec::new(),
+                accept_serial: (!accept_serial.is_empty()).then(|| accept_serial.to_string()),
+            }),
         })
+    }
+
+    /// Checks a signed answer or notification with the keys believed now.
+    pub fn verify(&self, h: &Signed<'_>, body: &[u8], now: i64) -> Result<(), VerifyError> {
+        self.keys.read_or_recover().keys.verify(h, body, now)
+    }
+
+    /// The platform certificates believed now (serial and expiry).
+    pub fn certificates(&self) -> Vec<PlatformCert> {
+        self.keys.read_or_recover().certificates.clone()
+    }
+
+    /// Downloads the platform certificates, decrypts them with the APIv3 key,
+    /// believes the list only if it verifies (with a key already believed, or
+    /// — the first time — with one of the certificates it brings), and from
+    /// then on verifies with them beside the configured keys. Certificates
+    /// past their expiry are left out. Returns those now believed.
+    pub async fn refresh_certificates(
+        &self,
+        apiv3_key: &ApiV3Key,
+    ) -> Result<Vec<PlatformCert>, V3Error> {
+        let raw = self.send(Method::GET, CERTIFICATES_PATH, None).await?;
+        let answer = self.checked_status(raw)?;
+        let now = jiff::Timestamp::now();
+        let mut fresh = cert::decrypt_all(&answer.body, apiv3_key)
+            .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
+        fresh.retain(|c| c.expires.is_none_or(|t| t > now));
+        if fresh.is_empty() {
+            return Err(V3Error::Unbelievable(
+                "no platform certificate that is still valid".into(),
+            ));
+        }
+        let mut keys = self.configured.clone();
+        for c in &fresh {
+            keys.add_spki_der(&c.serial, &c.spki)
+                .map_err(|e| V3Error::Unbelievable(format!("certificate {}: {e}", c.serial)))?;
+        }
+        let believed_before = self.verify(&answer.signed(), &answer.body, now.as_second());
+        if believed_before.is_err() {
+            keys.verify(&answer.signed(), &answer.body, now.as_second())
+                .map_err(|e| V3Error::Unbelievable(format!("the certificate list: {e}")))?;
+        }
+        let mut believed = self.keys.write_or_recover();
+        believed.keys = keys;
+        // Without a public key, ask to be answered with the longest-lived certificate.
+        if self.configured.is_empty() {
+            believed.accept_serial = fresh
+                .iter()
+                .max_by_key(|c| c.expires)
+                .map(|c| c.serial.clone());
+        }
+        believed.certificates = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// A client for `merchant`, believing its WeChat Pay public key if it has
+    /// one; without one, its platform certificates are downloaded first (a
+    /// failure is logged, and the caller's refresh tries again).
+    pub async fn connect(
+        base_url: &str,
+        merchant: &super::Merchant,
+        timeout: Duration,
+    ) -> Result<V3Client, V3Error> {
+        let accept = merchant
+            .public_key
+            .as_ref()
+            .map_or(String::new(), |k| k.id.clone());
+        let client = V3Client::new(
+            base_url,
+            &merchant.appid,
+            merchant.signer()?,
+            merchant.configured_keys()?,
+            &accept,
+            timeout,
+        )?;
+        if merchant.public_key.is_none() {
+            match client.refresh_certificates(&merchant.apiv3_key).await {
+                Ok(certs) => tracing::info!(
+                    count = certs.len(),
+                    "platform certificates downloaded and decrypted"
+                ),
+                Err(e) => tracing::warn!(
+                    error.message = %e,
+                    "platform certificates not downloaded: answers cannot be believed until they are"
+                ),
+            }
+        }
+        Ok(client)
     }
 
     pub fn mchid(&self) -> &str {
@@ -74,10 +202,6 @@ impl V3Client {
 
     pub fn appid(&self) -> &str {
         &self.appid
-    }
-
-    pub fn keys(&self) -> &WechatPayKeys {
-        &self.keys
     }
 
     /// Creates (or, with identical parameters, re-creates) a native order.
@@ -125,6 +249,7 @@ impl V3Client {
         serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
     }
 
+    /// One call whose 2xx answer is believed only once its signature checks out.
     #[tracing::instrument(name = "wxpay_v3", skip_all, fields(%method, path = path_and_query.split('?').next().unwrap_or("")))]
     async fn call(
         &self,
@@ -132,19 +257,59 @@ impl V3Client {
         path_and_query: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, V3Error> {
+        let raw = self.send(method, path_and_query, body).await?;
+        let answer = self.checked_status(raw)?;
+        self.verify(
+            &answer.signed(),
+            &answer.body,
+            jiff::Timestamp::now().as_second(),
+        )
+        .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
+        Ok(answer.body)
+    }
+
+    /// An error status is WeChat Pay's JSON (or no usable answer at all).
+    fn checked_status(&self, raw: RawAnswer) -> Result<RawAnswer, V3Error> {
+        if raw.status.is_success() {
+            return Ok(raw);
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&raw.body) {
+            Ok(e) => V3Error::Api {
+                status: raw.status.as_u16(),
+                code: ErrorCode::parse(&e.code),
+                raw_code: e.code,
+                message: e.message,
+            },
+            Err(_) => V3Error::Transport(format!("HTTP {}", raw.status)),
+        })
+    }
+
+    #[tracing::instrument(name = "wxpay_v3", skip_all, fields(%method, path = path_and_query.split('?').next().unwrap_or("")))]
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<RawAnswer, V3Error> {
         let timestamp = jiff::Timestamp::now().as_second();
         let nonce = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let bytes = body.unwrap_or_default();
+        // The signature covers the path as the gateway receives it, with any
+        // prefix of the base URL (a gateway mounted under `/sim`, say).
+        let signed_path = format!("{}{path_and_query}", base_path(&self.base_url));
         let authorization = self
             .signer
-            .authorization(method.as_str(), path_and_query, timestamp, &nonce, &bytes)
+            .authorization(method.as_str(), &signed_path, timestamp, &nonce, &bytes)
             .map_err(|e| V3Error::Transport(e.to_string()))?;
+        let accept_serial = self.keys.read_or_recover().accept_serial.clone();
         let mut req = self
             .http
             .request(method, format!("{}{path_and_query}", self.base_url))
             .header("Authorization", authorization)
-            .header("Accept", "application/json")
-            .header("Wechatpay-Serial", &self.accept_serial);
+            .header("Accept", "application/json");
+        if let Some(serial) = accept_serial {
+            req = req.header("Wechatpay-Serial", serial);
+        }
         if !bytes.is_empty() {
             req = req.header("Content-Type", "application/json").body(bytes);
         }
@@ -152,52 +317,38 @@ impl V3Client {
             .send()
             .await
             .map_err(|e| V3Error::Transport(describe(e)))?;
-        let status = resp.status();
         let header = |name: &str| {
             resp.headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let (ts, nonce, signature, serial) = (
-            header("Wechatpay-Timestamp"),
-            header("Wechatpay-Nonce"),
-            header("Wechatpay-Signature"),
-            header("Wechatpay-Serial"),
-        );
-        let mut answer = Vec::new();
+        let mut raw = RawAnswer {
+            status: resp.status(),
+            timestamp: header("Wechatpay-Timestamp"),
+            nonce: header("Wechatpay-Nonce"),
+            signature: header("Wechatpay-Signature"),
+            serial: header("Wechatpay-Serial"),
+            body: Vec::new(),
+        };
         while let Some(chunk) = resp
             .chunk()
             .await
             .map_err(|e| V3Error::Transport(describe(e)))?
         {
-            if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+            if raw.body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(V3Error::Unbelievable("the answer is too large".into()));
             }
-            answer.extend_from_slice(&chunk);
+            raw.body.extend_from_slice(&chunk);
         }
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&answer) {
-                Ok(e) => V3Error::Api {
-                    status: status.as_u16(),
-                    code: ErrorCode::parse(&e.code),
-                    raw_code: e.code,
-                    message: e.message,
-                },
-                Err(_) => V3Error::Transport(format!("HTTP {status}")),
-            });
-        }
-        let signed = Signed {
-            timestamp: ts.as_deref(),
-            nonce: nonce.as_deref(),
-            signature: signature.as_deref(),
-            serial: serial.as_deref(),
-        };
-        self.keys
-            .verify(&signed, &answer, jiff::Timestamp::now().as_second())
-            .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
-        Ok(answer)
+        Ok(raw)
     }
+}
+
+/// The path part of a base URL (`http://host:1/sim` → `/sim`; none → ``).
+fn base_path(base_url: &str) -> &str {
+    let after_scheme = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    after_scheme.find('/').map_or("", |i| &after_scheme[i..])
 }
 
 #[cfg(test)]
@@ -321,6 +472,13 @@ mod tests {
                 payer_client_ip: "127.0.0.1".into(),
             },
         }
+    }
+
+    #[test]
+    fn the_base_urls_path_is_signed_too() {
+        assert_eq!(base_path("http://127.0.0.1:8080/sim"), "/sim");
+        assert_eq!(base_path("https://api.mch.weixin.qq.com"), "");
+        assert_eq!(base_path("http://h/a/b"), "/a/b");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -64,11 +64,28 @@ pub enum NotifyError {
     Event(String),
 }
 
+/// Whatever holds the WeChat Pay keys believed now.
+pub trait Verifier {
+    fn verify(&self, h: &Signed<'_>, body: &[u8], now: i64) -> Result<(), VerifyError>;
+}
+
+impl Verifier for WechatPayKeys {
+    fn verify(&self, h: &Signed<'_>, body: &[u8], now: i64) -> Result<(), VerifyError> {
+        WechatPayKeys::verify(self, h, body, now)
+    }
+}
+
+impl Verifier for super::client::V3Client {
+    fn verify(&self, h: &Signed<'_>, body: &[u8], now: i64) -> Result<(), VerifyError> {
+        super::client::V3Client::verify(self, h, body, now)
+    }
+}
+
 /// Verifies, decrypts and reads one notification at `now` (Unix seconds).
 pub fn read(
     body: &[u8],
     headers: &Signed<'_>,
-    keys: &WechatPayKeys,
+    keys: &impl Verifier,
     apiv3_key: &ApiV3Key,
     now: i64,
 ) -> Result<Notification, NotifyError> {

@@ -94,6 +94,10 @@ impl WechatPayKeys {
         ));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// Checks a signed message at `now` (Unix seconds): the key its serial
     /// names, the five-minute window, the signature over the raw body.
     pub fn verify(&self, h: &Signed<'_>, body: &[u8], now: i64) -> Result<(), VerifyError> {
@@ -270,6 +274,38 @@ mod tests {
             serial: Some("PUB_KEY_ID_X"),
         };
         assert_eq!(k.verify(&h, b"{}", NOW), Ok(()));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// Any body signed verifies; any single byte changed, anywhere, does not.
+        #[test]
+        fn sign_then_verify_round_trips_and_any_byte_change_fails(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            at in proptest::prelude::any::<usize>(),
+            flip in 1u8..=255,
+        ) {
+            let (ts, sig) = signed(&body, NOW);
+            let h = Signed {
+                timestamp: Some(&ts),
+                nonce: Some("nonce12chars"),
+                signature: Some(&sig),
+                serial: Some("PUB_KEY_ID_0114232134912410000000000000"),
+            };
+            proptest::prop_assert_eq!(keys().verify(&h, &body, NOW), Ok(()));
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                changed[at % body.len()] ^= flip;
+                proptest::prop_assert_eq!(
+                    keys().verify(&h, &changed, NOW),
+                    Err(VerifyError::Mismatch)
+                );
+            }
+            let mut longer = body.clone();
+            longer.push(b'\n');
+            proptest::prop_assert_eq!(keys().verify(&h, &longer, NOW), Err(VerifyError::Mismatch));
+        }
     }
 
     /// Wraps a PKCS#1 RSAPublicKey in an SPKI (rsaEncryption, NULL parameters).

@@ -30,12 +30,17 @@ fn screenshot_dir() -> Option<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cashier_and_customer_in_a_real_browser() {
+    in_a_real_browser(Api::V2).await;
+}
+
+/// Also run on API v3 (`both_apis.rs`); the README's screenshots come from v2.
+pub(crate) async fn in_a_real_browser(api: Api) {
     if !browser_available() {
         return;
     }
-    let app = spawn_app().await;
+    let app = spawn_app_on(api, |_| {}).await;
     let driver = Driver::start().await;
-    let shots = screenshot_dir();
+    let shots = screenshot_dir().filter(|_| api == Api::V2);
 
     // The cashier signs in and charges ¥12.50.
     let b = driver.session(1280, 900).await;

@@ -877,3 +877,187 @@ pub fn signed_notification(
         None,
     ))
 }
+
+// ---------------------------------------------------------------- both protocols
+
+pub use scanpay::config::Api;
+pub use scanpay::config::{DEMO_V3_APIV3_KEY, DEMO_V3_APPID, DEMO_V3_CERT_SERIAL, DEMO_V3_MCH_ID};
+
+/// `spawn_app_with` on `api` (simulator mode: the demo merchant of that protocol).
+pub async fn spawn_app_on(api: Api, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(move |s| {
+        s.wxpay.api = api;
+        tweak(s);
+    })
+    .await
+}
+
+/// How a live v3 app verifies WeChat Pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V3Keys {
+    /// `wxpay.public_key_file` + `public_key_id` (the simulator's public key).
+    PublicKey,
+    /// Neither: platform certificates downloaded from `/v3/certificates`.
+    Certificates,
+}
+
+/// The wxpay settings of live v3 against `gateway`, key files written into `dir`.
+fn live_env_v3(
+    gateway: &str,
+    port: u16,
+    keys: V3Keys,
+    dir: &std::path::Path,
+) -> Vec<(String, String)> {
+    let key_file = dir.join("apiclient_key.pem");
+    std::fs::write(&key_file, scanpay::wxpay_v3::OFFICIAL_TEST_KEY_PEM).unwrap();
+    let notify = format!("http://127.0.0.1:{port}/wxpay/v3/notify");
+    let mut env = env(FAST_ENV);
+    env.extend(self::env(&[
+        ("SCANPAY_WXPAY_API", "v3"),
+        ("SCANPAY_WXPAY_GATEWAY", gateway),
+        ("SCANPAY_WXPAY_APPID", DEMO_V3_APPID),
+        ("SCANPAY_WXPAY_MCH_ID", DEMO_V3_MCH_ID),
+        ("SCANPAY_WXPAY_APIV3_KEY", DEMO_V3_APIV3_KEY),
+        ("SCANPAY_WXPAY_PRIVATE_KEY_FILE", key_file.to_str().unwrap()),
+        ("SCANPAY_WXPAY_CERT_SERIAL", DEMO_V3_CERT_SERIAL),
+        ("SCANPAY_WXPAY_NOTIFY_URL", &notify),
+    ]));
+    if keys == V3Keys::PublicKey {
+        let pub_file = dir.join("pub_key.pem");
+        std::fs::write(&pub_file, scanpay::sim::v3::keys::PUBLIC_KEY_PEM).unwrap();
+        env.extend(self::env(&[
+            ("SCANPAY_WXPAY_PUBLIC_KEY_FILE", pub_file.to_str().unwrap()),
+            (
+                "SCANPAY_WXPAY_PUBLIC_KEY_ID",
+                scanpay::sim::v3::keys::PUBLIC_KEY_ID,
+            ),
+        ]));
+    }
+    env
+}
+
+/// `spawn_live_app` on `api` (for v3, verifying WeChat Pay as `keys` says).
+pub async fn spawn_live_app_on(
+    api: Api,
+    keys: V3Keys,
+    gateway: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    if api == Api::V2 {
+        return spawn_live_app(gateway, tweak).await;
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = live_env_v3(gateway, port, keys, data_dir.path());
+    let mut settings = settings(env, &listen, tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_in_process(settings, data_dir).await
+}
+
+/// What WeChat Pay puts in the headers of a v3 notification.
+pub struct V3Headers {
+    pub timestamp: String,
+    pub nonce: String,
+    pub signature: String,
+    pub serial: String,
+}
+
+/// A v3 payment notification as the simulator's WeChat Pay would send it:
+/// `tx` encrypted with `apiv3_key`, the body signed at `timestamp` with the
+/// simulator's public key.
+pub fn v3_notification(
+    id: &str,
+    tx: &serde_json::Value,
+    apiv3_key: &str,
+    timestamp: i64,
+) -> (Vec<u8>, V3Headers) {
+    use scanpay::wxpay_v3::aead::{self, ApiV3Key};
+    let key = ApiV3Key::new(apiv3_key).unwrap();
+    let plain = serde_json::to_vec(tx).unwrap();
+    let env = scanpay::wxpay_v3::notify::Envelope {
+        id: id.into(),
+        create_time: "2026-12-01T12:00:00+08:00".into(),
+        event_type: "TRANSACTION.SUCCESS".into(),
+        resource_type: Some("encrypt-resource".into()),
+        summary: Some("支付成功".into()),
+        resource: scanpay::wxpay_v3::notify::Resource {
+            algorithm: aead::ALGORITHM.into(),
+            ciphertext: aead::encrypt(&key, "pUdohsWGTw7G", "transaction", &plain).unwrap(),
+            associated_data: "transaction".into(),
+            nonce: "pUdohsWGTw7G".into(),
+            original_type: Some("transaction".into()),
+        },
+    };
+    let body = serde_json::to_vec(&env).unwrap();
+    let headers = sign_v3(&body, timestamp);
+    (body, headers)
+}
+
+/// Signs `body` at `timestamp` as the simulator's WeChat Pay public key.
+pub fn sign_v3(body: &[u8], timestamp: i64) -> V3Headers {
+    let keys = scanpay::sim::v3::keys::SimKeys::load().unwrap();
+    let ts = timestamp.to_string();
+    let nonce = "n0nce0n0nce0n0nce".to_string();
+    let signature = keys
+        .public_key
+        .sign(&scanpay::wxpay_v3::verify::response_message(
+            &ts, &nonce, body,
+        ))
+        .unwrap();
+    V3Headers {
+        timestamp: ts,
+        nonce,
+        signature,
+        serial: scanpay::sim::v3::keys::PUBLIC_KEY_ID.into(),
+    }
+}
+
+/// A paid transaction as v3 describes it.
+pub fn v3_paid(out_trade_no: &str, total: i64, transaction_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "appid": DEMO_V3_APPID, "mchid": DEMO_V3_MCH_ID, "out_trade_no": out_trade_no,
+        "transaction_id": transaction_id, "trade_type": "NATIVE", "trade_state": "SUCCESS",
+        "trade_state_desc": "支付成功", "bank_type": "OTHERS", "attach": "",
+        "success_time": "2026-12-01T12:00:00+08:00", "payer": {"openid": "oUpF8uTEST"},
+        "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"}
+    })
+}
+
+impl TestApp {
+    /// Posts a v3 notification to `/wxpay/v3/notify`: the status and the answer.
+    pub async fn notify_v3(&self, body: &[u8], h: &V3Headers) -> (u16, String) {
+        let resp = self
+            .anonymous()
+            .post(self.url("/wxpay/v3/notify"))
+            .header("content-type", "application/json")
+            .header("Wechatpay-Timestamp", &h.timestamp)
+            .header("Wechatpay-Nonce", &h.nonce)
+            .header("Wechatpay-Signature", &h.signature)
+            .header("Wechatpay-Serial", &h.serial)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+/// `spawn_app_process` on `api` (v3 with the simulator's public key).
+pub fn spawn_app_process_on(api: Api, sim: &TestSim) -> TestApp {
+    if api == Api::V2 {
+        return spawn_app_process(sim);
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let env = live_env_v3(&sim.url, port, V3Keys::PublicKey, data_dir.path());
+    let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
+    TestApp {
+        base: process.url.trim_end_matches('/').to_string(),
+        data_dir,
+        http: http(),
+        serving: Serving::Process { process, env },
+    }
+}

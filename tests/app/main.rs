@@ -5,9 +5,11 @@
 
 mod admin;
 mod backup;
+mod both_apis;
 mod browser;
 mod cashier_limits;
 mod check;
+mod check_v3;
 mod checkout;
 mod display;
 mod faults;

@@ -96,8 +96,17 @@ async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn payments_of_a_superseded_qr_count_and_a_second_payment_is_flagged() {
+    late_and_double_payments_are_kept_and_flagged(Api::V2).await;
+}
+
+/// Also run on API v3 (`both_apis.rs`).
+pub(crate) async fn late_and_double_payments_are_kept_and_flagged(api: Api) {
     // The gateway refuses to close young orders, so superseded QRs stay payable.
-    let app = spawn_app_on_manual_clock(|s| s.sim.min_close_age_secs = 300).await;
+    let app = spawn_app_on_manual_clock(move |s| {
+        s.wxpay.api = api;
+        s.sim.min_close_age_secs = 300;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("2.50", "late").await;
     let old_url = app.scan_qr(&token).await;

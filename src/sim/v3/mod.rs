@@ -1,0 +1,521 @@
+//! The simulated WeChat Pay API v3, beside the v2 routes and on the same
+//! order book: native order, query, close, the platform certificates and the
+//! simulator's own keys. Requests are checked as WeChat Pay checks them
+//! (`auth`), answers are signed with the key the request's `Wechatpay-Serial`
+//! names (`keys`), errors are WeChat Pay's JSON with its statuses, and paid
+//! orders are notified encrypted and signed (`notify`). The faults of
+//! `sim.faults` apply here too, at the one choke point `answer`.
+
+pub mod auth;
+pub mod keys;
+pub mod notify;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use jiff::Timestamp;
+use rand::distr::{Alphanumeric, SampleString};
+use serde::Deserialize;
+
+use super::Simulator;
+use super::faults::roll;
+use super::ledger::{NewOrder, SimOrder, SimTradeState, V3Terms};
+use crate::money::Fen;
+use crate::wxpay::{ErrCode, OutTradeNo, SignType};
+use crate::wxpay_v3::cert::{
+    ASSOCIATED_DATA, CERTIFICATES_PATH, CertificateEntry, CertificatesAnswer, EncryptCertificate,
+};
+use crate::wxpay_v3::sign::{MerchantSigner, SCHEME};
+use crate::wxpay_v3::verify::response_message;
+use crate::wxpay_v3::{KeyError, aead, api};
+use auth::MerchantAuth;
+use keys::SimKeys;
+
+/// The longest `description` v3 takes (string(127)).
+const MAX_DESCRIPTION_BYTES: usize = 127;
+
+/// The v3 side of the simulator: the merchant it serves and its own keys.
+pub struct V3Side {
+    merchant: crate::wxpay_v3::Merchant,
+    auth: MerchantAuth,
+    keys: SimKeys,
+}
+
+impl V3Side {
+    pub fn new(merchant: crate::wxpay_v3::Merchant) -> Result<V3Side, KeyError> {
+        let signer = merchant.signer()?;
+        let auth = MerchantAuth::new(
+            &merchant.mchid,
+            &merchant.cert_serial,
+            signer.public_key_der().to_vec(),
+        );
+        Ok(V3Side {
+            merchant,
+            auth,
+            keys: SimKeys::load()?,
+        })
+    }
+
+    pub fn merchant(&self) -> &crate::wxpay_v3::Merchant {
+        &self.merchant
+    }
+
+    pub(crate) fn keys(&self) -> &SimKeys {
+        &self.keys
+    }
+}
+
+/// WeChat Pay's error answer: `{"code","message","detail"}` with its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    fn response(&self) -> HttpResponse {
+        let mut body = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some(d) = &self.detail {
+            body["detail"] = d.clone();
+        }
+        HttpResponse::build(
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )
+        .insert_header(("Request-ID", request_id(self.code)))
+        .content_type("application/json")
+        .body(body.to_string())
+    }
+}
+
+fn param_error(message: impl Into<String>) -> ApiError {
+    ApiError::new(400, "PARAM_ERROR", message)
+}
+
+/// `{id}-{internal code}`: `-0` for success, as WeChat Pay writes it.
+fn request_id(code: &str) -> String {
+    let suffix = match code {
+        "" => 0,
+        "SIGN_ERROR" => 268_443_699,
+        "ORDER_NOT_EXIST" => 268_512_771,
+        "ORDER_PAID" => 268_449_538,
+        "PARAM_ERROR" => 268_498_688,
+        "APPID_MCHID_NOT_MATCH" => 268_445_527,
+        _ => 1,
+    };
+    let id: String = Alphanumeric
+        .sample_string(&mut rand::rng(), 42)
+        .to_ascii_uppercase();
+    format!("{id}-{suffix}")
+}
+
+/// Registers the v3 routes on the simulator's scope.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(api::NATIVE_PATH, web::post().to(native))
+        .route(
+            "/v3/pay/transactions/out-trade-no/{out_trade_no}",
+            web::get().to(query),
+        )
+        .route(
+            "/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
+            web::post().to(close),
+        )
+        .route(CERTIFICATES_PATH, web::get().to(certificates))
+        .route("/v3/sim-keys", web::get().to(sim_keys));
+}
+
+enum Endpoint {
+    Native,
+    Query(String),
+    Close(String),
+    Certificates,
+}
+
+async fn native(req: HttpRequest, sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
+    answer(&sim, &req, &body, Endpoint::Native).await
+}
+
+async fn query(
+    req: HttpRequest,
+    sim: web::Data<Simulator>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    answer(&sim, &req, &body, Endpoint::Query(path.into_inner())).await
+}
+
+async fn close(
+    req: HttpRequest,
+    sim: web::Data<Simulator>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    answer(&sim, &req, &body, Endpoint::Close(path.into_inner())).await
+}
+
+async fn certificates(
+    req: HttpRequest,
+    sim: web::Data<Simulator>,
+    body: web::Bytes,
+) -> HttpResponse {
+    answer(&sim, &req, &body, Endpoint::Certificates).await
+}
+
+/// `GET /v3/sim-keys`: the simulator's public key and platform certificate,
+/// so that any client can verify it (fixed public demo values).
+async fn sim_keys() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "public_key_id": keys::PUBLIC_KEY_ID,
+        "public_key_pem": keys::PUBLIC_KEY_PEM,
+        "platform_serial": keys::PLATFORM_SERIAL,
+        "platform_certificate_pem": keys::PLATFORM_CERT_PEM,
+    }))
+}
+
+/// The one choke point: faults, the request's signature, the endpoint, the signed answer.
+async fn answer(sim: &Simulator, req: &HttpRequest, body: &[u8], ep: Endpoint) -> HttpResponse {
+    let faults = sim.faults();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    }
+    if roll(faults.http500_rate) {
+        return HttpResponse::InternalServerError()
+            .content_type("text/html")
+            .body("<html><body>500 Internal Server Error</body></html>");
+    }
+    let v3 = sim.v3();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let now = Timestamp::now();
+    // The raw path and query as sent: what the merchant signed.
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_string(), |p| p.as_str().to_string());
+    let auth = match auth::verify(
+        &v3.auth,
+        header("authorization"),
+        req.method().as_str(),
+        &path_and_query,
+        body,
+        now.as_second(),
+    ) {
+        Ok(a) => a,
+        Err(e) => return e.response(),
+    };
+    // A serial WeChat Pay does not know was answered 500 "未知错误" (§1.9).
+    let Some((serial, signer)) = v3.keys.for_serial(header("wechatpay-serial")) else {
+        return ApiError::new(500, "SYSTEM_ERROR", "未知错误").response();
+    };
+    let outcome = if roll(faults.systemerror_rate) {
+        Err(ApiError::new(500, "SYSTEM_ERROR", "系统错误"))
+    } else {
+        handle(sim, req, body, ep, &auth.mchid, serial, now)
+    };
+    match outcome {
+        Err(e) => e.response(),
+        Ok((status, mut answer)) => {
+            if roll(faults.bad_xml_rate) && !answer.is_empty() {
+                // An unreadable body, correctly signed: the client must not trust its parse.
+                answer.truncate(answer.len() / 2);
+            }
+            signed(status, answer, signer, serial, roll(faults.bad_sign_rate))
+        }
+    }
+}
+
+/// A 2xx answer signed over `timestamp\nnonce\nbody\n`; with `bad_sign`, over other bytes.
+fn signed(
+    status: u16,
+    body: Vec<u8>,
+    signer: &MerchantSigner,
+    serial: &str,
+    bad_sign: bool,
+) -> HttpResponse {
+    let ts = Timestamp::now().as_second().to_string();
+    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let covered: &[u8] = if bad_sign {
+        b"{\"tampered\":true}"
+    } else {
+        &body
+    };
+    let Ok(signature) = signer.sign(&response_message(&ts, &nonce, covered)) else {
+        return ApiError::new(500, "SYSTEM_ERROR", "系统错误").response();
+    };
+    let mut b = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
+    b.insert_header(("Wechatpay-Timestamp", ts))
+        .insert_header(("Wechatpay-Nonce", nonce))
+        .insert_header(("Wechatpay-Signature", signature))
+        .insert_header(("Wechatpay-Serial", serial))
+        .insert_header(("Wechatpay-Signature-Type", SCHEME))
+        .insert_header(("Request-ID", request_id("")));
+    if body.is_empty() {
+        b.finish()
+    } else {
+        b.content_type("application/json").body(body)
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|_| ApiError::new(500, "SYSTEM_ERROR", "系统错误"))
+}
+
+fn handle(
+    sim: &Simulator,
+    req: &HttpRequest,
+    body: &[u8],
+    ep: Endpoint,
+    auth_mchid: &str,
+    serial: &str,
+    now: Timestamp,
+) -> Result<(u16, Vec<u8>), ApiError> {
+    match ep {
+        Endpoint::Native => {
+            let new = parse_native(sim, body, auth_mchid, serial, now)?;
+            let order = sim.ledger().create(new, now).map_err(|r| match r.code {
+                ErrCode::OrderPaid => ApiError::new(400, "ORDER_PAID", "该订单已支付"),
+                ErrCode::OrderClosed => ApiError::new(400, "ORDER_CLOSED", "该订单已关闭"),
+                _ => param_error("订单重入参数校验失败"),
+            })?;
+            Ok((200, json(&serde_json::json!({"code_url": order.code_url}))?))
+        }
+        Endpoint::Query(out_trade_no) => {
+            #[derive(Deserialize)]
+            struct Q {
+                mchid: Option<String>,
+            }
+            let q = web::Query::<Q>::from_query(req.query_string())
+                .map_err(|_| param_error("查询参数格式错误"))?;
+            match q.mchid.as_deref() {
+                None | Some("") => return Err(param_error("缺少参数mchid")),
+                Some(m) if m != auth_mchid => {
+                    return Err(param_error("mchid与Authorization中的mchid不一致"));
+                }
+                Some(_) => {}
+            }
+            let ledger = sim.ledger();
+            let order = ledger
+                .get(&out_trade_no)
+                .filter(|o| o.req.v3.as_ref().is_some_and(|v| v.mchid == auth_mchid))
+                .ok_or_else(|| ApiError::new(404, "ORDER_NOT_EXIST", "订单不存在"))?;
+            Ok((200, json(&transaction(order))?))
+        }
+        Endpoint::Close(out_trade_no) => {
+            #[derive(Deserialize)]
+            struct C {
+                mchid: String,
+            }
+            let c: C = serde_json::from_slice(body)
+                .map_err(|_| param_error("请求体缺少参数mchid或不是合法的JSON"))?;
+            if c.mchid != auth_mchid {
+                return Err(param_error("mchid与Authorization中的mchid不一致"));
+            }
+            let mut ledger = sim.ledger();
+            let ours = ledger
+                .get(&out_trade_no)
+                .is_some_and(|o| o.req.v3.as_ref().is_some_and(|v| v.mchid == auth_mchid));
+            if !ours {
+                // Observed: closing an unknown out_trade_no answers 204 too.
+                return Ok((204, Vec::new()));
+            }
+            match ledger.close(&out_trade_no, now, sim.min_close_age()) {
+                Ok(()) => Ok((204, Vec::new())),
+                // Closing is re-entrant (关单接口可重入).
+                Err(r) if matches!(r.code, ErrCode::OrderClosed | ErrCode::OrderNotExist) => {
+                    Ok((204, Vec::new()))
+                }
+                Err(r) if r.code == ErrCode::OrderPaid => {
+                    Err(ApiError::new(400, "ORDER_PAID", "订单已支付，不能发起关单"))
+                }
+                Err(r) => Err(ApiError::new(400, "INVALID_REQUEST", r.description)),
+            }
+        }
+        Endpoint::Certificates => {
+            let v3 = sim.v3();
+            let nonce = Alphanumeric.sample_string(&mut rand::rng(), 12);
+            let ciphertext = aead::encrypt(
+                &v3.merchant.apiv3_key,
+                &nonce,
+                ASSOCIATED_DATA,
+                keys::PLATFORM_CERT_PEM.as_bytes(),
+            )
+            .map_err(|_| ApiError::new(500, "SYSTEM_ERROR", "系统错误"))?;
+            let answer = CertificatesAnswer {
+                data: vec![CertificateEntry {
+                    serial_no: keys::PLATFORM_SERIAL.into(),
+                    effective_time: keys::PLATFORM_EFFECTIVE.into(),
+                    expire_time: keys::PLATFORM_EXPIRES.into(),
+                    encrypt_certificate: EncryptCertificate {
+                        algorithm: aead::ALGORITHM.into(),
+                        nonce,
+                        associated_data: ASSOCIATED_DATA.into(),
+                        ciphertext,
+                    },
+                }],
+            };
+            Ok((200, json(&answer)?))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NativeRequest {
+    appid: String,
+    mchid: String,
+    description: String,
+    out_trade_no: String,
+    #[serde(default)]
+    time_expire: Option<String>,
+    #[serde(default)]
+    attach: Option<String>,
+    notify_url: String,
+    amount: NativeAmount,
+    #[serde(default)]
+    scene_info: Option<NativeScene>,
+}
+
+#[derive(Deserialize)]
+struct NativeAmount {
+    total: i64,
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NativeScene {
+    #[serde(default)]
+    payer_client_ip: String,
+}
+
+fn parse_native(
+    sim: &Simulator,
+    body: &[u8],
+    auth_mchid: &str,
+    serial: &str,
+    now: Timestamp,
+) -> Result<NewOrder, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| param_error("请求体不是合法的JSON"))?;
+    let r: NativeRequest = serde_json::from_value(value.clone())
+        .map_err(|e| param_error(format!("输入源“/body”映射到字段失败: {e}")))?;
+    if r.mchid != auth_mchid {
+        return Err(param_error("mchid与Authorization中的mchid不一致"));
+    }
+    if r.appid != sim.v3().merchant.appid {
+        return Err(ApiError::new(
+            400,
+            "APPID_MCHID_NOT_MATCH",
+            "appid和mch_id不匹配",
+        ));
+    }
+    if r.description.is_empty() {
+        // What WeChat Pay really answers to an empty description (§1.1).
+        return Err(ApiError::new(500, "SYSTEM_ERROR", "系统繁忙,请稍后重试"));
+    }
+    if r.description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(param_error("description长度超过限制"));
+    }
+    let out_trade_no = OutTradeNo::new(r.out_trade_no.as_str())
+        .map_err(|_| param_error("out_trade_no格式错误"))?;
+    if !(r.notify_url.starts_with("http://") || r.notify_url.starts_with("https://"))
+        || r.notify_url.contains('?')
+        || r.notify_url.len() > 255
+    {
+        return Err(param_error("notify_url格式错误"));
+    }
+    if r.amount.total < 1 {
+        return Err(param_error("amount.total必须大于0"));
+    }
+    if r.amount.currency.as_deref().is_some_and(|c| c != "CNY") {
+        return Err(param_error("amount.currency仅支持CNY"));
+    }
+    let time_expire = r
+        .time_expire
+        .as_deref()
+        .map(|t| {
+            t.parse::<Timestamp>()
+                .map_err(|_| param_error("time_expire格式错误，应为yyyy-MM-DDTHH:mm:ss+TIMEZONE"))
+        })
+        .transpose()?;
+    if time_expire.is_some_and(|t| t <= now) {
+        return Err(param_error("time_expire已过期"));
+    }
+    if r.attach.as_ref().is_some_and(|a| a.len() > 128) {
+        return Err(param_error("attach长度超过限制"));
+    }
+    Ok(NewOrder {
+        out_trade_no,
+        body: r.description,
+        attach: r.attach,
+        total_fee: Fen::new(r.amount.total),
+        notify_url: r.notify_url,
+        product_id: String::new(),
+        spbill_create_ip: r.scene_info.map(|s| s.payer_client_ip).unwrap_or_default(),
+        time_expire,
+        sign_type: SignType::Md5,
+        v3: Some(V3Terms {
+            appid: r.appid,
+            mchid: r.mchid,
+            request: value,
+            sign_serial: serial.to_string(),
+        }),
+    })
+}
+
+/// An order as v3 query answers and payment notifications describe it. An
+/// unpaid order's amount has no `currency`, as observed.
+pub fn transaction(order: &SimOrder) -> serde_json::Value {
+    let (appid, mchid) = order
+        .req
+        .v3
+        .as_ref()
+        .map_or(("", ""), |v| (v.appid.as_str(), v.mchid.as_str()));
+    let total = order.req.total_fee.get();
+    let mut t = serde_json::json!({
+        "appid": appid,
+        "mchid": mchid,
+        "out_trade_no": order.req.out_trade_no.as_str(),
+        "attach": order.req.attach.as_deref().unwrap_or(""),
+        "promotion_detail": [],
+        "scene_info": {"device_id": ""},
+    });
+    match &order.state {
+        SimTradeState::NotPay | SimTradeState::Closed => {
+            let closed = order.state == SimTradeState::Closed;
+            t["trade_state"] = if closed { "CLOSED" } else { "NOTPAY" }.into();
+            t["trade_state_desc"] = if closed {
+                "订单已关闭"
+            } else {
+                "订单未支付"
+            }
+            .into();
+            t["amount"] = serde_json::json!({"payer_currency": "CNY", "total": total});
+        }
+        SimTradeState::Paid(p) => {
+            t["trade_state"] = "SUCCESS".into();
+            t["trade_state_desc"] = "支付成功".into();
+            t["trade_type"] = "NATIVE".into();
+            t["bank_type"] = "OTHERS".into();
+            t["transaction_id"] = p.transaction_id.as_str().into();
+            t["success_time"] = api::format_time(p.time_end).into();
+            t["payer"] = serde_json::json!({"openid": p.openid});
+            t["amount"] = serde_json::json!({
+                "currency": "CNY", "payer_currency": "CNY", "payer_total": total, "total": total
+            });
+        }
+    }
+    t
+}

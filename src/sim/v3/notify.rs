@@ -1,0 +1,141 @@
+//! v3 payment notifications: `TRANSACTION.SUCCESS`, the transaction encrypted
+//! with the merchant's APIv3 key (associated data `transaction`, a 12-char
+//! nonce), the body signed with the key the merchant asked for when ordering,
+//! signed afresh at each delivery (the body and its id stay the same), sent on
+//! WeChat Pay's schedule divided by `sim.time_scale` until answered 200 or 204.
+
+use std::time::Duration;
+
+use rand::Rng;
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::super::Simulator;
+use super::super::faults::roll;
+use super::super::ledger::{SimOrder, SimTradeState};
+use super::super::notifier::{RETRY_SCHEDULE_SECS, retry_wait};
+use crate::wxpay::OutTradeNo;
+use crate::wxpay_v3::notify::{Envelope, Resource, TRANSACTION_SUCCESS};
+use crate::wxpay_v3::sign::SCHEME;
+use crate::wxpay_v3::verify::response_message;
+use crate::wxpay_v3::{aead, api};
+
+/// An id like the ones real deliveries carry (UUID-shaped, treated as opaque).
+fn notification_id() -> String {
+    let mut rng = rand::rng();
+    let h: String = (0..32)
+        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The notification body of a paid v3 order.
+pub fn body(sim: &Simulator, order: &SimOrder) -> Option<Vec<u8>> {
+    let plain = serde_json::to_vec(&super::transaction(order)).ok()?;
+    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 12);
+    let ciphertext =
+        aead::encrypt(&sim.v3().merchant.apiv3_key, &nonce, "transaction", &plain).ok()?;
+    let envelope = Envelope {
+        id: notification_id(),
+        create_time: api::format_time(jiff::Timestamp::now()),
+        event_type: TRANSACTION_SUCCESS.into(),
+        resource_type: Some("encrypt-resource".into()),
+        summary: Some("支付成功".into()),
+        resource: Resource {
+            algorithm: aead::ALGORITHM.into(),
+            ciphertext,
+            associated_data: "transaction".into(),
+            nonce,
+            original_type: Some("transaction".into()),
+        },
+    };
+    serde_json::to_vec(&envelope).ok()
+}
+
+/// Starts the deliveries of a paid v3 order's notification (and the faults' copies).
+pub fn dispatch(sim: &Simulator, order: &SimOrder) {
+    let (SimTradeState::Paid(_), Some(v3)) = (&order.state, &order.req.v3) else {
+        return;
+    };
+    let faults = sim.faults();
+    if roll(faults.drop_notify) {
+        tracing::info!(out_trade_no = %order.req.out_trade_no, "sim: v3 notification dropped (fault)");
+        return;
+    }
+    let Some(body) = body(sim, order) else {
+        tracing::error!(out_trade_no = %order.req.out_trade_no, "sim: cannot build the v3 notification");
+        return;
+    };
+    let delay = Duration::from_millis(faults.notify_delay_ms);
+    for _ in 0..=faults.duplicate_notify {
+        tokio::spawn(deliver(
+            sim.clone(),
+            order.req.notify_url.clone(),
+            order.req.out_trade_no.clone(),
+            body.clone(),
+            v3.sign_serial.clone(),
+            delay,
+        ));
+    }
+}
+
+async fn deliver(
+    sim: Simulator,
+    url: String,
+    out_trade_no: OutTradeNo,
+    body: Vec<u8>,
+    sign_serial: String,
+    delay: Duration,
+) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let time_scale = sim.time_scale();
+    let waits = RETRY_SCHEDULE_SECS
+        .iter()
+        .map(move |s| retry_wait(*s, time_scale));
+    for (attempt, wait) in (1..).zip(std::iter::once(Duration::ZERO).chain(waits)) {
+        tokio::time::sleep(wait).await;
+        let acked = send(&sim, &url, &body, &sign_serial).await;
+        sim.ledger().record_delivery(out_trade_no.as_str(), acked);
+        tracing::debug!(%out_trade_no, attempt, acked, "sim: v3 notification delivered");
+        if acked {
+            return;
+        }
+    }
+    tracing::warn!(%out_trade_no, "sim: v3 notification never acknowledged; giving up");
+}
+
+/// One delivery, signed now; acknowledged only by 200 or 204 (the status decides).
+async fn send(sim: &Simulator, url: &str, body: &[u8], sign_serial: &str) -> bool {
+    let Some((serial, signer)) = sim.v3().keys().for_serial(Some(sign_serial)) else {
+        return false;
+    };
+    let ts = jiff::Timestamp::now().as_second().to_string();
+    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let Ok(signature) = signer.sign(&response_message(&ts, &nonce, body)) else {
+        return false;
+    };
+    match sim
+        .http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("Wechatpay-Timestamp", ts)
+        .header("Wechatpay-Nonce", nonce)
+        .header("Wechatpay-Signature", signature)
+        .header("Wechatpay-Serial", serial)
+        .header("Wechatpay-Signature-Type", SCHEME)
+        .body(body.to_vec())
+        .send()
+        .await
+    {
+        Ok(resp) => matches!(resp.status().as_u16(), 200 | 204),
+        Err(_) => false,
+    }
+}

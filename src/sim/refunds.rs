@@ -38,6 +38,9 @@ pub struct SimRefund {
     pub success_time: Option<Timestamp>,
     pub notify_attempts: u32,
     pub notify_acked: bool,
+    /// Made through API v3: the serial its notification is signed with.
+    pub v3_serial: Option<String>,
+    pub created_at: Timestamp,
 }
 
 impl SimRefund {
@@ -76,6 +79,21 @@ impl RefundBook {
 
     pub fn is_empty(&self) -> bool {
         self.refunds.is_empty()
+    }
+
+    /// Marks a refund as made through API v3 (its notification is v3's).
+    pub fn mark_v3(&mut self, out_refund_no: &str, serial: &str) {
+        if let Some(r) = self.refunds.get_mut(out_refund_no) {
+            r.v3_serial = Some(serial.to_string());
+        }
+    }
+
+    /// Counts one delivery of a refund's notification.
+    pub fn record_delivery(&mut self, out_refund_no: &str, acked: bool) {
+        if let Some(r) = self.refunds.get_mut(out_refund_no) {
+            r.notify_attempts += 1;
+            r.notify_acked |= acked;
+        }
     }
 
     /// Every refund, in no particular order (the bill sorts what it lists).
@@ -175,6 +193,8 @@ pub fn accept(
         success_time: None,
         notify_attempts: 0,
         notify_acked: false,
+        v3_serial: None,
+        created_at: now,
     };
     ledger
         .refunds
@@ -300,7 +320,7 @@ pub fn query(sim: &Simulator, req: &Fields) -> Result<Fields, Refusal> {
 }
 
 /// After the delay the refund reaches its outcome, and the merchant is told.
-async fn finish(sim: Simulator, out_refund_no: String, delay: Duration, abnormal: bool) {
+pub(crate) async fn finish(sim: Simulator, out_refund_no: String, delay: Duration, abnormal: bool) {
     tokio::time::sleep(delay).await;
     let refund = {
         let mut ledger = sim.ledger();
@@ -322,6 +342,10 @@ async fn finish(sim: Simulator, out_refund_no: String, delay: Duration, abnormal
     let faults = sim.faults();
     if roll(faults.drop_notify) {
         tracing::info!(%out_refund_no, "sim: refund notification dropped (fault)");
+        return;
+    }
+    if let Some(serial) = &refund.v3_serial {
+        super::v3::notify::dispatch_refund(&sim, &refund, &url, serial);
         return;
     }
     let body = xml::to_xml(&build_notification(

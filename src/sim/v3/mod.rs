@@ -19,11 +19,14 @@ use serde::Deserialize;
 use super::Simulator;
 use super::faults::roll;
 use super::ledger::{NewOrder, SimOrder, SimTradeState, V3Terms};
+use super::refunds::{self, RefundAsk, SIM_ACCOUNT, SimRefund};
 use crate::money::Fen;
+use crate::wxpay::refund::RefundStatusV2;
 use crate::wxpay::{ErrCode, OutTradeNo, SignType};
 use crate::wxpay_v3::cert::{
     ASSOCIATED_DATA, CERTIFICATES_PATH, CertificateEntry, CertificatesAnswer, EncryptCertificate,
 };
+use crate::wxpay_v3::refund::{REFUNDS_PATH, RefundAmount, RefundAnswer, RefundCreate};
 use crate::wxpay_v3::sign::{MerchantSigner, SCHEME};
 use crate::wxpay_v3::verify::response_message;
 use crate::wxpay_v3::{KeyError, aead, api};
@@ -135,6 +138,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(close),
         )
         .route(CERTIFICATES_PATH, web::get().to(certificates))
+        .route(REFUNDS_PATH, web::post().to(refund))
+        .route(
+            "/v3/refund/domestic/refunds/{out_refund_no}",
+            web::get().to(query_refund),
+        )
         .route("/v3/sim-keys", web::get().to(sim_keys));
 }
 
@@ -143,6 +151,125 @@ enum Endpoint {
     Query(String),
     Close(String),
     Certificates,
+    Refund,
+    RefundQuery(String),
+}
+
+async fn refund(req: HttpRequest, sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
+    answer(&sim, &req, &body, Endpoint::Refund).await
+}
+
+async fn query_refund(
+    req: HttpRequest,
+    sim: web::Data<Simulator>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    answer(&sim, &req, &body, Endpoint::RefundQuery(path.into_inner())).await
+}
+
+/// A refund as v3's answer, its query and its notification describe it.
+pub fn refund_object(r: &SimRefund) -> RefundAnswer {
+    let status = match r.status {
+        RefundStatusV2::Success => "SUCCESS",
+        RefundStatusV2::Closed => "CLOSED",
+        RefundStatusV2::Change => "ABNORMAL",
+        RefundStatusV2::Processing | RefundStatusV2::Unknown(_) => "PROCESSING",
+    };
+    RefundAnswer {
+        refund_id: r.refund_id.clone(),
+        out_refund_no: r.out_refund_no.clone(),
+        transaction_id: r.transaction_id.clone(),
+        out_trade_no: r.out_trade_no.clone(),
+        channel: Some("ORIGINAL".into()),
+        user_received_account: Some(SIM_ACCOUNT.into()),
+        success_time: r.success_time.map(api::format_time),
+        create_time: Some(api::format_time(r.created_at)),
+        status: status.into(),
+        amount: RefundAmount {
+            total: r.total_fee.get(),
+            refund: r.refund_fee.get(),
+            payer_total: Some(r.total_fee.get()),
+            payer_refund: Some(r.refund_fee.get()),
+            currency: Some("CNY".into()),
+        },
+    }
+}
+
+/// `POST /v3/refund/domestic/refunds` for the merchant `auth_mchid`.
+fn create_refund(
+    sim: &Simulator,
+    body: &[u8],
+    auth_mchid: &str,
+    serial: &str,
+    now: Timestamp,
+) -> Result<(u16, Vec<u8>), ApiError> {
+    let faults = sim.faults();
+    if roll(faults.refund_systemerror_rate) {
+        return Err(ApiError::new(
+            500,
+            "SYSTEM_ERROR",
+            "系统超时，请不要更换商户退款单号，请使用相同参数再次调用API",
+        ));
+    }
+    let r: RefundCreate = serde_json::from_slice(body)
+        .map_err(|e| param_error(format!("输入源“/body”映射到字段失败: {e}")))?;
+    if crate::trade::OutRefundNo::new(&r.out_refund_no).is_err() {
+        return Err(param_error("out_refund_no格式错误"));
+    }
+    if r.transaction_id.is_none() && r.out_trade_no.is_none() {
+        return Err(param_error("transaction_id和out_trade_no必须二选一"));
+    }
+    if r.amount.currency != "CNY" {
+        return Err(param_error("amount.currency仅支持CNY"));
+    }
+    if r.amount.refund < 1 || r.amount.total < 1 {
+        return Err(param_error("amount.refund和amount.total必须大于0"));
+    }
+    if r.reason.as_ref().is_some_and(|x| x.len() > 80) {
+        return Err(param_error("reason长度超过限制"));
+    }
+    if roll(faults.refund_notenough_rate) {
+        return Err(ApiError::new(
+            403,
+            "NOT_ENOUGH",
+            "基本账户余额不足,请充值后重新发起",
+        ));
+    }
+    let mut ledger = sim.ledger();
+    let ours = match (&r.transaction_id, &r.out_trade_no) {
+        (Some(t), _) => ledger.get_by_transaction(t),
+        (None, Some(o)) => ledger.get(o),
+        (None, None) => None,
+    }
+    .is_some_and(|o| o.req.v3.as_ref().is_some_and(|v| v.mchid == auth_mchid));
+    if !ours {
+        return Err(ApiError::new(404, "RESOURCE_NOT_EXISTS", "订单不存在"));
+    }
+    let ask = RefundAsk {
+        transaction_id: r.transaction_id.as_deref(),
+        out_trade_no: r.out_trade_no.as_deref(),
+        out_refund_no: &r.out_refund_no,
+        total_fee: Fen::new(r.amount.total),
+        refund_fee: Fen::new(r.amount.refund),
+        notify_url: r.notify_url.as_deref(),
+    };
+    let (refund, new) = refunds::accept(&mut ledger, &ask, now).map_err(|refusal| match refusal
+        .code
+    {
+        ErrCode::OrderNotExist => ApiError::new(404, "RESOURCE_NOT_EXISTS", refusal.description),
+        _ => ApiError::new(400, "INVALID_REQUEST", refusal.description),
+    })?;
+    if new {
+        ledger.refunds.mark_v3(&refund.out_refund_no, serial);
+        tokio::spawn(refunds::finish(
+            sim.clone(),
+            refund.out_refund_no.clone(),
+            std::time::Duration::from_millis(faults.refund_delay_ms),
+            roll(faults.refund_abnormal_rate),
+        ));
+    }
+    Ok((200, json(&refund_object(&refund))?))
 }
 
 async fn native(req: HttpRequest, sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
@@ -342,6 +469,22 @@ fn handle(
                 }
                 Err(r) => Err(ApiError::new(400, "INVALID_REQUEST", r.description)),
             }
+        }
+        Endpoint::Refund => create_refund(sim, body, auth_mchid, serial, now),
+        Endpoint::RefundQuery(out_refund_no) => {
+            let ledger = sim.ledger();
+            let refund = ledger
+                .refunds
+                .get(&out_refund_no)
+                .filter(|r| r.v3_serial.is_some())
+                .filter(|r| {
+                    ledger
+                        .get(&r.out_trade_no)
+                        .and_then(|o| o.req.v3.as_ref())
+                        .is_some_and(|v| v.mchid == auth_mchid)
+                })
+                .ok_or_else(|| ApiError::new(404, "RESOURCE_NOT_EXISTS", "退款单不存在"))?;
+            Ok((200, json(&refund_object(refund))?))
         }
         Endpoint::Certificates => {
             let v3 = sim.v3();

@@ -13,8 +13,9 @@ use super::super::Simulator;
 use super::super::faults::roll;
 use super::super::ledger::{SimOrder, SimTradeState};
 use super::super::notifier::{RETRY_SCHEDULE_SECS, retry_wait};
-use crate::wxpay::OutTradeNo;
+use super::super::refunds::SimRefund;
 use crate::wxpay_v3::notify::{Envelope, Resource, TRANSACTION_SUCCESS};
+use crate::wxpay_v3::refund::RefundNotice;
 use crate::wxpay_v3::sign::SCHEME;
 use crate::wxpay_v3::verify::response_message;
 use crate::wxpay_v3::{aead, api};
@@ -74,24 +75,90 @@ pub fn dispatch(sim: &Simulator, order: &SimOrder) {
     };
     let delay = Duration::from_millis(faults.notify_delay_ms);
     for _ in 0..=faults.duplicate_notify {
+        let out_trade_no = order.req.out_trade_no.clone();
         tokio::spawn(deliver(
             sim.clone(),
             order.req.notify_url.clone(),
-            order.req.out_trade_no.clone(),
             body.clone(),
             v3.sign_serial.clone(),
             delay,
+            move |sim: &Simulator, acked| {
+                sim.ledger().record_delivery(out_trade_no.as_str(), acked);
+            },
         ));
     }
 }
 
+/// The notification of a refund's outcome: `REFUND.SUCCESS` (or ABNORMAL,
+/// CLOSED), the refund encrypted with associated data `refund`.
+pub fn refund_body(sim: &Simulator, refund: &SimRefund) -> Option<Vec<u8>> {
+    let answer = super::refund_object(refund);
+    let notice = RefundNotice {
+        mchid: sim.v3().merchant.mchid.clone(),
+        transaction_id: answer.transaction_id,
+        out_trade_no: answer.out_trade_no,
+        refund_id: answer.refund_id,
+        out_refund_no: answer.out_refund_no,
+        refund_status: answer.status.clone(),
+        success_time: answer.success_time,
+        user_received_account: answer.user_received_account,
+        amount: answer.amount,
+    };
+    let plain = serde_json::to_vec(&notice).ok()?;
+    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 12);
+    let ciphertext = aead::encrypt(&sim.v3().merchant.apiv3_key, &nonce, "refund", &plain).ok()?;
+    let (event, summary) = match answer.status.as_str() {
+        "SUCCESS" => ("REFUND.SUCCESS", "退款成功"),
+        "CLOSED" => ("REFUND.CLOSED", "退款关闭"),
+        _ => ("REFUND.ABNORMAL", "退款异常"),
+    };
+    let envelope = Envelope {
+        id: notification_id(),
+        create_time: api::format_time(jiff::Timestamp::now()),
+        event_type: event.into(),
+        resource_type: Some("encrypt-resource".into()),
+        summary: Some(summary.into()),
+        resource: Resource {
+            algorithm: aead::ALGORITHM.into(),
+            ciphertext,
+            associated_data: "refund".into(),
+            nonce,
+            original_type: Some("refund".into()),
+        },
+    };
+    serde_json::to_vec(&envelope).ok()
+}
+
+/// Starts the deliveries of a v3 refund's notification (and the faults' copies).
+pub fn dispatch_refund(sim: &Simulator, refund: &SimRefund, url: &str, sign_serial: &str) {
+    let Some(body) = refund_body(sim, refund) else {
+        tracing::error!(out_refund_no = %refund.out_refund_no, "sim: cannot build the v3 refund notification");
+        return;
+    };
+    let faults = sim.faults();
+    let delay = Duration::from_millis(faults.notify_delay_ms);
+    for _ in 0..=faults.duplicate_notify {
+        let no = refund.out_refund_no.clone();
+        tokio::spawn(deliver(
+            sim.clone(),
+            url.to_string(),
+            body.clone(),
+            sign_serial.to_string(),
+            delay,
+            move |sim: &Simulator, acked| sim.ledger().refunds.record_delivery(&no, acked),
+        ));
+    }
+}
+
+/// Delivers `body` on WeChat Pay's schedule until it is acknowledged,
+/// `record`ing each attempt.
 async fn deliver(
     sim: Simulator,
     url: String,
-    out_trade_no: OutTradeNo,
     body: Vec<u8>,
     sign_serial: String,
     delay: Duration,
+    record: impl Fn(&Simulator, bool) + Send + 'static,
 ) {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -103,13 +170,13 @@ async fn deliver(
     for (attempt, wait) in (1..).zip(std::iter::once(Duration::ZERO).chain(waits)) {
         tokio::time::sleep(wait).await;
         let acked = send(&sim, &url, &body, &sign_serial).await;
-        sim.ledger().record_delivery(out_trade_no.as_str(), acked);
-        tracing::debug!(%out_trade_no, attempt, acked, "sim: v3 notification delivered");
+        record(&sim, acked);
+        tracing::debug!(%url, attempt, acked, "sim: v3 notification delivered");
         if acked {
             return;
         }
     }
-    tracing::warn!(%out_trade_no, "sim: v3 notification never acknowledged; giving up");
+    tracing::warn!(%url, "sim: v3 notification never acknowledged; giving up");
 }
 
 /// One delivery, signed now; acknowledged only by 200 or 204 (the status decides).

@@ -106,7 +106,7 @@ async fn gateway_faults_fail_visibly_and_recover(api: Api) {
     // A failed QR is replaced at the QR's pace: long enough to read it failed
     // on a loaded machine, short enough to see it replaced.
     let app = spawn_app_on(api, |s| {
-        s.checkout.qr_ttl_secs = 3;
+        s.checkout.qr_ttl_secs = 4;
         s.poller.max_backoff_secs = 1;
     })
     .await;

@@ -7,25 +7,6 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-/// One test per protocol for `flow`.
-macro_rules! both {
-    ($flow:ident) => {
-        mod $flow {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn v2() {
-                super::$flow(Api::V2).await
-            }
-
-            #[tokio::test(flavor = "multi_thread")]
-            async fn v3() {
-                super::$flow(Api::V3).await
-            }
-        }
-    };
-}
-
 both!(create_scan_pay_notify_paid);
 both!(paid_by_polling_alone_when_no_notification_comes);
 both!(a_superseded_qr_is_closed_and_cannot_be_paid);

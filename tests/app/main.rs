@@ -3,6 +3,25 @@
 //! Most of these tests wait on timers, not on the CPU, so `.cargo/config.toml`
 //! runs several at a time by default.
 
+/// One test per protocol for `flow` (an `async fn(Api)` in the calling module).
+macro_rules! both {
+    ($flow:ident) => {
+        mod $flow {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn v2() {
+                super::$flow(Api::V2).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn v3() {
+                super::$flow(Api::V3).await
+            }
+        }
+    };
+}
+
 mod admin;
 mod backup;
 mod both_apis;

@@ -21,10 +21,86 @@ pub(crate) async fn paid_order(app: &TestApp, amount: &str) -> (String, String) 
     (s["order_no"].as_str().unwrap().to_string(), token)
 }
 
-pub(crate) async fn admin_app() -> TestApp {
-    let app = spawn_app().await;
+pub(crate) async fn admin_app_on(api: Api) -> TestApp {
+    let app = spawn_app_on(api, |_| {}).await;
     app.login_as("admin", "admin").await;
     app
+}
+
+pub(crate) async fn admin_app() -> TestApp {
+    admin_app_on(Api::V2).await
+}
+
+/// What the gateway itself says of refund `no` (its status), if it has it.
+async fn at_gateway(app: &TestApp, api: Api, no: &str) -> Option<String> {
+    match api {
+        Api::V2 => {
+            let query = RefundQuery {
+                out_refund_no: OutRefundNo::new(no.to_string()).unwrap(),
+            };
+            let gateway = client(&app.url("/sim/"), SignType::Md5);
+            gateway
+                .refund_query(&query)
+                .await
+                .ok()
+                .map(|r| r.status.as_str().to_string())
+        }
+        Api::V3 => {
+            let wx = scanpay::config::Wxpay {
+                api: Api::V3,
+                ..Default::default()
+            };
+            let mut merchant = wx.v3_merchant_or_demo().unwrap();
+            merchant.public_key = Some(scanpay::wxpay_v3::PublicKey {
+                id: scanpay::sim::v3::keys::PUBLIC_KEY_ID.into(),
+                pem: scanpay::sim::v3::keys::PUBLIC_KEY_PEM.into(),
+            });
+            let gateway =
+                scanpay::wxpay_v3::client::V3Client::connect(&app.url("/sim"), &merchant, WAIT)
+                    .await
+                    .unwrap();
+            gateway.query_refund(no).await.ok().map(|r| r.status)
+        }
+    }
+}
+
+/// The gateway's refund notification for `no` arriving late, in `api`'s
+/// form: whether it was acknowledged.
+async fn late_refund_notification(
+    app: &TestApp,
+    api: Api,
+    no: &str,
+    out_trade_no: &str,
+    fee: i64,
+) -> bool {
+    match api {
+        Api::V2 => {
+            let (status, body) =
+                post_refund_notification(app, no, out_trade_no, fee, "SUCCESS").await;
+            status == 200 && body.contains("SUCCESS")
+        }
+        Api::V3 => {
+            let now = jiff::Timestamp::now().as_second();
+            let refund_id: String = app
+                .db()
+                .query_row(
+                    "SELECT refund_id FROM refunds WHERE out_refund_no = ?1",
+                    [no],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let notice = serde_json::json!({"mchid": DEMO_V3_MCH_ID, "out_trade_no": out_trade_no,
+                "refund_id": refund_id, "out_refund_no": no, "refund_status": "SUCCESS",
+                "user_received_account": "支付用户零钱",
+                "amount": {"total": fee, "refund": fee, "payer_total": fee, "payer_refund": fee}});
+            let (body, _) = v3_notification("EV-LATE", &notice, DEMO_V3_APIV3_KEY, now);
+            let mut env: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            env["event_type"] = "REFUND.SUCCESS".into();
+            let body = serde_json::to_vec(&env).unwrap();
+            let (status, _) = app.notify_v3(&body, &sign_v3(&body, now)).await;
+            matches!(status, 200 | 204)
+        }
+    }
 }
 
 /// `POST /admin/orders/{order_no}/refunds` with `fields` (and the session's CSRF token).
@@ -99,9 +175,10 @@ pub(crate) async fn wait_refund(app: &TestApp, no: &str, state: &str) {
         .await;
 }
 
-#[tokio::test]
-async fn full_and_partial_refunds_succeed_through_the_notification() {
-    let app = admin_app().await;
+both!(full_and_partial_refunds_succeed_through_the_notification);
+
+async fn full_and_partial_refunds_succeed_through_the_notification(api: Api) {
+    let app = admin_app_on(api).await;
     let (order_no, token) = paid_order(&app, "10.00").await;
 
     let first = refund(&app, &order_no, "1.00", "customer returned one cup").await;
@@ -193,9 +270,10 @@ async fn full_and_partial_refunds_succeed_through_the_notification() {
     );
 }
 
-#[tokio::test]
-async fn with_notifications_lost_the_poller_finds_the_outcome() {
-    let app = spawn_app_on_manual_clock(|_| {}).await;
+both!(with_notifications_lost_the_poller_finds_the_outcome);
+
+async fn with_notifications_lost_the_poller_finds_the_outcome(api: Api) {
+    let app = spawn_app_on_manual_clock(|s| s.wxpay.api = api).await;
     app.login_as("admin", "admin").await;
     app.set_faults("drop_notify=1,refund_delay_ms=50").await;
     let token = app.create_order("5.00", "lost").await;
@@ -222,10 +300,8 @@ async fn with_notifications_lost_the_poller_finds_the_outcome() {
     assert_eq!(app.status(&token).await["refunded_fen"], 500);
 
     // The notification, late, is applied no second time.
-    let (status, body) =
-        post_refund_notification(&app, &no, &app.out_trade_no(&token).await, 500, "SUCCESS").await;
-    assert_eq!(status, 200);
-    assert!(body.contains("SUCCESS"), "{body}");
+    let out_trade_no = app.out_trade_no(&token).await;
+    assert!(late_refund_notification(&app, api, &no, &out_trade_no, 500).await);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM events WHERE kind = 'refund_succeeded'"),
         1
@@ -321,9 +397,10 @@ async fn a_notification_before_the_poll_is_applied_once_and_forgeries_change_not
     assert_eq!(app.status(&token).await["refunded_fen"], 150);
 }
 
-#[tokio::test]
-async fn two_admins_at_once_cannot_refund_more_than_was_paid() {
-    let app = admin_app().await;
+both!(two_admins_at_once_cannot_refund_more_than_was_paid);
+
+async fn two_admins_at_once_cannot_refund_more_than_was_paid(api: Api) {
+    let app = admin_app_on(api).await;
     let other = app.anonymous();
     let resp = other
         .post(app.url("/login"))
@@ -364,9 +441,10 @@ async fn two_admins_at_once_cannot_refund_more_than_was_paid() {
     assert_eq!(app.status(&token).await["refunded_fen"], 800);
 }
 
-#[tokio::test]
-async fn a_form_sent_twice_is_one_refund() {
-    let app = admin_app().await;
+both!(a_form_sent_twice_is_one_refund);
+
+async fn a_form_sent_twice_is_one_refund(api: Api) {
+    let app = admin_app_on(api).await;
     let (order_no, _) = paid_order(&app, "4.00").await;
     let csrf = app.csrf().await;
     let no = OutRefundNo::random().to_string();
@@ -383,9 +461,10 @@ async fn a_form_sent_twice_is_one_refund() {
     wait_refund(&app, &no, "succeeded").await;
 }
 
-#[tokio::test]
-async fn after_systemerror_the_same_out_refund_no_is_sent_again() {
-    let app = spawn_app_on_manual_clock(|_| {}).await;
+both!(after_systemerror_the_same_out_refund_no_is_sent_again);
+
+async fn after_systemerror_the_same_out_refund_no_is_sent_again(api: Api) {
+    let app = spawn_app_on_manual_clock(|s| s.wxpay.api = api).await;
     app.login_as("admin", "admin").await;
     let token = app.create_order("2.00", "busy").await;
     let code = app.scan_qr(&token).await;
@@ -411,13 +490,15 @@ async fn after_systemerror_the_same_out_refund_no_is_sent_again() {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(error.contains("SYSTEMERROR"), "{error}");
-    let gateway = client(&app.url("/sim/"), SignType::Md5);
-    let query = RefundQuery {
-        out_refund_no: OutRefundNo::new(no.clone()).unwrap(),
+    // Each protocol spells the gateway's trouble its own way.
+    let code = match api {
+        Api::V2 => "SYSTEMERROR",
+        Api::V3 => "SYSTEM_ERROR",
     };
-    assert!(
-        gateway.refund_query(&query).await.is_err(),
+    assert!(error.contains(code), "{error}");
+    assert_eq!(
+        at_gateway(&app, api, &no).await,
+        None,
         "the gateway has none yet"
     );
 
@@ -425,19 +506,19 @@ async fn after_systemerror_the_same_out_refund_no_is_sent_again() {
     app.advance(Duration::from_secs(3)).await;
     assert_eq!(state_of(&app, &no), "processing", "sent again and accepted");
     wait_refund(&app, &no, "succeeded").await;
-    let at_gateway = gateway.refund_query(&query).await.unwrap();
     assert_eq!(
-        at_gateway.status,
-        RefundStatusV2::Success,
+        at_gateway(&app, api, &no).await.as_deref(),
+        Some("SUCCESS"),
         "the same number, refunded once"
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM refunds"), 1);
     assert!(app.count("SELECT attempts FROM refunds") >= 2);
 }
 
-#[tokio::test]
-async fn notenough_is_explained_and_a_retry_keeps_the_number() {
-    let app = admin_app().await;
+both!(notenough_is_explained_and_a_retry_keeps_the_number);
+
+async fn notenough_is_explained_and_a_retry_keeps_the_number(api: Api) {
+    let app = admin_app_on(api).await;
     let (order_no, token) = paid_order(&app, "6.00").await;
     app.set_faults("refund_notenough_rate=1").await;
     let no = refund(&app, &order_no, "6.00", "").await;
@@ -467,9 +548,10 @@ async fn notenough_is_explained_and_a_retry_keeps_the_number() {
     assert_eq!(app.status(&token).await["refunded_fen"], 600);
 }
 
-#[tokio::test]
-async fn abnormal_refunds_are_shown_and_followed() {
-    let app = admin_app().await;
+both!(abnormal_refunds_are_shown_and_followed);
+
+async fn abnormal_refunds_are_shown_and_followed(api: Api) {
+    let app = admin_app_on(api).await;
     let (order_no, _) = paid_order(&app, "1.00").await;
     app.set_faults("refund_abnormal_rate=1").await;
     let no = refund(&app, &order_no, "1.00", "").await;

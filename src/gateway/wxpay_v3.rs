@@ -15,9 +15,9 @@ use std::sync::Arc;
 use sha2::Digest;
 
 use crate::checkout::gateway::{
-    Ack, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply, NotifyRequest,
-    PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus, Refusal, ReplayKey,
-    TradeStatus,
+    Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
+    NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus,
+    Refusal, ReplayKey, TradeStatus,
 };
 use crate::money::Fen;
 use crate::trade::OutRefundNo;
@@ -165,15 +165,31 @@ impl Gateway for WxPayV3 {
         }
     }
 
-    fn fetch_bill(
-        &self,
-        _day: jiff::civil::Date,
-    ) -> GatewayFuture<'_, crate::checkout::gateway::BillFetch> {
-        // TODO(this session): v3/bill/tradebill + download + SHA-1, once v3 is wired.
-        Box::pin(async {
-            Err(GatewayError::Protocol(
-                "bills over API v3 are not built yet".into(),
-            ))
+    fn fetch_bill(&self, day: jiff::civil::Date) -> GatewayFuture<'_, BillFetch> {
+        Box::pin(async move {
+            let answer = match self.client.trade_bill(day).await {
+                Ok(a) => a,
+                // A day without trades has no bill; one not made yet, later.
+                Err(V3Error::Api { raw_code, .. }) if raw_code == "NO_STATEMENT_EXIST" => {
+                    return Ok(BillFetch::NoTrades);
+                }
+                Err(V3Error::Api {
+                    raw_code, message, ..
+                }) if raw_code == "STATEMENT_CREATING" => {
+                    return Ok(BillFetch::NotReady(format!("{raw_code}: {message}")));
+                }
+                Err(e) => return Err(gateway_error(e)),
+            };
+            // The download URL lives minutes (or seconds): fetched at once.
+            let raw = self
+                .client
+                .download_bill(&answer)
+                .await
+                .map_err(gateway_error)?;
+            Ok(BillFetch::Bill {
+                bill: super::bill::day_bill(&raw, self.client.mchid())?,
+                raw,
+            })
         })
     }
 

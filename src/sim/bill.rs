@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 
 use super::Simulator;
 use super::faults::Faults;
-use super::ledger::{Ledger, SimTradeState};
+use super::ledger::{Ledger, SimOrder, SimTradeState};
 use crate::bill::{self, Bill, BillRow, BillSummary};
 use crate::money::Fen;
 use crate::wxpay::notify::return_fail;
@@ -19,7 +19,7 @@ use crate::wxpay::sign;
 use crate::wxpay::xml::{self, Fields};
 
 /// The bill's day is Beijing's.
-fn beijing() -> TimeZone {
+pub(crate) fn beijing() -> TimeZone {
     TimeZone::get("Asia/Shanghai").unwrap_or(TimeZone::fixed(jiff::tz::offset(8)))
 }
 
@@ -29,12 +29,37 @@ fn fee_millifen(amount: Fen) -> i64 {
     amount.get() * 6
 }
 
-/// Every payment of `day` in the ledger, as the bill lists them (by time),
-/// with the faults applied.
-pub fn day_bill(ledger: &Ledger, appid: &str, mch_id: &str, day: Date, faults: &Faults) -> Bill {
+/// Which merchant a bill is for: the v2 merchant's orders, or one v3 merchant's.
+#[derive(Debug, Clone, Copy)]
+pub enum BillOf<'a> {
+    V2,
+    V3 { mchid: &'a str },
+}
+
+impl BillOf<'_> {
+    fn has(&self, o: &SimOrder) -> bool {
+        match (self, &o.req.v3) {
+            (BillOf::V2, None) => true,
+            (BillOf::V3 { mchid }, Some(v)) => v.mchid == *mchid,
+            _ => false,
+        }
+    }
+}
+
+/// Every payment (and succeeded refund) of `day` in the ledger for `of`, as
+/// the bill lists them (by time), with the faults applied.
+pub fn day_bill(
+    ledger: &Ledger,
+    of: BillOf<'_>,
+    appid: &str,
+    mch_id: &str,
+    day: Date,
+    faults: &Faults,
+) -> Bill {
     let tz = beijing();
     let mut paid: Vec<_> = ledger
         .orders()
+        .filter(|o| of.has(o))
         .filter_map(|o| match &o.state {
             SimTradeState::Paid(p) if p.time_end.to_zoned(tz.clone()).date() == day => Some((o, p)),
             _ => None,
@@ -71,6 +96,7 @@ pub fn day_bill(ledger: &Ledger, appid: &str, mch_id: &str, day: Date, faults: &
         .refunds
         .all()
         .filter(|r| r.status == RefundStatusV2::Success)
+        .filter(|r| ledger.get(&r.out_trade_no).is_some_and(|o| of.has(o)))
         .filter_map(|r| r.success_time.map(|t| (r, t)))
         .filter(|(_, t)| t.to_zoned(tz.clone()).date() == day)
         .collect();
@@ -203,6 +229,7 @@ pub async fn downloadbill(sim: web::Data<Simulator>, body: web::Bytes) -> HttpRe
     }
     let bill = day_bill(
         &sim.ledger(),
+        BillOf::V2,
         merchant.appid.as_str(),
         merchant.mch_id.as_str(),
         day,

@@ -72,15 +72,10 @@ pub fn open_file(bytes: &[u8], answer: &TradeBill) -> Result<String, BillFileErr
 }
 
 /// Our Authorization goes only to the gateway we talk to: the download URL must
-/// be under its base URL. Returns the path and query to sign.
+/// be under its base URL. Returns the path and query after the base URL.
 pub fn download_path<'a>(download_url: &'a str, base_url: &str) -> Result<&'a str, BillFileError> {
     let base = base_url.trim_end_matches('/');
-    let origin_end = base
-        .find("://")
-        .and_then(|i| base[i + 3..].find('/').map(|j| i + 3 + j))
-        .unwrap_or(base.len());
-    let origin = &base[..origin_end];
-    match download_url.strip_prefix(origin) {
+    match download_url.strip_prefix(base) {
         Some(rest) if rest.starts_with('/') => Ok(rest),
         _ => Err(BillFileError::Foreign(download_url.to_string())),
     }
@@ -140,7 +135,15 @@ mod tests {
                 "http://127.0.0.1:8080/sim/v3/billdownload/file?t=1",
                 "http://127.0.0.1:8080/sim/"
             ),
-            Ok("/sim/v3/billdownload/file?t=1")
+            Ok("/v3/billdownload/file?t=1")
+        );
+        assert!(
+            download_path(
+                "http://127.0.0.1:8080/other/v3/x",
+                "http://127.0.0.1:8080/sim"
+            )
+            .is_err(),
+            "not under the base"
         );
         for evil in [
             "https://api.mch.weixin.qq.com.evil.example/v3/x",

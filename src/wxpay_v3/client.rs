@@ -127,7 +127,9 @@ impl V3Client {
         &self,
         apiv3_key: &ApiV3Key,
     ) -> Result<Vec<PlatformCert>, V3Error> {
-        let raw = self.send(Method::GET, CERTIFICATES_PATH, None).await?;
+        let raw = self
+            .send(Method::GET, CERTIFICATES_PATH, None, MAX_ANSWER_BYTES)
+            .await?;
         let answer = self.checked_status(raw)?;
         let now = jiff::Timestamp::now();
         let mut fresh = cert::decrypt_all(&answer.body, apiv3_key)
@@ -257,7 +259,9 @@ impl V3Client {
         path_and_query: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, V3Error> {
-        let raw = self.send(method, path_and_query, body).await?;
+        let raw = self
+            .send(method, path_and_query, body, MAX_ANSWER_BYTES)
+            .await?;
         let answer = self.checked_status(raw)?;
         self.verify(
             &answer.signed(),
@@ -266,6 +270,28 @@ impl V3Client {
         )
         .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
         Ok(answer.body)
+    }
+
+    /// `GET /v3/bill/tradebill` for `day`: where to download it, and its hash.
+    pub async fn trade_bill(
+        &self,
+        day: jiff::civil::Date,
+    ) -> Result<super::bill::TradeBill, V3Error> {
+        let answer = self
+            .call(Method::GET, &super::bill::tradebill_path(day), None)
+            .await?;
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+    }
+
+    /// The bill file itself. Its answer is not signed: the SHA-1 the signed
+    /// `trade_bill` answer named is what vouches for it.
+    pub async fn download_bill(&self, bill: &super::bill::TradeBill) -> Result<String, V3Error> {
+        let path = super::bill::download_path(&bill.download_url, &self.base_url)
+            .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
+        let limit = usize::try_from(super::bill::MAX_BILL_BYTES).unwrap_or(usize::MAX);
+        let raw = self.send(Method::GET, path, None, limit).await?;
+        let raw = self.checked_status(raw)?;
+        super::bill::open_file(&raw.body, bill).map_err(|e| V3Error::Unbelievable(e.to_string()))
     }
 
     /// An error status is WeChat Pay's JSON (or no usable answer at all).
@@ -290,6 +316,7 @@ impl V3Client {
         method: Method,
         path_and_query: &str,
         body: Option<Vec<u8>>,
+        limit: usize,
     ) -> Result<RawAnswer, V3Error> {
         let timestamp = jiff::Timestamp::now().as_second();
         let nonce = Alphanumeric.sample_string(&mut rand::rng(), 32);
@@ -336,7 +363,7 @@ impl V3Client {
             .await
             .map_err(|e| V3Error::Transport(describe(e)))?
         {
-            if raw.body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            if raw.body.len() + chunk.len() > limit {
                 return Err(V3Error::Unbelievable("the answer is too large".into()));
             }
             raw.body.extend_from_slice(&chunk);

@@ -18,8 +18,16 @@ fn listen_of(app: &TestApp) -> String {
     app.base.trim_start_matches("http://").to_string()
 }
 
+/// The settings a `scanpay` command needs to speak `api`, as env vars.
+fn api_env(api: Api) -> &'static [(&'static str, &'static str)] {
+    match api {
+        Api::V2 => &[],
+        Api::V3 => &[("SCANPAY_WXPAY_API", "v3")],
+    }
+}
+
 /// `scanpay reconcile --date DAY` against the running app: (exit code, stdout).
-async fn reconcile(app: &TestApp, day: &str) -> (i32, String) {
+async fn reconcile(app: &TestApp, api: Api, day: &str) -> (i32, String) {
     let (dir, listen, day) = (
         app.data_dir.path().to_path_buf(),
         listen_of(app),
@@ -29,7 +37,7 @@ async fn reconcile(app: &TestApp, day: &str) -> (i32, String) {
         run_cli(
             &dir,
             &["reconcile", "--date", &day, "--listen", &listen],
-            &[],
+            api_env(api),
             "",
         )
     })
@@ -52,14 +60,15 @@ async fn paid_orders(app: &TestApp, amounts: &[&str]) -> Vec<String> {
     tokens
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
-    let app = spawn_app().await;
+both!(a_day_that_matches_and_one_the_bill_disagrees_with);
+
+async fn a_day_that_matches_and_one_the_bill_disagrees_with(api: Api) {
+    let app = spawn_app_on(api, |_| {}).await;
     app.login_as("cashier", "cashier").await;
     paid_orders(&app, &["12.50", "3.00", "100.01"]).await;
     let today = beijing_today();
 
-    let (code, line) = reconcile(&app, &today).await;
+    let (code, line) = reconcile(&app, api, &today).await;
     assert_eq!(code, 0, "{line}");
     assert!(line.contains("matched"), "{line}");
     assert!(line.contains("3 payments 115.51 yuan"), "{line}");
@@ -75,7 +84,7 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
     // The gateway's bill leaves one out, changes one and adds one nobody made.
     app.set_faults("bill_omit=1,bill_alter=1,bill_extra=1")
         .await;
-    let (code, line) = reconcile(&app, &today).await;
+    let (code, line) = reconcile(&app, api, &today).await;
     assert_eq!(code, 3, "{line}");
     assert!(line.contains("3 difference(s)"), "{line}");
     for kind in ["missing_in_bill", "amount_differs", "missing_here"] {
@@ -85,7 +94,7 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
     // often the day is checked.
     let told = "SELECT COUNT(*) FROM outbox WHERE event = 'reconciliation_difference'";
     assert_eq!(app.count(told), 3);
-    assert_eq!(reconcile(&app, &today).await.0, 3);
+    assert_eq!(reconcile(&app, api, &today).await.0, 3);
     assert_eq!(app.count(told), 3);
     // The last run of a day stands, with its differences kept for the admin.
     assert_eq!(
@@ -151,7 +160,7 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
     assert_eq!(unknown.status(), 404);
 
     app.set_faults("").await;
-    assert_eq!(reconcile(&app, &today).await.0, 0, "and matches again");
+    assert_eq!(reconcile(&app, api, &today).await.0, 0, "and matches again");
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM bill_differences WHERE day = '{today}'"
@@ -160,17 +169,22 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_payment_only_the_bill_knows_of_is_recorded_on_its_order() {
+both!(a_payment_only_the_bill_knows_of_is_recorded_on_its_order);
+
+async fn a_payment_only_the_bill_knows_of_is_recorded_on_its_order(api: Api) {
     // No poller runs on a manual clock unless moved, and the notification is
     // dropped: the payment reaches scanpay only through the bill.
-    let app = spawn_app_on_manual_clock(|s| s.sim.faults = "drop_notify=1.0".into()).await;
+    let app = spawn_app_on_manual_clock(|s| {
+        s.wxpay.api = api;
+        s.sim.faults = "drop_notify=1.0".into();
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("8.88", "").await;
     app.scan_and_pay(&token).await;
     assert_eq!(app.status(&token).await["state"], "open");
 
-    let (code, line) = reconcile(&app, &beijing_today()).await;
+    let (code, line) = reconcile(&app, api, &beijing_today()).await;
     assert_eq!(code, 3, "{line}");
     assert!(
         line.contains("1 missing_here") && line.contains("recorded now"),
@@ -183,14 +197,15 @@ async fn a_payment_only_the_bill_knows_of_is_recorded_on_its_order() {
         1
     );
     // Checked again, the day now matches: the payment is in our books.
-    let (code, line) = reconcile(&app, &beijing_today()).await;
+    let (code, line) = reconcile(&app, api, &beijing_today()).await;
     assert_eq!(code, 0, "{line}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached() {
-    let app = spawn_app().await;
-    let (code, line) = reconcile(&app, "2026-01-02").await;
+both!(a_day_without_trades_and_a_gateway_that_cannot_be_reached);
+
+async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached(api: Api) {
+    let app = spawn_app_on(api, |_| {}).await;
+    let (code, line) = reconcile(&app, api, "2026-01-02").await;
     assert_eq!(code, 0, "{line}");
     assert!(line.contains("no bill"), "{line}");
 
@@ -200,10 +215,15 @@ async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached() {
         .tomorrow()
         .unwrap()
         .to_string();
-    let (code, line) = reconcile(&app, &tomorrow).await;
+    let (code, line) = reconcile(&app, api, &tomorrow).await;
     assert_eq!(code, 1, "{line}");
+    // Each protocol says "not yet" its own way.
+    let not_yet = match api {
+        Api::V2 => "Bill Creating",
+        Api::V3 => "STATEMENT_CREATING",
+    };
     assert!(
-        line.contains("not checked") && line.contains("Bill Creating"),
+        line.contains("not checked") && line.contains(not_yet),
         "{line}"
     );
 
@@ -214,7 +234,7 @@ async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached() {
         run_cli(
             &dir,
             &["reconcile", "--date", "2026-01-03", "--listen", &closed],
-            &[],
+            api_env(api),
             "",
         )
     })
@@ -228,9 +248,14 @@ async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_poller_reconciles_yesterday_once_the_bill_is_due() {
-    let app = spawn_app_on_manual_clock(|s| s.bill.fetch_at = "00:00".into()).await;
+both!(the_poller_reconciles_yesterday_once_the_bill_is_due);
+
+async fn the_poller_reconciles_yesterday_once_the_bill_is_due(api: Api) {
+    let app = spawn_app_on_manual_clock(|s| {
+        s.wxpay.api = api;
+        s.bill.fetch_at = "00:00".into();
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("6.60", "").await;
     app.scan_and_pay(&token).await;
@@ -258,10 +283,11 @@ async fn the_poller_reconciles_yesterday_once_the_bill_is_due() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn refunds_are_reconciled_and_the_owner_told_of_them() {
-    use crate::refunds::{admin_app, paid_order, refund, wait_refund};
-    let app = admin_app().await;
+both!(refunds_are_reconciled_and_the_owner_told_of_them);
+
+async fn refunds_are_reconciled_and_the_owner_told_of_them(api: Api) {
+    use crate::refunds::{admin_app_on, paid_order, refund, wait_refund};
+    let app = admin_app_on(api).await;
     let (order_no, _) = paid_order(&app, "20.00").await;
     let no = refund(&app, &order_no, "5.00", "one cup short").await;
     wait_refund(&app, &no, "succeeded").await;
@@ -272,7 +298,7 @@ async fn refunds_are_reconciled_and_the_owner_told_of_them() {
         1,
         "written with the refund's success"
     );
-    let (code, line) = reconcile(&app, &beijing_today()).await;
+    let (code, line) = reconcile(&app, api, &beijing_today()).await;
     assert_eq!(code, 0, "{line}");
     // 20.00 paid, 5.00 back; the 0.6 % fee is charged on the 20 and returned on the 5.
     assert!(
@@ -290,7 +316,7 @@ async fn refunds_are_reconciled_and_the_owner_told_of_them() {
             [&no],
         )
         .unwrap();
-    let (code, line) = reconcile(&app, &beijing_today()).await;
+    let (code, line) = reconcile(&app, api, &beijing_today()).await;
     assert_eq!(code, 3, "{line}");
     assert!(
         line.contains("1 refund_missing_here") && line.contains("1 refund_missing_in_bill"),

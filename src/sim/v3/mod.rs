@@ -20,6 +20,7 @@ use super::Simulator;
 use super::faults::roll;
 use super::ledger::{NewOrder, SimOrder, SimTradeState, V3Terms};
 use super::refunds::{self, RefundAsk, SIM_ACCOUNT, SimRefund};
+use crate::lock::LockExt;
 use crate::money::Fen;
 use crate::wxpay::refund::RefundStatusV2;
 use crate::wxpay::{ErrCode, OutTradeNo, SignType};
@@ -41,7 +42,14 @@ pub struct V3Side {
     merchant: crate::wxpay_v3::Merchant,
     auth: MerchantAuth,
     keys: SimKeys,
+    /// Bills handed out by `tradebill`, by download token (gzip bytes).
+    bills: std::sync::Mutex<std::collections::VecDeque<(String, Vec<u8>)>>,
 }
+
+/// How many bill downloads are kept ready (a download URL lives minutes).
+const BILLS_KEPT: usize = 32;
+const BILL_PATH: &str = "/v3/bill/tradebill";
+const BILL_DOWNLOAD_PATH: &str = "/v3/billdownload/file";
 
 impl V3Side {
     pub fn new(merchant: crate::wxpay_v3::Merchant) -> Result<V3Side, KeyError> {
@@ -55,6 +63,7 @@ impl V3Side {
             merchant,
             auth,
             keys: SimKeys::load()?,
+            bills: Default::default(),
         })
     }
 
@@ -143,7 +152,130 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/v3/refund/domestic/refunds/{out_refund_no}",
             web::get().to(query_refund),
         )
+        .route(BILL_PATH, web::get().to(trade_bill))
+        .route(BILL_DOWNLOAD_PATH, web::get().to(download_bill))
         .route("/v3/sim-keys", web::get().to(sim_keys));
+}
+
+async fn trade_bill(req: HttpRequest, sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
+    answer(&sim, &req, &body, Endpoint::TradeBill).await
+}
+
+/// `GET /v3/bill/tradebill`: the day's bill from the ledger, kept under a
+/// token; the answer names its download URL (on this simulator, wherever it
+/// is mounted) and the SHA-1 of the uncompressed file.
+fn tradebill(
+    sim: &Simulator,
+    req: &HttpRequest,
+    auth_mchid: &str,
+) -> Result<(u16, Vec<u8>), ApiError> {
+    #[derive(Deserialize)]
+    struct Q {
+        bill_date: Option<String>,
+        bill_type: Option<String>,
+        tar_type: Option<String>,
+    }
+    let q = web::Query::<Q>::from_query(req.query_string())
+        .map_err(|_| param_error("查询参数格式错误"))?;
+    let day: jiff::civil::Date = q
+        .bill_date
+        .as_deref()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| param_error("bill_date格式错误，应为yyyy-MM-DD"))?;
+    if !matches!(q.bill_type.as_deref(), None | Some("ALL") | Some("SUCCESS")) {
+        return Err(param_error("bill_type参数错误"));
+    }
+    let gzip = match q.tar_type.as_deref() {
+        None => false,
+        Some("GZIP") => true,
+        Some(_) => return Err(param_error("tar_type参数错误")),
+    };
+    let today = Timestamp::now().to_zoned(super::bill::beijing()).date();
+    if day > today {
+        return Err(ApiError::new(
+            400,
+            "STATEMENT_CREATING",
+            "账单生成中，请稍后再试",
+        ));
+    }
+    let v3 = sim.v3();
+    let bill = super::bill::day_bill(
+        &sim.ledger(),
+        super::bill::BillOf::V3 { mchid: auth_mchid },
+        &v3.merchant.appid,
+        auth_mchid,
+        day,
+        &sim.faults(),
+    );
+    if bill.rows.is_empty() {
+        return Err(ApiError::new(400, "NO_STATEMENT_EXIST", "账单文件不存在"));
+    }
+    let text = crate::bill::render(&bill);
+    let file = if gzip {
+        crate::wxpay_v3::bill::gzip(text.as_bytes())
+    } else {
+        text.clone().into_bytes()
+    };
+    let token = Alphanumeric.sample_string(&mut rand::rng(), 24);
+    {
+        let mut kept = v3.bills.lock_or_recover();
+        kept.push_back((token.clone(), file));
+        while kept.len() > BILLS_KEPT {
+            kept.pop_front();
+        }
+    }
+    let info = req.connection_info();
+    let prefix = req.path().strip_suffix(BILL_PATH).unwrap_or("");
+    let answer = crate::wxpay_v3::bill::TradeBill {
+        hash_type: "SHA1".into(),
+        hash_value: crate::wxpay_v3::bill::sha1_hex(text.as_bytes()),
+        download_url: format!(
+            "{}://{}{prefix}{BILL_DOWNLOAD_PATH}?token={token}",
+            info.scheme(),
+            info.host()
+        ),
+    };
+    Ok((200, json(&answer)?))
+}
+
+/// `GET {download_url}`: the file, after the request's signature is checked;
+/// the answer is not signed (as WeChat Pay's is not).
+async fn download_bill(req: HttpRequest, sim: web::Data<Simulator>) -> HttpResponse {
+    let v3 = sim.v3();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_string(), |p| p.as_str().to_string());
+    if let Err(e) = auth::verify(
+        &v3.auth,
+        header("authorization"),
+        req.method().as_str(),
+        &path_and_query,
+        b"",
+        Timestamp::now().as_second(),
+    ) {
+        return e.response();
+    }
+    #[derive(Deserialize)]
+    struct Q {
+        token: String,
+    }
+    let Ok(q) = web::Query::<Q>::from_query(req.query_string()) else {
+        return param_error("缺少参数token").response();
+    };
+    let file = v3
+        .bills
+        .lock_or_recover()
+        .iter()
+        .find(|(t, _)| *t == q.token)
+        .map(|(_, f)| f.clone());
+    match file {
+        Some(f) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .body(f),
+        None => ApiError::new(400, "INVALID_REQUEST", "下载链接已过期").response(),
+    }
 }
 
 enum Endpoint {
@@ -153,6 +285,7 @@ enum Endpoint {
     Certificates,
     Refund,
     RefundQuery(String),
+    TradeBill,
 }
 
 async fn refund(req: HttpRequest, sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
@@ -471,6 +604,7 @@ fn handle(
             }
         }
         Endpoint::Refund => create_refund(sim, body, auth_mchid, serial, now),
+        Endpoint::TradeBill => tradebill(sim, req, auth_mchid),
         Endpoint::RefundQuery(out_refund_no) => {
             let ledger = sim.ledger();
             let refund = ledger

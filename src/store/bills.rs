@@ -33,7 +33,7 @@ pub struct DifferenceRow {
 }
 
 /// Replaces what is known of `day` (a day may be reconciled again: the last
-/// word stands), in the caller's transaction.
+/// word stands), in the caller's transaction; the bill's text is kept gzipped.
 pub fn record_day(
     tx: &Transaction<'_>,
     row: &DayRow,
@@ -43,11 +43,11 @@ pub fn record_day(
     tx.execute("DELETE FROM bill_differences WHERE day = ?1", [&row.day])?;
     tx.execute(
         "INSERT INTO bills (day, state, checked_at, gross_fen, refunded_fen, fee_millifen, net_fen,
-                            payments, refunds, raw, last_error)
+                            payments, refunds, raw_gzip, last_error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (day) DO UPDATE SET state = ?2, checked_at = ?3, gross_fen = ?4,
              refunded_fen = ?5, fee_millifen = ?6, net_fen = ?7, payments = ?8, refunds = ?9,
-             raw = COALESCE(?10, raw), last_error = ?11",
+             raw_gzip = COALESCE(?10, raw_gzip), last_error = ?11",
         params![
             row.day,
             row.state,
@@ -58,7 +58,7 @@ pub fn record_day(
             row.net.get(),
             row.payments,
             row.refunds,
-            raw,
+            raw.map(|r| crate::bill::gzip(r.as_bytes())),
             row.last_error
         ],
     )?;

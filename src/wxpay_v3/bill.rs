@@ -44,13 +44,7 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
     hex::encode(Sha1::digest(bytes))
 }
 
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    enc.finish().unwrap_or_default()
-}
+pub use crate::bill::gzip;
 
 /// Unpacks a downloaded bill and checks it against its signed answer.
 pub fn open_file(bytes: &[u8], answer: &TradeBill) -> Result<String, BillFileError> {

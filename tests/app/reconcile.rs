@@ -81,6 +81,17 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with(api: Api) {
         1
     );
 
+    // The bill is kept as it came (gzip), and reads back as the same bill.
+    let kept: Vec<u8> = app
+        .db()
+        .query_row("SELECT raw_gzip FROM bills WHERE day = ?1", [&today], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&kept[..]), &mut text).unwrap();
+    assert_eq!(scanpay::bill::parse(&text).unwrap().rows.len(), 3, "{text}");
+
     // The gateway's bill leaves one out, changes one and adds one nobody made.
     app.set_faults("bill_omit=1,bill_alter=1,bill_extra=1")
         .await;
@@ -321,5 +332,64 @@ async fn refunds_are_reconciled_and_the_owner_told_of_them(api: Api) {
     assert!(
         line.contains("1 refund_missing_here") && line.contains("1 refund_missing_in_bill"),
         "{line}"
+    );
+}
+
+both!(a_day_with_a_double_payment_and_a_refund_reconciles_exactly);
+
+/// A double payment is two payments in the bill and in the books; a refund of
+/// one of them is a third line; each bill fault then shows as exactly one
+/// difference of its kind.
+async fn a_day_with_a_double_payment_and_a_refund_reconciles_exactly(api: Api) {
+    // The gateway refuses to close young orders, so the superseded QR stays payable.
+    let app = spawn_app_on_manual_clock(move |s| {
+        s.wxpay.api = api;
+        s.sim.min_close_age_secs = 300;
+    })
+    .await;
+    app.login_as("admin", "admin").await;
+    let token = app.create_order("2.50", "twice").await;
+    let old_url = app.scan_qr(&token).await;
+    app.advance(Duration::from_secs(300)).await;
+    let new_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&old_url).await, 200);
+    assert_eq!(app.pay(&new_url).await, 200);
+    app.wait_for(&token, "double_paid", Duration::from_secs(10), |s| {
+        s["double_paid"] == true
+    })
+    .await;
+    let order_no = app.status(&token).await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let no = crate::refunds::refund(&app, &order_no, "2.50", "paid twice").await;
+    crate::refunds::wait_refund(&app, &no, "succeeded").await;
+
+    let today = beijing_today();
+    let (code, line) = reconcile(&app, api, &today).await;
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.contains("2 payments 5.00 yuan, refunds 2.50 yuan"),
+        "{line}"
+    );
+
+    for (fault, kind) in [
+        ("bill_omit=1", "missing_in_bill"),
+        ("bill_alter=1", "amount_differs"),
+        ("bill_extra=1", "missing_here"),
+    ] {
+        app.set_faults(fault).await;
+        let (code, line) = reconcile(&app, api, &today).await;
+        assert_eq!(code, 3, "{fault}: {line}");
+        assert!(
+            line.contains(&format!("1 difference(s): 1 {kind}")),
+            "{fault}: {line}"
+        );
+    }
+    app.set_faults("").await;
+    assert_eq!(
+        reconcile(&app, api, &today).await.0,
+        0,
+        "idempotent: matched again"
     );
 }

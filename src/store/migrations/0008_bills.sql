@@ -10,7 +10,7 @@ CREATE TABLE bills (
     net_fen      INTEGER NOT NULL DEFAULT 0,
     payments     INTEGER NOT NULL DEFAULT 0,    -- payment rows in the bill
     refunds      INTEGER NOT NULL DEFAULT 0,
-    raw          TEXT,                          -- the bill as downloaded
+    raw_gzip     BLOB,                          -- the bill as downloaded, gzip
     last_error   TEXT
 );
 

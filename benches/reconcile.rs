@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use scanpay::bill::{self, Bill, BillRow, BillSummary};
 use scanpay::checkout::gateway::{
-    Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, NotifyReply,
-    NotifyRequest, PayableCode, ReadNotification, RefundRequest, RefundStatus, TradeStatus,
+    Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, NotifyReply, NotifyRequest,
+    PayableCode, ReadNotification, RefundRequest, RefundStatus, TradeStatus,
 };
 use scanpay::checkout::{Checkout, Hub};
 use scanpay::config::Settings;
@@ -122,7 +122,12 @@ fn main() -> anyhow::Result<()> {
     drop(c);
     let summary = BillSummary {
         rows: rows.len() as u64,
-        settlement_total: Fen::new(rows.iter().filter(|r| !r.is_refund()).map(|r| r.settlement.get()).sum()),
+        settlement_total: Fen::new(
+            rows.iter()
+                .filter(|r| !r.is_refund())
+                .map(|r| r.settlement.get())
+                .sum(),
+        ),
         refund_total: Fen::new(rows.iter().map(|r| r.refund.get()).sum()),
         fee_total_millifen: rows.iter().map(|r| r.fee_millifen).sum(),
     };
@@ -170,7 +175,12 @@ fn row(out_trade_no: &str, txid: &str, amount: i64, refund: Option<&str>) -> Bil
         transaction_id: txid.into(),
         out_trade_no: out_trade_no.into(),
         trade_type: "NATIVE".into(),
-        trade_state: if refund.is_some() { "REFUND" } else { "SUCCESS" }.into(),
+        trade_state: if refund.is_some() {
+            "REFUND"
+        } else {
+            "SUCCESS"
+        }
+        .into(),
         settlement: Fen::new(amount),
         coupon: Fen::ZERO,
         refund_id: refund.map(|_| "5030".to_string()).unwrap_or_default(),

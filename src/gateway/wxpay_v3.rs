@@ -250,7 +250,7 @@ fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
 }
 
 /// The one mapping of v3 failures to the seam's levels.
-fn gateway_error(e: V3Error) -> GatewayError {
+pub(super) fn gateway_error(e: V3Error) -> GatewayError {
     match e {
         V3Error::Transport(detail) => GatewayError::Transport(detail),
         V3Error::Unbelievable(detail) => GatewayError::Unbelievable(detail),

@@ -7,7 +7,6 @@ use crate::checkout::gateway::{
 };
 use crate::money::Fen;
 use crate::trade::{OutRefundNo, OutTradeNo};
-use crate::wxpay_v3::api::ErrorCode;
 use crate::wxpay_v3::client::{V3Client, V3Error};
 use crate::wxpay_v3::refund::{RefundAmountReq, RefundAnswer, RefundCreate, RefundNotice};
 
@@ -82,28 +81,21 @@ fn status(s: &str, facts: RefundFacts) -> Result<RefundStatus, GatewayError> {
     })
 }
 
-/// The one mapping of v3 refund failures to the seam's levels.
+/// v3 refund failures: the two codes refunds have of their own, else the
+/// one mapping every v3 call shares.
 fn refund_error(e: V3Error) -> GatewayError {
     match e {
-        V3Error::Transport(detail) => GatewayError::Transport(detail),
-        V3Error::Unbelievable(detail) => GatewayError::Unbelievable(detail),
-        V3Error::Key(e) => GatewayError::Protocol(e.to_string()),
         V3Error::Api {
-            status,
-            code,
-            raw_code,
-            message,
-        } => {
-            let kind = match raw_code.replace('_', "").as_str() {
-                "NOTENOUGH" => Refusal::NotEnough,
-                "RESOURCENOTEXISTS" => Refusal::NoSuchRefund,
-                _ => match code {
-                    ErrorCode::SignError | ErrorCode::ParamError | ErrorCode::InvalidRequest => {
-                        return GatewayError::Protocol(format!("{raw_code}: {message}"));
-                    }
-                    c if c.is_retryable() || status >= 500 => Refusal::GatewayBusy,
-                    _ => Refusal::Other,
-                },
+            raw_code, message, ..
+        } if matches!(
+            raw_code.replace('_', "").as_str(),
+            "NOTENOUGH" | "RESOURCENOTEXISTS"
+        ) =>
+        {
+            let kind = if raw_code.replace('_', "") == "NOTENOUGH" {
+                Refusal::NotEnough
+            } else {
+                Refusal::NoSuchRefund
             };
             GatewayError::Business {
                 kind,
@@ -111,6 +103,7 @@ fn refund_error(e: V3Error) -> GatewayError {
                 message,
             }
         }
+        e => super::wxpay_v3::gateway_error(e),
     }
 }
 
@@ -143,6 +136,7 @@ mod tests {
     use super::*;
     use crate::order::RefundState;
     use crate::trade::TransactionId;
+    use crate::wxpay_v3::api::ErrorCode;
 
     #[test]
     fn the_request_carries_the_recorded_refund() {

@@ -151,7 +151,7 @@ pub async fn fanout_phase(server: &Server, sessions: &[Session]) -> Result<()> {
 
     // Background payments of other orders, paced at `rate` per second.
     let http = http_client(false)?;
-    let url = format!("{}/wxpay/notify", server.base);
+    let url = server.base.clone();
     let ok = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let payer = {
@@ -167,13 +167,7 @@ pub async fn fanout_phase(server: &Server, sessions: &[Session]) -> Result<()> {
                 let (http, url, ok, failed) =
                     (http.clone(), url.clone(), ok.clone(), failed.clone());
                 posts.push(tokio::spawn(async move {
-                    let acked = match http.post(url).body(body).send().await {
-                        Ok(r) => r
-                            .bytes()
-                            .await
-                            .is_ok_and(|b| scanpay::wxpay::notify::is_success_ack(&b)),
-                        Err(_) => false,
-                    };
+                    let acked = body.post(&http, &url).await.unwrap_or(false);
                     if acked { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
                 }));
             }
@@ -202,7 +196,7 @@ pub async fn fanout_phase(server: &Server, sessions: &[Session]) -> Result<()> {
         let t0 = Instant::now();
         let post = {
             let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { http.post(url).body(body).send().await?.bytes().await })
+            tokio::spawn(async move { body.post(&http, &url).await })
         };
         if wait_for_event(&mut events, "\"state\":\"paid\"", Duration::from_secs(5)).await {
             lat.push(t0.elapsed());
@@ -255,7 +249,7 @@ pub async fn fanout_phase(server: &Server, sessions: &[Session]) -> Result<()> {
         if fds_2s.is_none() && closed.elapsed() >= Duration::from_secs(2) {
             fds_2s = Some(open_fds(server.pid()));
         }
-        let _ = http.post(&url).body(body).send().await;
+        let _ = body.post(&http, &url).await;
     }
     tick.tick().await;
     println!(

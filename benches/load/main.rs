@@ -25,6 +25,9 @@
 //!   for the `fanout` phase (see `fanout.rs`)
 //! - `LOAD_ONLY` comma-separated phases: `create,qr,ingest,sse,fanout,poller,scale`
 //! - `LOAD_BIN` another `scanpay` binary to measure (default: the one built for this bench)
+//! - `LOAD_API` the protocol the server speaks, `v2` (default) or `v3`: orders, QRs
+//!   and notifications (v3: AES-256-GCM resource, RSA-signed headers) go through
+//!   it
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -298,6 +301,9 @@ fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> Result<(Child, Stri
     // the per-cashier caps (a real counter's pace) would measure themselves.
     cmd.env("SCANPAY_CHECKOUT_MAX_OPEN_ORDERS_PER_CASHIER", "0");
     cmd.env("SCANPAY_CHECKOUT_MAX_ORDERS_PER_MINUTE", "0");
+    if v3() {
+        cmd.env("SCANPAY_WXPAY_API", "v3");
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -741,8 +747,42 @@ fn merchant() -> Result<Merchant> {
     })
 }
 
+/// Whether the measured server speaks API v3 (`LOAD_API=v3`).
+pub(crate) fn v3() -> bool {
+    std::env::var("LOAD_API").is_ok_and(|a| a.eq_ignore_ascii_case("v3"))
+}
+
+/// A notification as the gateway would send it: the body, and (v3) its signed headers.
+pub(crate) struct Notification {
+    pub body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Notification {
+    /// Posts it to the server's notify URL; whether it was acknowledged.
+    pub(crate) async fn post(self, http: &reqwest::Client, base: &str) -> Result<bool> {
+        let path = if v3() {
+            "/wxpay/v3/notify"
+        } else {
+            "/wxpay/notify"
+        };
+        let mut req = http.post(format!("{base}{path}")).body(self.body);
+        for (k, v) in self.headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await?;
+        Ok(if v3() {
+            matches!(status, 200 | 204)
+        } else {
+            notify::is_success_ack(&body)
+        })
+    }
+}
+
 /// The signed notification the gateway would send for the order's current QR.
-async fn notification_for(s: &Session, token: &str, seq: usize) -> Result<String> {
+async fn notification_for(s: &Session, token: &str, seq: usize) -> Result<Notification> {
     let st = s.status(token).await?;
     let out_trade_no = st["out_trade_no"]
         .as_str()
@@ -750,22 +790,96 @@ async fn notification_for(s: &Session, token: &str, seq: usize) -> Result<String
     let amount = st["amount_fen"]
         .as_i64()
         .ok_or_else(|| anyhow!("no amount_fen in {st}"))?;
+    let transaction_id = format!("4200{:06}{:018}", std::process::id() % 1_000_000, seq);
+    if v3() {
+        return v3_notification(out_trade_no, amount, &transaction_id, seq);
+    }
     let notice = PaymentNotice {
         out_trade_no: OutTradeNo::new(out_trade_no).map_err(|e| anyhow!("{e}"))?,
-        transaction_id: format!("4200{:06}{:018}", std::process::id() % 1_000_000, seq),
+        transaction_id,
         total_fee: Fen::new(amount),
         openid: Some("oLoadTestOpenId000000000000000".into()),
         time_end: Some("20250101120000".into()),
         bank_type: Some("OTHERS".into()),
     };
     let nonce = format!("{seq:032}");
-    Ok(xml::to_xml(&notify::build(
-        &notice,
-        &merchant()?,
-        SignType::Md5,
-        &nonce,
-        None,
-    )))
+    Ok(Notification {
+        body: xml::to_xml(&notify::build(
+            &notice,
+            &merchant()?,
+            SignType::Md5,
+            &nonce,
+            None,
+        ))
+        .into_bytes(),
+        headers: Vec::new(),
+    })
+}
+
+/// A v3 `TRANSACTION.SUCCESS` as the simulator's WeChat Pay sends it: the
+/// transaction encrypted with the demo APIv3 key, the body signed with the
+/// simulator's public key (so the server does the real work per notification).
+fn v3_notification(
+    out_trade_no: &str,
+    total: i64,
+    transaction_id: &str,
+    seq: usize,
+) -> Result<Notification> {
+    use scanpay::wxpay_v3::aead::{self, ApiV3Key};
+    use scanpay::wxpay_v3::notify::{Envelope, Resource};
+    let key = ApiV3Key::new(scanpay::config::DEMO_V3_APIV3_KEY).map_err(|e| anyhow!("{e:?}"))?;
+    let tx = serde_json::json!({
+        "appid": scanpay::config::DEMO_V3_APPID, "mchid": scanpay::config::DEMO_V3_MCH_ID,
+        "out_trade_no": out_trade_no, "transaction_id": transaction_id,
+        "trade_type": "NATIVE", "trade_state": "SUCCESS", "trade_state_desc": "支付成功",
+        "bank_type": "OTHERS", "attach": "", "success_time": "2026-12-01T12:00:00+08:00",
+        "payer": {"openid": "oLoadTestOpenId000000000000000"},
+        "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"}
+    });
+    let nonce = format!("{:012}", seq % 1_000_000_000_000);
+    let ciphertext = aead::encrypt(&key, &nonce, "transaction", &serde_json::to_vec(&tx)?)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let body = serde_json::to_vec(&Envelope {
+        id: format!("EV-LOAD-{seq}"),
+        create_time: "2026-12-01T12:00:00+08:00".into(),
+        event_type: "TRANSACTION.SUCCESS".into(),
+        resource_type: Some("encrypt-resource".into()),
+        summary: Some("支付成功".into()),
+        resource: Resource {
+            algorithm: aead::ALGORITHM.into(),
+            ciphertext,
+            associated_data: "transaction".into(),
+            nonce,
+            original_type: Some("transaction".into()),
+        },
+    })?;
+    let keys = scanpay::sim::v3::keys::SimKeys::load().map_err(|e| anyhow!("{e}"))?;
+    let ts = jiff::Timestamp::now().as_second().to_string();
+    let header_nonce = format!("{seq:032}");
+    let signature = keys
+        .public_key
+        .sign(&scanpay::wxpay_v3::verify::response_message(
+            &ts,
+            &header_nonce,
+            &body,
+        ))
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(Notification {
+        body,
+        headers: vec![
+            ("Wechatpay-Timestamp", ts),
+            ("Wechatpay-Nonce", header_nonce),
+            ("Wechatpay-Signature", signature),
+            (
+                "Wechatpay-Serial",
+                scanpay::sim::v3::keys::PUBLIC_KEY_ID.to_string(),
+            ),
+            (
+                "Wechatpay-Signature-Type",
+                "WECHATPAY2-SHA256-RSA2048".into(),
+            ),
+        ],
+    })
 }
 
 /// Creates `n` orders with all sessions at once (not timed as a benchmark).
@@ -781,7 +895,7 @@ async fn notifications_for(
     sessions: &[Session],
     tokens: &[String],
     first_seq: usize,
-) -> Result<Vec<String>> {
+) -> Result<Vec<Notification>> {
     let mut out = Vec::with_capacity(tokens.len());
     for (i, chunk) in tokens.chunks(64).enumerate() {
         let f = chunk.iter().enumerate().map(|(j, t)| {
@@ -806,7 +920,7 @@ async fn ingest_phase(server: &Server, sessions: &[Session], n: usize) -> Result
     );
     let conns = 128;
     let queue = Arc::new(std::sync::Mutex::new(bodies));
-    let url = format!("{}/wxpay/notify", server.base);
+    let url = server.base.clone();
     let success = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let http = http_client(false)?;
@@ -831,9 +945,9 @@ async fn ingest_phase(server: &Server, sessions: &[Session], n: usize) -> Result
                     break;
                 }
                 let t0 = Instant::now();
-                let resp = http.post(&url).body(body).send().await?.bytes().await?;
+                let acked = body.post(&http, &url).await?;
                 lat.push(t0.elapsed());
-                if notify::is_success_ack(&resp) {
+                if acked {
                     success.fetch_add(1, Ordering::Relaxed);
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -850,7 +964,13 @@ async fn ingest_phase(server: &Server, sessions: &[Session], n: usize) -> Result
     let ok = success.load(Ordering::Relaxed);
     let after = server.count("SELECT COUNT(*) FROM payments")?;
     println!(
-        "  POST /wxpay/notify: {ok} SUCCESS, {} FAIL in {:.2} s = {:.0} notifications/s over {conns} connections; {}",
+        "  POST {} ({}): {ok} acknowledged, {} refused in {:.2} s = {:.0} notifications/s over {conns} connections; {}",
+        if v3() {
+            "/wxpay/v3/notify"
+        } else {
+            "/wxpay/notify"
+        },
+        if v3() { "v3" } else { "v2" },
         failed.load(Ordering::Relaxed),
         elapsed.as_secs_f64(),
         ok as f64 / elapsed.as_secs_f64(),
@@ -914,9 +1034,8 @@ async fn sse_phase(server: &Server, sessions: &[Session], n: usize, idle: usize)
         }
         let t0 = Instant::now();
         let post = {
-            let http = http.clone();
-            let url = format!("{}/wxpay/notify", server.base);
-            tokio::spawn(async move { http.post(url).body(body).send().await?.bytes().await })
+            let (http, base) = (http.clone(), server.base.clone());
+            tokio::spawn(async move { body.post(&http, &base).await })
         };
         if wait_for_event(&mut events, "\"state\":\"paid\"", Duration::from_secs(5)).await {
             lat.push(t0.elapsed());

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_counter.sql")),
     (7, include_str!("migrations/0007_refunds.sql")),
     (8, include_str!("migrations/0008_bills.sql")),
+    (9, include_str!("migrations/0009_order_days.sql")),
 ];
 
 /// The newest schema version this binary knows.

@@ -116,9 +116,6 @@ pub struct NewOrder<'a> {
     pub day: &'a str,
 }
 
-/// Inserts an order and returns `(id, order_no)`. The number is the shop day
-/// and the order's place in that day (`202612010042`): people can read it out,
-/// and it tells a customer nothing of the shop's volume beyond that day.
 /// When the first order was made (no order yet: `None`).
 pub fn first_order_at(c: &Connection) -> Result<Option<Millis>, StoreError> {
     Ok(
@@ -136,6 +133,9 @@ pub fn open_orders_of(c: &Connection, cashier: UserId) -> Result<u64, StoreError
     Ok(n.unsigned_abs())
 }
 
+/// Inserts an order and returns `(id, order_no)`. The number is the shop day
+/// and the order's place in that day (`202612010042`): people can read it out,
+/// and it tells a customer nothing of the shop's volume beyond that day.
 pub fn insert_order(
     tx: &Transaction<'_>,
     o: &NewOrder<'_>,
@@ -150,17 +150,27 @@ pub fn insert_order(
 /// The day's next order number, inside the writing transaction (one writer, so
 /// no two orders get the same place).
 fn next_order_no(tx: &Transaction<'_>, day: &str) -> Result<OrderNo, StoreError> {
-    // The day's numbers are the day followed by digits, so they sort below
-    // `day:` (':' follows '9'); the index on order_no answers this.
-    let last: Option<String> = tx
-        .prepare_cached(
-            "SELECT MAX(order_no) FROM orders WHERE order_no > ?1 AND order_no < ?1 || ':'",
-        )?
-        .query_row([day], |r| r.get(0))?;
-    let mut seq = last
-        .and_then(|n| n.get(day.len()..).and_then(|s| s.parse::<u64>().ok()))
-        .unwrap_or(0)
-        + 1;
+    // The day's counter; a day begun before it existed (an upgrade) starts from
+    // the day's highest number, which sorts right while numbers have 4 digits.
+    let counted: Option<i64> = tx
+        .prepare_cached("SELECT last_seq FROM order_days WHERE day = ?1")?
+        .query_row([day], |r| r.get(0))
+        .optional()?;
+    let last = match counted {
+        Some(n) => n.unsigned_abs(),
+        None => {
+            // The day's numbers are the day followed by digits, so they sort
+            // below `day:` (':' follows '9'); the index on order_no answers this.
+            let last: Option<String> = tx
+                .prepare_cached(
+                    "SELECT MAX(order_no) FROM orders WHERE order_no > ?1 AND order_no < ?1 || ':'",
+                )?
+                .query_row([day], |r| r.get(0))?;
+            last.and_then(|n| n.get(day.len()..).and_then(|s| s.parse::<u64>().ok()))
+                .unwrap_or(0)
+        }
+    };
+    let mut seq = last + 1;
     // Numbers of other widths sort out of step (and older versions numbered by
     // row id): never hand out one that exists.
     let mut taken =
@@ -168,6 +178,11 @@ fn next_order_no(tx: &Transaction<'_>, day: &str) -> Result<OrderNo, StoreError>
     loop {
         let candidate = OrderNo::new(day, seq);
         if !taken.query_row([&candidate], |r| r.get::<_, bool>(0))? {
+            tx.prepare_cached(
+                "INSERT INTO order_days (day, last_seq) VALUES (?1, ?2)
+                 ON CONFLICT (day) DO UPDATE SET last_seq = ?2",
+            )?
+            .execute(params![day, i64::try_from(seq).unwrap_or(i64::MAX)])?;
             return Ok(candidate);
         }
         seq += 1;
@@ -608,6 +623,37 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    #[test]
+    fn past_9999_orders_a_day_the_numbers_go_on_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let numbers = store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO order_days (day, last_seq) VALUES ('20261201', 9998)",
+                )?;
+                let mut out = Vec::new();
+                for _ in 0..3 {
+                    let token = OrderToken::generate();
+                    let new = NewOrder {
+                        token: &token,
+                        amount: Fen::new(1),
+                        description: "",
+                        cashier_id: None,
+                        now: Millis(0),
+                        expires_at: Millis(1),
+                        day: "20261201",
+                    };
+                    out.push(insert_order(tx, &new)?.1.to_string());
+                }
+                Ok(out)
+            })
+            .unwrap();
+        // "2026120110000" sorts below "202612019999": MAX(order_no) alone would
+        // hand out 10000 again and again, each a longer search.
+        assert_eq!(numbers, ["202612019999", "2026120110000", "2026120110001"]);
     }
 
     #[test]

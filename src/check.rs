@@ -149,7 +149,7 @@ pub async fn checks(settings: &Settings, config_file: Option<&Path>) -> Vec<Outc
         ));
     }
     if wx.api == Api::V2 {
-        out.push(certificates());
+        out.push(refund_certificate(settings));
     }
     out
 }
@@ -259,6 +259,14 @@ pub fn key_files(settings: &Settings, config_file: Option<&Path>) -> Vec<KeyFile
                 path: path.to_path_buf(),
             });
         }
+    }
+    if settings.wxpay.api == Api::V2
+        && let Some(path) = &settings.wxpay.client_key_file
+    {
+        files.push(KeyFile {
+            what: "the merchant's API certificate key (wxpay.client_key_file)",
+            path: path.clone(),
+        });
     }
     if settings.wxpay.api == Api::V3
         && let Some(path) = &settings.wxpay.private_key_file
@@ -690,13 +698,31 @@ pub fn clock_outcome(date: &str, now: jiff::Timestamp) -> Outcome {
     }
 }
 
-/// Certificates close to expiry: API v2 has none (its key is a shared secret).
-fn certificates() -> Outcome {
-    Outcome::new(
-        Status::Skip,
-        "certificates",
-        "none in API v2 (API v3's platform certificates will be checked here)",
-    )
+/// API v2 refunds go over mutual TLS with the merchant's API certificate: the
+/// two files must parse and belong together, or refunds are refused.
+fn refund_certificate(settings: &Settings) -> Outcome {
+    let wx = &settings.wxpay;
+    let check = "refund certificate";
+    match wx.refund_tls() {
+        Err(e) => Outcome::new(Status::Fail, check, e.to_string()),
+        Ok((_, Some(_))) => Outcome::new(
+            Status::Pass,
+            check,
+            "wxpay.client_cert_file and client_key_file parse and belong together",
+        ),
+        Ok((_, None)) if wx.is_simulator() => Outcome::new(
+            Status::Skip,
+            check,
+            "simulator mode: its refunds need no certificate",
+        ),
+        Ok((_, None)) => Outcome::new(
+            Status::Warn,
+            check,
+            "not set: refunds will be refused until wxpay.client_cert_file and \
+             wxpay.client_key_file name the merchant's API certificate and key \
+             (apiclient_cert.pem, apiclient_key.pem from the merchant platform)",
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -788,6 +814,49 @@ mod tests {
         assert_eq!(o.status, Status::Warn, "{o}");
         assert!(o.detail.contains("600s ahead"), "{o}");
         assert_eq!(clock_outcome("yesterday", now).status, Status::Skip);
+    }
+
+    #[test]
+    fn the_v2_refund_certificate_is_checked_before_the_first_refund() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["10000100".to_string()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            let (c, k) = (
+                dir.path().join(format!("{name}_cert.pem")),
+                dir.path().join(format!("{name}_key.pem")),
+            );
+            std::fs::write(&c, cert.pem()).unwrap();
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            (c, k)
+        };
+        let (cert, key) = pair("a");
+        let (_, other_key) = pair("b");
+        let mut s = Settings::default();
+        s.wxpay.gateway = "https://api.mch.weixin.qq.com/".into();
+        let o = refund_certificate(&s);
+        assert_eq!(o.status, Status::Warn, "{o}");
+        assert!(
+            o.detail.contains("client_cert_file"),
+            "says what to set: {o}"
+        );
+        s.wxpay.client_cert_file = Some(cert.clone());
+        s.wxpay.client_key_file = Some(key.clone());
+        assert_eq!(refund_certificate(&s).status, Status::Pass);
+        assert_eq!(
+            key_files(&s, None).len(),
+            1,
+            "the key's permissions are checked too"
+        );
+        s.wxpay.client_key_file = Some(other_key);
+        let o = refund_certificate(&s);
+        assert_eq!(o.status, Status::Fail, "{o}");
+        assert!(o.detail.contains("does not belong"), "{o}");
+        s.wxpay.client_key_file = None;
+        assert_eq!(refund_certificate(&s).status, Status::Fail, "half a pair");
     }
 
     #[cfg(unix)]

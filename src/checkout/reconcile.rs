@@ -14,6 +14,7 @@ use super::Checkout;
 use super::CheckoutError;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{BillFetch, PaymentFacts};
+use crate::bill::{beijing, millifen_to_fen};
 use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::PaymentSource;
@@ -76,7 +77,9 @@ impl DayBill {
 
     /// What the day settles: payments less refunds less fees (fees rounded to the fen).
     pub fn net(&self) -> Fen {
-        Fen::new(self.gross().get() - self.refunded().get() - fees_yuan(self.fee_millifen).get())
+        Fen::new(
+            self.gross().get() - self.refunded().get() - millifen_to_fen(self.fee_millifen).get(),
+        )
     }
 }
 
@@ -217,11 +220,6 @@ pub fn compare(payments: &[OurPayment], refunds: &[OurRefund], bill: &DayBill) -
     out
 }
 
-/// The bill's day is Beijing's, whatever the shop's own time zone.
-fn beijing() -> jiff::tz::TimeZone {
-    jiff::tz::TimeZone::fixed(jiff::tz::offset(8))
-}
-
 /// The Beijing day of a payment: the gateway's own `time_end` (v2
 /// `yyyyMMddHHmmss` Beijing time, v3 RFC 3339), else when we recorded it.
 fn payment_day(time_end: Option<&str>, recorded: Millis) -> Date {
@@ -266,7 +264,7 @@ impl DayOutcome {
                     row.payments,
                     row.gross.yuan_string(),
                     row.refunded.yuan_string(),
-                    fees_yuan(row.fee_millifen).yuan_string(),
+                    millifen_to_fen(row.fee_millifen).yuan_string(),
                     row.net.yuan_string()
                 );
                 match row.state {
@@ -310,11 +308,6 @@ impl DayOutcome {
             },
         }
     }
-}
-
-/// Thousandths of a fen as yuan, to the fen (rounded half up).
-fn fees_yuan(millifen: i64) -> Fen {
-    Fen::new((millifen + 500).div_euclid(1000))
 }
 
 /// How far back the poller catches up on days it could not check (the

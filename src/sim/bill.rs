@@ -6,22 +6,16 @@
 
 use actix_web::{HttpResponse, web};
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 
 use super::Simulator;
 use super::faults::Faults;
 use super::ledger::{Ledger, SimOrder, SimTradeState};
-use crate::bill::{self, Bill, BillRow, BillSummary};
+use crate::bill::{self, Bill, BillRow, BillSummary, beijing};
 use crate::money::Fen;
 use crate::wxpay::notify::return_fail;
 use crate::wxpay::refund::RefundStatusV2;
 use crate::wxpay::sign;
 use crate::wxpay::xml::{self, Fields};
-
-/// The bill's day is Beijing's.
-pub(crate) fn beijing() -> TimeZone {
-    TimeZone::get("Asia/Shanghai").unwrap_or(TimeZone::fixed(jiff::tz::offset(8)))
-}
 
 /// The fee the simulated gateway charges: 0.6 % of each payment, in
 /// thousandths of a fen (0.6 % of one fen is 6).

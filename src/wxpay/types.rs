@@ -4,7 +4,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use jiff::Timestamp;
-use jiff::tz::{Offset, TimeZone};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use crate::trade::OutTradeNo;
@@ -251,10 +250,7 @@ impl fmt::Display for ErrCode {
     }
 }
 
-/// Beijing time (UTC+8), the zone of every protocol timestamp whatever the server's zone.
-pub fn beijing() -> TimeZone {
-    TimeZone::fixed(Offset::constant(8))
-}
+pub use crate::bill::beijing;
 
 /// `yyyyMMddHHmmss` in Beijing time.
 pub fn format_time(t: Timestamp) -> String {

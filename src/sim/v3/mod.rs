@@ -190,7 +190,7 @@ fn tradebill(
         Some("GZIP") => true,
         Some(_) => return Err(param_error("tar_type参数错误")),
     };
-    let today = Timestamp::now().to_zoned(super::bill::beijing()).date();
+    let today = Timestamp::now().to_zoned(crate::bill::beijing()).date();
     if day > today {
         return Err(ApiError::new(
             400,

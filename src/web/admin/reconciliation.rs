@@ -9,6 +9,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::csv::push_record;
+use crate::bill::millifen_to_fen;
 use crate::checkout::reconcile::{DayState, DifferenceKind};
 use crate::clock::Millis;
 use crate::money::Fen;
@@ -22,11 +23,6 @@ use crate::web::{AppState, Layout};
 
 /// About a year of days on one page.
 const DAYS_SHOWN: usize = 400;
-
-/// Thousandths of a fen, shown to the fen.
-fn fees(millifen: &i64) -> Fen {
-    Fen::new((millifen + 500).div_euclid(1000))
-}
 
 #[derive(Template)]
 #[template(path = "admin/reconciliation.html")]
@@ -45,7 +41,7 @@ impl DaysPage<'_> {
     }
 
     fn fees(&self, millifen: &i64) -> Fen {
-        fees(millifen)
+        millifen_to_fen(*millifen)
     }
 
     fn time(&self, at: &Millis) -> String {
@@ -91,7 +87,7 @@ impl DayPage<'_> {
     }
 
     fn fees(&self, millifen: &i64) -> Fen {
-        fees(millifen)
+        millifen_to_fen(*millifen)
     }
 
     fn time(&self, at: &Millis) -> String {

@@ -242,19 +242,7 @@ fn tradebill(
 /// the answer is not signed (as WeChat Pay's is not).
 async fn download_bill(req: HttpRequest, sim: web::Data<Simulator>) -> HttpResponse {
     let v3 = sim.v3();
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.path().to_string(), |p| p.as_str().to_string());
-    if let Err(e) = auth::verify(
-        &v3.auth,
-        header("authorization"),
-        req.method().as_str(),
-        &path_and_query,
-        b"",
-        Timestamp::now().as_second(),
-    ) {
+    if let Err(e) = verify_request(v3, &req, b"", Timestamp::now()) {
         return e.response();
     }
     #[derive(Deserialize)]
@@ -460,19 +448,7 @@ async fn answer(sim: &Simulator, req: &HttpRequest, body: &[u8], ep: Endpoint) -
     let v3 = sim.v3();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let now = Timestamp::now();
-    // The raw path and query as sent: what the merchant signed.
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.path().to_string(), |p| p.as_str().to_string());
-    let auth = match auth::verify(
-        &v3.auth,
-        header("authorization"),
-        req.method().as_str(),
-        &path_and_query,
-        body,
-        now.as_second(),
-    ) {
+    let auth = match verify_request(v3, req, body, now) {
         Ok(a) => a,
         Err(e) => return e.response(),
     };
@@ -495,6 +471,30 @@ async fn answer(sim: &Simulator, req: &HttpRequest, body: &[u8], ep: Endpoint) -
             signed(status, answer, signer, serial, roll(faults.bad_sign_rate))
         }
     }
+}
+
+/// The request's Authorization, checked as WeChat Pay checks it: over the raw
+/// path and query as sent (what the merchant signed) and the exact body.
+fn verify_request(
+    v3: &V3Side,
+    req: &HttpRequest,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<crate::wxpay_v3::sign::Authorization, ApiError> {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_string(), |p| p.as_str().to_string());
+    auth::verify(
+        &v3.auth,
+        req.headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        req.method().as_str(),
+        &path_and_query,
+        body,
+        now.as_second(),
+    )
 }
 
 /// A 2xx answer signed over `timestamp\nnonce\nbody\n`; with `bad_sign`, over other bytes.

@@ -826,8 +826,8 @@ fn v3_notification(
     transaction_id: &str,
     seq: usize,
 ) -> Result<Notification> {
-    use scanpay::wxpay_v3::aead::{self, ApiV3Key};
-    use scanpay::wxpay_v3::notify::{Envelope, Resource};
+    use scanpay::wxpay_v3::aead::ApiV3Key;
+    use scanpay::wxpay_v3::notify::{EventHead, seal};
     let key = ApiV3Key::new(scanpay::config::DEMO_V3_APIV3_KEY).map_err(|e| anyhow!("{e:?}"))?;
     let tx = serde_json::json!({
         "appid": scanpay::config::DEMO_V3_APPID, "mchid": scanpay::config::DEMO_V3_MCH_ID,
@@ -838,22 +838,22 @@ fn v3_notification(
         "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"}
     });
     let nonce = format!("{:012}", seq % 1_000_000_000_000);
-    let ciphertext = aead::encrypt(&key, &nonce, "transaction", &serde_json::to_vec(&tx)?)
-        .map_err(|e| anyhow!("{e:?}"))?;
-    let body = serde_json::to_vec(&Envelope {
-        id: format!("EV-LOAD-{seq}"),
-        create_time: "2026-12-01T12:00:00+08:00".into(),
-        event_type: "TRANSACTION.SUCCESS".into(),
-        resource_type: Some("encrypt-resource".into()),
-        summary: Some("支付成功".into()),
-        resource: Resource {
-            algorithm: aead::ALGORITHM.into(),
-            ciphertext,
-            associated_data: "transaction".into(),
-            nonce,
-            original_type: Some("transaction".into()),
-        },
-    })?;
+    let id = format!("EV-LOAD-{seq}");
+    let head = EventHead {
+        id: &id,
+        create_time: "2026-12-01T12:00:00+08:00",
+        event_type: "TRANSACTION.SUCCESS",
+        summary: "支付成功",
+    };
+    let envelope = seal(
+        &key,
+        &nonce,
+        &head,
+        "transaction",
+        &serde_json::to_vec(&tx)?,
+    )
+    .map_err(|e| anyhow!("{e:?}"))?;
+    let body = serde_json::to_vec(&envelope)?;
     let keys = scanpay::sim::v3::keys::SimKeys::load().map_err(|e| anyhow!("{e}"))?;
     let ts = jiff::Timestamp::now().as_second().to_string();
     let header_nonce = format!("{seq:032}");

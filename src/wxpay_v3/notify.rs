@@ -35,6 +35,41 @@ pub struct Envelope {
     pub resource: Resource,
 }
 
+/// What a notification's envelope says of itself (the gateway's side).
+pub struct EventHead<'a> {
+    pub id: &'a str,
+    pub create_time: &'a str,
+    pub event_type: &'a str,
+    pub summary: &'a str,
+}
+
+/// The envelope WeChat Pay posts for `plain`, its resource encrypted with the
+/// APIv3 key; `kind` (`transaction`, `refund`) is both the associated data and
+/// the original type. What the simulator sends, and what tests and benchmarks
+/// that play the gateway send.
+pub fn seal(
+    key: &ApiV3Key,
+    nonce: &str,
+    head: &EventHead<'_>,
+    kind: &str,
+    plain: &[u8],
+) -> Result<Envelope, AeadError> {
+    Ok(Envelope {
+        id: head.id.into(),
+        create_time: head.create_time.into(),
+        event_type: head.event_type.into(),
+        resource_type: Some("encrypt-resource".into()),
+        summary: Some(head.summary.into()),
+        resource: Resource {
+            algorithm: aead::ALGORITHM.into(),
+            ciphertext: aead::encrypt(key, nonce, kind, plain)?,
+            associated_data: kind.into(),
+            nonce: nonce.into(),
+            original_type: Some(kind.into()),
+        },
+    })
+}
+
 /// What a verified, decrypted notification says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -128,6 +163,36 @@ mod tests {
     use crate::wxpay_v3::verify::response_message;
 
     const NOW: i64 = 1_700_000_000;
+
+    #[test]
+    fn a_sealed_envelope_opens_with_its_key_and_kind() {
+        let key = ApiV3Key::new("scanpay-demo-apiv3-key-000000000").unwrap();
+        let head = EventHead {
+            id: "EV-1",
+            create_time: "2026-12-01T12:00:00+08:00",
+            event_type: "REFUND.SUCCESS",
+            summary: "退款成功",
+        };
+        let env = seal(&key, "0123456789ab", &head, "refund", b"{\"a\":1}").unwrap();
+        assert_eq!(
+            (env.id.as_str(), env.event_type.as_str()),
+            ("EV-1", "REFUND.SUCCESS")
+        );
+        assert_eq!(env.resource.associated_data, "refund");
+        let r = &env.resource;
+        let plain = aead::decrypt(
+            &key,
+            &r.algorithm,
+            &r.nonce,
+            &r.associated_data,
+            &r.ciphertext,
+        );
+        assert_eq!(plain.unwrap(), b"{\"a\":1}");
+        assert!(
+            aead::decrypt(&key, &r.algorithm, &r.nonce, "transaction", &r.ciphertext).is_err(),
+            "the kind is bound in"
+        );
+    }
     const SERIAL: &str = "PUB_KEY_ID_0114232134912410000000000000";
 
     fn apiv3() -> ApiV3Key {

@@ -973,23 +973,16 @@ pub fn v3_notification(
     apiv3_key: &str,
     timestamp: i64,
 ) -> (Vec<u8>, V3Headers) {
-    use scanpay::wxpay_v3::aead::{self, ApiV3Key};
-    let key = ApiV3Key::new(apiv3_key).unwrap();
+    use scanpay::wxpay_v3::notify::{EventHead, seal};
+    let key = scanpay::wxpay_v3::aead::ApiV3Key::new(apiv3_key).unwrap();
     let plain = serde_json::to_vec(tx).unwrap();
-    let env = scanpay::wxpay_v3::notify::Envelope {
-        id: id.into(),
-        create_time: "2026-12-01T12:00:00+08:00".into(),
-        event_type: "TRANSACTION.SUCCESS".into(),
-        resource_type: Some("encrypt-resource".into()),
-        summary: Some("支付成功".into()),
-        resource: scanpay::wxpay_v3::notify::Resource {
-            algorithm: aead::ALGORITHM.into(),
-            ciphertext: aead::encrypt(&key, "pUdohsWGTw7G", "transaction", &plain).unwrap(),
-            associated_data: "transaction".into(),
-            nonce: "pUdohsWGTw7G".into(),
-            original_type: Some("transaction".into()),
-        },
+    let head = EventHead {
+        id,
+        create_time: "2026-12-01T12:00:00+08:00",
+        event_type: "TRANSACTION.SUCCESS",
+        summary: "支付成功",
     };
+    let env = seal(&key, "pUdohsWGTw7G", &head, "transaction", &plain).unwrap();
     let body = serde_json::to_vec(&env).unwrap();
     let headers = sign_v3(&body, timestamp);
     (body, headers)

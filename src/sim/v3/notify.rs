@@ -14,11 +14,11 @@ use super::super::faults::roll;
 use super::super::ledger::{SimOrder, SimTradeState};
 use super::super::notifier::{RETRY_SCHEDULE_SECS, retry_wait};
 use super::super::refunds::SimRefund;
-use crate::wxpay_v3::notify::{Envelope, Resource, TRANSACTION_SUCCESS};
+use crate::wxpay_v3::api;
+use crate::wxpay_v3::notify::{EventHead, TRANSACTION_SUCCESS, seal};
 use crate::wxpay_v3::refund::RefundNotice;
 use crate::wxpay_v3::sign::SCHEME;
 use crate::wxpay_v3::verify::response_message;
-use crate::wxpay_v3::{aead, api};
 
 /// An id like the ones real deliveries carry (UUID-shaped, treated as opaque).
 fn notification_id() -> String {
@@ -39,23 +39,26 @@ fn notification_id() -> String {
 /// The notification body of a paid v3 order.
 pub fn body(sim: &Simulator, order: &SimOrder) -> Option<Vec<u8>> {
     let plain = serde_json::to_vec(&super::transaction(order)).ok()?;
+    sealed(sim, TRANSACTION_SUCCESS, "支付成功", "transaction", &plain)
+}
+
+/// An envelope for `plain`, fresh id, time and nonce, as the simulator sends it.
+fn sealed(
+    sim: &Simulator,
+    event_type: &str,
+    summary: &str,
+    kind: &str,
+    plain: &[u8],
+) -> Option<Vec<u8>> {
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 12);
-    let ciphertext =
-        aead::encrypt(&sim.v3().merchant.apiv3_key, &nonce, "transaction", &plain).ok()?;
-    let envelope = Envelope {
-        id: notification_id(),
-        create_time: api::format_time(jiff::Timestamp::now()),
-        event_type: TRANSACTION_SUCCESS.into(),
-        resource_type: Some("encrypt-resource".into()),
-        summary: Some("支付成功".into()),
-        resource: Resource {
-            algorithm: aead::ALGORITHM.into(),
-            ciphertext,
-            associated_data: "transaction".into(),
-            nonce,
-            original_type: Some("transaction".into()),
-        },
+    let (id, create_time) = (notification_id(), api::format_time(jiff::Timestamp::now()));
+    let head = EventHead {
+        id: &id,
+        create_time: &create_time,
+        event_type,
+        summary,
     };
+    let envelope = seal(&sim.v3().merchant.apiv3_key, &nonce, &head, kind, plain).ok()?;
     serde_json::to_vec(&envelope).ok()
 }
 
@@ -105,28 +108,12 @@ pub fn refund_body(sim: &Simulator, refund: &SimRefund) -> Option<Vec<u8>> {
         amount: answer.amount,
     };
     let plain = serde_json::to_vec(&notice).ok()?;
-    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 12);
-    let ciphertext = aead::encrypt(&sim.v3().merchant.apiv3_key, &nonce, "refund", &plain).ok()?;
     let (event, summary) = match answer.status.as_str() {
         "SUCCESS" => ("REFUND.SUCCESS", "退款成功"),
         "CLOSED" => ("REFUND.CLOSED", "退款关闭"),
         _ => ("REFUND.ABNORMAL", "退款异常"),
     };
-    let envelope = Envelope {
-        id: notification_id(),
-        create_time: api::format_time(jiff::Timestamp::now()),
-        event_type: event.into(),
-        resource_type: Some("encrypt-resource".into()),
-        summary: Some(summary.into()),
-        resource: Resource {
-            algorithm: aead::ALGORITHM.into(),
-            ciphertext,
-            associated_data: "refund".into(),
-            nonce,
-            original_type: Some("refund".into()),
-        },
-    };
-    serde_json::to_vec(&envelope).ok()
+    sealed(sim, event, summary, "refund", &plain)
 }
 
 /// Starts the deliveries of a v3 refund's notification (and the faults' copies).

@@ -71,36 +71,60 @@ async fn deliver(
     body: String,
     delay: Duration,
 ) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    tokio::time::sleep(delay).await;
+    let what = format!("payment notification of {out_trade_no}");
+    retry_until_acked(
+        &sim,
+        &what,
+        || post_xml(&sim, &url, &body),
+        |sim, acked| sim.ledger().record_delivery(out_trade_no.as_str(), acked),
+    )
+    .await;
+}
+
+/// One v2 delivery: acknowledged only by a 2xx whose XML says SUCCESS.
+pub(crate) async fn post_xml(sim: &Simulator, url: &str, body: &str) -> bool {
+    match sim
+        .http()
+        .post(url)
+        .header("content-type", "text/xml; charset=utf-8")
+        .body(body.to_string())
+        .send()
+        .await
+    {
+        Ok(resp) => {
+            let ok = resp.status().is_success();
+            ok && resp.bytes().await.is_ok_and(|b| notify::is_success_ack(&b))
+        }
+        Err(_) => false,
     }
+}
+
+/// The one retry loop of every simulated notification (v2 and v3, payments
+/// and refunds): `send` at once, then after each wait of WeChat Pay's schedule
+/// divided by `sim.time_scale`, until it is acknowledged; each try `record`ed.
+pub(crate) async fn retry_until_acked<Fut>(
+    sim: &Simulator,
+    what: &str,
+    mut send: impl FnMut() -> Fut,
+    record: impl Fn(&Simulator, bool),
+) where
+    Fut: std::future::Future<Output = bool>,
+{
     let time_scale = sim.time_scale();
     let waits = RETRY_SCHEDULE_SECS
         .iter()
         .map(move |s| retry_wait(*s, time_scale));
     for (attempt, wait) in (1..).zip(std::iter::once(Duration::ZERO).chain(waits)) {
         tokio::time::sleep(wait).await;
-        let acked = match sim
-            .http()
-            .post(&url)
-            .header("content-type", "text/xml; charset=utf-8")
-            .body(body.clone())
-            .send()
-            .await
-        {
-            Ok(resp) => {
-                let ok = resp.status().is_success();
-                ok && resp.bytes().await.is_ok_and(|b| notify::is_success_ack(&b))
-            }
-            Err(_) => false,
-        };
-        sim.ledger().record_delivery(out_trade_no.as_str(), acked);
-        tracing::debug!(%out_trade_no, attempt, acked, "sim: notification delivered");
+        let acked = send().await;
+        record(sim, acked);
+        tracing::debug!(what, attempt, acked, "sim: notification delivered");
         if acked {
             return;
         }
     }
-    tracing::warn!(%out_trade_no, "sim: notification never acknowledged; giving up");
+    tracing::warn!(what, "sim: notification never acknowledged; giving up");
 }
 
 #[cfg(test)]

@@ -14,9 +14,8 @@ use rand::Rng;
 use super::Simulator;
 use super::faults::roll;
 use super::ledger::{Ledger, Refusal, SimTradeState};
-use super::notifier::{RETRY_SCHEDULE_SECS, retry_wait};
+use super::notifier::{post_xml, retry_until_acked};
 use crate::money::Fen;
-use crate::wxpay::notify;
 use crate::wxpay::refund::{RefundInfo, RefundStatusV2, build_notification};
 use crate::wxpay::xml::Fields;
 use crate::wxpay::{ErrCode, client::nonce, xml};
@@ -364,35 +363,14 @@ pub(crate) async fn finish(sim: Simulator, out_refund_no: String, delay: Duratio
 }
 
 async fn deliver(sim: Simulator, url: String, out_refund_no: String, body: String) {
-    let time_scale = sim.time_scale();
-    let waits = RETRY_SCHEDULE_SECS
-        .iter()
-        .map(move |s| retry_wait(*s, time_scale));
-    for wait in std::iter::once(Duration::ZERO).chain(waits) {
-        tokio::time::sleep(wait).await;
-        let acked = match sim
-            .http()
-            .post(&url)
-            .header("content-type", "text/xml; charset=utf-8")
-            .body(body.clone())
-            .send()
-            .await
-        {
-            Ok(resp) => {
-                resp.status().is_success()
-                    && resp.bytes().await.is_ok_and(|b| notify::is_success_ack(&b))
-            }
-            Err(_) => false,
-        };
-        if let Some(r) = sim.ledger().refunds.refunds.get_mut(&out_refund_no) {
-            r.notify_attempts += 1;
-            r.notify_acked |= acked;
-        }
-        if acked {
-            return;
-        }
-    }
-    tracing::warn!(%out_refund_no, "sim: refund notification never acknowledged; giving up");
+    let what = format!("refund notification of {out_refund_no}");
+    retry_until_acked(
+        &sim,
+        &what,
+        || post_xml(&sim, &url, &body),
+        |sim, acked| sim.ledger().refunds.record_delivery(&out_refund_no, acked),
+    )
+    .await;
 }
 
 #[cfg(test)]

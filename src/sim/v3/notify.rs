@@ -12,7 +12,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use super::super::Simulator;
 use super::super::faults::roll;
 use super::super::ledger::{SimOrder, SimTradeState};
-use super::super::notifier::{RETRY_SCHEDULE_SECS, retry_wait};
+use super::super::notifier::retry_until_acked;
 use super::super::refunds::SimRefund;
 use crate::wxpay_v3::api;
 use crate::wxpay_v3::notify::{EventHead, TRANSACTION_SUCCESS, seal};
@@ -137,7 +137,7 @@ pub fn dispatch_refund(sim: &Simulator, refund: &SimRefund, url: &str, sign_seri
     }
 }
 
-/// Delivers `body` on WeChat Pay's schedule until it is acknowledged,
+/// Delivers `body` until it is acknowledged (the simulator's one retry loop),
 /// `record`ing each attempt.
 async fn deliver(
     sim: Simulator,
@@ -147,23 +147,15 @@ async fn deliver(
     delay: Duration,
     record: impl Fn(&Simulator, bool) + Send + 'static,
 ) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let time_scale = sim.time_scale();
-    let waits = RETRY_SCHEDULE_SECS
-        .iter()
-        .map(move |s| retry_wait(*s, time_scale));
-    for (attempt, wait) in (1..).zip(std::iter::once(Duration::ZERO).chain(waits)) {
-        tokio::time::sleep(wait).await;
-        let acked = send(&sim, &url, &body, &sign_serial).await;
-        record(&sim, acked);
-        tracing::debug!(%url, attempt, acked, "sim: v3 notification delivered");
-        if acked {
-            return;
-        }
-    }
-    tracing::warn!(%url, "sim: v3 notification never acknowledged; giving up");
+    tokio::time::sleep(delay).await;
+    let what = format!("v3 notification to {url}");
+    retry_until_acked(
+        &sim,
+        &what,
+        || send(&sim, &url, &body, &sign_serial),
+        record,
+    )
+    .await;
 }
 
 /// One delivery, signed now; acknowledged only by 200 or 204 (the status decides).

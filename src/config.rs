@@ -464,26 +464,9 @@ impl Wxpay {
             ),
             Some(_) => {}
         }
-        match self.notify_url.as_deref() {
-            None | Some("") => missing.push("wxpay.notify_url (SCANPAY_WXPAY_NOTIFY_URL)"),
-            Some(u) => {
-                if !(u.starts_with("https://") || u.starts_with("http://"))
-                    || !u.ends_with("/wxpay/notify")
-                    || u.contains('?')
-                    || u.len() > 256
-                {
-                    invalid.push(format!(
-                        "wxpay.notify_url must be an absolute URL ending in /wxpay/notify with no query, got {u:?}"
-                    ));
-                }
-            }
-        }
-        if !(self.gateway.starts_with("https://") || self.gateway.starts_with("http://")) {
-            invalid.push(format!(
-                "wxpay.gateway must be \"simulator\" or the gateway's base URL, got {:?}",
-                self.gateway
-            ));
-        }
+        let (no_notify_url, wrong) = self.live_endpoints(256);
+        missing.extend(no_notify_url);
+        invalid.extend(wrong);
         if missing.is_empty() && invalid.is_empty() {
             if !self
                 .notify_url
@@ -507,31 +490,42 @@ impl Wxpay {
         Err(ConfigError::Invalid(msg))
     }
 
-    /// Live v3: every key present, every key file readable and of the right kind.
-    fn validate_live_v3(&self) -> Result<(), ConfigError> {
-        let (_, mut problems) = self.read_v3(false);
-        match self.notify_url.as_deref() {
-            None | Some("") => {
-                problems.push("missing wxpay.notify_url (SCANPAY_WXPAY_NOTIFY_URL)".into())
-            }
+    /// What a live gateway needs of `notify_url` (ending in the protocol's
+    /// path, no query, at most `max_len` bytes) and `gateway`: the missing
+    /// notify_url (its key and env var), and every other problem.
+    fn live_endpoints(&self, max_len: usize) -> (Option<&'static str>, Vec<String>) {
+        let mut wrong = Vec::new();
+        let path = self.notify_path();
+        let missing = match self.notify_url.as_deref() {
+            None | Some("") => Some("wxpay.notify_url (SCANPAY_WXPAY_NOTIFY_URL)"),
             Some(u) => {
                 if !(u.starts_with("https://") || u.starts_with("http://"))
-                    || !u.ends_with("/wxpay/v3/notify")
+                    || !u.ends_with(path)
                     || u.contains('?')
-                    || u.len() > 255
+                    || u.len() > max_len
                 {
-                    problems.push(format!(
-                        "wxpay.notify_url must be an absolute URL ending in /wxpay/v3/notify with no query, got {u:?}"
+                    wrong.push(format!(
+                        "wxpay.notify_url must be an absolute URL ending in {path} with no query, got {u:?}"
                     ));
                 }
+                None
             }
-        }
+        };
         if !(self.gateway.starts_with("https://") || self.gateway.starts_with("http://")) {
-            problems.push(format!(
+            wrong.push(format!(
                 "wxpay.gateway must be \"simulator\" or the gateway's base URL, got {:?}",
                 self.gateway
             ));
         }
+        (missing, wrong)
+    }
+
+    /// Live v3: every key present, every key file readable and of the right kind.
+    fn validate_live_v3(&self) -> Result<(), ConfigError> {
+        let (_, mut problems) = self.read_v3(false);
+        let (no_notify_url, wrong) = self.live_endpoints(255);
+        problems.extend(no_notify_url.map(|m| format!("missing {m}")));
+        problems.extend(wrong);
         if problems.is_empty() {
             if !self
                 .notify_url

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use scanpay::bill::{self, Bill, BillRow, BillSummary};
+use scanpay::bill::{self, Bill, BillRow};
 use scanpay::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, NotifyReply, NotifyRequest,
     PayableCode, ReadNotification, RefundRequest, RefundStatus, TradeStatus,
@@ -120,18 +120,7 @@ fn main() -> anyhow::Result<()> {
     }
     tx.commit()?;
     drop(c);
-    let summary = BillSummary {
-        rows: rows.len() as u64,
-        settlement_total: Fen::new(
-            rows.iter()
-                .filter(|r| !r.is_refund())
-                .map(|r| r.settlement.get())
-                .sum(),
-        ),
-        refund_total: Fen::new(rows.iter().map(|r| r.refund.get()).sum()),
-        fee_total_millifen: rows.iter().map(|r| r.fee_millifen).sum(),
-    };
-    let text = bill::render(&Bill { rows, summary });
+    let text = bill::render(&Bill::of(rows));
 
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

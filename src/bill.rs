@@ -74,6 +74,24 @@ pub struct Bill {
     pub summary: BillSummary,
 }
 
+impl Bill {
+    /// A bill of `rows` with the summary they add up to (what a gateway writes).
+    pub fn of(rows: Vec<BillRow>) -> Bill {
+        let summary = BillSummary {
+            rows: rows.len() as u64,
+            settlement_total: Fen::new(
+                rows.iter()
+                    .filter(|r| !r.is_refund())
+                    .map(|r| r.settlement.get())
+                    .sum(),
+            ),
+            refund_total: Fen::new(rows.iter().map(|r| r.refund.get()).sum()),
+            fee_total_millifen: rows.iter().map(|r| r.fee_millifen).sum(),
+        };
+        Bill { rows, summary }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BillError {
     #[error("the bill is empty")]
@@ -520,15 +538,7 @@ mod tests {
                 )
             })
             .collect();
-        let bill = Bill {
-            summary: BillSummary {
-                rows: rows.len() as u64,
-                settlement_total: Fen::new(rows.iter().map(|r| r.settlement.get()).sum()),
-                refund_total: Fen::new(rows.iter().map(|r| r.refund.get()).sum()),
-                fee_total_millifen: rows.iter().map(|r| r.fee_millifen).sum(),
-            },
-            rows,
-        };
+        let bill = Bill::of(rows);
         let text = render(&bill);
         let back = parse(&text).unwrap();
         assert_eq!(back, bill);

@@ -10,7 +10,7 @@ use jiff::civil::Date;
 use super::Simulator;
 use super::faults::Faults;
 use super::ledger::{Ledger, SimOrder, SimTradeState};
-use crate::bill::{self, Bill, BillRow, BillSummary, beijing};
+use crate::bill::{self, Bill, BillRow, beijing};
 use crate::money::Fen;
 use crate::wxpay::notify::return_fail;
 use crate::wxpay::refund::RefundStatusV2;
@@ -124,18 +124,7 @@ pub fn day_bill(
         });
     }
     apply_faults(&mut rows, faults, day);
-    let summary = BillSummary {
-        rows: rows.len() as u64,
-        settlement_total: Fen::new(
-            rows.iter()
-                .filter(|r| !r.is_refund())
-                .map(|r| r.settlement.get())
-                .sum(),
-        ),
-        refund_total: Fen::new(rows.iter().map(|r| r.refund.get()).sum()),
-        fee_total_millifen: rows.iter().map(|r| r.fee_millifen).sum(),
-    };
-    Bill { rows, summary }
+    Bill::of(rows)
 }
 
 fn apply_faults(rows: &mut Vec<BillRow>, faults: &Faults, day: Date) {

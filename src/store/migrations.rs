@@ -19,6 +19,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_refunds.sql")),
     (8, include_str!("migrations/0008_bills.sql")),
     (9, include_str!("migrations/0009_order_days.sql")),
+    (
+        10,
+        include_str!("migrations/0010_open_orders_by_cashier.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

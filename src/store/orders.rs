@@ -626,6 +626,22 @@ mod tests {
     }
 
     #[test]
+    fn a_cashiers_open_orders_are_counted_without_reading_their_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let plan: String = store
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM orders WHERE state = 'open' AND cashier_id = 1",
+                    [],
+                    |r| r.get(3),
+                )?)
+            })
+            .unwrap();
+        assert!(plan.contains("orders_open_by_cashier"), "{plan}");
+    }
+
+    #[test]
     fn past_9999_orders_a_day_the_numbers_go_on_in_step() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();

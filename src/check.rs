@@ -288,35 +288,76 @@ fn key_file(f: &KeyFile) -> Outcome {
             check,
             format!("{shown}, {}: cannot read it: {e}", f.what),
         ),
-        Ok(meta) => match others_may_read(&meta) {
-            Some(mode) => Outcome::new(
+        Ok(meta) => match exposure(&meta, our_group()) {
+            Some(exposed) => Outcome::new(
                 Status::Warn,
                 check,
                 format!(
-                    "{shown}, {}: readable by group or others (mode {mode:o}); `chmod 600 {shown}`",
-                    f.what
+                    "{shown}, {}: {exposed} (mode {:o}); `chmod 600 {shown}`, or `chown root:<the service's group> {shown} && chmod 640 {shown}`",
+                    f.what,
+                    mode_bits(&meta)
                 ),
             ),
             None => Outcome::new(
                 Status::Pass,
                 check,
-                format!("{shown}, {}: readable only by its owner", f.what),
+                format!(
+                    "{shown}, {}: readable only by its owner and the service",
+                    f.what
+                ),
             ),
         },
     }
 }
 
-/// The file's permission bits when group or others have any.
+/// Who besides the owner may read or change a key file, if anyone should not.
+/// Group read is the deployment's own pattern (`root:scanpay 0640`: root
+/// writes, the service reads), so it is fine when the group is the one this
+/// check runs as; anything for others, group write, or another group is not.
 #[cfg(unix)]
-fn others_may_read(meta: &std::fs::Metadata) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode() & 0o777;
-    (mode & 0o077 != 0).then_some(mode)
+fn exposure(meta: &std::fs::Metadata, our_group: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = mode_bits(meta);
+    if mode & 0o007 != 0 {
+        Some("readable by every user on the machine".into())
+    } else if mode & 0o020 != 0 {
+        Some(format!("writable by group {}", meta.gid()))
+    } else if mode & 0o040 != 0 && meta.gid() != our_group {
+        Some(format!(
+            "readable by group {}, which is not the group this check runs as ({our_group})",
+            meta.gid()
+        ))
+    } else {
+        None
+    }
 }
 
 #[cfg(not(unix))]
-fn others_may_read(_meta: &std::fs::Metadata) -> Option<u32> {
+fn exposure(_meta: &std::fs::Metadata, _our_group: u32) -> Option<String> {
     None
+}
+
+#[cfg(unix)]
+fn mode_bits(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o777
+}
+
+#[cfg(not(unix))]
+fn mode_bits(_meta: &std::fs::Metadata) -> u32 {
+    0
+}
+
+/// The group this process runs as: the service's, when run as the README says.
+#[cfg(unix)]
+fn our_group() -> u32 {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
+}
+
+#[cfg(not(unix))]
+fn our_group() -> u32 {
+    0
 }
 
 /// The gateway must reach `notify_url` over https from the internet.
@@ -879,6 +920,59 @@ mod tests {
         assert!(
             key_files(&settings, Some(&path)).is_empty(),
             "no key, no key file"
+        );
+    }
+
+    /// The README's `root:scanpay 0640` passes for the service, not for a
+    /// stranger's group; group write and anything for others never pass.
+    #[cfg(unix)]
+    #[test]
+    fn group_read_passes_only_for_the_group_the_check_runs_as() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apiclient_key.pem");
+        std::fs::write(&path, "key").unwrap();
+        let meta = |mode| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::metadata(&path).unwrap()
+        };
+        let ours = meta(0o640).gid();
+        assert_eq!(
+            exposure(&meta(0o640), ours),
+            None,
+            "the service's group reads it"
+        );
+        assert_eq!(exposure(&meta(0o600), ours.wrapping_add(1)), None);
+        let other = exposure(&meta(0o640), ours.wrapping_add(1)).expect("another group");
+        assert!(other.contains("not the group"), "{other}");
+        assert!(
+            exposure(&meta(0o660), ours)
+                .expect("group write")
+                .contains("writable")
+        );
+        assert!(
+            exposure(&meta(0o604), ours)
+                .expect("others")
+                .contains("every user")
+        );
+        let o = key_file(&KeyFile {
+            what: "a key",
+            path: path.clone(),
+        });
+        assert_eq!(
+            o.status,
+            Status::Warn,
+            "0604 is still readable by others: {o}"
+        );
+        meta(0o640);
+        assert_eq!(
+            key_file(&KeyFile {
+                what: "a key",
+                path
+            })
+            .status,
+            Status::Pass,
+            "our own file, our own group"
         );
     }
 }

@@ -52,16 +52,18 @@ impl SimApp {
         let proxies = settings.http.trusted_proxies()?;
         let limits = HttpLimits::new(&settings);
         let tls = settings.sim.tls_files()?;
-        let server = match &tls {
+        let tls_config = match &tls {
             Some(files) => {
                 if files.client_ca.is_some() {
                     simulator.require_client_certificates();
                 }
-                let config = crate::sim::tls::server_config(files)?;
-                crate::sim::tls::server(listener, config, move |cfg| sim.configure(cfg))?
+                Some(crate::sim::tls::server_config(files)?)
             }
-            None => http_server(listener, proxies, limits, move |cfg| sim.configure(cfg))?,
+            None => None,
         };
+        let server = http_server(listener, tls_config, proxies, limits, move |cfg| {
+            sim.configure(cfg)
+        })?;
         Ok(SimApp {
             server,
             addr,
@@ -225,7 +227,7 @@ impl Application {
             Some(l) => {
                 let metrics_addr = l.local_addr()?;
                 let state = state.clone();
-                let server = http_server(l, proxies.clone(), limits, move |cfg| {
+                let server = http_server(l, None, proxies.clone(), limits, move |cfg| {
                     cfg.app_data(state.clone())
                         .configure(crate::web::ops::metrics_routes);
                 })?;
@@ -235,6 +237,7 @@ impl Application {
         };
         let server = http_server(
             listener,
+            None,
             proxies,
             limits,
             app_routes(state, simulator.clone()),
@@ -619,6 +622,7 @@ fn raise_nofile() -> u64 {
 /// `proxies` (`http.trusted_proxies`) decide who the client is (`web::client`).
 fn http_server(
     listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
     proxies: TrustedProxies,
     limits: HttpLimits,
     configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
@@ -657,10 +661,13 @@ fn http_server(
     // Beyond this a worker stops accepting (the kernel's backlog waits) rather
     // than run out of files: the database and outbound calls keep theirs.
     .max_connections(limits.max_connections)
-    .listen(listener)?
-    .shutdown_timeout(5)
-    .disable_signals()
-    .run();
+    // Only the TLS simulator's connections carry a client certificate to note.
+    .on_connect(crate::sim::tls::note_client_certificate);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    let server = server.shutdown_timeout(5).disable_signals().run();
     Ok(server)
 }
 

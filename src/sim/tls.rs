@@ -5,18 +5,13 @@
 //! refused, as the real gateway refuses a refund without the merchant's
 //! certificate. Other calls need none, as at the real gateway.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
-use actix_web::dev::{Extensions, Server};
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::dev::Extensions;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-
-/// Request bodies are capped as on the plain-http server.
-const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Marks a connection whose client presented a certificate the CA signed.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +62,7 @@ pub fn server_config(files: &TlsFiles<'_>) -> anyhow::Result<rustls::ServerConfi
 }
 
 /// Notes on the connection whether its client presented a verified certificate.
-fn note_client_certificate(conn: &dyn std::any::Any, ext: &mut Extensions) {
+pub fn note_client_certificate(conn: &dyn std::any::Any, ext: &mut Extensions) {
     use actix_tls::accept::rustls_0_23::TlsStream;
     if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
         let (_, session) = tls.get_ref();
@@ -75,27 +70,4 @@ fn note_client_certificate(conn: &dyn std::any::Any, ext: &mut Extensions) {
             ext.insert(ClientCertificate);
         }
     }
-}
-
-/// The simulator's HTTPS server on `listener`.
-pub fn server(
-    listener: TcpListener,
-    config: rustls::ServerConfig,
-    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-) -> std::io::Result<Server> {
-    let server = HttpServer::new(move || {
-        let configure = configure.clone();
-        App::new()
-            .wrap(middleware::NormalizePath::new(
-                middleware::TrailingSlash::MergeOnly,
-            ))
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .configure(move |cfg| configure(cfg))
-    })
-    .on_connect(note_client_certificate)
-    .listen_rustls_0_23(listener, config)?
-    .shutdown_timeout(5)
-    .disable_signals()
-    .run();
-    Ok(server)
 }

@@ -72,13 +72,18 @@ impl ClientInfo {
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let trusted = req.app_data::<TrustedProxies>();
-        let c = match trusted {
+        let mut c = match trusted {
             Some(t) => resolve(peer, req.headers(), t),
             None => ClientInfo {
                 ip: canonical(peer),
                 https: false,
             },
         };
+        // A client on our own TLS listener (`scanpay sim --tls-cert`) came over
+        // https whatever the headers say.
+        if c.ip == canonical(peer) && req.app_config().secure() {
+            c.https = true;
+        }
         req.extensions_mut().insert(c);
         c
     }

@@ -3,7 +3,6 @@
 //! pairing page `GET /display`, and the live feeds both share.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::auth::{CsrfForm, CurrentUser};
 use super::client::ClientInfo;
 use super::error::WebError;
+use super::events::{busy, event, sse_response};
 use super::i18n::Texts;
 use super::respond::see_other;
 use super::{AppState, Layout};
@@ -308,18 +308,6 @@ pub struct Reading {
 
 type Read = dyn Fn(web::Data<AppState>) -> BoxFuture<'static, Option<Reading>> + Send + Sync;
 
-fn busy() -> HttpResponse {
-    HttpResponse::ServiceUnavailable()
-        .insert_header((header::RETRY_AFTER, "10"))
-        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body("503: too many open event streams; the page falls back to refreshing\n")
-}
-
-fn event(payload: &str) -> Bytes {
-    Bytes::from(format!("event: status\ndata: {payload}\n\n"))
-}
-
 /// An SSE stream of `read`'s readings for one cashier's counter: re-read on
 /// every change of the cashier's feed or of the orders the last reading
 /// watched, and when it said it would change by itself. Under the same caps
@@ -343,16 +331,7 @@ where
     // Subscribed before the first read, so no change between the two is missed.
     let counter = state.checkout.subscribe_cashier(cashier);
     tokio::spawn(pump(state.clone(), counter, read, tx));
-    let body = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(b), (rx, permit)))
-    });
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+    Ok(sse_response(rx, permit))
 }
 
 async fn pump(

@@ -95,7 +95,8 @@ impl Drop for StreamPermit {
     }
 }
 
-fn busy() -> HttpResponse {
+/// The answer when the stream caps are reached; pages fall back to polling.
+pub(super) fn busy() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS))
         .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
@@ -103,7 +104,7 @@ fn busy() -> HttpResponse {
         .body("503: too many open event streams; the page falls back to polling\n")
 }
 
-fn event(status: &str) -> Bytes {
+pub(super) fn event(status: &str) -> Bytes {
     Bytes::from(format!("event: status\ndata: {status}\n\n"))
 }
 
@@ -136,17 +137,23 @@ pub async fn stream(
             serde_json::to_string(&v.status(state.t, reader)).ok()
         }
     }));
-    // The permit lives as long as the body: until the client goes.
+    Ok(sse_response(rx, permit))
+}
+
+/// An event stream of what arrives on `rx`, holding `permit` (its place under
+/// the stream caps) as long as the body lives: until the client goes. Never
+/// stored (it carries orders), never buffered by a proxy.
+pub(super) fn sse_response<P: 'static>(rx: mpsc::Receiver<Bytes>, permit: P) -> HttpResponse {
     let body = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
         rx.recv()
             .await
             .map(|b| (Ok::<_, Infallible>(b), (rx, permit)))
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .streaming(body)
 }
 
 /// Feeds one stream after its first event until the client goes: on each

@@ -147,5 +147,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/refunds", web::get().to(admin::refunds::list))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
-        .route("/static/{file}", web::get().to(assets::serve));
+        .route("/static/{file}", web::get().to(assets::serve))
+        // Any other address: the shop's own 404 page, not an empty answer.
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, error::WebError> {
+    Err(error::WebError::NotFound)
 }

@@ -205,6 +205,8 @@ pub fn run_cli(
 pub struct TestSim {
     /// Ends in `/`: `{url}pay/unifiedorder`, the phone at `{url}`.
     pub url: String,
+    /// What the gateway saw: its ledger of orders, as it received them.
+    pub simulator: scanpay::sim::Simulator,
     stop: CancellationToken,
 }
 
@@ -217,6 +219,7 @@ pub async fn spawn_sim_with(tweak: impl FnOnce(&mut Settings)) -> TestSim {
     let settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
     let sim = SimApp::build(settings).expect("the simulator builds");
     let url = format!("http://{}/", sim.addr());
+    let simulator = sim.simulator().clone();
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
@@ -224,7 +227,11 @@ pub async fn spawn_sim_with(tweak: impl FnOnce(&mut Settings)) -> TestSim {
             eprintln!("the simulator stopped: {e:#}");
         }
     });
-    TestSim { url, stop }
+    TestSim {
+        url,
+        simulator,
+        stop,
+    }
 }
 
 impl TestSim {

@@ -136,6 +136,14 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with(api: Api) {
         "{list}"
     );
     assert!(list.contains("有差异"), "{list}");
+    let day_url = app.url(&format!("/admin/reconciliation/{today}"));
+    let headers = app.http.get(&day_url).send().await.unwrap();
+    assert_eq!(
+        headers.headers()["cache-control"],
+        "no-store",
+        "the books are private"
+    );
+    assert!(headers.headers().contains_key("content-security-policy"));
     let page = app
         .page(
             &app.http,

@@ -872,6 +872,13 @@ async fn live_app_paid(pki: &Pki, sim: &str, client: Option<&str>) -> (TestApp, 
 async fn v2_refunds_go_over_mutual_tls_with_the_merchant_certificate() {
     let pki = Pki::new();
     let (_sim, sim_url) = tls_sim(&pki).await;
+    // Over TLS the simulator's pages are served as over plain http: the same
+    // security headers, and HSTS since the scheme is https.
+    let phone = pki.http().get(&sim_url).send().await.unwrap();
+    assert_eq!(phone.status(), 200);
+    assert_eq!(phone.headers()["x-frame-options"], "DENY");
+    assert!(phone.headers().contains_key("content-security-policy"));
+    assert!(phone.headers().contains_key("strict-transport-security"));
 
     // The right certificate: refunded.
     let (app, order_no) = live_app_paid(&pki, &sim_url, Some("client")).await;

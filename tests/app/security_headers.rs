@@ -53,6 +53,8 @@ async fn every_page_sends_the_headers_and_satisfies_its_policy() {
         .unwrap()
         .to_string();
 
+    // The order number starts with its shop day, YYYYMMDD.
+    let shop_day = format!("{}-{}-{}", &order_no[..4], &order_no[4..6], &order_no[6..8]);
     let private_pages = [
         "/login".to_string(),
         "/".to_string(),
@@ -65,9 +67,29 @@ async fn every_page_sends_the_headers_and_satisfies_its_policy() {
         "/o/00000000000000000000000000000000".to_string(),
         "/sim/".to_string(),
         format!("/sim/scan?code_url={}", urlencode(&code_url)),
+        "/admin/refunds".to_string(),
+        "/admin/reconciliation".to_string(),
+        // A day not reconciled yet is a 404 page (reconcile.rs sees a checked one).
+        format!("/admin/reconciliation/{shop_day}"),
+        "/admin/webhooks".to_string(),
+        "/display".to_string(),
+        format!("/display/{}", pair_display(&app).await),
+        // Errors are pages too: an unknown address, an unknown order.
+        "/no-such-page".to_string(),
+        "/admin/orders/2000010100001".to_string(),
     ];
     for path in &private_pages {
         let resp = app.http.get(app.url(path)).send().await.unwrap();
+        let expected = if path.starts_with("/no-such")
+            || path.starts_with("/admin/orders/2000")
+            || path.starts_with("/o/0000")
+            || path.starts_with("/admin/reconciliation/")
+        {
+            404
+        } else {
+            200
+        };
+        assert_eq!(resp.status(), expected, "{path}");
         let h = resp.headers().clone();
         assert_eq!(h["content-security-policy"], CSP, "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
@@ -77,12 +99,43 @@ async fn every_page_sends_the_headers_and_satisfies_its_policy() {
             h.get("strict-transport-security").is_none(),
             "no HSTS over plain http: {path}"
         );
-        let is_html = h["content-type"].to_str().unwrap().starts_with("text/html");
+        let is_html = h
+            .get("content-type")
+            .unwrap_or_else(|| panic!("{path}: no content-type"))
+            .to_str()
+            .unwrap()
+            .starts_with("text/html");
         let body = resp.text().await.unwrap();
         if is_html {
             assert_eq!(inline_code(&body), Vec::<String>::new(), "{path}");
         }
     }
+    // Live updates carry orders too: never stored, and under the same policy.
+    let display = pair_display(&app).await;
+    for path in [
+        format!("/o/{token}/events"),
+        "/counter/events".to_string(),
+        format!("/display/{display}/events"),
+    ] {
+        let resp = app.http.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["content-type"], "text/event-stream", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["content-security-policy"], CSP, "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+    }
+    // A refused form (no CSRF token) is answered under the same headers.
+    let refused = app
+        .http
+        .post(app.url("/orders"))
+        .form(&[("amount", "1.00")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["content-security-policy"], CSP);
+    assert_eq!(refused.headers()["cache-control"], "no-store");
     // Files that may be cached still say who may frame them and what they may run.
     for path in [
         "/static/app.css",
@@ -118,6 +171,26 @@ async fn the_standalone_simulator_sends_them_too() {
         .await
         .unwrap();
     assert_eq!(css.status(), 200);
+}
+
+/// Pairs a customer display for the signed-in user; its token.
+async fn pair_display(app: &TestApp) -> String {
+    let csrf = app.csrf().await;
+    let html = app
+        .http
+        .post(app.url("/display"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("/display/").expect("the display link") + "/display/".len();
+    html[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
 }
 
 fn urlencode(s: &str) -> String {

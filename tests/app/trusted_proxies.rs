@@ -237,3 +237,54 @@ async fn with_no_trusted_proxy_every_header_is_ignored() {
     let resp = c.get(app.url("/login")).send().await.unwrap();
     assert!(resp.headers().get("strict-transport-security").is_none());
 }
+
+/// What the gateway is told of the customer's address is the client the
+/// trusted proxy named: v2's `spbill_create_ip`, v3's
+/// `scene_info.payer_client_ip`, as the gateway (the simulator) received them.
+async fn the_gateway_is_told_the_client_the_proxy_named(api: Api) {
+    let sim = spawn_sim().await;
+    let app = spawn_live_app_on(api, V3Keys::PublicKey, &sim.url, |s| {
+        s.http.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let cashier = client_from("127.0.0.1", &[("x-forwarded-for", "203.0.113.9")]);
+    let csrf = hidden_value(&app.page(&cashier, app.url("/login")).await, "csrf_token");
+    let mut form = vec![("username", "cashier"), ("password", "cashier-password")];
+    if let Some(csrf) = &csrf {
+        form.push(("csrf_token", csrf.as_str()));
+    }
+    let signed_in = cashier
+        .post(app.url("/login"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let csrf = hidden_value(&app.page(&cashier, app.url("/")).await, "csrf_token").unwrap();
+    let resp = cashier
+        .post(app.url("/orders"))
+        .form(&[
+            ("amount", "1.00"),
+            ("description", "x"),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let seen: Vec<String> = sim
+        .simulator
+        .ledger()
+        .orders()
+        .map(|o| match &o.req.v3 {
+            // v3's field as it was on the wire.
+            Some(v3) => v3.request["scene_info"]["payer_client_ip"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string(),
+            None => o.req.spbill_create_ip.clone(),
+        })
+        .collect();
+    assert_eq!(seen, ["203.0.113.9"], "{api:?}");
+}
+both!(the_gateway_is_told_the_client_the_proxy_named);

@@ -277,11 +277,14 @@ impl Proxied {
                 redirect: free_port(),
                 plain: free_port(),
             };
-            // The simulator, the gateway, sends its notifications through the proxy.
-            let notify_url = format!("http://127.0.0.1:{}/wxpay/notify", ports.plain);
             let app = spawn_app_with_env(&[("SCANPAY_HTTP_TRUSTED_PROXIES", "127.0.0.1")], |s| {
-                s.wxpay.notify_url = Some(notify_url.clone());
                 tweak(s);
+                // The simulator, the gateway, sends its notifications through the proxy.
+                let path = match s.wxpay.api {
+                    Api::V2 => "/wxpay/notify",
+                    Api::V3 => "/wxpay/v3/notify",
+                };
+                s.wxpay.notify_url = Some(format!("http://127.0.0.1:{}{path}", ports.plain));
             })
             .await;
             let app_port = app.base.rsplit(':').next().unwrap().parse().unwrap();
@@ -393,14 +396,19 @@ async fn events(
     base: &str,
     token: &str,
 ) -> impl Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin + use<> {
-    let resp = tokio::time::timeout(
-        Duration::from_secs(5),
-        client.get(format!("{base}/o/{token}/events")).send(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{base}: no event stream within 5 s (held in a buffer?)"))
-    .unwrap();
-    assert_eq!(resp.status(), 200, "{base}: the event stream");
+    stream_at(client, &format!("{base}/o/{token}/events")).await
+}
+
+/// Opens the event stream at `url`.
+async fn stream_at(
+    client: &reqwest::Client,
+    url: &str,
+) -> impl Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin + use<> {
+    let resp = tokio::time::timeout(Duration::from_secs(5), client.get(url).send())
+        .await
+        .unwrap_or_else(|_| panic!("{url}: no event stream within 5 s (held in a buffer?)"))
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{url}: the event stream");
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     resp.bytes_stream()
 }
@@ -509,6 +517,159 @@ async fn an_order_is_paid_through_the_proxy_and_its_events_are_not_buffered() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// On API v3 through nginx: the cashier's counter and the paired customer
+/// display get their events at once (SSE not buffered on those streams
+/// either), and WeChat Pay's v3 notification gets in and is answered 204.
+#[tokio::test(flavor = "multi_thread")]
+async fn v3_notifications_and_the_counter_and_display_streams_through_the_proxy() {
+    let Some(p) = Proxied::start_with(|s| s.wxpay.api = Api::V3).await else {
+        return;
+    };
+    let cashier = http_from(from(2));
+    assert_eq!(login(&cashier, &p.https, "cashier", "cashier").await, 303);
+    let page = cashier
+        .get(format!("{}/", p.https))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_value(&page, "csrf_token").unwrap();
+    let pairing = cashier
+        .post(format!("{}/display", p.https))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = pairing.find("/display/").expect("the display link") + "/display/".len();
+    let display: String = pairing[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    let tablet = http_from(from(6));
+    let mut shown = stream_at(&tablet, &format!("{}/display/{display}/events", p.https)).await;
+    let mut counter = stream_at(&cashier, &format!("{}/counter/events", p.https)).await;
+    until(&mut shown, "\"mode\":\"idle\"", Duration::from_secs(5)).await;
+    until(&mut counter, "\"created\":0", Duration::from_secs(5)).await;
+
+    let created = Instant::now();
+    let resp = cashier
+        .post(format!("{}/orders", p.https))
+        .form(&[
+            ("amount", "8.00"),
+            ("description", "tea"),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let token = location(&resp).strip_prefix("/o/").unwrap().to_string();
+    let open = until(&mut shown, "\"mode\":\"open\"", Duration::from_secs(1)).await;
+    until(&mut counter, "\"created\":1", Duration::from_secs(1)).await;
+    eprintln!(
+        "through nginx: order → QR on the display in {:?}",
+        open - created
+    );
+
+    let code_url = p.app.scan_qr(&token).await;
+    let paying = Instant::now();
+    let (status, paid, _) = tokio::join!(
+        p.app.pay(&code_url),
+        until(&mut shown, "\"mode\":\"paid\"", Duration::from_secs(1)),
+        until(&mut counter, "\"state\":\"paid\"", Duration::from_secs(1)),
+    );
+    assert_eq!(status, 200);
+    eprintln!(
+        "through nginx: payment → 支付成功 on the display in {:?}",
+        paid - paying
+    );
+    let start = Instant::now();
+    while !p
+        .nginx
+        .access_log()
+        .contains("\"POST /wxpay/v3/notify HTTP/1.1\" 204")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no v3 notification through nginx: {}",
+            p.nginx.access_log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What the proxy adds between a notification and the paid event: the same
+/// signed notification posted to the app and watched from it, or posted
+/// through nginx and watched through nginx, twenty orders each, interleaved.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_proxy_adds_to_notify_to_sse() {
+    let Some(p) = Proxied::start_with(|s| {
+        s.sim.faults = "drop_notify=1.0".into();
+        s.checkout.max_orders_per_minute = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    p.app.login_as("cashier", "cashier").await;
+    let gateway = http_from(from(9));
+    let watcher = http_from(from(5));
+    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
+    for i in 0..40 {
+        let through = i % 2 == 1;
+        let base = if through {
+            p.https.as_str()
+        } else {
+            p.app.base.as_str()
+        };
+        let token = p.app.create_order("1.00", "x").await;
+        let no = p.app.out_trade_no(&token).await;
+        let mut stream = events(&watcher, base, &token).await;
+        until(&mut stream, "\"state\":\"open\"", Duration::from_secs(5)).await;
+        let body = signed_notification(
+            &demo_merchant(SignType::Md5),
+            &no,
+            100,
+            &format!("42000000000000000000{i:08}"),
+        );
+        let sent = Instant::now();
+        let (resp, seen) = tokio::join!(
+            gateway
+                .post(format!("{base}/wxpay/notify"))
+                .body(body)
+                .send(),
+            until(&mut stream, "\"state\":\"paid\"", Duration::from_secs(2)),
+        );
+        assert_eq!(resp.unwrap().status(), 200);
+        if through {
+            proxied.push(seen - sent);
+        } else {
+            direct.push(seen - sent);
+        }
+    }
+    direct.sort();
+    proxied.sort();
+    let median = |v: &[Duration]| v[v.len() / 2];
+    eprintln!(
+        "notify → paid event, 20 each: from the app median {:?} (max {:?}), through nginx \
+         median {:?} (max {:?}): the proxy adds about {:?}",
+        median(&direct),
+        direct[direct.len() - 1],
+        median(&proxied),
+        proxied[proxied.len() - 1],
+        median(&proxied).saturating_sub(median(&direct))
+    );
+    assert!(
+        proxied[proxied.len() - 1] < Duration::from_secs(1),
+        "{proxied:?}"
+    );
 }
 
 /// A signed notification posted through nginx is accepted and pays; a body

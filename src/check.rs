@@ -569,6 +569,15 @@ pub fn certificate_outcome(
 ) -> Outcome {
     let check = "certificates";
     match c.expires {
+        Some(t) if t <= now => Outcome::new(
+            Status::Fail,
+            check,
+            format!(
+                "platform certificate {} expired at {t}: answers signed with it cannot be \
+                 believed; the app downloads the new one hourly (is the APIv3 key right?)",
+                c.serial
+            ),
+        ),
         Some(t) => {
             let days = t.duration_since(now).as_secs() / 86_400;
             let status = if days < 30 {
@@ -920,6 +929,30 @@ mod tests {
         assert!(
             key_files(&settings, Some(&path)).is_empty(),
             "no key, no key file"
+        );
+    }
+
+    #[test]
+    fn platform_certificates_pass_warn_near_expiry_and_fail_once_expired() {
+        let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let cert = |days: i64| crate::wxpay_v3::cert::PlatformCert {
+            serial: "5157F09EFDC096DE15EBE81A47057A72".into(),
+            spki: Vec::new(),
+            expires: (days != 0).then(|| now + jiff::SignedDuration::from_hours(24 * days)),
+        };
+        let o = certificate_outcome(&cert(400), now);
+        assert_eq!(o.status, Status::Pass, "{o}");
+        assert!(o.detail.contains("expires in 400 days"), "{o}");
+        let o = certificate_outcome(&cert(29), now);
+        assert_eq!(o.status, Status::Warn, "{o}");
+        assert!(o.detail.contains("expires in 29 days"), "{o}");
+        let o = certificate_outcome(&cert(-1), now);
+        assert_eq!(o.status, Status::Fail, "{o}");
+        assert!(o.detail.contains("expired"), "{o}");
+        assert_eq!(
+            certificate_outcome(&cert(0), now).status,
+            Status::Warn,
+            "no expiry given"
         );
     }
 

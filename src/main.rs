@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use scanpay::accounts;
-use scanpay::cli::{Cli, Command, RoleArg, UserCommand};
+use scanpay::cli::{Cli, Command, UserCommand};
 use scanpay::config::Settings;
 use scanpay::role::Role;
 use scanpay::startup::{Application, SimApp};
@@ -150,10 +150,7 @@ fn run_user(settings: &Settings, command: &UserCommand) -> anyhow::Result<()> {
     let store = Store::open(&settings.data_dir)?;
     match command {
         UserCommand::Add { name, role } => {
-            let role = match role {
-                RoleArg::Admin => Role::Admin,
-                RoleArg::Cashier => Role::Cashier,
-            };
+            let role = Role::from(*role);
             accounts::add_user(
                 &store,
                 name,

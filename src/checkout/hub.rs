@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::lock::LockExt;
 use crate::order::UserId;
 
 /// Called with the token on every publish, before subscribers are woken.
@@ -39,7 +40,7 @@ impl Default for Hub {
 
 fn lock<K>(r: &Registry<K>) -> MutexGuard<'_, HashMap<K, watch::Sender<u64>>> {
     // Nothing that runs under this lock can leave the map half-updated.
-    r.lock().unwrap_or_else(|e| e.into_inner())
+    r.lock_or_recover()
 }
 
 impl Hub {

@@ -17,8 +17,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::AppState;
 use super::auth::MaybeUser;
 use super::error::WebError;
-use super::order::{Reader, load};
+use super::order::Reader;
 use crate::checkout::hub::Subscription;
+use crate::lock::LockExt;
 use crate::order::OrderToken;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -57,7 +58,7 @@ impl StreamLimits {
     /// A place for one more stream of `token`, held until the permit drops;
     /// `None` when either cap is reached.
     pub fn admit(self: &Arc<Self>, token: &str) -> Option<StreamPermit> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.open.lock_or_recover();
         let of_order = open.by_order.get(token).copied().unwrap_or(0);
         if open.total >= self.max || of_order >= self.per_order {
             return None;
@@ -72,7 +73,7 @@ impl StreamLimits {
 
     /// Streams open now, over all orders.
     pub fn open(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).total
+        self.open.lock_or_recover().total
     }
 }
 
@@ -84,7 +85,7 @@ pub struct StreamPermit {
 
 impl Drop for StreamPermit {
     fn drop(&mut self) {
-        let mut open = self.limits.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.limits.open.lock_or_recover();
         open.total = open.total.saturating_sub(1);
         if let Some(n) = open.by_order.get_mut(&self.token) {
             *n -= 1;
@@ -122,7 +123,7 @@ pub async fn stream(
     };
     // Subscribe before reading, so no change between the read and the stream is missed.
     let changes = state.checkout.subscribe(&order);
-    let first = load(&state, &token).await?;
+    let first = state.checkout.order_view(&order).await?;
     let last = serde_json::to_string(&first.status(state.t, reader))
         .map_err(|e| WebError::Internal(e.into()))?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
@@ -131,9 +132,9 @@ pub async fn stream(
         String::from_utf8_lossy(&event(&last))
     )));
     tokio::spawn(pump(changes, tx, last, move || {
-        let (state, token) = (state.clone(), token.clone());
+        let (state, order) = (state.clone(), order.clone());
         async move {
-            let v = load(&state, &token).await.ok()?;
+            let v = state.checkout.order_view(&order).await.ok()?;
             serde_json::to_string(&v.status(state.t, reader)).ok()
         }
     }));

@@ -567,16 +567,32 @@ pub fn certificate_outcome(
     c: &crate::wxpay_v3::cert::PlatformCert,
     now: jiff::Timestamp,
 ) -> Outcome {
-    let check = "certificates";
-    match c.expires {
+    let name = format!("platform certificate {}", c.serial);
+    expiry(
+        "certificates",
+        &name,
+        c.expires,
+        now,
+        "refreshed hourly",
+        "answers signed with it cannot be believed; the app downloads the new one \
+         hourly (is the APIv3 key right?)",
+    )
+}
+
+/// A certificate's expiry: fine, near (under 30 days: a warning), or past (a failure).
+fn expiry(
+    check: &'static str,
+    name: &str,
+    expires: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+    meanwhile: &str,
+    once_expired: &str,
+) -> Outcome {
+    match expires {
         Some(t) if t <= now => Outcome::new(
             Status::Fail,
             check,
-            format!(
-                "platform certificate {} expired at {t}: answers signed with it cannot be \
-                 believed; the app downloads the new one hourly (is the APIv3 key right?)",
-                c.serial
-            ),
+            format!("{name} expired at {t}: {once_expired}"),
         ),
         Some(t) => {
             let days = t.duration_since(now).as_secs() / 86_400;
@@ -588,17 +604,10 @@ pub fn certificate_outcome(
             Outcome::new(
                 status,
                 check,
-                format!(
-                    "platform certificate {} expires in {days} days ({t}); refreshed hourly",
-                    c.serial
-                ),
+                format!("{name} expires in {days} days ({t}); {meanwhile}"),
             )
         }
-        None => Outcome::new(
-            Status::Warn,
-            check,
-            format!("platform certificate {}: no expiry given", c.serial),
-        ),
+        None => Outcome::new(Status::Warn, check, format!("{name}: no expiry given")),
     }
 }
 
@@ -755,11 +764,34 @@ fn refund_certificate(settings: &Settings) -> Outcome {
     let check = "refund certificate";
     match wx.refund_tls() {
         Err(e) => Outcome::new(Status::Fail, check, e.to_string()),
-        Ok((_, Some(_))) => Outcome::new(
-            Status::Pass,
-            check,
-            "wxpay.client_cert_file and client_key_file parse and belong together",
-        ),
+        Ok((_, Some(_))) => {
+            let expires = wx
+                .client_cert_file
+                .as_ref()
+                .and_then(|p| std::fs::read(p).ok())
+                .and_then(|pem| crate::wxpay_v3::cert::PlatformCert::from_pem(&pem).ok())
+                .and_then(|c| c.expires);
+            let when = expiry(
+                check,
+                "the merchant's API certificate (wxpay.client_cert_file)",
+                expires,
+                jiff::Timestamp::now(),
+                "renew it on the merchant platform before then",
+                "the gateway refuses refunds with it; download a new one from the merchant \
+                 platform (账户中心 → API安全)",
+            );
+            match when.status {
+                Status::Pass => Outcome::new(
+                    Status::Pass,
+                    check,
+                    format!(
+                        "wxpay.client_cert_file and client_key_file parse and belong together; {}",
+                        when.detail
+                    ),
+                ),
+                _ => when,
+            }
+        }
         Ok((_, None)) if wx.is_simulator() => Outcome::new(
             Status::Skip,
             check,
@@ -907,6 +939,37 @@ mod tests {
         assert!(o.detail.contains("does not belong"), "{o}");
         s.wxpay.client_key_file = None;
         assert_eq!(refund_certificate(&s).status, Status::Fail, "half a pair");
+    }
+
+    #[test]
+    fn the_v2_refund_certificate_is_warned_of_near_expiry_and_fails_once_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let today = jiff::Zoned::now().date();
+        let mut s = Settings::default();
+        s.wxpay.gateway = "https://api.mch.weixin.qq.com/".into();
+        for (days, status, says) in [
+            (400, Status::Pass, "expires in"),
+            (10, Status::Warn, "expires in"),
+            (-1, Status::Fail, "expired at"),
+        ] {
+            let end = today.checked_add(jiff::Span::new().days(days)).unwrap();
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["10000100".into()]).unwrap();
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(
+                i32::from(end.year()),
+                end.month().try_into().unwrap(),
+                end.day().try_into().unwrap(),
+            );
+            let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&c, params.self_signed(&key).unwrap().pem()).unwrap();
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            s.wxpay.client_cert_file = Some(c);
+            s.wxpay.client_key_file = Some(k);
+            let o = refund_certificate(&s);
+            assert_eq!(o.status, status, "{days} days: {o}");
+            assert!(o.detail.contains(says), "{days} days: {o}");
+        }
     }
 
     #[cfg(unix)]

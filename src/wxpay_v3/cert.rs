@@ -70,8 +70,13 @@ impl PlatformCert {
         }
         let (serial, r) = element(rest, 0x02).ok_or_else(|| bad("serial"))?;
         rest = r;
+        let mut validity: &[u8] = &[];
         for what in ["signature", "issuer", "validity", "subject"] {
-            rest = element(rest, 0x30).ok_or_else(|| bad(what))?.1;
+            let (this, r) = element(rest, 0x30).ok_or_else(|| bad(what))?;
+            if what == "validity" {
+                validity = this;
+            }
+            rest = r;
         }
         let (spki, _) = element(rest, 0x30).ok_or_else(|| bad("subjectPublicKeyInfo"))?;
         let serial = content(serial);
@@ -82,9 +87,36 @@ impl PlatformCert {
         Ok(PlatformCert {
             serial: hex::encode_upper(serial),
             spki: spki.to_vec(),
-            expires: None,
+            expires: not_after(validity),
         })
     }
+}
+
+/// When a certificate stops being valid: `Validity ::= SEQUENCE { notBefore
+/// Time, notAfter Time }`, `Time` a UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049)
+/// or a GeneralizedTime (`YYYYMMDDHHMMSSZ`), as RFC 5280 §4.1.2.5 has them.
+fn not_after(validity: &[u8]) -> Option<jiff::Timestamp> {
+    fn time(input: &[u8]) -> Option<(&[u8], &[u8], bool)> {
+        match input.first()? {
+            0x17 => element(input, 0x17).map(|(t, r)| (t, r, true)),
+            0x18 => element(input, 0x18).map(|(t, r)| (t, r, false)),
+            _ => None,
+        }
+    }
+    let (_, rest, _) = time(content(validity))?;
+    let (t, _, utc_time) = time(rest)?;
+    let text = std::str::from_utf8(content(t)).ok()?.strip_suffix('Z')?;
+    let full = if utc_time {
+        let yy: u8 = text.get(..2)?.parse().ok()?;
+        format!("{}{text}", if yy >= 50 { "19" } else { "20" })
+    } else {
+        text.to_string()
+    };
+    jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", &full)
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 /// One DER element with tag `tag` at the start of `input`: (the whole element, what follows).
@@ -165,7 +197,12 @@ pub fn decrypt_all(answer: &[u8], key: &ApiV3Key) -> Result<Vec<PlatformCert>, C
                     actual: cert.serial,
                 });
             }
-            cert.expires = e.expire_time.parse::<jiff::Timestamp>().ok();
+            // The listing's word, else the certificate's own notAfter.
+            cert.expires = e
+                .expire_time
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .or(cert.expires);
             Ok(cert)
         })
         .collect()
@@ -193,6 +230,27 @@ mod tests {
             }],
         };
         serde_json::to_vec(&answer).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_says_when_it_expires() {
+        // UTCTime: the simulator's platform certificate (openssl: notAfter=Nov 28 11:17:31 2036 GMT).
+        let c = PlatformCert::from_pem(CERT.as_bytes()).unwrap();
+        assert_eq!(c.expires, Some("2036-11-28T11:17:31Z".parse().unwrap()));
+        // GeneralizedTime, from 2050 on, and a UTCTime in the last century.
+        for (year, expect) in [
+            (2051, "2051-03-04T05:06:07Z"),
+            (1999, "1999-03-04T05:06:07Z"),
+        ] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["10000100".into()]).unwrap();
+            params.not_before = rcgen::date_time_ymd(1990, 1, 1);
+            params.not_after = rcgen::date_time_ymd(year, 3, 4)
+                + std::time::Duration::from_secs(5 * 3600 + 6 * 60 + 7);
+            let pem = params.self_signed(&key).unwrap().pem();
+            let c = PlatformCert::from_pem(pem.as_bytes()).unwrap();
+            assert_eq!(c.expires, Some(expect.parse().unwrap()), "{year}");
+        }
     }
 
     #[test]

@@ -71,11 +71,17 @@ pub async fn run(settings: &Settings, config_file: Option<&Path>) -> ExitCode {
     }
     let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
     let warned = outcomes.iter().filter(|o| o.status == Status::Warn).count();
+    // 0 only when all is well; a warning (a refund certificate not set, a
+    // notify_url WeChat Pay cannot reach, a certificate near its end) is 2, so a
+    // script can tell "ready but look" from "not ready" (1).
     if failed > 0 {
         println!("scanpay check: {failed} failed, {warned} warning(s): not ready");
         ExitCode::FAILURE
+    } else if warned > 0 {
+        println!("scanpay check: nothing failed, but look at the {warned} warning(s) above");
+        ExitCode::from(2)
     } else {
-        println!("scanpay check: all well ({warned} warning(s))");
+        println!("scanpay check: all well");
         ExitCode::SUCCESS
     }
 }

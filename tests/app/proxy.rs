@@ -224,6 +224,19 @@ http {{
         format!("{}{}", self.read("stderr.log"), self.read("error.log"))
     }
 
+    /// Waits (up to 5 s) until nginx has logged a request with `line` in it.
+    async fn wait_for_in_access_log(&self, line: &str) {
+        let start = Instant::now();
+        while !self.access_log().contains(line) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no {line} through nginx: {}",
+                self.access_log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn access_log(&self) -> String {
         self.read("access.log")
     }
@@ -504,19 +517,18 @@ async fn an_order_is_paid_through_the_proxy_and_its_events_are_not_buffered() {
         .unwrap();
     assert_eq!(status["state"], "paid");
     // The simulator's notification went through nginx and was answered.
-    let start = Instant::now();
-    while !p
-        .nginx
-        .access_log()
-        .contains("\"POST /wxpay/notify HTTP/1.1\" 200")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "no notification through nginx: {}",
-            p.nginx.access_log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    p.nginx
+        .wait_for_in_access_log("\"POST /wxpay/notify HTTP/1.1\" 200")
+        .await;
+
+    // A refund's notification (v2: POST /wxpay/refund-notify) gets in too.
+    p.app.login_as("admin", "admin").await;
+    let order_no = status["order_no"].as_str().unwrap();
+    let no = crate::refunds::refund(&p.app, order_no, "1.00", "through the proxy").await;
+    crate::refunds::wait_refund(&p.app, &no, "succeeded").await;
+    p.nginx
+        .wait_for_in_access_log("\"POST /wxpay/refund-notify HTTP/1.1\" 200")
+        .await;
 }
 
 /// On API v3 through nginx: the cashier's counter and the paired customer
@@ -590,19 +602,9 @@ async fn v3_notifications_and_the_counter_and_display_streams_through_the_proxy(
         "through nginx: payment → 支付成功 on the display in {:?}",
         paid - paying
     );
-    let start = Instant::now();
-    while !p
-        .nginx
-        .access_log()
-        .contains("\"POST /wxpay/v3/notify HTTP/1.1\" 204")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "no v3 notification through nginx: {}",
-            p.nginx.access_log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    p.nginx
+        .wait_for_in_access_log("\"POST /wxpay/v3/notify HTTP/1.1\" 204")
+        .await;
 }
 
 /// What the proxy adds between a notification and the paid event: the same

@@ -632,17 +632,7 @@ impl TestApp {
     }
 
     pub async fn post_order(&self, amount: &str, description: &str) -> reqwest::Response {
-        let csrf = self.csrf().await;
-        self.http
-            .post(self.url("/orders"))
-            .form(&[
-                ("amount", amount),
-                ("description", description),
-                ("csrf_token", &csrf),
-            ])
-            .send()
-            .await
-            .unwrap()
+        charge_at(&self.http, &self.base, amount, description).await
     }
 
     /// Creates an order as the signed-in user and returns its token.
@@ -803,6 +793,58 @@ pub fn location(resp: &reqwest::Response) -> String {
 pub fn assert_is_redirect_to(resp: &reqwest::Response, location: &str) {
     assert_eq!(resp.status(), 303, "a redirect to {location}");
     assert_eq!(resp.headers()["location"], location);
+}
+
+/// The CSRF token of the checkout form at `base` (`client` signed in).
+pub async fn csrf_at(client: &reqwest::Client, base: &str) -> String {
+    let page = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    hidden_value(&page, "csrf_token").unwrap_or_else(|| panic!("no checkout form at {base}/"))
+}
+
+/// Charges `amount` from the checkout form at `base` as `client`; the answer
+/// (a 303 to the order's page when it worked).
+pub async fn charge_at(
+    client: &reqwest::Client,
+    base: &str,
+    amount: &str,
+    description: &str,
+) -> reqwest::Response {
+    let csrf = csrf_at(client, base).await;
+    client
+        .post(format!("{base}/orders"))
+        .form(&[
+            ("amount", amount),
+            ("description", description),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Pairs a customer display at `base` for `client`'s signed-in user; its token.
+pub async fn pair_display_at(client: &reqwest::Client, base: &str) -> String {
+    let csrf = csrf_at(client, base).await;
+    let resp = client
+        .post(format!("{base}/display"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "paired at {base}");
+    let html = resp.text().await.unwrap();
+    let at = html.find("/display/").expect("the display link") + "/display/".len();
+    html[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
 }
 
 pub fn hidden_value(html: &str, name: &str) -> Option<String> {

@@ -378,25 +378,7 @@ fn assert_limited(statuses: &[u16], who: &str) {
 /// Signs in as the cashier through `base` and creates an order; its token.
 async fn create_order(client: &reqwest::Client, base: &str, amount: &str) -> String {
     assert_eq!(login(client, base, "cashier", "cashier").await, 303);
-    let page = client
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_value(&page, "csrf_token").expect("the checkout form through the proxy");
-    let resp = client
-        .post(format!("{base}/orders"))
-        .form(&[
-            ("amount", amount),
-            ("description", "tea"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = charge_at(client, base, amount, "tea").await;
     location(&resp)
         .strip_prefix("/o/")
         .expect("a redirect to /o/{token}")
@@ -541,29 +523,7 @@ async fn v3_notifications_and_the_counter_and_display_streams_through_the_proxy(
     };
     let cashier = http_from(from(2));
     assert_eq!(login(&cashier, &p.https, "cashier", "cashier").await, 303);
-    let page = cashier
-        .get(format!("{}/", p.https))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_value(&page, "csrf_token").unwrap();
-    let pairing = cashier
-        .post(format!("{}/display", p.https))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let at = pairing.find("/display/").expect("the display link") + "/display/".len();
-    let display: String = pairing[at..]
-        .chars()
-        .take_while(char::is_ascii_hexdigit)
-        .collect();
+    let display = pair_display_at(&cashier, &p.https).await;
     let tablet = http_from(from(6));
     let mut shown = stream_at(&tablet, &format!("{}/display/{display}/events", p.https)).await;
     let mut counter = stream_at(&cashier, &format!("{}/counter/events", p.https)).await;
@@ -571,17 +531,7 @@ async fn v3_notifications_and_the_counter_and_display_streams_through_the_proxy(
     until(&mut counter, "\"created\":0", Duration::from_secs(5)).await;
 
     let created = Instant::now();
-    let resp = cashier
-        .post(format!("{}/orders", p.https))
-        .form(&[
-            ("amount", "8.00"),
-            ("description", "tea"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let resp = charge_at(&cashier, &p.https, "8.00", "tea").await;
     let token = location(&resp).strip_prefix("/o/").unwrap().to_string();
     let open = until(&mut shown, "\"mode\":\"open\"", Duration::from_secs(1)).await;
     until(&mut counter, "\"created\":1", Duration::from_secs(1)).await;

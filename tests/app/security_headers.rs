@@ -73,7 +73,7 @@ async fn every_page_sends_the_headers_and_satisfies_its_policy() {
         format!("/admin/reconciliation/{shop_day}"),
         "/admin/webhooks".to_string(),
         "/display".to_string(),
-        format!("/display/{}", pair_display(&app).await),
+        format!("/display/{}", pair_display_at(&app.http, &app.base).await),
         // Errors are pages too: an unknown address, an unknown order.
         "/no-such-page".to_string(),
         "/admin/orders/2000010100001".to_string(),
@@ -111,7 +111,7 @@ async fn every_page_sends_the_headers_and_satisfies_its_policy() {
         }
     }
     // Live updates carry orders too: never stored, and under the same policy.
-    let display = pair_display(&app).await;
+    let display = pair_display_at(&app.http, &app.base).await;
     for path in [
         format!("/o/{token}/events"),
         "/counter/events".to_string(),
@@ -171,26 +171,6 @@ async fn the_standalone_simulator_sends_them_too() {
         .await
         .unwrap();
     assert_eq!(css.status(), 200);
-}
-
-/// Pairs a customer display for the signed-in user; its token.
-async fn pair_display(app: &TestApp) -> String {
-    let csrf = app.csrf().await;
-    let html = app
-        .http
-        .post(app.url("/display"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let at = html.find("/display/").expect("the display link") + "/display/".len();
-    html[at..]
-        .chars()
-        .take_while(char::is_ascii_hexdigit)
-        .collect()
 }
 
 fn urlencode(s: &str) -> String {

@@ -108,17 +108,7 @@ async fn forged_forwarding_headers_from_an_untrusted_peer_change_nothing() {
     assert!(resp.headers().get("strict-transport-security").is_none());
 
     // The gateway, the notification log and the request log see the peer.
-    let csrf = hidden_value(&app.page(&cashier, app.url("/")).await, "csrf_token").unwrap();
-    let resp = cashier
-        .post(app.url("/orders"))
-        .form(&[
-            ("amount", "1.00"),
-            ("description", "x"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = charge_at(&cashier, &app.base, "1.00", "x").await;
     assert_eq!(resp.status(), 303);
     let sent: String = app
         .db()
@@ -180,17 +170,7 @@ async fn a_trusted_proxy_names_the_client_and_its_scheme() {
     );
 
     // The order's gateway call carries the customer-side client, not the proxy.
-    let csrf = hidden_value(&app.page(&cashier, app.url("/")).await, "csrf_token").unwrap();
-    let resp = cashier
-        .post(app.url("/orders"))
-        .form(&[
-            ("amount", "1.00"),
-            ("description", "x"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = charge_at(&cashier, &app.base, "1.00", "x").await;
     assert_eq!(resp.status(), 303);
     let sent: String = app
         .db()
@@ -248,29 +228,14 @@ async fn the_gateway_is_told_the_client_the_proxy_named(api: Api) {
     })
     .await;
     let cashier = client_from("127.0.0.1", &[("x-forwarded-for", "203.0.113.9")]);
-    let csrf = hidden_value(&app.page(&cashier, app.url("/login")).await, "csrf_token");
-    let mut form = vec![("username", "cashier"), ("password", "cashier-password")];
-    if let Some(csrf) = &csrf {
-        form.push(("csrf_token", csrf.as_str()));
-    }
     let signed_in = cashier
         .post(app.url("/login"))
-        .form(&form)
+        .form(&[("username", "cashier"), ("password", "cashier-password")])
         .send()
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
-    let csrf = hidden_value(&app.page(&cashier, app.url("/")).await, "csrf_token").unwrap();
-    let resp = cashier
-        .post(app.url("/orders"))
-        .form(&[
-            ("amount", "1.00"),
-            ("description", "x"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = charge_at(&cashier, &app.base, "1.00", "x").await;
     assert_eq!(resp.status(), 303);
     let seen: Vec<String> = sim
         .simulator

@@ -5,12 +5,12 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use super::StoreError;
 use crate::clock::Millis;
 use crate::money::Fen;
-use crate::order::{OrderId, PaymentSource, QrId};
+use crate::order::{OrderId, PaymentId, PaymentSource, QrId};
 use crate::trade::TransactionId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRow {
-    pub id: i64,
+    pub id: PaymentId,
     pub transaction_id: TransactionId,
     pub qr_id: QrId,
     pub order_id: OrderId,

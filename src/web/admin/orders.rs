@@ -149,7 +149,7 @@ pub async fn orders(
         .read(move |c| {
             Ok((
                 reports::orders_page(c, &filter, &periods, today_and_month, page)?,
-                crate::store::refunds::refunded_total(c, &filter)?,
+                reports::refunded_total(c, &filter)?,
             ))
         })
         .await?;

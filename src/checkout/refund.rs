@@ -456,8 +456,8 @@ impl Checkout {
                     return Ok((Ack::Refused("unknown out_refund_no"), None));
                 };
                 if let Some(job) = refunds::job_by_id(tx, r.id)? {
-                    log.out_trade_no = Some(job.out_trade_no.to_string());
-                    log.transaction_id = Some(job.transaction_id.to_string());
+                    log.out_trade_no = Some(job.out_trade_no.clone());
+                    log.transaction_id = Some(job.transaction_id.clone());
                 }
                 if let Err(why) = believable(&r, status.facts()) {
                     log.outcome = format!("refused: {why}");

@@ -23,7 +23,7 @@ use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::{OrderId, OrderNo};
 use crate::shop_time::{Periods, Range};
-use crate::trade::TransactionId;
+use crate::trade::{OutTradeNo, TransactionId};
 
 /// Which paid orders the admin is looking at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -112,8 +112,8 @@ pub struct PaidOrder {
     pub paid_at: Millis,
     pub cashier: Option<String>,
     /// The QR that was paid (the first payment's).
-    pub out_trade_no: Option<String>,
-    pub transaction_id: Option<String>,
+    pub out_trade_no: Option<OutTradeNo>,
+    pub transaction_id: Option<TransactionId>,
     pub late: bool,
     pub double_paid: bool,
     /// What went back (succeeded refunds).
@@ -733,8 +733,14 @@ mod tests {
             .unwrap();
         assert_eq!(first[0].cashier.as_deref(), Some("ann"));
         assert_eq!(first[0].description, "咖啡");
-        assert_eq!(first[0].out_trade_no, Some(format!("{}-1-abc", a.1)));
-        assert_eq!(first[0].transaction_id.as_deref(), Some("4200000001"));
+        assert_eq!(
+            first[0].out_trade_no.as_ref().map(OutTradeNo::as_str),
+            Some(format!("{}-1-abc", a.1).as_str())
+        );
+        assert_eq!(
+            first[0].transaction_id.as_ref().map(TransactionId::as_str),
+            Some("4200000001")
+        );
 
         let search = |s: &str| {
             let s = s.to_string();

@@ -41,7 +41,7 @@ impl Row {
             amount: o.amount,
             description: o.description,
             cashier: o.cashier.unwrap_or_default(),
-            transaction_id: o.transaction_id.unwrap_or_default(),
+            transaction_id: o.transaction_id.map(|t| t.to_string()).unwrap_or_default(),
             late: o.late,
             double_paid: o.double_paid,
         }

@@ -139,7 +139,8 @@ pub struct UnknownState(pub String);
 macro_rules! text_enum {
     ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         impl $ty {
-            /// Every value, in the order declared.
+            /// Every value, in the order declared (tests walk it; not every
+            /// enum needs it, hence the allow).
             #[allow(dead_code)]
             pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
 

@@ -46,6 +46,23 @@ pub struct QrId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub i64);
 
+/// The row id of one payment (one gateway transaction) in our books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PaymentId(pub i64);
+
+/// The row id of one refund (the gateway knows it by its out_refund_no).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RefundId(pub i64);
+
+impl fmt::Display for RefundId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A day's places go up to `u64::MAX`, 20 digits.
+const MAX_PLACE_DIGITS: usize = 20;
+
 /// The order number people read and say: the shop day and the order's place
 /// in it (`202601010042`). Made once, when the order is written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,7 +73,24 @@ impl OrderNo {
         OrderNo(format!("{day}{seq:04}"))
     }
 
-    /// As read back from the store or typed into the admin search.
+    /// A number as people type it (a URL, a form): the shape `new` makes, a
+    /// real `YYYYMMDD` day followed by the place, at least 4 digits (older
+    /// versions put a 6-digit row id there). Anything else is not one of ours,
+    /// so it never reaches a query.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (day, place) = (s.get(..8)?, s.get(8..)?);
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(day) || !digits(place) || !(4..=MAX_PLACE_DIGITS).contains(&place.len()) {
+            return None;
+        }
+        let n = |r: std::ops::Range<usize>| day[r].parse::<i8>().ok();
+        let year = day[..4].parse::<i16>().ok()?;
+        jiff::civil::Date::new(year, n(4..6)?, n(6..8)?).ok()?;
+        Some(OrderNo(s.to_string()))
+    }
+
+    /// As read back from the store, which only ever holds numbers `new` made
+    /// (or older versions did): not checked again.
     pub fn from_stored(s: String) -> Self {
         OrderNo(s)
     }
@@ -105,6 +139,11 @@ pub struct UnknownState(pub String);
 macro_rules! text_enum {
     ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         impl $ty {
+            /// Every value, in the order declared (tests walk it; not every
+            /// enum needs it, hence the allow).
+            #[allow(dead_code)]
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($ty::$variant => $text),* }
             }
@@ -205,5 +244,36 @@ mod tests {
             assert_eq!(s.parse::<QrState>().unwrap().as_str(), s);
         }
         assert!("bogus".parse::<OrderState>().is_err());
+    }
+
+    #[test]
+    fn order_numbers_parse_only_in_the_shape_they_are_made() {
+        let made = OrderNo::new("20261201", 42);
+        assert_eq!(OrderNo::parse(made.as_str()), Some(made));
+        assert!(
+            OrderNo::parse("2026120110000").is_some(),
+            "past 9999 a digit more"
+        );
+        assert!(
+            OrderNo::parse("20261201000123").is_some(),
+            "older: a 6-digit row id"
+        );
+        assert!(OrderNo::parse("202402290001").is_some(), "a leap day");
+        for bad in [
+            "",
+            "20261201",
+            "20261201001",
+            "202613010001",
+            "202302290001",
+            "2026120100a1",
+            "+20261201001",
+            " 202612010001",
+            "２０２６１２０１０００１",
+            "../../etc/passwd",
+        ] {
+            assert_eq!(OrderNo::parse(bad), None, "{bad:?}");
+        }
+        assert!(OrderNo::parse(&format!("20261201{}", "9".repeat(20))).is_some());
+        assert!(OrderNo::parse(&format!("20261201{}", "9".repeat(21))).is_none());
     }
 }

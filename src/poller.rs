@@ -16,7 +16,7 @@ use crate::checkout::{Checkout, CheckoutError, DueWork, PollSchedule};
 use crate::clock::Millis;
 use crate::config::Poller as PollerSettings;
 use crate::lock::LockExt;
-use crate::order::{OrderId, QrId};
+use crate::order::{OrderId, QrId, RefundId};
 // The heartbeat is wall-clock time: `/healthz` compares it with the wall clock.
 use crate::store::now_ms;
 
@@ -28,7 +28,7 @@ enum Job {
     Resume(QrId),
     Close(QrId),
     Poll(QrId),
-    Refund(i64),
+    Refund(RefundId),
     PruneLogs,
     Reconcile(jiff::civil::Date),
 }

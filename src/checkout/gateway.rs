@@ -250,7 +250,7 @@ pub enum Notice {
     },
     /// A payment attempt failed at the gateway: nothing to apply.
     PaymentFailed {
-        out_trade_no: Option<String>,
+        out_trade_no: Option<OutTradeNo>,
         reason: String,
     },
     /// A refund reached an outcome (or its state changed) at the gateway.

@@ -112,8 +112,8 @@ impl Checkout {
                 facts,
             }) => {
                 log.verified = true;
-                log.out_trade_no = Some(out_trade_no.to_string());
-                log.transaction_id = Some(facts.transaction_id.to_string());
+                log.out_trade_no = Some(out_trade_no.clone());
+                log.transaction_id = Some(facts.transaction_id.clone());
                 let ev = Evidence {
                     out_trade_no,
                     payment: facts,

@@ -22,37 +22,38 @@ use crate::store::StoreError;
 use crate::store::bills::{self, DayRow, DifferenceRow};
 use crate::store::orders;
 use crate::store::outbox::{self, Event};
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 /// A payment as scanpay recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OurPayment {
-    pub out_trade_no: String,
-    pub transaction_id: String,
+    pub out_trade_no: OutTradeNo,
+    pub transaction_id: TransactionId,
     pub amount: Fen,
 }
 
 /// A refund as scanpay recorded it (succeeded, on this day).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OurRefund {
-    pub out_refund_no: String,
-    pub out_trade_no: String,
+    pub out_refund_no: OutRefundNo,
+    pub out_trade_no: OutTradeNo,
     pub amount: Fen,
 }
 
-/// A payment as the bill lists it.
+/// A payment as the bill lists it (its numbers checked when the bill was read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BilledPayment {
-    pub out_trade_no: String,
-    pub transaction_id: String,
+    pub out_trade_no: OutTradeNo,
+    pub transaction_id: TransactionId,
     pub amount: Fen,
 }
 
 /// A refund as the bill lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BilledRefund {
-    pub out_refund_no: String,
-    pub out_trade_no: String,
+    pub out_refund_no: OutRefundNo,
+    pub out_trade_no: OutTradeNo,
+    /// The gateway's own id of the refund, as the bill gives it (shown, never matched).
     pub refund_id: String,
     pub amount: Fen,
 }
@@ -125,79 +126,100 @@ crate::order::text_enum!(DayState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Difference {
     pub kind: DifferenceKind,
-    pub out_trade_no: String,
-    /// Empty for refund differences.
-    pub transaction_id: String,
-    /// Empty for payment differences.
-    pub out_refund_no: String,
+    pub out_trade_no: OutTradeNo,
+    /// The payment's; none for refund differences.
+    pub transaction_id: Option<TransactionId>,
+    /// The refund's; none for payment differences.
+    pub out_refund_no: Option<OutRefundNo>,
     pub ours: Option<Fen>,
     pub theirs: Option<Fen>,
+}
+
+impl Difference {
+    fn payment(kind: DifferenceKind, p: (&OutTradeNo, &TransactionId)) -> Self {
+        Difference {
+            kind,
+            out_trade_no: p.0.clone(),
+            transaction_id: Some(p.1.clone()),
+            out_refund_no: None,
+            ours: None,
+            theirs: None,
+        }
+    }
+
+    fn refund(kind: DifferenceKind, r: (&OutTradeNo, &OutRefundNo)) -> Self {
+        Difference {
+            kind,
+            out_trade_no: r.0.clone(),
+            transaction_id: None,
+            out_refund_no: Some(r.1.clone()),
+            ours: None,
+            theirs: None,
+        }
+    }
+
+    /// What it is about: the refund's number, or the payment's transaction.
+    pub fn key(&self) -> &str {
+        match (&self.out_refund_no, &self.transaction_id) {
+            (Some(r), _) => r.as_str(),
+            (None, Some(t)) => t.as_str(),
+            (None, None) => "",
+        }
+    }
 }
 
 /// Everything that does not match, payments first, each list in a stable order.
 pub fn compare(payments: &[OurPayment], refunds: &[OurRefund], bill: &DayBill) -> Vec<Difference> {
     let mut out = Vec::new();
-    let ours: HashMap<&str, &OurPayment> = payments
-        .iter()
-        .map(|p| (p.transaction_id.as_str(), p))
-        .collect();
-    let billed: HashMap<&str, &BilledPayment> = bill
+    let ours: HashMap<&TransactionId, &OurPayment> =
+        payments.iter().map(|p| (&p.transaction_id, p)).collect();
+    let billed: HashMap<&TransactionId, &BilledPayment> = bill
         .payments
         .iter()
-        .map(|p| (p.transaction_id.as_str(), p))
+        .map(|p| (&p.transaction_id, p))
         .collect();
     for b in &bill.payments {
-        match ours.get(b.transaction_id.as_str()) {
+        match ours.get(&b.transaction_id) {
             None => out.push(Difference {
-                kind: DifferenceKind::MissingHere,
-                out_trade_no: b.out_trade_no.clone(),
-                transaction_id: b.transaction_id.clone(),
-                out_refund_no: String::new(),
-                ours: None,
                 theirs: Some(b.amount),
+                ..Difference::payment(
+                    DifferenceKind::MissingHere,
+                    (&b.out_trade_no, &b.transaction_id),
+                )
             }),
             Some(o) if o.amount != b.amount => out.push(Difference {
-                kind: DifferenceKind::AmountDiffers,
-                out_trade_no: o.out_trade_no.clone(),
-                transaction_id: o.transaction_id.clone(),
-                out_refund_no: String::new(),
                 ours: Some(o.amount),
                 theirs: Some(b.amount),
+                ..Difference::payment(
+                    DifferenceKind::AmountDiffers,
+                    (&o.out_trade_no, &o.transaction_id),
+                )
             }),
             Some(_) => {}
         }
     }
     for o in payments {
-        if !billed.contains_key(o.transaction_id.as_str()) {
+        if !billed.contains_key(&o.transaction_id) {
             out.push(Difference {
-                kind: DifferenceKind::MissingInBill,
-                out_trade_no: o.out_trade_no.clone(),
-                transaction_id: o.transaction_id.clone(),
-                out_refund_no: String::new(),
                 ours: Some(o.amount),
-                theirs: None,
+                ..Difference::payment(
+                    DifferenceKind::MissingInBill,
+                    (&o.out_trade_no, &o.transaction_id),
+                )
             });
         }
     }
-    let our_refunds: HashMap<&str, &OurRefund> = refunds
-        .iter()
-        .map(|r| (r.out_refund_no.as_str(), r))
-        .collect();
-    let billed_refunds: HashMap<&str, &BilledRefund> = bill
-        .refunds
-        .iter()
-        .map(|r| (r.out_refund_no.as_str(), r))
-        .collect();
+    let our_refunds: HashMap<&OutRefundNo, &OurRefund> =
+        refunds.iter().map(|r| (&r.out_refund_no, r)).collect();
+    let billed_refunds: HashMap<&OutRefundNo, &BilledRefund> =
+        bill.refunds.iter().map(|r| (&r.out_refund_no, r)).collect();
     for b in &bill.refunds {
         let refund = |kind, ours| Difference {
-            kind,
-            out_trade_no: b.out_trade_no.clone(),
-            transaction_id: String::new(),
-            out_refund_no: b.out_refund_no.clone(),
             ours,
             theirs: Some(b.amount),
+            ..Difference::refund(kind, (&b.out_trade_no, &b.out_refund_no))
         };
-        match our_refunds.get(b.out_refund_no.as_str()) {
+        match our_refunds.get(&b.out_refund_no) {
             None => out.push(refund(DifferenceKind::RefundMissingHere, None)),
             Some(o) if o.amount != b.amount => {
                 out.push(refund(DifferenceKind::AmountDiffers, Some(o.amount)))
@@ -206,14 +228,13 @@ pub fn compare(payments: &[OurPayment], refunds: &[OurRefund], bill: &DayBill) -
         }
     }
     for o in refunds {
-        if !billed_refunds.contains_key(o.out_refund_no.as_str()) {
+        if !billed_refunds.contains_key(&o.out_refund_no) {
             out.push(Difference {
-                kind: DifferenceKind::RefundMissingInBill,
-                out_trade_no: o.out_trade_no.clone(),
-                transaction_id: String::new(),
-                out_refund_no: o.out_refund_no.clone(),
                 ours: Some(o.amount),
-                theirs: None,
+                ..Difference::refund(
+                    DifferenceKind::RefundMissingInBill,
+                    (&o.out_trade_no, &o.out_refund_no),
+                )
             });
         }
     }
@@ -348,7 +369,7 @@ impl Checkout {
                     if back == 1 && here.time() < fetch_at {
                         continue;
                     }
-                    match bills::day(c, &day.to_string())? {
+                    match bills::day(c, day)? {
                         None => return Ok(Some(day)),
                         Some(row)
                             if row.state == DayState::Pending
@@ -378,12 +399,11 @@ impl Checkout {
     #[tracing::instrument(skip(self), fields(%day))]
     pub async fn reconcile_day(&self, day: Date) -> Result<DayOutcome, CheckoutError> {
         let now = self.now();
-        let day_text = day.to_string();
         let (bill, raw) = match self.gateway().fetch_bill(day).await {
             Ok(BillFetch::Bill { bill, raw }) => (Some(bill), Some(raw)),
             Ok(BillFetch::NoTrades) => (None, None),
-            Ok(BillFetch::NotReady(why)) => return self.pending(day_text, now, why).await,
-            Err(e) => return self.pending(day_text, now, e.to_string()).await,
+            Ok(BillFetch::NotReady(why)) => return self.pending(day, now, why).await,
+            Err(e) => return self.pending(day, now, e.to_string()).await,
         };
         let (ours, refunds) = self.books_of_day(day).await?;
         let no_bill = bill.is_none();
@@ -395,7 +415,7 @@ impl Checkout {
             (true, false) => DayState::Matched,
         };
         let row = DayRow {
-            day: day_text,
+            day,
             state,
             checked_at: now,
             gross: bill.gross(),
@@ -413,17 +433,14 @@ impl Checkout {
                 let mut rows = Vec::with_capacity(found.len());
                 let mut changed = Vec::new();
                 for d in found {
-                    let qr = match OutTradeNo::new(&d.out_trade_no) {
-                        Ok(no) => orders::qr_by_out_trade_no(tx, &no)?.map(|q| (no, q)),
-                        Err(_) => None,
-                    };
-                    if let (Some((no, _)), DifferenceKind::MissingHere, Some(amount), Ok(txid)) =
-                        (&qr, d.kind, d.theirs, TransactionId::new(&d.transaction_id))
+                    let qr = orders::qr_by_out_trade_no(tx, &d.out_trade_no)?;
+                    if let (Some(_), DifferenceKind::MissingHere, Some(amount), Some(txid)) =
+                        (&qr, d.kind, d.theirs, &d.transaction_id)
                     {
                         let ev = Evidence {
-                            out_trade_no: no.clone(),
+                            out_trade_no: d.out_trade_no.clone(),
                             payment: PaymentFacts {
-                                transaction_id: txid,
+                                transaction_id: txid.clone(),
                                 amount,
                                 payer: None,
                                 paid_at: None,
@@ -434,29 +451,23 @@ impl Checkout {
                             changed.push(token);
                         }
                     }
-                    let order_id = qr.map(|(_, q)| q.order_id);
+                    let order_id = qr.map(|q| q.order_id);
                     let order_no = match order_id {
                         Some(id) => Some(orders::order_by_id(tx, id)?.order_no),
                         None => None,
                     };
                     // The owner hears of each difference once, however often
                     // the day is checked again.
-                    let key = if d.out_refund_no.is_empty() {
-                        &d.transaction_id
-                    } else {
-                        &d.out_refund_no
-                    };
                     outbox::enqueue(
                         tx,
                         &Event::reconciliation_difference(
-                            &record.day,
-                            &format!("{}-{key}", d.kind),
+                            &record.day.to_string(),
+                            &format!("{}-{}", d.kind, d.key()),
                             order_no.as_ref(),
                             d.theirs.or(d.ours).unwrap_or(Fen::ZERO),
                             now,
                         ),
                     )?;
-                    let order_no = order_no.map(|n| n.to_string());
                     rows.push(DifferenceRow {
                         order_id,
                         order_no,
@@ -479,14 +490,14 @@ impl Checkout {
 
     async fn pending(
         &self,
-        day: String,
+        day: Date,
         now: Millis,
         why: String,
     ) -> Result<DayOutcome, CheckoutError> {
         tracing::warn!(%day, %why, "the day's bill could not be reconciled now");
         let reason = why.clone();
         self.store()
-            .write(move |tx| bills::record_pending(tx, &day, now, &reason))
+            .write(move |tx| bills::record_pending(tx, day, now, &reason))
             .await?;
         Ok(DayOutcome::Pending(why))
     }
@@ -545,12 +556,11 @@ impl Checkout {
         &self,
         day: Date,
     ) -> Result<Option<(DayRow, Vec<DifferenceRow>)>, CheckoutError> {
-        let day = day.to_string();
         Ok(self
             .store()
             .read(move |c| {
-                Ok(match bills::day(c, &day)? {
-                    Some(row) => Some((row, bills::differences(c, &day)?)),
+                Ok(match bills::day(c, day)? {
+                    Some(row) => Some((row, bills::differences(c, day)?)),
                     None => None,
                 })
             })
@@ -565,8 +575,8 @@ mod tests {
 
     fn ours(i: u32, fen: i64) -> OurPayment {
         OurPayment {
-            out_trade_no: format!("T{i}"),
-            transaction_id: format!("42{i}"),
+            out_trade_no: OutTradeNo::new(format!("T{i}")).unwrap(),
+            transaction_id: TransactionId::new(format!("42{i}")).unwrap(),
             amount: Fen::new(fen),
         }
     }
@@ -581,8 +591,8 @@ mod tests {
 
     fn refund(i: u32, fen: i64) -> OurRefund {
         OurRefund {
-            out_refund_no: format!("R{i}"),
-            out_trade_no: format!("T{i}"),
+            out_refund_no: OutRefundNo::new(format!("R{i}")).unwrap(),
+            out_trade_no: OutTradeNo::new(format!("T{i}")).unwrap(),
             amount: Fen::new(fen),
         }
     }
@@ -610,7 +620,7 @@ mod tests {
         bill.refunds.push(billed_refund(&refund(7, 70))); // refund_missing_here
         let kinds: Vec<(DifferenceKind, String)> = compare(&pay, &refunds, &bill)
             .into_iter()
-            .map(|d| (d.kind, format!("{}{}", d.transaction_id, d.out_refund_no)))
+            .map(|d| (d.kind, d.key().to_string()))
             .collect();
         assert_eq!(
             kinds,
@@ -633,7 +643,7 @@ mod tests {
     #[test]
     fn a_double_payment_is_two_payments() {
         let mut second = ours(1, 100);
-        second.transaction_id = "42second".into();
+        second.transaction_id = TransactionId::new("42second").unwrap();
         let pay = vec![ours(1, 100), second.clone()];
         let bill = DayBill {
             payments: vec![billed(&pay[0])],
@@ -642,7 +652,8 @@ mod tests {
         let d = compare(&pay, &[], &bill);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].kind, DifferenceKind::MissingInBill);
-        assert_eq!(d[0].transaction_id, "42second");
+        assert_eq!(d[0].transaction_id, Some(second.transaction_id));
+        assert_eq!(d[0].out_refund_no, None);
     }
 
     proptest! {

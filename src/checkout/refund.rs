@@ -13,7 +13,7 @@ use super::gateway::{
 use super::{Checkout, CheckoutError};
 use crate::clock::Millis;
 use crate::money::Fen;
-use crate::order::{OrderState, RefundState, UserId};
+use crate::order::{OrderNo, OrderState, RefundId, RefundState, UserId};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
 use crate::store::outbox::{self, Event};
@@ -74,7 +74,7 @@ impl From<StoreError> for RefundError {
 /// What an admin asks for.
 #[derive(Debug, Clone)]
 pub struct RefundInput {
-    pub order_no: String,
+    pub order_no: OrderNo,
     pub amount: Fen,
     pub reason: String,
     /// Which payment; the order's first when absent.
@@ -100,10 +100,10 @@ pub struct RefundPlan {
 /// The payment a refund is for, and the rules it must pass at `now`.
 fn check(
     conn: &rusqlite::Connection,
-    order_no: &str,
+    order_no: &OrderNo,
     transaction_id: Option<&TransactionId>,
     amount: Option<Fen>,
-    except: Option<i64>,
+    except: Option<RefundId>,
     now: Millis,
 ) -> Result<Result<(OrderRow, PaymentRow, Fen), RefundError>, StoreError> {
     let Some(order) = orders::order_by_no(conn, order_no)? else {
@@ -154,7 +154,7 @@ fn record(
     if let Some(existing) = refunds::refund_by_no(tx, no)? {
         // A number is one refund of one order: another order's is not this one's.
         let of = orders::order_by_id(tx, existing.order_id)?;
-        if of.order_no.as_str() != input.order_no || existing.amount != input.amount {
+        if of.order_no != input.order_no || existing.amount != input.amount {
             return Ok(Err(RefundError::NoRefund));
         }
         return Ok(Ok((existing, false)));
@@ -200,11 +200,11 @@ impl Checkout {
     /// What a refund of `order_no`'s payment would be, for its confirmation.
     pub async fn refund_plan(
         &self,
-        order_no: &str,
+        order_no: &OrderNo,
         transaction_id: Option<TransactionId>,
         amount: Option<Fen>,
     ) -> Result<RefundPlan, RefundError> {
-        let order_no = order_no.to_string();
+        let order_no = order_no.clone();
         let now = self.now();
         let (order, payment, refundable) = self
             .store()
@@ -243,11 +243,11 @@ impl Checkout {
     /// out_refund_no, its amount checked and reserved again.
     pub async fn retry_refund(
         &self,
-        order_no: &str,
+        order_no: &OrderNo,
         out_refund_no: &OutRefundNo,
     ) -> Result<RefundRow, RefundError> {
         let now = self.now();
-        let (order_no, no) = (order_no.to_string(), out_refund_no.clone());
+        let (order_no, no) = (order_no.clone(), out_refund_no.clone());
         let id = self
             .store()
             .write(move |tx| {
@@ -255,7 +255,7 @@ impl Checkout {
                     return Ok(Err(RefundError::NoRefund));
                 };
                 let order = orders::order_by_id(tx, r.order_id)?;
-                if order.order_no.as_str() != order_no {
+                if order.order_no != order_no {
                     return Ok(Err(RefundError::NoRefund));
                 }
                 if r.state != RefundState::Failed {
@@ -295,7 +295,7 @@ impl Checkout {
             .ok_or(RefundError::NoRefund)
     }
 
-    async fn refund_job(&self, id: i64) -> Result<Option<RefundJob>, CheckoutError> {
+    async fn refund_job(&self, id: RefundId) -> Result<Option<RefundJob>, CheckoutError> {
         Ok(self
             .store()
             .read(move |c| refunds::job_by_id(c, id))
@@ -456,8 +456,8 @@ impl Checkout {
                     return Ok((Ack::Refused("unknown out_refund_no"), None));
                 };
                 if let Some(job) = refunds::job_by_id(tx, r.id)? {
-                    log.out_trade_no = Some(job.out_trade_no.to_string());
-                    log.transaction_id = Some(job.transaction_id.to_string());
+                    log.out_trade_no = Some(job.out_trade_no.clone());
+                    log.transaction_id = Some(job.transaction_id.clone());
                 }
                 if let Err(why) = believable(&r, status.facts()) {
                     log.outcome = format!("refused: {why}");

@@ -208,7 +208,7 @@ impl Gateway for WxPayV2 {
                 out_trade_no,
                 err_code,
             }) => Ok(Notice::PaymentFailed {
-                out_trade_no,
+                out_trade_no: out_trade_no.and_then(|n| OutTradeNo::new(n).ok()),
                 reason: err_code,
             }),
             Ok(notify::Notice::Paid(p)) => paid_notice(p),

@@ -219,7 +219,7 @@ fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
             facts,
         }),
         other => Ok(Notice::PaymentFailed {
-            out_trade_no: Some(out_trade_no.to_string()),
+            out_trade_no: Some(out_trade_no),
             reason: format!("{other:?}"),
         }),
     }

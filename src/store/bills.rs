@@ -1,17 +1,45 @@
 //! The daily bills and what reconciling them found (migration 0008).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use jiff::civil::Date;
+use rusqlite::types::{FromSql, FromSqlError, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
 use crate::checkout::reconcile::{DayState, Difference, DifferenceKind};
 use crate::clock::Millis;
 use crate::money::Fen;
-use crate::order::OrderId;
+use crate::order::{OrderId, OrderNo};
+use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
+
+/// A bill's day (Beijing time), stored as `YYYY-MM-DD`: jiff's own text of a date.
+struct Day(Date);
+
+impl FromSql for Day {
+    fn column_result(v: ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        v.as_str()?
+            .parse()
+            .map(Day)
+            .map_err(|e: jiff::Error| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// The day as it is stored (the key of `bills` and `bill_differences`).
+fn day_key(day: Date) -> String {
+    day.to_string()
+}
+
+/// `bill_differences` keeps "none" as the empty text (its columns are NOT NULL).
+fn blank_as_none<T: FromSql>(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<T>> {
+    match r.get_ref(i)? {
+        ValueRef::Text([]) => Ok(None),
+        _ => r.get(i).map(Some),
+    }
+}
 
 /// One day as reconciled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayRow {
-    pub day: String,
+    pub day: Date,
     pub state: DayState,
     pub checked_at: Millis,
     pub gross: Fen,
@@ -29,7 +57,7 @@ pub struct DifferenceRow {
     pub difference: Difference,
     pub order_id: Option<OrderId>,
     /// The order's number, read back with the difference (for links).
-    pub order_no: Option<String>,
+    pub order_no: Option<OrderNo>,
 }
 
 /// Replaces what is known of `day` (a day may be reconciled again: the last
@@ -40,7 +68,8 @@ pub fn record_day(
     raw: Option<&str>,
     differences: &[DifferenceRow],
 ) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM bill_differences WHERE day = ?1", [&row.day])?;
+    let day = day_key(row.day);
+    tx.execute("DELETE FROM bill_differences WHERE day = ?1", [&day])?;
     tx.execute(
         "INSERT INTO bills (day, state, checked_at, gross_fen, refunded_fen, fee_millifen, net_fen,
                             payments, refunds, raw_gzip, last_error)
@@ -49,7 +78,7 @@ pub fn record_day(
              refunded_fen = ?5, fee_millifen = ?6, net_fen = ?7, payments = ?8, refunds = ?9,
              raw_gzip = COALESCE(?10, raw_gzip), last_error = ?11",
         params![
-            row.day,
+            day,
             row.state,
             row.checked_at,
             row.gross.get(),
@@ -70,11 +99,11 @@ pub fn record_day(
     for d in differences {
         let x = &d.difference;
         st.execute(params![
-            row.day,
+            day,
             x.kind,
             x.out_trade_no,
-            x.transaction_id,
-            x.out_refund_no,
+            x.transaction_id.as_ref().map_or("", TransactionId::as_str),
+            x.out_refund_no.as_ref().map_or("", OutRefundNo::as_str),
             x.ours.map(Fen::get),
             x.theirs.map(Fen::get),
             d.order_id
@@ -87,7 +116,7 @@ pub fn record_day(
 /// `pending` with the reason, without touching an earlier result's figures.
 pub fn record_pending(
     tx: &Transaction<'_>,
-    day: &str,
+    day: Date,
     now: Millis,
     why: &str,
 ) -> Result<(), StoreError> {
@@ -95,7 +124,7 @@ pub fn record_pending(
         "INSERT INTO bills (day, state, checked_at, last_error) VALUES (?1, 'pending', ?2, ?3)
          ON CONFLICT (day) DO UPDATE SET checked_at = ?2, last_error = ?3,
              state = CASE WHEN state = 'pending' THEN 'pending' ELSE state END",
-        params![day, now, why],
+        params![day_key(day), now, why],
     )?;
     Ok(())
 }
@@ -104,7 +133,7 @@ const DAY_COLS: &str = "day, state, checked_at, gross_fen, refunded_fen, fee_mil
 
 fn day_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DayRow> {
     Ok(DayRow {
-        day: r.get(0)?,
+        day: r.get::<_, Day>(0)?.0,
         state: r.get(1)?,
         checked_at: r.get(2)?,
         gross: Fen::new(r.get(3)?),
@@ -126,29 +155,29 @@ pub fn days(c: &Connection, limit: usize) -> Result<Vec<DayRow>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn day(c: &Connection, day: &str) -> Result<Option<DayRow>, StoreError> {
+pub fn day(c: &Connection, day: Date) -> Result<Option<DayRow>, StoreError> {
     Ok(
         c.prepare_cached(&format!("SELECT {DAY_COLS} FROM bills WHERE day = ?1"))?
-            .query_row([day], day_row)
+            .query_row([day_key(day)], day_row)
             .optional()?,
     )
 }
 
-pub fn differences(c: &Connection, day: &str) -> Result<Vec<DifferenceRow>, StoreError> {
+pub fn differences(c: &Connection, day: Date) -> Result<Vec<DifferenceRow>, StoreError> {
     let mut st = c.prepare_cached(
         "SELECT d.kind, d.out_trade_no, d.transaction_id, d.out_refund_no, d.ours_fen,
                 d.theirs_fen, d.order_id, o.order_no
          FROM bill_differences d LEFT JOIN orders o ON o.id = d.order_id
          WHERE d.day = ?1 ORDER BY d.id",
     )?;
-    let rows = st.query_map([day], |r| {
+    let rows = st.query_map([day_key(day)], |r| {
         let kind: DifferenceKind = r.get(0)?;
         Ok(DifferenceRow {
             difference: Difference {
                 kind,
                 out_trade_no: r.get(1)?,
-                transaction_id: r.get(2)?,
-                out_refund_no: r.get(3)?,
+                transaction_id: blank_as_none(r, 2)?,
+                out_refund_no: blank_as_none(r, 3)?,
                 ours: r.get::<_, Option<i64>>(4)?.map(Fen::new),
                 theirs: r.get::<_, Option<i64>>(5)?.map(Fen::new),
             },
@@ -163,8 +192,8 @@ pub fn differences(c: &Connection, day: &str) -> Result<Vec<DifferenceRow>, Stor
 /// gateway's `time_end` decides the day (the bill's day is the gateway's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookedPayment {
-    pub out_trade_no: String,
-    pub transaction_id: String,
+    pub out_trade_no: OutTradeNo,
+    pub transaction_id: TransactionId,
     pub amount: Fen,
     pub time_end: Option<String>,
     pub created_at: Millis,
@@ -197,8 +226,8 @@ pub fn payments_recorded_between(
 /// A refund that succeeded, as the books hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookedRefund {
-    pub out_refund_no: String,
-    pub out_trade_no: String,
+    pub out_refund_no: OutRefundNo,
+    pub out_trade_no: OutTradeNo,
     pub amount: Fen,
     pub finished_at: Millis,
 }
@@ -224,4 +253,73 @@ pub fn refunds_finished_between(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A day and its differences read back as they were written: "none" kept
+    /// as the empty text and read back as none, the day as `YYYY-MM-DD`.
+    #[test]
+    fn a_day_and_its_differences_round_trip() {
+        let (_dir, store) = crate::store::fixtures::store();
+        let on: Date = "2026-12-01".parse().unwrap();
+        let row = DayRow {
+            day: on,
+            state: DayState::Differences,
+            checked_at: Millis(5),
+            gross: Fen::new(300),
+            refunded: Fen::new(50),
+            fee_millifen: 1800,
+            net: Fen::new(248),
+            payments: 2,
+            refunds: 1,
+            last_error: None,
+        };
+        let payment = Difference {
+            kind: DifferenceKind::MissingHere,
+            out_trade_no: OutTradeNo::new("T1").unwrap(),
+            transaction_id: Some(TransactionId::new("4200001").unwrap()),
+            out_refund_no: None,
+            ours: None,
+            theirs: Some(Fen::new(100)),
+        };
+        let refund = Difference {
+            kind: DifferenceKind::RefundMissingInBill,
+            out_trade_no: OutTradeNo::new("T2").unwrap(),
+            transaction_id: None,
+            out_refund_no: Some(OutRefundNo::new("R2").unwrap()),
+            ours: Some(Fen::new(50)),
+            theirs: None,
+        };
+        let written: Vec<DifferenceRow> = [payment, refund]
+            .into_iter()
+            .map(|difference| DifferenceRow {
+                difference,
+                order_id: None,
+                order_no: None,
+            })
+            .collect();
+        let (w, r) = (written.clone(), row.clone());
+        store
+            .write_blocking(move |tx| record_day(tx, &r, Some("bill"), &w))
+            .unwrap();
+        let (read_day, read_differences, stored_day, blanks) = store
+            .read_blocking(move |c| {
+                let stored: (String, i64) = c.query_row(
+                    "SELECT day, (SELECT COUNT(*) FROM bill_differences
+                                  WHERE transaction_id = '' OR out_refund_no = '')
+                     FROM bills",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                Ok((day(c, on)?, differences(c, on)?, stored.0, stored.1))
+            })
+            .unwrap();
+        assert_eq!(read_day, Some(row));
+        assert_eq!(read_differences, written);
+        assert_eq!(stored_day, "2026-12-01");
+        assert_eq!(blanks, 2, "none is stored as the empty text, as before");
+    }
 }

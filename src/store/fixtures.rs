@@ -39,7 +39,7 @@ impl Default for Sale<'_> {
 }
 
 /// Records an order with one QR, paid at `paid_at` unless `None`; returns `(id, order_no)`.
-pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, String) {
+pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, crate::order::OrderNo) {
     let token = crate::order::OrderToken::generate();
     let (id, order_no) = orders::insert_order(
         tx,
@@ -95,7 +95,7 @@ pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, String) {
         .unwrap();
         payments::mark_order_paid(tx, id, qr_id, &txid, at, s.late).unwrap();
     }
-    (id.0, order_no.to_string())
+    (id.0, order_no)
 }
 
 /// A store in a fresh temporary directory, removed when the `TempDir` drops.

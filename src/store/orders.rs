@@ -231,7 +231,7 @@ pub fn order_by_token(
         .optional()?)
 }
 
-pub fn order_by_no(conn: &Connection, order_no: &str) -> Result<Option<OrderRow>, StoreError> {
+pub fn order_by_no(conn: &Connection, order_no: &OrderNo) -> Result<Option<OrderRow>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {ORDER_COLS} FROM orders WHERE order_no = ?1"

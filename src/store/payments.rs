@@ -5,12 +5,12 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use super::StoreError;
 use crate::clock::Millis;
 use crate::money::Fen;
-use crate::order::{OrderId, PaymentSource, QrId};
-use crate::trade::TransactionId;
+use crate::order::{OrderId, PaymentId, PaymentSource, QrId};
+use crate::trade::{OutTradeNo, TransactionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRow {
-    pub id: i64,
+    pub id: PaymentId,
     pub transaction_id: TransactionId,
     pub qr_id: QrId,
     pub order_id: OrderId,
@@ -132,8 +132,8 @@ pub fn payments_of(conn: &Connection, order_id: OrderId) -> Result<Vec<PaymentRo
 pub struct NotificationRow {
     pub received_at: Millis,
     pub remote_addr: Option<String>,
-    pub out_trade_no: Option<String>,
-    pub transaction_id: Option<String>,
+    pub out_trade_no: Option<OutTradeNo>,
+    pub transaction_id: Option<TransactionId>,
     pub verified: bool,
     pub outcome: String,
     pub body: String,

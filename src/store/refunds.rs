@@ -5,17 +5,16 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
-use super::reports::Filter;
 use crate::clock::Millis;
 use crate::money::Fen;
-use crate::order::{OrderId, OrderNo, RefundState, UserId};
+use crate::order::{OrderId, OrderNo, PaymentId, RefundId, RefundState, UserId};
 use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRow {
-    pub id: i64,
+    pub id: RefundId,
     pub out_refund_no: OutRefundNo,
-    pub payment_id: i64,
+    pub payment_id: PaymentId,
     pub order_id: OrderId,
     pub amount: Fen,
     pub state: RefundState,
@@ -33,11 +32,11 @@ pub struct RefundRow {
     pub last_error: Option<String>,
 }
 
-const REFUND_COLS: &str = "r.id, r.out_refund_no, r.payment_id, r.order_id, r.amount_fen, r.state, \
+pub(super) const REFUND_COLS: &str = "r.id, r.out_refund_no, r.payment_id, r.order_id, r.amount_fen, r.state, \
      r.user_id, r.username, r.reason, r.created_at, r.updated_at, r.finished_at, r.refund_id, \
      r.account, r.next_query_at, r.attempts, r.errors, r.last_error";
 
-fn refund_row(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
+pub(super) fn refund_row(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
     Ok(RefundRow {
         id: r.get(0)?,
         out_refund_no: r.get(1)?,
@@ -89,15 +88,16 @@ fn refund_job(r: &Row<'_>) -> rusqlite::Result<RefundJob> {
 pub struct Reserved {
     /// Refunds that count against the gateway's 50 (all but the refused ones).
     pub count: i64,
-    /// Money gone back or on its way (every state but closed and failed).
+    /// Money gone back or on its way: the states that `RefundState::reserves`
+    /// (the test below holds this SQL to it).
     pub sum: Fen,
 }
 
 /// What a payment's refunds hold, `except` one of them (a retry re-checks itself).
 pub fn reserved(
     conn: &Connection,
-    payment_id: i64,
-    except: Option<i64>,
+    payment_id: PaymentId,
+    except: Option<RefundId>,
 ) -> Result<Reserved, StoreError> {
     let (count, sum) = conn
         .prepare_cached(
@@ -116,7 +116,7 @@ pub fn reserved(
 
 pub struct NewRefund<'a> {
     pub out_refund_no: &'a OutRefundNo,
-    pub payment_id: i64,
+    pub payment_id: PaymentId,
     pub order_id: OrderId,
     pub amount: Fen,
     pub user_id: Option<UserId>,
@@ -165,7 +165,7 @@ pub fn refund_by_no(conn: &Connection, no: &OutRefundNo) -> Result<Option<Refund
         .optional()?)
 }
 
-pub fn job_by_id(conn: &Connection, id: i64) -> Result<Option<RefundJob>, StoreError> {
+pub fn job_by_id(conn: &Connection, id: RefundId) -> Result<Option<RefundJob>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {REFUND_COLS}, {JOB_COLS} {JOB_FROM} WHERE r.id = ?1"
@@ -223,7 +223,7 @@ pub fn due_refunds(
 #[allow(clippy::too_many_arguments)]
 pub fn apply_outcome(
     tx: &Transaction<'_>,
-    id: i64,
+    id: RefundId,
     state: RefundState,
     refund_id: Option<&str>,
     account: Option<&str>,
@@ -263,7 +263,7 @@ pub fn apply_outcome(
 /// A request or query that gave no answer: try again at `next`.
 pub fn schedule(
     tx: &Transaction<'_>,
-    id: i64,
+    id: RefundId,
     next: Millis,
     errors: i64,
     error: &str,
@@ -277,7 +277,7 @@ pub fn schedule(
 }
 
 /// One more request sent for it (counted before it goes, so a crash still counts it).
-pub fn count_attempt(tx: &Transaction<'_>, id: i64, now: Millis) -> Result<(), StoreError> {
+pub fn count_attempt(tx: &Transaction<'_>, id: RefundId, now: Millis) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE refunds SET attempts = attempts + 1, updated_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
@@ -286,7 +286,7 @@ pub fn count_attempt(tx: &Transaction<'_>, id: i64, now: Millis) -> Result<(), S
 /// The gateway refused a pending refund: nothing moved, its reservation is freed.
 pub fn set_failed(
     tx: &Transaction<'_>,
-    id: i64,
+    id: RefundId,
     error: &str,
     now: Millis,
 ) -> Result<bool, StoreError> {
@@ -302,7 +302,7 @@ pub fn set_failed(
 /// An admin retries a refused refund, same number: pending again.
 pub fn set_retrying(
     tx: &Transaction<'_>,
-    id: i64,
+    id: RefundId,
     now: Millis,
     resend_at: Millis,
 ) -> Result<bool, StoreError> {
@@ -315,93 +315,85 @@ pub fn set_retrying(
         == 1)
 }
 
-/// A refund in the admin's list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedRefund {
-    pub refund: RefundRow,
-    pub order_no: OrderNo,
-    pub transaction_id: TransactionId,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{self, Sale};
+    use crate::store::payments;
 
-/// The filter of `/admin`, read for refunds: requested in the range, of orders
-/// of the cashier, matching the search (also by out_refund_no), flagged orders.
-const REFUND_FILTER_SQL: &str = "r.created_at >= :from AND r.created_at < :to
-    AND (:cashier IS NULL OR o.cashier_id = :cashier)
-    AND (:flagged = 0 OR o.late = 1 OR o.double_paid = 1 OR o.anomaly = 1)
-    AND (:q IS NULL
-         OR o.order_no LIKE :q ESCAPE '\\'
-         OR r.out_refund_no LIKE :q ESCAPE '\\'
-         OR p.transaction_id LIKE :q ESCAPE '\\'
-         OR EXISTS (SELECT 1 FROM qrs s WHERE s.order_id = o.id AND s.out_trade_no LIKE :q ESCAPE '\\'))";
-
-/// One page of the filter's refunds, newest first, and how many there are.
-pub fn refunds_page(
-    conn: &Connection,
-    filter: &Filter,
-    limit: usize,
-    offset: usize,
-) -> Result<(Vec<ListedRefund>, i64), StoreError> {
-    let pattern = filter.search_pattern();
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    let from =
-        "FROM refunds r JOIN orders o ON o.id = r.order_id JOIN payments p ON p.id = r.payment_id";
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {REFUND_COLS}, o.order_no, p.transaction_id {from} WHERE {REFUND_FILTER_SQL}
-         ORDER BY r.created_at DESC, r.id DESC LIMIT :limit OFFSET :offset"
-    ))?;
-    let rows = st.query_map(
-        &[
-            (":from", &filter.from_ms as &dyn rusqlite::ToSql),
-            (":to", &filter.to_ms),
-            (":cashier", &filter.cashier_id),
-            (":flagged", &filter.flagged_only),
-            (":q", &pattern),
-            (":limit", &limit),
-            (":offset", &offset),
-        ][..],
-        |r| {
-            Ok(ListedRefund {
-                refund: refund_row(r)?,
-                order_no: r.get(18)?,
-                transaction_id: r.get(19)?,
+    /// The state lists written out in SQL are `RefundState`'s rules: a refund
+    /// of each state, of amounts 1, 2, 4, … fen, so a sum names the states.
+    #[test]
+    fn the_sql_state_lists_are_the_rules_of_refund_state() {
+        let (_dir, store) = fixtures::store();
+        let (reserved_sum, counted, due) = store
+            .write_blocking(|tx| {
+                let (order, _) = fixtures::sale(
+                    tx,
+                    Sale {
+                        amount: 10_000,
+                        ..Sale::default()
+                    },
+                );
+                let order = OrderId(order);
+                let payment = payments::payments_of(tx, order)?[0].id;
+                let mut due_ids = Vec::new();
+                for (i, state) in RefundState::ALL.iter().enumerate() {
+                    let no = OutRefundNo::new(format!("R{i}")).unwrap();
+                    let row = insert_refund(
+                        tx,
+                        &NewRefund {
+                            out_refund_no: &no,
+                            payment_id: payment,
+                            order_id: order,
+                            amount: Fen::new(1 << i),
+                            user_id: None,
+                            username: "admin",
+                            reason: "",
+                            now: Millis(10),
+                            resend_at: Millis(10),
+                        },
+                    )?
+                    .unwrap();
+                    tx.execute(
+                        "UPDATE refunds SET state = ?2 WHERE id = ?1",
+                        params![row.id, state],
+                    )?;
+                    due_ids.push((row.id, *state));
+                }
+                let held = reserved(tx, payment, None)?;
+                // Not stale (updated after `stale_before`): only the due rule picks.
+                let due: Vec<RefundId> = due_refunds(tx, Millis(20), Millis(0), 100)?
+                    .into_iter()
+                    .map(|j| j.refund.id)
+                    .collect();
+                let due_states: Vec<RefundState> = due_ids
+                    .iter()
+                    .filter(|(id, _)| due.contains(id))
+                    .map(|(_, s)| *s)
+                    .collect();
+                Ok((held.sum.get(), held.count, due_states))
             })
-        },
-    )?;
-    let rows = rows.collect::<Result<_, _>>()?;
-    let count: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) {from} WHERE {REFUND_FILTER_SQL}"))?
-        .query_row(
-            &[
-                (":from", &filter.from_ms as &dyn rusqlite::ToSql),
-                (":to", &filter.to_ms),
-                (":cashier", &filter.cashier_id),
-                (":flagged", &filter.flagged_only),
-                (":q", &pattern),
-            ][..],
-            |r| r.get(0),
-        )?;
-    Ok((rows, count))
-}
-
-/// What went back (succeeded refunds) of the paid orders the filter selects,
-/// the `refunded` beside `/admin`'s gross.
-pub fn refunded_total(conn: &Connection, filter: &Filter) -> Result<Fen, StoreError> {
-    let pattern = filter.search_pattern();
-    let sql = format!(
-        "SELECT COALESCE(SUM(r.amount_fen), 0) FROM refunds r JOIN orders o ON o.id = r.order_id
-         WHERE r.state = 'succeeded' AND o.id IN (SELECT o.id FROM orders o WHERE {})",
-        super::reports::FILTER_SQL
-    );
-    let sum: i64 = conn.prepare_cached(&sql)?.query_row(
-        &[
-            (":from", &filter.from_ms as &dyn rusqlite::ToSql),
-            (":to", &filter.to_ms),
-            (":cashier", &filter.cashier_id),
-            (":flagged", &filter.flagged_only),
-            (":q", &pattern),
-        ][..],
-        |r| r.get(0),
-    )?;
-    Ok(Fen::new(sum))
+            .unwrap();
+        let sum_of = |keep: fn(RefundState) -> bool| -> i64 {
+            RefundState::ALL
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| keep(**s))
+                .map(|(i, _)| 1 << i)
+                .sum()
+        };
+        assert_eq!(reserved_sum, sum_of(RefundState::reserves));
+        let not_failed = RefundState::ALL
+            .iter()
+            .filter(|s| **s != RefundState::Failed)
+            .count();
+        assert_eq!(counted, i64::try_from(not_failed).unwrap());
+        let open: Vec<RefundState> = RefundState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_open())
+            .collect();
+        assert_eq!(due, open);
+    }
 }

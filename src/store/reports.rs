@@ -1,5 +1,6 @@
 //! The admin's questions: paid orders under a filter, totals, revenue per shop
-//! day, CSV rows and one order's whole story.
+//! day, CSV rows, one order's whole story (with its refunds), the refunds list
+//! and the webhook deliveries.
 //!
 //! Read model (a decision, not an accident): the admin pages are reports, not
 //! actions, so `web::admin` reads them straight from this read-only query
@@ -15,11 +16,14 @@ use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::StoreError;
 use super::orders::{self, EventRow, OrderRow, QrRow};
+use super::outbox::{self, Delivery};
 use super::payments::{self, NotificationRow, PaymentRow};
+use super::refunds::{self, REFUND_COLS, RefundRow, refund_row};
 use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::{OrderId, OrderNo};
 use crate::shop_time::{Periods, Range};
+use crate::trade::{OutTradeNo, TransactionId};
 
 /// Which paid orders the admin is looking at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,11 +53,6 @@ impl Filter {
     /// Every paid order in a range of shop time.
     pub fn within(range: Range) -> Filter {
         Filter::between(range.from_ms, range.to_ms)
-    }
-
-    /// The LIKE pattern of the search (for the refunds list beside these reports).
-    pub(crate) fn search_pattern(&self) -> Option<String> {
-        self.pattern()
     }
 
     /// The LIKE pattern for the search text, `%`, `_` and `\` taken literally.
@@ -113,8 +112,8 @@ pub struct PaidOrder {
     pub paid_at: Millis,
     pub cashier: Option<String>,
     /// The QR that was paid (the first payment's).
-    pub out_trade_no: Option<String>,
-    pub transaction_id: Option<String>,
+    pub out_trade_no: Option<OutTradeNo>,
+    pub transaction_id: Option<TransactionId>,
     pub late: bool,
     pub double_paid: bool,
     /// What went back (succeeded refunds).
@@ -321,9 +320,16 @@ pub struct OrderDetail {
     pub notifications: Vec<NotificationRow>,
     pub events: Vec<EventRow>,
     pub payments: Vec<PaymentRow>,
+    /// Every refund, oldest first.
+    pub refunds: Vec<RefundRow>,
+    /// What went back (succeeded refunds).
+    pub refunded: Fen,
 }
 
-pub fn order_detail(conn: &Connection, order_no: &str) -> Result<Option<OrderDetail>, StoreError> {
+pub fn order_detail(
+    conn: &Connection,
+    order_no: &OrderNo,
+) -> Result<Option<OrderDetail>, StoreError> {
     let Some(order) = orders::order_by_no(conn, order_no)? else {
         return Ok(None);
     };
@@ -341,6 +347,8 @@ pub fn order_detail(conn: &Connection, order_no: &str) -> Result<Option<OrderDet
         notifications: payments::notifications_of_order(conn, order.id)?,
         events: orders::events_of(conn, order.id)?,
         payments: payments::payments_of(conn, order.id)?,
+        refunds: refunds::refunds_of_order(conn, order.id)?,
+        refunded: refunds::refunded_of_order(conn, order.id)?,
         order,
     }))
 }
@@ -412,6 +420,96 @@ pub fn orders_page(
         page: number,
         pages,
         cashiers: cashiers(c)?,
+    })
+}
+
+/// A refund in the admin's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRefund {
+    pub refund: RefundRow,
+    pub order_no: OrderNo,
+    pub transaction_id: TransactionId,
+}
+
+/// The filter of `/admin`, read for refunds: requested in the range, of orders
+/// of the cashier, matching the search (also by out_refund_no), flagged orders.
+const REFUND_FILTER_SQL: &str = "r.created_at >= :from AND r.created_at < :to
+    AND (:cashier IS NULL OR o.cashier_id = :cashier)
+    AND (:flagged = 0 OR o.late = 1 OR o.double_paid = 1 OR o.anomaly = 1)
+    AND (:q IS NULL
+         OR o.order_no LIKE :q ESCAPE '\\'
+         OR r.out_refund_no LIKE :q ESCAPE '\\'
+         OR p.transaction_id LIKE :q ESCAPE '\\'
+         OR EXISTS (SELECT 1 FROM qrs s WHERE s.order_id = o.id AND s.out_trade_no LIKE :q ESCAPE '\\'))";
+
+/// One page of the filter's refunds, newest first, and how many there are.
+pub fn refunds_page(
+    conn: &Connection,
+    filter: &Filter,
+    limit: usize,
+    offset: usize,
+) -> Result<(Vec<ListedRefund>, i64), StoreError> {
+    let pattern = filter.pattern();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let from =
+        "FROM refunds r JOIN orders o ON o.id = r.order_id JOIN payments p ON p.id = r.payment_id";
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {REFUND_COLS}, o.order_no, p.transaction_id {from} WHERE {REFUND_FILTER_SQL}
+         ORDER BY r.created_at DESC, r.id DESC LIMIT :limit OFFSET :offset"
+    ))?;
+    let p = params(
+        filter,
+        &pattern,
+        &[(":limit", &limit), (":offset", &offset)],
+    );
+    let rows = st.query_map(p.as_slice(), |r| {
+        Ok(ListedRefund {
+            refund: refund_row(r)?,
+            order_no: r.get(18)?,
+            transaction_id: r.get(19)?,
+        })
+    })?;
+    let rows = rows.collect::<Result<_, _>>()?;
+    let count: i64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) {from} WHERE {REFUND_FILTER_SQL}"))?
+        .query_row(params(filter, &pattern, &[]).as_slice(), |r| r.get(0))?;
+    Ok((rows, count))
+}
+
+/// What went back (succeeded refunds) of the paid orders the filter selects,
+/// the `refunded` beside `/admin`'s gross.
+pub fn refunded_total(conn: &Connection, filter: &Filter) -> Result<Fen, StoreError> {
+    let pattern = filter.pattern();
+    let sql = format!(
+        "SELECT COALESCE(SUM(r.amount_fen), 0) FROM refunds r JOIN orders o ON o.id = r.order_id
+         WHERE r.state = 'succeeded' AND o.id IN (SELECT o.id FROM orders o WHERE {FILTER_SQL})"
+    );
+    let sum: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params(filter, &pattern, &[]).as_slice(), |r| r.get(0))?;
+    Ok(Fen::new(sum))
+}
+
+/// The webhook deliveries the admin sees: how many are pending, delivered and
+/// given up, how many events wait to be fanned out, and the newest `limit`.
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    pub pending: i64,
+    pub delivered: i64,
+    pub given_up: i64,
+    pub waiting: i64,
+    pub recent: Vec<Delivery>,
+}
+
+pub fn deliveries(conn: &Connection, limit: usize) -> Result<Deliveries, StoreError> {
+    let (pending, delivered, given_up, waiting) = outbox::counts(conn)?;
+    Ok(Deliveries {
+        pending,
+        delivered,
+        given_up,
+        waiting,
+        recent: outbox::recent(conn, limit)?,
     })
 }
 
@@ -635,8 +733,14 @@ mod tests {
             .unwrap();
         assert_eq!(first[0].cashier.as_deref(), Some("ann"));
         assert_eq!(first[0].description, "咖啡");
-        assert_eq!(first[0].out_trade_no, Some(format!("{}-1-abc", a.1)));
-        assert_eq!(first[0].transaction_id.as_deref(), Some("4200000001"));
+        assert_eq!(
+            first[0].out_trade_no.as_ref().map(OutTradeNo::as_str),
+            Some(format!("{}-1-abc", a.1).as_str())
+        );
+        assert_eq!(
+            first[0].transaction_id.as_ref().map(TransactionId::as_str),
+            Some("4200000001")
+        );
 
         let search = |s: &str| {
             let s = s.to_string();
@@ -644,6 +748,7 @@ mod tests {
         };
         let b_qr = format!(" {}-1-ABC ", b.1);
         let (a_no, b_no) = (a.1.as_str(), b.1.as_str());
+        let c_order_no = c_no.clone();
         let c_no = c_no.as_str();
         #[rustfmt::skip]
         let cases: Vec<Case<'_>> = vec![
@@ -699,16 +804,19 @@ mod tests {
         );
 
         let d = store
-            .read_blocking(|conn| order_detail(conn, c_no))
+            .read_blocking(move |conn| order_detail(conn, &c_order_no))
             .unwrap()
             .unwrap();
         assert_eq!(d.order.id, crate::order::OrderId(c_id));
         assert_eq!(d.cashier.as_deref(), Some("ann"));
         assert_eq!(d.qrs.len(), 2);
         assert_eq!(d.payments.len(), 2);
+        assert!(d.refunds.is_empty());
+        assert_eq!(d.refunded, Fen::ZERO);
+        let none = OrderNo::new("20240601", 9999);
         assert!(
             store
-                .read_blocking(|conn| order_detail(conn, "nope"))
+                .read_blocking(move |conn| order_detail(conn, &none))
                 .unwrap()
                 .is_none()
         );

@@ -5,7 +5,7 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 use crate::clock::Millis;
-use crate::order::{OrderId, OrderNo, OrderToken, QrId, UserId};
+use crate::order::{OrderId, OrderNo, OrderToken, PaymentId, QrId, RefundId, UserId};
 use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 /// Integer newtypes: row ids, and moments in milliseconds.
@@ -24,7 +24,7 @@ macro_rules! integer_id {
     )*};
 }
 
-integer_id!(OrderId, QrId, UserId, Millis);
+integer_id!(OrderId, QrId, UserId, PaymentId, RefundId, Millis);
 
 macro_rules! parsed_text {
     ($($ty:ty => $parse:expr),* $(,)?) => {$(

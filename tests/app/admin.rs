@@ -95,6 +95,11 @@ async fn admin_pages_need_an_admin() {
     assert_eq!(selected(&page), ("0".into(), "¥0.00".into()));
     let resp = get(&app.http, app.url("/admin/orders/20240101000001")).await;
     assert_eq!(resp.status(), 404, "unknown order");
+    // Not an order number at all (not YYYYMMDD + a place): no such order either.
+    for not_a_number in ["nope", "20241301000001", "2024010100", "20240101000001x"] {
+        let resp = get(&app.http, app.url(&format!("/admin/orders/{not_a_number}"))).await;
+        assert_eq!(resp.status(), 404, "{not_a_number}");
+    }
     for bad in [
         "/admin?from=2024-02-30",
         "/admin/orders.csv?cashier=ann",

@@ -13,6 +13,7 @@ use super::selection::admin_selection;
 use crate::shop_time::shop_time;
 use crate::store::reports::{self, Cursor, Filter, PaidOrder};
 use crate::store::{ReadStore, StoreError, now_ms};
+use crate::trade::{OutTradeNo, TransactionId};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
@@ -76,8 +77,8 @@ fn push_order(buf: &mut String, o: &PaidOrder, tz: &TimeZone) {
             &o.amount.yuan_string(),
             &o.description,
             o.cashier.as_deref().unwrap_or(""),
-            o.out_trade_no.as_deref().unwrap_or(""),
-            o.transaction_id.as_deref().unwrap_or(""),
+            o.out_trade_no.as_ref().map_or("", OutTradeNo::as_str),
+            o.transaction_id.as_ref().map_or("", TransactionId::as_str),
             flag(o.late),
             flag(o.double_paid),
             &o.refunded.yuan_string(),

@@ -1,14 +1,19 @@
 //! The admin area: `GET /admin` (paid orders, totals, a revenue chart),
-//! `GET /admin/orders.csv` (the same selection, streamed) and
-//! `GET /admin/orders/{order_no}` (one order's whole story), and the refunds
-//! (`refunds.rs`: the one part of the admin area that changes something, through
-//! `checkout`).
+//! `GET /admin/orders.csv` (the same selection, streamed),
+//! `GET /admin/orders/{order_no}` (one order's whole story, its refunds
+//! among it), `GET /admin/refunds`, `GET /admin/webhooks`, the reconciliation
+//! pages, and the refunds themselves (`refunds.rs`: the one part of the admin
+//! area that changes something, through `checkout`).
 //!
 //! Read model (a decision): these pages only read, so they query
-//! `store::reports`, a read-only module of report queries, instead of going
-//! through `checkout`, which owns every change to an order. Nothing here
-//! writes. Each handler reads extract → parse (`selection`) → one report
-//! call → render.
+//! `store::reports`, a read-only module of report queries (orders, one order
+//! with its refunds, the refunds list, webhook deliveries), on the
+//! `ReadStore` of `Checkout::read_model`, which cannot write, instead of going
+//! through `checkout`, which owns every change. No handler here calls another
+//! `store` module's queries (they may name its row types to render them); the
+//! reconciliation pages read through `checkout` (`reconciled_days`,
+//! `reconciled_day`). Each handler reads extract → parse (`selection`, an
+//! `OrderNo`) → one report call → render.
 
 mod chart;
 mod csv;

@@ -8,18 +8,14 @@ use jiff::tz::TimeZone;
 use super::refunds::{RefundLine, RefundTexts, refund_texts};
 use crate::checkout::refund::{RefundedLabel, refunded_label};
 use crate::clock::Millis;
-use crate::order::QrState;
+use crate::order::{OrderNo, QrState};
 use crate::render::html;
 use crate::shop_time::shop_time;
-use crate::store::refunds;
 use crate::store::reports::{self, OrderDetail};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
 use crate::web::{AppState, Layout};
-
-/// Order numbers are short; anything longer is not one of ours.
-const MAX_ORDER_NO: usize = 64;
 
 #[derive(Template)]
 #[template(path = "admin/order.html")]
@@ -59,28 +55,18 @@ pub async fn order(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     user.require_admin()?;
-    let order_no = path.into_inner();
-    if order_no.is_empty() || order_no.len() > MAX_ORDER_NO {
-        return Err(WebError::NotFound);
-    }
-    let (d, refunds, refunded) = state
+    let order_no = OrderNo::parse(&path.into_inner()).ok_or(WebError::NotFound)?;
+    let d = state
         .checkout
         .read_model()
-        .read(move |c| {
-            let Some(d) = reports::order_detail(c, &order_no)? else {
-                return Ok(None);
-            };
-            let rows = refunds::refunds_of_order(c, d.order.id)?;
-            let refunded = refunds::refunded_of_order(c, d.order.id)?;
-            Ok(Some((d, rows, refunded)))
-        })
+        .read(move |c| reports::order_detail(c, &order_no))
         .await?
         .ok_or(WebError::NotFound)?;
     let second_payment = d
         .payments
         .get(1)
         .map(|p| (p.transaction_id.to_string(), p.amount.yuan_string()));
-    let label = match refunded_label(d.order.state, d.order.amount, refunded) {
+    let label = match refunded_label(d.order.state, d.order.amount, d.refunded) {
         RefundedLabel::None => "",
         RefundedLabel::Partly => refund_texts(state.t).refunded_partly,
         RefundedLabel::Fully => refund_texts(state.t).refunded_fully,
@@ -93,7 +79,8 @@ pub async fn order(
             username: &user.0.username,
             csrf_token: &user.0.csrf_token,
             r: refund_texts(state.t),
-            refunds: refunds
+            refunds: d
+                .refunds
                 .iter()
                 .map(|r| RefundLine::new(r, &state.tz))
                 .collect(),

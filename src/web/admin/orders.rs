@@ -41,7 +41,7 @@ impl Row {
             amount: o.amount,
             description: o.description,
             cashier: o.cashier.unwrap_or_default(),
-            transaction_id: o.transaction_id.unwrap_or_default(),
+            transaction_id: o.transaction_id.map(|t| t.to_string()).unwrap_or_default(),
             late: o.late,
             double_paid: o.double_paid,
         }
@@ -149,7 +149,7 @@ pub async fn orders(
         .read(move |c| {
             Ok((
                 reports::orders_page(c, &filter, &periods, today_and_month, page)?,
-                crate::store::refunds::refunded_total(c, &filter)?,
+                reports::refunded_total(c, &filter)?,
             ))
         })
         .await?;

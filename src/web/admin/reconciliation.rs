@@ -13,9 +13,11 @@ use crate::bill::millifen_to_fen;
 use crate::checkout::reconcile::{DayState, DifferenceKind};
 use crate::clock::Millis;
 use crate::money::Fen;
+use crate::order::OrderNo;
 use crate::render::html;
 use crate::shop_time::shop_time;
 use crate::store::bills::{DayRow, DifferenceRow};
+use crate::trade::{OutRefundNo, TransactionId};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
@@ -145,18 +147,19 @@ fn day_csv(day: &DayRow, differences: &[DifferenceRow]) -> HttpResponse {
     let mut buf = String::from("\u{feff}");
     push_record(&mut buf, CSV_HEADER);
     let yuan = |f: Option<Fen>| f.map(Fen::yuan_string).unwrap_or_default();
+    let day_text = day.day.to_string();
     for d in differences {
         let x = &d.difference;
         let (ours, theirs) = (yuan(x.ours), yuan(x.theirs));
         push_record(
             &mut buf,
             [
-                day.day.as_str(),
+                day_text.as_str(),
                 x.kind.as_str(),
-                d.order_no.as_deref().unwrap_or(""),
+                d.order_no.as_ref().map_or("", OrderNo::as_str),
                 x.out_trade_no.as_str(),
-                x.transaction_id.as_str(),
-                x.out_refund_no.as_str(),
+                x.transaction_id.as_ref().map_or("", TransactionId::as_str),
+                x.out_refund_no.as_ref().map_or("", OutRefundNo::as_str),
                 ours.as_str(),
                 theirs.as_str(),
             ],

@@ -13,10 +13,11 @@ use crate::checkout::refund::{
     RefundError, RefundInput, RefundPlan, RefundedLabel, refunded_label,
 };
 use crate::money::{AmountError, Fen};
-use crate::order::{RefundState, UserId};
+use crate::order::{OrderNo, RefundState, UserId};
 use crate::render::html;
 use crate::shop_time::shop_time;
-use crate::store::refunds::{self, ListedRefund, RefundRow};
+use crate::store::refunds::RefundRow;
+use crate::store::reports::{self, ListedRefund};
 use crate::trade::{OutRefundNo, TransactionId};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
@@ -292,7 +293,8 @@ pub async fn create(
 ) -> Result<HttpResponse, WebError> {
     user.require_admin()?;
     user.check_csrf(&form.csrf_token)?;
-    let order_no = path.into_inner();
+    // Not a number of ours: no such order, as the refund would find.
+    let order_no = OrderNo::parse(&path.into_inner()).ok_or(WebError::NotFound)?;
     let r = refund_texts(state.t);
     let refuse = |error: String| {
         html(
@@ -303,7 +305,7 @@ pub async fn create(
                 layout: state.layout(),
                 username: &user.0.username,
                 csrf_token: &user.0.csrf_token,
-                order_no: &order_no,
+                order_no: order_no.as_str(),
                 amount: &form.amount,
                 reason: &form.reason,
                 transaction_id: &form.transaction_id,
@@ -387,6 +389,7 @@ pub async fn retry(
     user.require_admin()?;
     user.check_csrf(&form.csrf_token)?;
     let (order_no, no) = path.into_inner();
+    let order_no = OrderNo::parse(&order_no).ok_or(WebError::NotFound)?;
     let no = OutRefundNo::new(no).map_err(|_| WebError::NotFound)?;
     match state.checkout.retry_refund(&order_no, &no).await {
         Ok(_) => Ok(see_other(&format!("/admin/orders/{order_no}#refunds"))),
@@ -428,8 +431,8 @@ pub async fn list(
         .read_model()
         .read(move |c| {
             Ok((
-                refunds::refunds_page(c, &filter, PAGE_SIZE, offset)?,
-                crate::store::reports::cashiers(c)?,
+                reports::refunds_page(c, &filter, PAGE_SIZE, offset)?,
+                reports::cashiers(c)?,
             ))
         })
         .await?;

@@ -7,7 +7,8 @@ use askama::Template;
 
 use crate::render::html;
 use crate::shop_time::shop_time;
-use crate::store::outbox::{self, DeliveryState};
+use crate::store::outbox::DeliveryState;
+use crate::store::reports;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
@@ -98,14 +99,15 @@ pub async fn webhooks(
     user: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
     user.require_admin()?;
-    let (counts, list) = state
+    let deliveries = state
         .checkout
         .read_model()
-        .read(|c| Ok((outbox::counts(c)?, outbox::recent(c, LISTED)?)))
+        .read(|c| reports::deliveries(c, LISTED))
         .await?;
     let tz = &state.tz;
     let w: &'static WebhookTexts = if state.t.lang == "en" { &EN } else { &ZH };
-    let rows = list
+    let rows = deliveries
+        .recent
         .into_iter()
         .map(|d| Row {
             event: d.event.kind.as_str(),
@@ -130,7 +132,13 @@ pub async fn webhooks(
             delivered_at: shown(tz, d.delivered_at),
         })
         .collect();
-    let (pending, delivered, given_up, waiting) = counts;
+    let reports::Deliveries {
+        pending,
+        delivered,
+        given_up,
+        waiting,
+        ..
+    } = deliveries;
     let page = WebhooksPage {
         t: state.t,
         w,

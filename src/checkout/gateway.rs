@@ -13,6 +13,7 @@ use std::pin::Pin;
 use jiff::Timestamp;
 
 use super::reconcile::DayBill;
+use crate::cause::Failure;
 use crate::money::Fen;
 use crate::order::OrderNo;
 use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
@@ -170,15 +171,18 @@ impl RefundStatus {
     }
 }
 
-/// Why a gateway call produced no result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a gateway call produced no result. Its text is what staff see (a
+/// QR's or a refund's last error); the protocol's error behind a transport
+/// failure or an unbelievable answer stays its source, down to the reqwest,
+/// XML or JSON error, for the log (`cause::chain`).
+#[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// No usable answer: connection, timeout, an HTTP error status.
     #[error("could not reach the payment gateway: {0}")]
-    Transport(String),
+    Transport(#[source] Failure),
     /// An answer came but cannot be believed: unreadable, badly signed, another merchant's.
     #[error("the payment gateway's answer was not valid: {0}")]
-    Unbelievable(String),
+    Unbelievable(#[source] Failure),
     /// The request itself was refused (signature, parameters).
     #[error("the payment gateway refused the request: {0}")]
     Protocol(String),

@@ -13,7 +13,7 @@ use jiff::civil::Date;
 use super::Checkout;
 use super::CheckoutError;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
-use super::gateway::{BillFetch, PaymentFacts};
+use super::gateway::{BillFetch, GatewayError, PaymentFacts};
 use crate::bill::{beijing, millifen_to_fen};
 use crate::clock::Millis;
 use crate::money::Fen;
@@ -382,8 +382,8 @@ impl Checkout {
         let (bill, raw) = match self.gateway().fetch_bill(day).await {
             Ok(BillFetch::Bill { bill, raw }) => (Some(bill), Some(raw)),
             Ok(BillFetch::NoTrades) => (None, None),
-            Ok(BillFetch::NotReady(why)) => return self.pending(day_text, now, why).await,
-            Err(e) => return self.pending(day_text, now, e.to_string()).await,
+            Ok(BillFetch::NotReady(why)) => return self.pending(day_text, now, why, None).await,
+            Err(e) => return self.pending(day_text, now, e.to_string(), Some(&e)).await,
         };
         let (ours, refunds) = self.books_of_day(day).await?;
         let no_bill = bill.is_none();
@@ -482,8 +482,14 @@ impl Checkout {
         day: String,
         now: Millis,
         why: String,
+        failed: Option<&GatewayError>,
     ) -> Result<DayOutcome, CheckoutError> {
-        tracing::warn!(%day, %why, "the day's bill could not be reconciled now");
+        match failed {
+            Some(e) => {
+                tracing::warn!(%day, error.cause_chain = %crate::cause::chain(e), "the day's bill could not be reconciled now")
+            }
+            None => tracing::warn!(%day, %why, "the day's bill could not be reconciled now"),
+        }
         let reason = why.clone();
         self.store()
             .write(move |tx| bills::record_pending(tx, &day, now, &reason))

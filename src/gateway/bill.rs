@@ -7,13 +7,16 @@ use crate::checkout::gateway::GatewayError;
 use crate::checkout::reconcile::{BilledPayment, BilledRefund, DayBill};
 
 pub fn day_bill(text: &str, mch_id: &str) -> Result<DayBill, GatewayError> {
-    let parsed = bill::parse(text)
-        .map_err(|e| GatewayError::Unbelievable(format!("the bill cannot be read: {e}")))?;
+    let parsed = bill::parse(text).map_err(|e| {
+        GatewayError::Unbelievable(crate::cause::Failure::because(
+            format!("the bill cannot be read: {e}"),
+            e,
+        ))
+    })?;
     if let Some(foreign) = parsed.rows.iter().find(|r| r.mch_id != mch_id) {
-        return Err(GatewayError::Unbelievable(format!(
-            "the bill lists a trade of merchant {:?}",
-            foreign.mch_id
-        )));
+        return Err(GatewayError::Unbelievable(
+            format!("the bill lists a trade of merchant {:?}", foreign.mch_id).into(),
+        ));
     }
     let mut day = DayBill {
         fee_millifen: parsed.rows.iter().map(|r| r.fee_millifen).sum(),

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 
 use super::reconcile::DayBill;
 use crate::cause::Failure;
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::OrderNo;
 use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
@@ -93,8 +94,8 @@ pub struct PaymentFacts {
     pub amount: Fen,
     /// The payer's id at this merchant (openid), if the gateway says.
     pub payer: Option<String>,
-    /// When the gateway says it was paid, as it wrote it.
-    pub paid_at: Option<String>,
+    /// When the gateway says it was paid (each adapter reads its protocol's format).
+    pub paid_at: Option<Millis>,
 }
 
 /// A trade number's state at the gateway.

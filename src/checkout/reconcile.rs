@@ -14,10 +14,10 @@ use super::Checkout;
 use super::CheckoutError;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{BillFetch, GatewayError, PaymentFacts};
-use crate::bill::{beijing, millifen_to_fen};
 use crate::clock::Millis;
-use crate::money::Fen;
+use crate::money::{Fen, millifen_to_fen};
 use crate::order::PaymentSource;
+use crate::shop_time::beijing;
 use crate::store::StoreError;
 use crate::store::bills::{self, DayRow, DifferenceRow};
 use crate::store::orders;
@@ -220,20 +220,14 @@ pub fn compare(payments: &[OurPayment], refunds: &[OurRefund], bill: &DayBill) -
     out
 }
 
-/// The Beijing day of a payment: the gateway's own `time_end` (v2
-/// `yyyyMMddHHmmss` Beijing time, v3 RFC 3339), else when we recorded it.
-fn payment_day(time_end: Option<&str>, recorded: Millis) -> Date {
-    let gateway = time_end.and_then(|t| {
-        jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", t)
-            .ok()
-            .map(|dt| dt.date())
-            .or_else(|| {
-                t.parse::<jiff::Timestamp>()
-                    .ok()
-                    .map(|ts| ts.to_zoned(beijing()).date())
-            })
-    });
-    gateway.unwrap_or_else(|| recorded.to_timestamp().to_zoned(beijing()).date())
+/// The Beijing day of a payment: when the gateway says it was paid, else
+/// when we recorded it.
+fn payment_day(paid_at: Option<Millis>, recorded: Millis) -> Date {
+    paid_at
+        .unwrap_or(recorded)
+        .to_timestamp()
+        .to_zoned(beijing())
+        .date()
 }
 
 /// What one reconciliation run found.
@@ -522,7 +516,7 @@ impl Checkout {
             .await?;
         let payments = booked
             .into_iter()
-            .filter(|p| payment_day(p.time_end.as_deref(), p.created_at) == day)
+            .filter(|p| payment_day(p.paid_at, p.created_at) == day)
             .map(|p| OurPayment {
                 out_trade_no: p.out_trade_no,
                 transaction_id: p.transaction_id,
@@ -568,6 +562,19 @@ impl Checkout {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_payment_falls_on_the_gateways_day_not_the_day_we_recorded_it() {
+        let at = |t: &str| Millis::from(t.parse::<jiff::Timestamp>().unwrap());
+        // Paid a second before midnight in Beijing, recorded after it.
+        let paid = at("2026-11-30T23:59:59+08:00");
+        let recorded = at("2026-12-01T00:00:30+08:00");
+        assert_eq!(
+            payment_day(Some(paid), recorded),
+            jiff::civil::date(2026, 11, 30)
+        );
+        assert_eq!(payment_day(None, recorded), jiff::civil::date(2026, 12, 1));
+    }
 
     fn ours(i: u32, fen: i64) -> OurPayment {
         OurPayment {

@@ -7,10 +7,12 @@ use crate::checkout::gateway::{
     NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundFacts, RefundRequest,
     RefundStatus, Refusal, TradeStatus,
 };
+use crate::clock::Millis;
 use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 use crate::wxpay::download_bill::{BillDownload, DownloadBill};
 use crate::wxpay::notify::{self, PaymentNotice};
 use crate::wxpay::refund::{self as v2refund, RefundInfo, RefundStatusV2};
+use crate::wxpay::types::parse_time;
 use crate::wxpay::{
     CloseOrder, ErrCode, OrderQuery, QueryResult, TradeState, UnifiedOrder, WxPayClient, WxPayError,
 };
@@ -244,9 +246,23 @@ fn paid_notice(p: PaymentNotice) -> Result<Notice, String> {
             transaction_id,
             amount: p.total_fee,
             payer: p.openid,
-            paid_at: p.time_end,
+            paid_at: paid_at(p.time_end.as_deref()),
         },
     })
+}
+
+/// v2's `time_end` (`yyyyMMddHHmmss`, Beijing time) as a moment. A text
+/// that is not one is left out, not refused: the payment is real either way,
+/// and its day falls back to when we recorded it.
+fn paid_at(time_end: Option<&str>) -> Option<Millis> {
+    let text = time_end?;
+    match parse_time(text) {
+        Ok(t) => Some(t.into()),
+        Err(e) => {
+            tracing::warn!(time_end = text, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            None
+        }
+    }
 }
 
 /// The one mapping of v2 trade states to the shop's.
@@ -263,7 +279,7 @@ fn trade_status(r: QueryResult) -> Result<TradeStatus, GatewayError> {
                     .map_err(|e| GatewayError::Unbelievable(Failure::of(e)))?,
                 amount,
                 payer: r.openid,
-                paid_at: r.time_end,
+                paid_at: paid_at(r.time_end.as_deref()),
             })
         }
         TradeState::NotPay => TradeStatus::NotPaid,
@@ -332,6 +348,16 @@ mod tests {
             trade_status(result(TradeState::Refund)),
             Ok(TradeStatus::Paid(_))
         ));
+        // The wire's Beijing `yyyyMMddHHmmss` is a moment by the time it reaches the domain.
+        let mut stamped = result(TradeState::Success);
+        stamped.time_end = Some("20260101120000".into());
+        let noon: jiff::Timestamp = "2026-01-01T04:00:00Z".parse().unwrap();
+        assert!(matches!(
+            trade_status(stamped),
+            Ok(TradeStatus::Paid(f)) if f.paid_at == Some(noon.into())
+        ));
+        assert_eq!(paid_at(Some("2026-01-01 12:00")), None);
+        assert_eq!(paid_at(None), None);
         assert_eq!(
             trade_status(result(TradeState::NotPay)).ok(),
             Some(TradeStatus::NotPaid)

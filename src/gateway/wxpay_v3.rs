@@ -20,6 +20,7 @@ use crate::checkout::gateway::{
     NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus,
     Refusal, ReplayKey, TradeStatus,
 };
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::trade::OutRefundNo;
 use crate::trade::{OutTradeNo, TransactionId};
@@ -227,6 +228,20 @@ fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
     }
 }
 
+/// v3's `success_time` (RFC 3339) as a moment. A text that is not one is
+/// left out, not refused: the payment is real either way, and its day falls
+/// back to when we recorded it.
+fn paid_at(success_time: Option<&str>) -> Option<Millis> {
+    let text = success_time?;
+    match text.parse::<jiff::Timestamp>() {
+        Ok(t) => Some(t.into()),
+        Err(e) => {
+            tracing::warn!(success_time = text, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            None
+        }
+    }
+}
+
 /// The one mapping of v3 trade states to the shop's.
 fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
     Ok(match tx.trade_state.as_str() {
@@ -241,7 +256,7 @@ fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
                     .map_err(|e| GatewayError::Unbelievable(Failure::of(e)))?,
                 amount: Fen::new(amount.total),
                 payer: tx.payer.map(|p| p.openid),
-                paid_at: tx.success_time,
+                paid_at: paid_at(tx.success_time.as_deref()),
             })
         }
         "NOTPAY" => TradeStatus::NotPaid,
@@ -304,6 +319,18 @@ mod tests {
             trade_status(tx("SUCCESS")),
             Ok(TradeStatus::Paid(f)) if f.amount == Fen::new(1250) && f.payer.as_deref() == Some("o1")
         ));
+        // The wire's RFC 3339 is a moment by the time it reaches the domain.
+        let noon: jiff::Timestamp = "2026-01-01T04:00:00Z".parse().unwrap();
+        assert!(matches!(
+            trade_status(tx("SUCCESS")),
+            Ok(TradeStatus::Paid(f)) if f.paid_at == Some(noon.into())
+        ));
+        assert_eq!(
+            paid_at(Some("2026-01-01T12:00:00+08:00")),
+            Some(noon.into())
+        );
+        assert_eq!(paid_at(Some("yesterday")), None);
+        assert_eq!(paid_at(None), None);
         assert!(matches!(
             trade_status(tx("REFUND")),
             Ok(TradeStatus::Paid(_))

@@ -95,14 +95,14 @@ fn main() -> anyhow::Result<()> {
             rusqlite::params![i as i64 + 1, otn, at],
         )?;
         tx.execute(
-            "INSERT INTO payments (id, transaction_id, qr_id, order_id, amount_fen, source, time_end,
-                                   late, double_paid, created_at)
+            "INSERT INTO payments (id, transaction_id, qr_id, order_id, amount_fen, source,
+                                   gateway_paid_at, late, double_paid, created_at)
              VALUES (?1, ?2, ?1, ?1, ?3, 'notify', ?4, 0, 0, ?5)",
             rusqlite::params![
                 i as i64 + 1,
                 txid,
                 amount,
-                format!("20261130{:02}{:02}{:02}", 12, (i / 60) % 60, i % 60),
+                noon + ((i as i64 / 60) % 60) * 60_000 + (i as i64 % 60) * 1000,
                 at
             ],
         )?;

@@ -11,20 +11,9 @@
 //!
 //! A leaf module: both protocols read it, the simulator writes it.
 
-use jiff::tz::{Offset, TimeZone};
-
 use crate::money::Fen;
-
-/// Beijing time (UTC+8): the zone of every WeChat Pay timestamp and of the
-/// bill's day, whatever the server's or the shop's zone.
-pub fn beijing() -> TimeZone {
-    TimeZone::fixed(Offset::constant(8))
-}
-
-/// Thousandths of a fen (the bill's five decimals of yuan) to the fen, rounded half up.
-pub fn millifen_to_fen(millifen: i64) -> Fen {
-    Fen::new((millifen + 500).div_euclid(1000))
-}
+pub use crate::money::millifen_to_fen;
+pub use crate::shop_time::beijing;
 
 /// One payment or refund as the bill lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cause::chain;
 use crate::config::{Api, Settings};
 use crate::wxpay::{ErrCode, OrderQuery, OutTradeNo, WxPayClient, WxPayError};
 
@@ -441,8 +442,9 @@ async fn gateway(settings: &Settings) -> Vec<Outcome> {
     let client = match wx
         .merchant_or_demo()
         .map_err(|e| e.to_string())
-        .and_then(|m| WxPayClient::new(&wx.gateway, m, wx.timeout()).map_err(|e| e.to_string()))
-    {
+        .and_then(|m| {
+            WxPayClient::new(&wx.gateway, m, wx.timeout()).map_err(|e| chain(&e).to_string())
+        }) {
         Ok(c) => c,
         Err(e) => return vec![Outcome::new(Status::Fail, "gateway", e)],
     };
@@ -477,7 +479,7 @@ async fn gateway_v3(settings: &Settings) -> Vec<Outcome> {
     let base = wx.gateway.trim_end_matches('/');
     let client = match V3Client::connect(base, &merchant, wx.timeout()).await {
         Ok(c) => c,
-        Err(e) => return vec![Outcome::new(Status::Fail, "gateway", e.to_string())],
+        Err(e) => return vec![Outcome::new(Status::Fail, "gateway", chain(&e).to_string())],
     };
     let mut out = Vec::new();
     if merchant.public_key.is_none() {
@@ -551,15 +553,20 @@ async fn gateway_v3(settings: &Settings) -> Vec<Outcome> {
             Status::Fail,
             ans,
             format!(
-                "cannot verify the gateway's answer: {why} (wxpay.public_key_file / \
-                 public_key_id, or the platform certificates)"
+                "cannot verify the gateway's answer: {} (wxpay.public_key_file / \
+                 public_key_id, or the platform certificates)",
+                chain(&why)
             ),
         )),
         Err(V3Error::Transport(why)) => {
             out.push(Outcome::new(
                 Status::Fail,
                 "gateway",
-                format!("cannot reach the gateway at {}: {why}", wx.gateway),
+                format!(
+                    "cannot reach the gateway at {}: {}",
+                    wx.gateway,
+                    chain(&why)
+                ),
             ));
             return out;
         }
@@ -683,14 +690,15 @@ pub fn gateway_outcomes<T>(gateway: &str, answer: &Result<T, WxPayError>) -> Vec
             Status::Fail,
             ans,
             format!(
-                "cannot verify the gateway's answer: {why} (a wrong API key or sign type, \
-                 or {gateway} is not a WeChat Pay gateway)"
+                "cannot verify the gateway's answer: {} (a wrong API key or sign type, \
+                 or {gateway} is not a WeChat Pay gateway)",
+                chain(why)
             ),
         )],
         Err(WxPayError::Transport(why)) => vec![Outcome::new(
             Status::Fail,
             "gateway",
-            format!("cannot reach the gateway at {gateway}: {why}"),
+            format!("cannot reach the gateway at {gateway}: {}", chain(why)),
         )],
         // The probe is an order query, which needs no certificate; kept for completeness.
         Err(e @ WxPayError::NoClientCertificate) => {

@@ -4,20 +4,22 @@
 
 use std::time::Duration;
 
+use crate::cause::Failure;
+
 /// Installs the process-wide TLS crypto provider once (reqwest is built without one).
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A client whose every request ends within `timeout`.
-pub fn build(timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn build(timeout: Duration) -> Result<reqwest::Client, Failure> {
     install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("scanpay/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| Failure::because("cannot build the HTTP client", e.without_url()))
 }
 
 /// Percent-encodes `s` for a URL, keeping the unreserved characters and `keep`.
@@ -36,11 +38,44 @@ pub fn percent_encode(s: &str, keep: &[u8]) -> String {
 
 /// What went wrong with a request, fit for a log line and a page.
 pub fn describe(e: reqwest::Error) -> String {
+    summary(&e.without_url())
+}
+
+/// The short description of an error whose URL is already removed.
+fn summary(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
         "connection failed".into()
     } else {
-        e.without_url().to_string()
+        e.to_string()
     }
+}
+
+/// A request that got no usable answer: the short description (with the TLS
+/// reason when there is one: a refused client certificate must say so, not
+/// just "connection failed"), and the reqwest error behind it, its URL removed.
+pub fn failure(e: reqwest::Error) -> Failure {
+    // Without the URL, in the text and in the kept error: its query may carry
+    // a token (a bill's download link).
+    let e = e.without_url();
+    let mut text = summary(&e);
+    if let Some(tls) = tls_reason(&e) {
+        text = format!("{text} (TLS: {tls})");
+    }
+    Failure::because(text, e)
+}
+
+fn tls_reason(e: &reqwest::Error) -> Option<String> {
+    let mut tls = None;
+    for c in crate::cause::levels(e).skip(1) {
+        if let Some(r) = c.downcast_ref::<rustls::Error>() {
+            tls = Some(r.to_string());
+        }
+        let text = c.to_string();
+        if tls.is_none() && (text.contains("certificate") || text.contains("alert")) {
+            tls = Some(text);
+        }
+    }
+    tls
 }

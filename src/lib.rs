@@ -6,10 +6,12 @@
 //! domain, which reaches a payment gateway only through its `Gateway` port
 //! (`checkout::gateway`, implemented per protocol in `gateway`) and its data
 //! only through `store`. `wxpay` is the pure API v2 protocol; `money`, `trade`,
-//! `order`, `clock`, `role` and `lock` are leaf values and policies.
+//! `order`, `clock`, `role` and `lock` are leaf values and policies; `cause`
+//! keeps errors' causes and logs their chain (`error.cause_chain`).
 
 pub mod accounts;
 pub mod bill;
+pub mod cause;
 pub mod check;
 pub mod checkout;
 pub mod cli;

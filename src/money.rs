@@ -23,6 +23,12 @@ pub enum AmountError {
     AboveMax(Fen),
 }
 
+/// Thousandths of a fen (the bill's five decimals of yuan, its fees) to the
+/// fen, rounded half up.
+pub fn millifen_to_fen(millifen: i64) -> Fen {
+    Fen::new((millifen + 500).div_euclid(1000))
+}
+
 impl Fen {
     pub const ZERO: Fen = Fen(0);
 

@@ -6,10 +6,16 @@
 //! here and the store only ever sees `[from_ms, to_ms)` ranges.
 
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
+use jiff::tz::{Offset, TimeZone};
 
 use crate::clock::Millis;
 use jiff::{Timestamp, ToSpan, Zoned};
+
+/// Beijing time (UTC+8): the zone of every WeChat Pay timestamp and of the
+/// gateway's day (its bills), whatever the server's or the shop's zone.
+pub fn beijing() -> TimeZone {
+    TimeZone::fixed(Offset::constant(8))
+}
 
 /// A UTC millisecond as the shop's wall-clock time, as pages and the CSV show it.
 /// A column out of jiff's range (never written by us) shows as the epoch.

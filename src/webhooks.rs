@@ -198,7 +198,7 @@ impl Webhooks {
             let busy = match self.tick().await {
                 Ok(t) => t.delivered + t.failed > 0,
                 Err(e) => {
-                    tracing::error!(error.cause_chain = ?e, error.message = %e, "webhook turn failed");
+                    tracing::error!(error.cause_chain = %crate::cause::chain(&e), "webhook turn failed");
                     false
                 }
             };

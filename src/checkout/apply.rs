@@ -91,7 +91,7 @@ pub fn apply_payment(
             amount: ev.payment.amount,
             source: ev.source,
             openid: ev.payment.payer.as_deref(),
-            time_end: ev.payment.paid_at.as_deref(),
+            gateway_paid_at: ev.payment.paid_at,
             late,
             double_paid,
             now,

@@ -13,6 +13,8 @@ use std::pin::Pin;
 use jiff::Timestamp;
 
 use super::reconcile::DayBill;
+use crate::cause::Failure;
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::order::OrderNo;
 use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
@@ -92,8 +94,8 @@ pub struct PaymentFacts {
     pub amount: Fen,
     /// The payer's id at this merchant (openid), if the gateway says.
     pub payer: Option<String>,
-    /// When the gateway says it was paid, as it wrote it.
-    pub paid_at: Option<String>,
+    /// When the gateway says it was paid (each adapter reads its protocol's format).
+    pub paid_at: Option<Millis>,
 }
 
 /// A trade number's state at the gateway.
@@ -170,15 +172,18 @@ impl RefundStatus {
     }
 }
 
-/// Why a gateway call produced no result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a gateway call produced no result. Its text is what staff see (a
+/// QR's or a refund's last error); the protocol's error behind a transport
+/// failure or an unbelievable answer stays its source, down to the reqwest,
+/// XML or JSON error, for the log (`cause::chain`).
+#[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// No usable answer: connection, timeout, an HTTP error status.
     #[error("could not reach the payment gateway: {0}")]
-    Transport(String),
+    Transport(#[source] Failure),
     /// An answer came but cannot be believed: unreadable, badly signed, another merchant's.
     #[error("the payment gateway's answer was not valid: {0}")]
-    Unbelievable(String),
+    Unbelievable(#[source] Failure),
     /// The request itself was refused (signature, parameters).
     #[error("the payment gateway refused the request: {0}")]
     Protocol(String),

@@ -13,11 +13,11 @@ use jiff::civil::Date;
 use super::Checkout;
 use super::CheckoutError;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
-use super::gateway::{BillFetch, PaymentFacts};
-use crate::bill::{beijing, millifen_to_fen};
+use super::gateway::{BillFetch, GatewayError, PaymentFacts};
 use crate::clock::Millis;
-use crate::money::Fen;
+use crate::money::{Fen, millifen_to_fen};
 use crate::order::PaymentSource;
+use crate::shop_time::beijing;
 use crate::store::StoreError;
 use crate::store::bills::{self, DayRow, DifferenceRow};
 use crate::store::orders;
@@ -241,20 +241,14 @@ pub fn compare(payments: &[OurPayment], refunds: &[OurRefund], bill: &DayBill) -
     out
 }
 
-/// The Beijing day of a payment: the gateway's own `time_end` (v2
-/// `yyyyMMddHHmmss` Beijing time, v3 RFC 3339), else when we recorded it.
-fn payment_day(time_end: Option<&str>, recorded: Millis) -> Date {
-    let gateway = time_end.and_then(|t| {
-        jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", t)
-            .ok()
-            .map(|dt| dt.date())
-            .or_else(|| {
-                t.parse::<jiff::Timestamp>()
-                    .ok()
-                    .map(|ts| ts.to_zoned(beijing()).date())
-            })
-    });
-    gateway.unwrap_or_else(|| recorded.to_timestamp().to_zoned(beijing()).date())
+/// The Beijing day of a payment: when the gateway says it was paid, else
+/// when we recorded it.
+fn payment_day(paid_at: Option<Millis>, recorded: Millis) -> Date {
+    paid_at
+        .unwrap_or(recorded)
+        .to_timestamp()
+        .to_zoned(beijing())
+        .date()
 }
 
 /// What one reconciliation run found.
@@ -402,8 +396,8 @@ impl Checkout {
         let (bill, raw) = match self.gateway().fetch_bill(day).await {
             Ok(BillFetch::Bill { bill, raw }) => (Some(bill), Some(raw)),
             Ok(BillFetch::NoTrades) => (None, None),
-            Ok(BillFetch::NotReady(why)) => return self.pending(day, now, why).await,
-            Err(e) => return self.pending(day, now, e.to_string()).await,
+            Ok(BillFetch::NotReady(why)) => return self.pending(day, now, why, None).await,
+            Err(e) => return self.pending(day, now, e.to_string(), Some(&e)).await,
         };
         let (ours, refunds) = self.books_of_day(day).await?;
         let no_bill = bill.is_none();
@@ -493,8 +487,14 @@ impl Checkout {
         day: Date,
         now: Millis,
         why: String,
+        failed: Option<&GatewayError>,
     ) -> Result<DayOutcome, CheckoutError> {
-        tracing::warn!(%day, %why, "the day's bill could not be reconciled now");
+        match failed {
+            Some(e) => {
+                tracing::warn!(%day, error.cause_chain = %crate::cause::chain(e), "the day's bill could not be reconciled now")
+            }
+            None => tracing::warn!(%day, %why, "the day's bill could not be reconciled now"),
+        }
         let reason = why.clone();
         self.store()
             .write(move |tx| bills::record_pending(tx, day, now, &reason))
@@ -527,7 +527,7 @@ impl Checkout {
             .await?;
         let payments = booked
             .into_iter()
-            .filter(|p| payment_day(p.time_end.as_deref(), p.created_at) == day)
+            .filter(|p| payment_day(p.paid_at, p.created_at) == day)
             .map(|p| OurPayment {
                 out_trade_no: p.out_trade_no,
                 transaction_id: p.transaction_id,
@@ -572,6 +572,19 @@ impl Checkout {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_payment_falls_on_the_gateways_day_not_the_day_we_recorded_it() {
+        let at = |t: &str| Millis::from(t.parse::<jiff::Timestamp>().unwrap());
+        // Paid a second before midnight in Beijing, recorded after it.
+        let paid = at("2026-11-30T23:59:59+08:00");
+        let recorded = at("2026-12-01T00:00:30+08:00");
+        assert_eq!(
+            payment_day(Some(paid), recorded),
+            jiff::civil::date(2026, 11, 30)
+        );
+        assert_eq!(payment_day(None, recorded), jiff::civil::date(2026, 12, 1));
+    }
 
     fn ours(i: u32, fen: i64) -> OurPayment {
         OurPayment {

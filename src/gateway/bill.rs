@@ -10,13 +10,16 @@ use crate::checkout::reconcile::{BilledPayment, BilledRefund, DayBill};
 use crate::trade::{OutRefundNo, OutTradeNo, TradeValueError, TransactionId};
 
 pub fn day_bill(text: &str, mch_id: &str) -> Result<DayBill, GatewayError> {
-    let parsed = bill::parse(text)
-        .map_err(|e| GatewayError::Unbelievable(format!("the bill cannot be read: {e}")))?;
+    let parsed = bill::parse(text).map_err(|e| {
+        GatewayError::Unbelievable(crate::cause::Failure::because(
+            format!("the bill cannot be read: {e}"),
+            e,
+        ))
+    })?;
     if let Some(foreign) = parsed.rows.iter().find(|r| r.mch_id != mch_id) {
-        return Err(GatewayError::Unbelievable(format!(
-            "the bill lists a trade of merchant {:?}",
-            foreign.mch_id
-        )));
+        return Err(GatewayError::Unbelievable(
+            format!("the bill lists a trade of merchant {:?}", foreign.mch_id).into(),
+        ));
     }
     let mut day = DayBill {
         fee_millifen: parsed.rows.iter().map(|r| r.fee_millifen).sum(),
@@ -24,7 +27,10 @@ pub fn day_bill(text: &str, mch_id: &str) -> Result<DayBill, GatewayError> {
     };
     for r in parsed.rows {
         let unbelievable = |e: TradeValueError| {
-            GatewayError::Unbelievable(format!("the bill's row of trade {:?}: {e}", r.out_trade_no))
+            GatewayError::Unbelievable(crate::cause::Failure::because(
+                format!("the bill's row of trade {:?}: {e}", r.out_trade_no),
+                e,
+            ))
         };
         match r.trade_state.as_str() {
             "REFUND" => day.refunds.push(refund(&r).map_err(unbelievable)?),

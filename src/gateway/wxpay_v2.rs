@@ -1,15 +1,18 @@
 //! WeChat Pay API v2 behind the checkout's gateway seam: XML, MD5/HMAC-SHA256
 //! signatures and `return_code`/`result_code` stay on this side.
 
+use crate::cause::Failure;
 use crate::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
     NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundFacts, RefundRequest,
     RefundStatus, Refusal, TradeStatus,
 };
+use crate::clock::Millis;
 use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
 use crate::wxpay::download_bill::{BillDownload, DownloadBill};
 use crate::wxpay::notify::{self, PaymentNotice};
 use crate::wxpay::refund::{self as v2refund, RefundInfo, RefundStatusV2};
+use crate::wxpay::types::parse_time;
 use crate::wxpay::{
     CloseOrder, ErrCode, OrderQuery, QueryResult, TradeState, UnifiedOrder, WxPayClient, WxPayError,
 };
@@ -243,9 +246,23 @@ fn paid_notice(p: PaymentNotice) -> Result<Notice, String> {
             transaction_id,
             amount: p.total_fee,
             payer: p.openid,
-            paid_at: p.time_end,
+            paid_at: paid_at(p.time_end.as_deref()),
         },
     })
+}
+
+/// v2's `time_end` (`yyyyMMddHHmmss`, Beijing time) as a moment. A text
+/// that is not one is left out, not refused: the payment is real either way,
+/// and its day falls back to when we recorded it.
+fn paid_at(time_end: Option<&str>) -> Option<Millis> {
+    let text = time_end?;
+    match parse_time(text) {
+        Ok(t) => Some(t.into()),
+        Err(e) => {
+            tracing::warn!(time_end = text, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            None
+        }
+    }
 }
 
 /// The one mapping of v2 trade states to the shop's.
@@ -259,10 +276,10 @@ fn trade_status(r: QueryResult) -> Result<TradeStatus, GatewayError> {
             };
             TradeStatus::Paid(PaymentFacts {
                 transaction_id: TransactionId::new(id)
-                    .map_err(|e| GatewayError::Unbelievable(e.to_string()))?,
+                    .map_err(|e| GatewayError::Unbelievable(Failure::of(e)))?,
                 amount,
                 payer: r.openid,
-                paid_at: r.time_end,
+                paid_at: paid_at(r.time_end.as_deref()),
             })
         }
         TradeState::NotPay => TradeStatus::NotPaid,
@@ -276,8 +293,13 @@ fn trade_status(r: QueryResult) -> Result<TradeStatus, GatewayError> {
 /// The one mapping of v2 failures to the seam's levels.
 fn gateway_error(e: WxPayError) -> GatewayError {
     match e {
-        WxPayError::Transport(detail) => GatewayError::Transport(detail),
-        WxPayError::BadResponse(detail) => GatewayError::Unbelievable(detail),
+        // The words stay the protocol's; the protocol's error stays the cause.
+        WxPayError::Transport(ref f) => {
+            GatewayError::Transport(Failure::because(f.text().to_string(), e))
+        }
+        WxPayError::BadResponse(ref f) => {
+            GatewayError::Unbelievable(Failure::because(f.text().to_string(), e))
+        }
         WxPayError::Protocol { return_msg } => GatewayError::Protocol(return_msg),
         e @ WxPayError::NoClientCertificate => GatewayError::Protocol(e.to_string()),
         WxPayError::Business { code, description } => {
@@ -326,20 +348,30 @@ mod tests {
             trade_status(result(TradeState::Refund)),
             Ok(TradeStatus::Paid(_))
         ));
+        // The wire's Beijing `yyyyMMddHHmmss` is a moment by the time it reaches the domain.
+        let mut stamped = result(TradeState::Success);
+        stamped.time_end = Some("20260101120000".into());
+        let noon: jiff::Timestamp = "2026-01-01T04:00:00Z".parse().unwrap();
+        assert!(matches!(
+            trade_status(stamped),
+            Ok(TradeStatus::Paid(f)) if f.paid_at == Some(noon.into())
+        ));
+        assert_eq!(paid_at(Some("2026-01-01 12:00")), None);
+        assert_eq!(paid_at(None), None);
         assert_eq!(
-            trade_status(result(TradeState::NotPay)),
-            Ok(TradeStatus::NotPaid)
+            trade_status(result(TradeState::NotPay)).ok(),
+            Some(TradeStatus::NotPaid)
         );
         assert_eq!(
-            trade_status(result(TradeState::UserPaying)),
-            Ok(TradeStatus::Paying)
+            trade_status(result(TradeState::UserPaying)).ok(),
+            Some(TradeStatus::Paying)
         );
         for s in [
             TradeState::Closed,
             TradeState::Revoked,
             TradeState::PayError,
         ] {
-            assert_eq!(trade_status(result(s)), Ok(TradeStatus::Closed));
+            assert_eq!(trade_status(result(s)).ok(), Some(TradeStatus::Closed));
         }
         assert!(matches!(
             trade_status(result(TradeState::Unknown("NEW".into()))),
@@ -412,6 +444,93 @@ mod tests {
                 return_msg: "sign".into()
             })
             .is_retryable()
+        );
+    }
+
+    /// A client of a gateway at `base` (nothing need listen there).
+    fn adapter(base: &str) -> WxPayV2 {
+        let merchant = crate::wxpay::Merchant {
+            appid: "wxd930ea5d5a258f4f".into(),
+            mch_id: "10000100".into(),
+            key: crate::wxpay::ApiKey::new("192006250b4c09247ec02edce69f6a2d").unwrap(),
+            sign_type: crate::wxpay::SignType::Md5,
+        };
+        let client = WxPayClient::new(base, merchant, std::time::Duration::from_secs(5)).unwrap();
+        WxPayV2::new(client, "https://shop.example/wxpay/notify".into())
+    }
+
+    fn levels(e: &GatewayError) -> Vec<&(dyn std::error::Error + 'static)> {
+        std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_transport_failure_keeps_its_cause_down_to_the_socket() {
+        // A port just freed: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let g = adapter(&format!("http://127.0.0.1:{port}/"));
+        let e = g.query(&OutTradeNo::new("SP1").unwrap()).await.unwrap_err();
+        // What staff see stays the short text.
+        assert_eq!(
+            e.to_string(),
+            "could not reach the payment gateway: connection failed"
+        );
+        assert!(e.is_retryable());
+        let levels = levels(&e);
+        assert!(
+            levels
+                .iter()
+                .any(|l| l.downcast_ref::<WxPayError>().is_some()),
+            "the protocol's error is kept"
+        );
+        assert!(levels.iter().any(|l| l.is::<reqwest::Error>()));
+        assert!(
+            levels.iter().any(|l| l
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)),
+            "{}",
+            crate::cause::chain(&e)
+        );
+        let logged = crate::cause::chain(&e).to_string();
+        assert!(
+            logged.starts_with("could not reach the payment gateway: connection failed: "),
+            "{logged}"
+        );
+        assert!(!logged.contains(&port.to_string()), "no URL: {logged}");
+    }
+
+    #[tokio::test]
+    async fn an_unbelievable_answer_keeps_the_xml_error() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 4096];
+            let _ = s.read(&mut buf).await;
+            let body = "<html>not the gateway</html>";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let g = adapter(&format!("http://127.0.0.1:{port}/"));
+        let e = g.query(&OutTradeNo::new("SP1").unwrap()).await.unwrap_err();
+        assert!(matches!(e, GatewayError::Unbelievable(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "the payment gateway's answer was not valid: the root element must be <xml>"
+        );
+        let xml = levels(&e)
+            .into_iter()
+            .find_map(|l| l.downcast_ref::<crate::wxpay::xml::XmlError>());
+        assert!(
+            matches!(xml, Some(crate::wxpay::xml::XmlError::NoRoot)),
+            "{xml:?}"
         );
     }
 }

@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use sha2::Digest;
 
+use crate::cause::Failure;
 use crate::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
     NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus,
     Refusal, ReplayKey, TradeStatus,
 };
+use crate::clock::Millis;
 use crate::money::Fen;
 use crate::trade::OutRefundNo;
 use crate::trade::{OutTradeNo, TransactionId};
@@ -97,7 +99,8 @@ impl Gateway for WxPayV3 {
                 .query(out_trade_no.as_str())
                 .await
                 .map_err(gateway_error)?;
-            self.ours(&tx).map_err(GatewayError::Unbelievable)?;
+            self.ours(&tx)
+                .map_err(|why| GatewayError::Unbelievable(why.into()))?;
             if tx.out_trade_no != out_trade_no.as_str() {
                 return Err(GatewayError::Unbelievable(
                     "the answer is about another out_trade_no".into(),
@@ -225,6 +228,20 @@ fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
     }
 }
 
+/// v3's `success_time` (RFC 3339) as a moment. A text that is not one is
+/// left out, not refused: the payment is real either way, and its day falls
+/// back to when we recorded it.
+fn paid_at(success_time: Option<&str>) -> Option<Millis> {
+    let text = success_time?;
+    match text.parse::<jiff::Timestamp>() {
+        Ok(t) => Some(t.into()),
+        Err(e) => {
+            tracing::warn!(success_time = text, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            None
+        }
+    }
+}
+
 /// The one mapping of v3 trade states to the shop's.
 fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
     Ok(match tx.trade_state.as_str() {
@@ -236,10 +253,10 @@ fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
             };
             TradeStatus::Paid(PaymentFacts {
                 transaction_id: TransactionId::new(id)
-                    .map_err(|e| GatewayError::Unbelievable(e.to_string()))?,
+                    .map_err(|e| GatewayError::Unbelievable(Failure::of(e)))?,
                 amount: Fen::new(amount.total),
                 payer: tx.payer.map(|p| p.openid),
-                paid_at: tx.success_time,
+                paid_at: paid_at(tx.success_time.as_deref()),
             })
         }
         "NOTPAY" => TradeStatus::NotPaid,
@@ -252,8 +269,13 @@ fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
 /// The one mapping of v3 failures to the seam's levels.
 pub(super) fn gateway_error(e: V3Error) -> GatewayError {
     match e {
-        V3Error::Transport(detail) => GatewayError::Transport(detail),
-        V3Error::Unbelievable(detail) => GatewayError::Unbelievable(detail),
+        // The words stay the protocol's; the protocol's error stays the cause.
+        V3Error::Transport(ref f) => {
+            GatewayError::Transport(Failure::because(f.text().to_string(), e))
+        }
+        V3Error::Unbelievable(ref f) => {
+            GatewayError::Unbelievable(Failure::because(f.text().to_string(), e))
+        }
         V3Error::Key(e) => GatewayError::Protocol(e.to_string()),
         V3Error::Api {
             status,
@@ -297,18 +319,33 @@ mod tests {
             trade_status(tx("SUCCESS")),
             Ok(TradeStatus::Paid(f)) if f.amount == Fen::new(1250) && f.payer.as_deref() == Some("o1")
         ));
+        // The wire's RFC 3339 is a moment by the time it reaches the domain.
+        let noon: jiff::Timestamp = "2026-01-01T04:00:00Z".parse().unwrap();
+        assert!(matches!(
+            trade_status(tx("SUCCESS")),
+            Ok(TradeStatus::Paid(f)) if f.paid_at == Some(noon.into())
+        ));
+        assert_eq!(
+            paid_at(Some("2026-01-01T12:00:00+08:00")),
+            Some(noon.into())
+        );
+        assert_eq!(paid_at(Some("yesterday")), None);
+        assert_eq!(paid_at(None), None);
         assert!(matches!(
             trade_status(tx("REFUND")),
             Ok(TradeStatus::Paid(_))
         ));
-        assert_eq!(trade_status(tx("NOTPAY")), Ok(TradeStatus::NotPaid));
-        assert_eq!(trade_status(tx("USERPAYING")), Ok(TradeStatus::Paying));
+        assert_eq!(trade_status(tx("NOTPAY")).ok(), Some(TradeStatus::NotPaid));
+        assert_eq!(
+            trade_status(tx("USERPAYING")).ok(),
+            Some(TradeStatus::Paying)
+        );
         for s in ["CLOSED", "REVOKED", "PAYERROR"] {
-            assert_eq!(trade_status(tx(s)), Ok(TradeStatus::Closed));
+            assert_eq!(trade_status(tx(s)).ok(), Some(TradeStatus::Closed));
         }
         assert_eq!(
-            trade_status(tx("SOMETHING_NEW")),
-            Ok(TradeStatus::Pending("SOMETHING_NEW".into()))
+            trade_status(tx("SOMETHING_NEW")).ok(),
+            Some(TradeStatus::Pending("SOMETHING_NEW".into()))
         );
         let mut unproven = tx("SUCCESS");
         unproven.amount = None;
@@ -381,5 +418,59 @@ mod tests {
             headers: &[],
         });
         assert!(read.notice.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_transport_failure_keeps_its_cause_and_no_token() {
+        use crate::wxpay_v3::sign::tests::official;
+        use crate::wxpay_v3::verify::WechatPayKeys;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = V3Client::new(
+            &base,
+            "wx",
+            official(),
+            WechatPayKeys::default(),
+            "PUB_KEY_ID_X",
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        // A bill's download link carries its token in the query.
+        let bill = crate::wxpay_v3::bill::TradeBill {
+            hash_type: "SHA1".into(),
+            hash_value: "00".into(),
+            download_url: format!("{base}/v3/billdownload/file?token=SECRETTOKEN"),
+        };
+        let e = gateway_error(client.download_bill(&bill).await.unwrap_err());
+        assert_eq!(
+            e.to_string(),
+            "could not reach the payment gateway: connection failed"
+        );
+        let levels: Vec<_> =
+            std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source()).collect();
+        assert!(levels.iter().any(|l| l.is::<V3Error>()));
+        assert!(levels.iter().any(|l| l.is::<reqwest::Error>()));
+        assert!(levels.iter().any(|l| l.is::<std::io::Error>()));
+        let logged = crate::cause::chain(&e).to_string();
+        assert!(logged.contains("Connection refused"), "{logged}");
+        for shown in [logged, format!("{e:?}")] {
+            assert!(!shown.contains("SECRETTOKEN"), "{shown}");
+            assert!(!shown.contains("billdownload"), "no URL: {shown}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_download_link_is_named_without_its_token() {
+        let e = crate::wxpay_v3::bill::download_path(
+            "https://elsewhere.example/file?token=SECRETTOKEN",
+            "https://api.mch.weixin.qq.com",
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("SECRETTOKEN"), "{e}");
+        assert!(e.to_string().contains("elsewhere.example/file"), "{e}");
     }
 }

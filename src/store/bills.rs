@@ -189,25 +189,26 @@ pub fn differences(c: &Connection, day: Date) -> Result<Vec<DifferenceRow>, Stor
 }
 
 /// A payment as the books hold it, for one day's reconciliation: the
-/// gateway's `time_end` decides the day (the bill's day is the gateway's).
+/// gateway's time of payment decides the day (the bill's day is the gateway's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookedPayment {
     pub out_trade_no: OutTradeNo,
     pub transaction_id: TransactionId,
     pub amount: Fen,
-    pub time_end: Option<String>,
+    /// When the gateway says it was paid.
+    pub paid_at: Option<Millis>,
     pub created_at: Millis,
 }
 
 /// Payments recorded between `from` and `until` (a margin around the day:
-/// the caller keeps those whose `time_end` falls on it).
+/// the caller keeps those whose gateway time falls on it).
 pub fn payments_recorded_between(
     c: &Connection,
     from: Millis,
     until: Millis,
 ) -> Result<Vec<BookedPayment>, StoreError> {
     let mut st = c.prepare_cached(
-        "SELECT q.out_trade_no, p.transaction_id, p.amount_fen, p.time_end, p.created_at
+        "SELECT q.out_trade_no, p.transaction_id, p.amount_fen, p.gateway_paid_at, p.created_at
          FROM payments p JOIN qrs q ON q.id = p.qr_id
          WHERE p.created_at >= ?1 AND p.created_at < ?2 ORDER BY p.id",
     )?;
@@ -216,7 +217,7 @@ pub fn payments_recorded_between(
             out_trade_no: r.get(0)?,
             transaction_id: r.get(1)?,
             amount: Fen::new(r.get(2)?),
-            time_end: r.get(3)?,
+            paid_at: r.get(3)?,
             created_at: r.get(4)?,
         })
     })?;

@@ -86,7 +86,7 @@ pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, crate::order::OrderNo) {
                 amount: Fen::new(s.amount),
                 source: crate::order::PaymentSource::Notify,
                 openid: None,
-                time_end: None,
+                gateway_paid_at: None,
                 late: s.late,
                 double_paid: false,
                 now: at,

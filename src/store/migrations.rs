@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("migrations/0010_open_orders_by_cashier.sql"),
     ),
+    (
+        11,
+        include_str!("migrations/0011_payments_gateway_paid_at.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
@@ -126,5 +130,70 @@ mod tests {
             .query_row("SELECT anomaly FROM orders WHERE id = 1", [], |r| r.get(0))
             .unwrap();
         assert_eq!(anomaly, 0);
+    }
+
+    #[test]
+    fn the_gateways_time_texts_become_moments_and_stay() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        // A database as version 10 left it: v2 and v3 texts, and some no gateway writes.
+        for (version, sql) in &MIGRATIONS[..10] {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+        }
+        let texts = [
+            Some("20260102110405"),
+            Some("2026-01-02T11:04:05+08:00"),
+            Some("2026-01-02T03:04:05Z"),
+            Some("20261302110405"),
+            Some("soon"),
+            None,
+        ];
+        conn.execute_batch(
+            "INSERT INTO orders (id, order_no, token, amount_fen, description, state, created_at, expires_at)
+             VALUES (1, 'n1', 't1', 100, '', 'paid', 0, 1);
+             INSERT INTO qrs (id, order_id, version, out_trade_no, state, time_start, time_expire,
+                              display_until, spbill_create_ip, created_at)
+             VALUES (1, 1, 1, 'q1', 'paid', 0, 1, 1, '', 0);",
+        )
+        .unwrap();
+        for (i, t) in texts.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, time_end,
+                                       late, double_paid, created_at)
+                 VALUES (?1, 1, 1, 100, 'notify', ?2, 0, 0, 5)",
+                rusqlite::params![format!("tx{i}"), t],
+            )
+            .unwrap();
+        }
+        apply(&mut conn).unwrap();
+        let rows: Vec<(Option<String>, Option<i64>)> = conn
+            .prepare("SELECT time_end, gateway_paid_at FROM payments ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let moment: i64 = "2026-01-02T03:04:05Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond();
+        let want = [Some(moment), Some(moment), Some(moment), None, None, None];
+        assert_eq!(rows.len(), texts.len(), "no row lost");
+        for ((text, at), (t, w)) in rows.iter().zip(texts.iter().zip(want)) {
+            assert_eq!(
+                text.as_deref(),
+                *t,
+                "the text stays as the gateway wrote it"
+            );
+            assert_eq!(*at, w, "{t:?}");
+        }
     }
 }

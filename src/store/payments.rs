@@ -17,7 +17,11 @@ pub struct PaymentRow {
     pub amount: Fen,
     pub source: PaymentSource,
     pub openid: Option<String>,
+    /// The gateway's own text of when it was paid, on rows recorded before
+    /// migration 0011 (new rows have `gateway_paid_at` only).
     pub time_end: Option<String>,
+    /// When the gateway says it was paid.
+    pub gateway_paid_at: Option<Millis>,
     pub late: bool,
     pub double_paid: bool,
     pub created_at: Millis,
@@ -36,10 +40,11 @@ fn payment_row(r: &Row<'_>) -> rusqlite::Result<PaymentRow> {
         late: r.get(8)?,
         double_paid: r.get(9)?,
         created_at: r.get(10)?,
+        gateway_paid_at: r.get(11)?,
     })
 }
 
-const PAYMENT_COLS: &str = "id, transaction_id, qr_id, order_id, amount_fen, source, openid, time_end, late, double_paid, created_at";
+const PAYMENT_COLS: &str = "id, transaction_id, qr_id, order_id, amount_fen, source, openid, time_end, late, double_paid, created_at, gateway_paid_at";
 
 pub struct NewPayment<'a> {
     pub transaction_id: &'a TransactionId,
@@ -48,7 +53,8 @@ pub struct NewPayment<'a> {
     pub amount: Fen,
     pub source: PaymentSource,
     pub openid: Option<&'a str>,
-    pub time_end: Option<&'a str>,
+    /// When the gateway says it was paid.
+    pub gateway_paid_at: Option<Millis>,
     pub late: bool,
     pub double_paid: bool,
     pub now: Millis,
@@ -59,7 +65,7 @@ pub struct NewPayment<'a> {
 pub fn insert_payment(tx: &Transaction<'_>, p: &NewPayment<'_>) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached(
-            "INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, openid, time_end,
+            "INSERT INTO payments (transaction_id, qr_id, order_id, amount_fen, source, openid, gateway_paid_at,
                                    late, double_paid, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT DO NOTHING",
@@ -71,7 +77,7 @@ pub fn insert_payment(tx: &Transaction<'_>, p: &NewPayment<'_>) -> Result<bool, 
             p.amount.get(),
             p.source,
             p.openid,
-            p.time_end,
+            p.gateway_paid_at,
             p.late,
             p.double_paid,
             p.now

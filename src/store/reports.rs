@@ -719,7 +719,7 @@ mod tests {
                 let qr2 = tx.last_insert_rowid();
                 payments::insert_payment(tx, &NewPayment {
                     transaction_id: &crate::trade::TransactionId::new("4200000099").unwrap(), qr_id: crate::order::QrId(qr2), order_id: crate::order::OrderId(c.0), amount: Fen::new(500),
-                    source: crate::order::PaymentSource::Poll, openid: None, time_end: None, late: false, double_paid: true, now: Millis(ms("2024-06-01T06:00:00Z")),
+                    source: crate::order::PaymentSource::Poll, openid: None, gateway_paid_at: None, late: false, double_paid: true, now: Millis(ms("2024-06-01T06:00:00Z")),
                 })?;
                 payments::flag_double_paid(tx, crate::order::OrderId(c.0))?;
                 Ok((a, b, (c.0, c.1, ann)))

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use super::sign::{self, SignError};
 use super::types::{ApiKey, ErrCode, OutTradeNo, SignType, TradeState, format_time};
 use super::xml::Fields;
+use crate::cause::Failure;
 use crate::money::Fen;
 
 /// Who we are at the gateway.
@@ -30,12 +31,14 @@ impl Merchant {
 /// plus "the answer could not be believed".
 #[derive(Debug, thiserror::Error)]
 pub enum WxPayError {
-    /// No usable HTTP answer: connection, timeout, non-200 status.
+    /// No usable HTTP answer: connection, timeout, non-200 status. The
+    /// reqwest error, if one is behind it, is its source.
     #[error("could not reach the payment gateway: {0}")]
-    Transport(String),
-    /// An answer came but cannot be believed: not XML, bad signature, other merchant.
+    Transport(#[source] Failure),
+    /// An answer came but cannot be believed: not XML, bad signature, other
+    /// merchant. The XML or signature error, if one is behind it, is its source.
     #[error("the payment gateway's answer was not valid: {0}")]
-    BadResponse(String),
+    BadResponse(#[source] Failure),
     /// `return_code=FAIL`: the request itself was refused (signature, parameters).
     #[error("the payment gateway refused the request: {return_msg}")]
     Protocol { return_msg: String },
@@ -105,8 +108,10 @@ pub fn check_response(fields: &Fields, merchant: &Merchant) -> Result<(), WxPayE
         _ => return Err(WxPayError::BadResponse("no return_code".into())),
     }
     sign::verify_as(fields, &merchant.key, merchant.sign_type).map_err(|e| match e {
-        SignError::Missing => WxPayError::BadResponse("the answer is not signed".into()),
-        e => WxPayError::BadResponse(e.to_string()),
+        SignError::Missing => {
+            WxPayError::BadResponse(Failure::because("the answer is not signed", e))
+        }
+        e => WxPayError::BadResponse(Failure::of(e)),
     })?;
     match fields.get("result_code") {
         Some("SUCCESS") => {}
@@ -130,16 +135,15 @@ pub fn check_response(fields: &Fields, merchant: &Merchant) -> Result<(), WxPayE
 fn required<'a>(fields: &'a Fields, key: &str) -> Result<&'a str, WxPayError> {
     fields
         .non_empty(key)
-        .ok_or_else(|| WxPayError::BadResponse(format!("the answer has no {key}")))
+        .ok_or_else(|| WxPayError::BadResponse(format!("the answer has no {key}").into()))
 }
 
 fn fen_field(fields: &Fields, key: &str) -> Result<Option<Fen>, WxPayError> {
     match fields.non_empty(key) {
         None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(|n| Some(Fen::new(n)))
-            .map_err(|_| WxPayError::BadResponse(format!("{key} is not an integer"))),
+        Some(v) => v.parse::<i64>().map(|n| Some(Fen::new(n))).map_err(|e| {
+            WxPayError::BadResponse(Failure::because(format!("{key} is not an integer"), e))
+        }),
     }
 }
 

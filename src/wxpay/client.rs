@@ -10,7 +10,8 @@ use super::api::{
 use super::refund::{Refund, RefundAccepted, RefundInfo, RefundQuery};
 use super::xml::{self, MAX_XML_BYTES};
 
-use crate::http_client::describe;
+use crate::cause::Failure;
+use crate::http_client::failure;
 pub use crate::http_client::install_crypto_provider;
 
 /// A fresh random `nonce_str` (32 alphanumerics).
@@ -109,12 +110,15 @@ fn build_http(
     }
     if let Some(id) = identity {
         let id = reqwest::Identity::from_pem(&id.pem).map_err(|e| {
-            WxPayError::Transport(format!("cannot use the client certificate: {e}"))
+            WxPayError::Transport(Failure::because(
+                format!("cannot use the client certificate: {e}"),
+                e,
+            ))
         })?;
         b = b.identity(id);
     }
     b.build()
-        .map_err(|e| WxPayError::Transport(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| WxPayError::Transport(Failure::because("cannot build the HTTP client", e)))
 }
 
 impl WxPayClient {
@@ -149,7 +153,10 @@ impl WxPayClient {
         let ca = gateway_ca
             .map(|pem| {
                 reqwest::Certificate::from_pem(pem).map_err(|e| {
-                    WxPayError::Transport(format!("the gateway CA is not a PEM certificate: {e}"))
+                    WxPayError::Transport(Failure::because(
+                        format!("the gateway CA is not a PEM certificate: {e}"),
+                        e,
+                    ))
                 })
             })
             .transpose()?;
@@ -171,7 +178,7 @@ impl WxPayClient {
     #[tracing::instrument(name = "wxpay", skip_all, fields(endpoint = E::PATH))]
     pub async fn call<E: Endpoint>(&self, req: &E) -> Result<E::Output, WxPayError> {
         let body = self.post(E::PATH, req, MAX_XML_BYTES).await?;
-        let answer = xml::from_xml(&body).map_err(|e| WxPayError::BadResponse(e.to_string()))?;
+        let answer = xml::from_xml(&body).map_err(|e| WxPayError::BadResponse(Failure::of(e)))?;
         api::check_response(&answer, &self.merchant)?;
         E::parse(&answer)
     }
@@ -196,15 +203,17 @@ impl WxPayClient {
             .body(xml::to_xml(&fields))
             .send()
             .await
-            .map_err(|e| WxPayError::Transport(describe_tls(e)))?;
+            .map_err(|e| WxPayError::Transport(failure(e)))?;
         if !resp.status().is_success() {
-            return Err(WxPayError::Transport(format!("HTTP {}", resp.status())));
+            return Err(WxPayError::Transport(
+                format!("HTTP {}", resp.status()).into(),
+            ));
         }
         let mut body = Vec::new();
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| WxPayError::Transport(describe(e)))?
+            .map_err(|e| WxPayError::Transport(failure(e)))?
         {
             if body.len() + chunk.len() > limit {
                 return Err(WxPayError::BadResponse("the answer is too large".into()));
@@ -239,27 +248,6 @@ impl WxPayClient {
             .ok_or_else(|| {
                 WxPayError::BadResponse("the answer does not list the refund asked for".into())
             })
-    }
-}
-
-/// A transport failure, with the TLS reason when there is one (a refused
-/// client certificate must say so, not just "connection failed").
-fn describe_tls(e: reqwest::Error) -> String {
-    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-    let mut tls = None;
-    while let Some(c) = cause {
-        if let Some(r) = c.downcast_ref::<rustls::Error>() {
-            tls = Some(r.to_string());
-        }
-        let text = c.to_string();
-        if tls.is_none() && (text.contains("certificate") || text.contains("alert")) {
-            tls = Some(text);
-        }
-        cause = c.source();
-    }
-    match tls {
-        Some(t) => format!("{} (TLS: {t})", describe(e)),
-        None => describe(e),
     }
 }
 

@@ -44,12 +44,17 @@ pub enum BillDownload {
 
 /// Reads the gateway's answer to [`DownloadBill`].
 pub fn read_answer(body: &[u8]) -> Result<BillDownload, WxPayError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| WxPayError::BadResponse("the bill is not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        WxPayError::BadResponse(crate::cause::Failure::because(
+            "the bill is not UTF-8 text",
+            e,
+        ))
+    })?;
     if !text.trim_start().starts_with('<') {
         return Ok(BillDownload::Bill(text.to_string()));
     }
-    let fields = xml::from_xml(body).map_err(|e| WxPayError::BadResponse(e.to_string()))?;
+    let fields =
+        xml::from_xml(body).map_err(|e| WxPayError::BadResponse(crate::cause::Failure::of(e)))?;
     let msg = fields.get("return_msg").unwrap_or("").trim();
     match msg.to_ascii_lowercase().as_str() {
         "no bill exist" => Ok(BillDownload::NoTrades),

@@ -2,8 +2,8 @@
 //! requests and results, and a thin client that believes nothing unsigned.
 //!
 //! This layer knows no web framework, no database and no domain; it depends on
-//! nothing of ours but the leaf value modules `money` and `trade` and the shared
-//! outbound `http_client`. The checkout reaches it only through the adapter in
+//! nothing of ours but the leaf modules `money`, `trade` and `cause` (errors
+//! keep their causes) and the shared outbound `http_client`. The checkout reaches it only through the adapter in
 //! `crate::gateway::wxpay_v2`.
 
 pub mod api;

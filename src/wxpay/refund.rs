@@ -42,10 +42,12 @@ pub struct RefundAccepted {
 fn fen(fields: &Fields, key: &str) -> Result<Option<Fen>, WxPayError> {
     match fields.non_empty(key) {
         None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(|n| Some(Fen::new(n)))
-            .map_err(|_| WxPayError::BadResponse(format!("{key} is not an integer"))),
+        Some(v) => v.parse::<i64>().map(|n| Some(Fen::new(n))).map_err(|e| {
+            WxPayError::BadResponse(crate::cause::Failure::because(
+                format!("{key} is not an integer"),
+                e,
+            ))
+        }),
     }
 }
 
@@ -154,12 +156,12 @@ impl Endpoint for RefundQuery {
         for n in 0..count.min(MAX_LISTED) {
             let at = |k: &str| fields.non_empty(&format!("{k}_{n}"));
             let Some(no) = at("out_refund_no") else {
-                return Err(WxPayError::BadResponse(format!(
-                    "the answer has no out_refund_no_{n}"
-                )));
+                return Err(WxPayError::BadResponse(
+                    format!("the answer has no out_refund_no_{n}").into(),
+                ));
             };
             let status = at("refund_status").ok_or_else(|| {
-                WxPayError::BadResponse(format!("the answer has no refund_status_{n}"))
+                WxPayError::BadResponse(format!("the answer has no refund_status_{n}").into())
             })?;
             out.push(RefundInfo {
                 out_refund_no: no.to_string(),

@@ -71,7 +71,10 @@ pub fn download_path<'a>(download_url: &'a str, base_url: &str) -> Result<&'a st
     let base = base_url.trim_end_matches('/');
     match download_url.strip_prefix(base) {
         Some(rest) if rest.starts_with('/') => Ok(rest),
-        _ => Err(BillFileError::Foreign(download_url.to_string())),
+        // Named without its query: the token in it is a credential.
+        _ => Err(BillFileError::Foreign(
+            download_url.split('?').next().unwrap_or("").to_string(),
+        )),
     }
 }
 

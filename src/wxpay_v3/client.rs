@@ -8,7 +8,8 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 use reqwest::Method;
 
-use crate::http_client::describe;
+use crate::cause::{self, Failure};
+use crate::http_client::failure;
 
 use super::aead::ApiV3Key;
 use super::api::{self, ErrorBody, ErrorCode, NATIVE_PATH, NativeAnswer, NativeOrder, Transaction};
@@ -21,14 +22,16 @@ use crate::lock::RwLockExt;
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Why a v3 call produced no result, at the protocol's levels.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum V3Error {
-    /// No usable answer: connection, timeout, an error status without WeChat Pay's JSON.
+    /// No usable answer: connection, timeout, an error status without WeChat
+    /// Pay's JSON. The reqwest error, if one is behind it, is its source.
     #[error("could not reach the payment gateway: {0}")]
-    Transport(String),
-    /// A 2xx answer that cannot be believed (bad or missing signature, not JSON).
+    Transport(#[source] Failure),
+    /// A 2xx answer that cannot be believed (bad or missing signature, not
+    /// JSON). The JSON or verification error behind it is its source.
     #[error("the payment gateway's answer was not valid: {0}")]
-    Unbelievable(String),
+    Unbelievable(#[source] Failure),
     /// The merchant's keys cannot be used.
     #[error("the merchant's keys: {0}")]
     Key(#[from] super::KeyError),
@@ -133,7 +136,7 @@ impl V3Client {
         let answer = self.checked_status(raw)?;
         let now = jiff::Timestamp::now();
         let mut fresh = cert::decrypt_all(&answer.body, apiv3_key)
-            .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
+            .map_err(|e| V3Error::Unbelievable(Failure::of(e)))?;
         fresh.retain(|c| c.expires.is_none_or(|t| t > now));
         if fresh.is_empty() {
             return Err(V3Error::Unbelievable(
@@ -142,13 +145,19 @@ impl V3Client {
         }
         let mut keys = self.configured.clone();
         for c in &fresh {
-            keys.add_spki_der(&c.serial, &c.spki)
-                .map_err(|e| V3Error::Unbelievable(format!("certificate {}: {e}", c.serial)))?;
+            keys.add_spki_der(&c.serial, &c.spki).map_err(|e| {
+                V3Error::Unbelievable(Failure::because(
+                    format!("certificate {}: {e}", c.serial),
+                    e,
+                ))
+            })?;
         }
         let believed_before = self.verify(&answer.signed(), &answer.body, now.as_second());
         if believed_before.is_err() {
             keys.verify(&answer.signed(), &answer.body, now.as_second())
-                .map_err(|e| V3Error::Unbelievable(format!("the certificate list: {e}")))?;
+                .map_err(|e| {
+                    V3Error::Unbelievable(Failure::because(format!("the certificate list: {e}"), e))
+                })?;
         }
         let mut believed = self.keys.write_or_recover();
         believed.keys = keys;
@@ -190,7 +199,7 @@ impl V3Client {
                     "platform certificates downloaded and decrypted"
                 ),
                 Err(e) => tracing::warn!(
-                    error.message = %e,
+                    error.cause_chain = %cause::chain(&e),
                     "platform certificates not downloaded: answers cannot be believed until they are"
                 ),
             }
@@ -208,22 +217,22 @@ impl V3Client {
 
     /// Creates (or, with identical parameters, re-creates) a native order.
     pub async fn native(&self, order: &NativeOrder) -> Result<NativeAnswer, V3Error> {
-        let body = serde_json::to_vec(order).map_err(|e| V3Error::Transport(e.to_string()))?;
+        let body = serde_json::to_vec(order).map_err(|e| V3Error::Transport(Failure::of(e)))?;
         let answer = self.call(Method::POST, NATIVE_PATH, Some(body)).await?;
-        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(Failure::of(e)))
     }
 
     /// What WeChat Pay knows of one of our trade numbers.
     pub async fn query(&self, out_trade_no: &str) -> Result<Transaction, V3Error> {
         let path = api::query_path(out_trade_no, self.mchid());
         let answer = self.call(Method::GET, &path, None).await?;
-        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(Failure::of(e)))
     }
 
     /// Closes a trade number (204).
     pub async fn close(&self, out_trade_no: &str) -> Result<(), V3Error> {
         let body = serde_json::to_vec(&serde_json::json!({ "mchid": self.mchid() }))
-            .map_err(|e| V3Error::Transport(e.to_string()))?;
+            .map_err(|e| V3Error::Transport(Failure::of(e)))?;
         self.call(Method::POST, &api::close_path(out_trade_no), Some(body))
             .await
             .map(|_| ())
@@ -234,11 +243,11 @@ impl V3Client {
         &self,
         req: &super::refund::RefundCreate,
     ) -> Result<super::refund::RefundAnswer, V3Error> {
-        let body = serde_json::to_vec(req).map_err(|e| V3Error::Transport(e.to_string()))?;
+        let body = serde_json::to_vec(req).map_err(|e| V3Error::Transport(Failure::of(e)))?;
         let answer = self
             .call(Method::POST, super::refund::REFUNDS_PATH, Some(body))
             .await?;
-        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(Failure::of(e)))
     }
 
     /// `GET /v3/refund/domestic/refunds/{out_refund_no}`.
@@ -248,7 +257,7 @@ impl V3Client {
     ) -> Result<super::refund::RefundAnswer, V3Error> {
         let path = super::refund::query_refund_path(out_refund_no);
         let answer = self.call(Method::GET, &path, None).await?;
-        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(Failure::of(e)))
     }
 
     /// One call whose 2xx answer is believed only once its signature checks out.
@@ -268,7 +277,7 @@ impl V3Client {
             &answer.body,
             jiff::Timestamp::now().as_second(),
         )
-        .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
+        .map_err(|e| V3Error::Unbelievable(Failure::of(e)))?;
         Ok(answer.body)
     }
 
@@ -280,18 +289,18 @@ impl V3Client {
         let answer = self
             .call(Method::GET, &super::bill::tradebill_path(day), None)
             .await?;
-        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(e.to_string()))
+        serde_json::from_slice(&answer).map_err(|e| V3Error::Unbelievable(Failure::of(e)))
     }
 
     /// The bill file itself. Its answer is not signed: the SHA-1 the signed
     /// `trade_bill` answer named is what vouches for it.
     pub async fn download_bill(&self, bill: &super::bill::TradeBill) -> Result<String, V3Error> {
         let path = super::bill::download_path(&bill.download_url, &self.base_url)
-            .map_err(|e| V3Error::Unbelievable(e.to_string()))?;
+            .map_err(|e| V3Error::Unbelievable(Failure::of(e)))?;
         let limit = usize::try_from(super::bill::MAX_BILL_BYTES).unwrap_or(usize::MAX);
         let raw = self.send(Method::GET, path, None, limit).await?;
         let raw = self.checked_status(raw)?;
-        super::bill::open_file(&raw.body, bill).map_err(|e| V3Error::Unbelievable(e.to_string()))
+        super::bill::open_file(&raw.body, bill).map_err(|e| V3Error::Unbelievable(Failure::of(e)))
     }
 
     /// An error status is WeChat Pay's JSON (or no usable answer at all).
@@ -306,7 +315,7 @@ impl V3Client {
                 raw_code: e.code,
                 message: e.message,
             },
-            Err(_) => V3Error::Transport(format!("HTTP {}", raw.status)),
+            Err(_) => V3Error::Transport(format!("HTTP {}", raw.status).into()),
         })
     }
 
@@ -327,7 +336,7 @@ impl V3Client {
         let authorization = self
             .signer
             .authorization(method.as_str(), &signed_path, timestamp, &nonce, &bytes)
-            .map_err(|e| V3Error::Transport(e.to_string()))?;
+            .map_err(|e| V3Error::Transport(Failure::of(e)))?;
         let accept_serial = self.keys.read_or_recover().accept_serial.clone();
         let mut req = self
             .http
@@ -343,7 +352,7 @@ impl V3Client {
         let mut resp = req
             .send()
             .await
-            .map_err(|e| V3Error::Transport(describe(e)))?;
+            .map_err(|e| V3Error::Transport(failure(e)))?;
         let header = |name: &str| {
             resp.headers()
                 .get(name)
@@ -361,7 +370,7 @@ impl V3Client {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| V3Error::Transport(describe(e)))?
+            .map_err(|e| V3Error::Transport(failure(e)))?
         {
             if raw.body.len() + chunk.len() > limit {
                 return Err(V3Error::Unbelievable("the answer is too large".into()));
@@ -439,6 +448,7 @@ mod tests {
         let (status, answer): (u16, Vec<u8>) = match req.path() {
             "/v3/pay/transactions/native" => (200, br#"{"code_url":"weixin://wxpay/bizpayurl?pr=abc"}"#.to_vec()),
             p if p.ends_with("/close") => (204, Vec::new()),
+            p if p.contains("GARBLED") => (200, b"not json".to_vec()),
             p if p.contains("NOPE") => {
                 return HttpResponse::NotFound().json(serde_json::json!({"code":"ORDER_NOT_EXIST","message":"订单不存在"}));
             }
@@ -516,7 +526,7 @@ mod tests {
             "weixin://wxpay/bizpayurl?pr=abc"
         );
         assert_eq!(c.query("SP1").await.unwrap().trade_state, "NOTPAY");
-        assert_eq!(c.close("SP1").await, Ok(()), "a signed 204 is believed");
+        assert!(c.close("SP1").await.is_ok(), "a signed 204 is believed");
         assert!(matches!(
             c.query("NOPE").await,
             Err(V3Error::Api {
@@ -529,5 +539,29 @@ mod tests {
             c.call(Method::GET, "/v3/x?forged=1", None).await,
             Err(V3Error::Unbelievable(_))
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unbelievable_answer_keeps_its_cause() {
+        let c = client().await;
+        let forged = c
+            .call(Method::GET, "/v3/x?forged=1", None)
+            .await
+            .unwrap_err();
+        let verify = cause::levels(&forged).find_map(|l| l.downcast_ref::<VerifyError>());
+        assert!(verify.is_some(), "{}", cause::chain(&forged));
+        // Signed, but not JSON: the JSON error is kept under the short text.
+        let garbled = c.query("GARBLED").await.unwrap_err();
+        assert!(matches!(garbled, V3Error::Unbelievable(_)), "{garbled:?}");
+        assert!(
+            cause::levels(&garbled).any(|l| l.is::<serde_json::Error>()),
+            "{}",
+            cause::chain(&garbled)
+        );
+        assert!(
+            garbled
+                .to_string()
+                .starts_with("the payment gateway's answer was not valid: expected ident")
+        );
     }
 }

@@ -5,8 +5,9 @@
 //! (`verify`), and resources decrypted with the APIv3 key (`aead`).
 //!
 //! Like `wxpay/`: no web framework, no database, no domain; it depends on
-//! nothing of ours but the shared outbound `http_client` (used by `client`, the
-//! only part that touches the network).
+//! nothing of ours but the leaf `cause` (errors keep their causes) and the
+//! shared outbound `http_client` (used by `client`, the only part that touches
+//! the network).
 
 pub mod aead;
 pub mod api;

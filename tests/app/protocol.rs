@@ -229,7 +229,7 @@ async fn every_gateway_fault_is_observed() {
 
     sim.set_faults("http500_rate=1").await;
     assert!(
-        matches!(wx.order_query(&q()).await, Err(WxPayError::Transport(m)) if m.contains("500"))
+        matches!(wx.order_query(&q()).await, Err(WxPayError::Transport(m)) if m.text().contains("500"))
     );
 
     sim.set_faults("bad_xml_rate=1").await;
@@ -241,7 +241,7 @@ async fn every_gateway_fault_is_observed() {
     sim.set_faults("bad_sign_rate=1").await;
     let err = wx.order_query(&q()).await.unwrap_err();
     assert!(
-        matches!(&err, WxPayError::BadResponse(m) if m.contains("signature")),
+        matches!(&err, WxPayError::BadResponse(m) if m.text().contains("signature")),
         "{err:?}"
     );
 

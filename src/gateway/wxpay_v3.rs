@@ -25,7 +25,9 @@ use crate::money::Fen;
 use crate::trade::OutRefundNo;
 use crate::trade::{OutTradeNo, TransactionId};
 use crate::wxpay_v3::aead::ApiV3Key;
-use crate::wxpay_v3::api::{self, Amount, ErrorCode, NativeOrder, SceneInfo, Transaction};
+use crate::wxpay_v3::api::{
+    self, Amount, ErrorCode, NativeOrder, SceneInfo, TradeState, Transaction,
+};
 use crate::wxpay_v3::client::{V3Client, V3Error};
 use crate::wxpay_v3::notify::{self, Event};
 use crate::wxpay_v3::verify::Signed;
@@ -244,8 +246,8 @@ fn paid_at(success_time: Option<&str>) -> Option<Millis> {
 
 /// The one mapping of v3 trade states to the shop's.
 fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
-    Ok(match tx.trade_state.as_str() {
-        "SUCCESS" | "REFUND" => {
+    Ok(match tx.state() {
+        TradeState::Success | TradeState::Refund => {
             let (Some(id), Some(amount)) = (tx.transaction_id, tx.amount) else {
                 return Err(GatewayError::Unbelievable(
                     "a paid order without transaction_id or amount".into(),
@@ -259,10 +261,10 @@ fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
                 paid_at: paid_at(tx.success_time.as_deref()),
             })
         }
-        "NOTPAY" => TradeStatus::NotPaid,
-        "USERPAYING" => TradeStatus::Paying,
-        "CLOSED" | "REVOKED" | "PAYERROR" => TradeStatus::Closed,
-        other => TradeStatus::Pending(other.to_string()),
+        TradeState::NotPay => TradeStatus::NotPaid,
+        TradeState::UserPaying => TradeStatus::Paying,
+        TradeState::Closed | TradeState::Revoked | TradeState::PayError => TradeStatus::Closed,
+        TradeState::Unknown(other) => TradeStatus::Pending(other),
     })
 }
 

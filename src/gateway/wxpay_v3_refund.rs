@@ -8,7 +8,9 @@ use crate::checkout::gateway::{
 use crate::money::Fen;
 use crate::trade::{OutRefundNo, OutTradeNo};
 use crate::wxpay_v3::client::{V3Client, V3Error};
-use crate::wxpay_v3::refund::{RefundAmountReq, RefundAnswer, RefundCreate, RefundNotice};
+use crate::wxpay_v3::refund::{
+    RefundAmountReq, RefundAnswer, RefundCreate, RefundNotice, RefundState as V3RefundState,
+};
 
 pub(super) async fn refund(
     client: &V3Client,
@@ -71,13 +73,13 @@ fn facts(a: &RefundAnswer) -> RefundFacts {
 /// The one mapping of v3 refund states to the shop's (`status` in answers,
 /// `refund_status` in notifications: the same values).
 fn status(s: &str, facts: RefundFacts) -> Result<RefundStatus, GatewayError> {
-    Ok(match s {
-        "SUCCESS" => RefundStatus::Succeeded(facts),
-        "PROCESSING" => RefundStatus::Processing(facts),
-        "CLOSED" => RefundStatus::Closed(facts),
-        "ABNORMAL" => RefundStatus::Abnormal(facts),
+    Ok(match V3RefundState::parse(s) {
+        V3RefundState::Success => RefundStatus::Succeeded(facts),
+        V3RefundState::Processing => RefundStatus::Processing(facts),
+        V3RefundState::Closed => RefundStatus::Closed(facts),
+        V3RefundState::Abnormal => RefundStatus::Abnormal(facts),
         // Not known to this version: not final, so it is asked about again.
-        _ => RefundStatus::Processing(facts),
+        V3RefundState::Unknown(_) => RefundStatus::Processing(facts),
     })
 }
 

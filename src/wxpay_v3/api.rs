@@ -83,6 +83,21 @@ pub struct PaidAmount {
     pub currency: Option<String>,
 }
 
+words! {
+    /// `trade_state` of a v3 transaction (the same words v2 uses).
+    TradeState {
+        Success = "SUCCESS",
+        /// Paid, then refunded: the money was received.
+        Refund = "REFUND",
+        NotPay = "NOTPAY",
+        Closed = "CLOSED",
+        Revoked = "REVOKED",
+        /// The customer is entering the password.
+        UserPaying = "USERPAYING",
+        PayError = "PAYERROR",
+    }
+}
+
 /// A transaction as query answers and payment notifications describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
@@ -100,6 +115,13 @@ pub struct Transaction {
     pub payer: Option<Payer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<PaidAmount>,
+}
+
+impl Transaction {
+    /// Its `trade_state`, read.
+    pub fn state(&self) -> TradeState {
+        TradeState::parse(&self.trade_state)
+    }
 }
 
 /// WeChat Pay's error answer.

@@ -84,6 +84,17 @@ pub struct RefundAnswer {
     pub amount: RefundAmount,
 }
 
+words! {
+    /// A refund's state: `status` in answers, `refund_status` in notifications.
+    RefundState {
+        Success = "SUCCESS",
+        Processing = "PROCESSING",
+        Closed = "CLOSED",
+        /// Stuck (the payer's account closed, say): the merchant must act.
+        Abnormal = "ABNORMAL",
+    }
+}
+
 /// The plaintext of a `REFUND.SUCCESS` / `REFUND.ABNORMAL` / `REFUND.CLOSED` notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundNotice {

@@ -24,10 +24,13 @@ use crate::lock::LockExt;
 use crate::money::Fen;
 use crate::wxpay::refund::RefundStatusV2;
 use crate::wxpay::{ErrCode, OutTradeNo, SignType};
+use crate::wxpay_v3::api::TradeState;
 use crate::wxpay_v3::cert::{
     ASSOCIATED_DATA, CERTIFICATES_PATH, CertificateEntry, CertificatesAnswer, EncryptCertificate,
 };
-use crate::wxpay_v3::refund::{REFUNDS_PATH, RefundAmount, RefundAnswer, RefundCreate};
+use crate::wxpay_v3::refund::{
+    REFUNDS_PATH, RefundAmount, RefundAnswer, RefundCreate, RefundState,
+};
 use crate::wxpay_v3::sign::{MerchantSigner, SCHEME};
 use crate::wxpay_v3::verify::response_message;
 use crate::wxpay_v3::{KeyError, aead, api};
@@ -292,10 +295,10 @@ async fn query_refund(
 /// A refund as v3's answer, its query and its notification describe it.
 pub fn refund_object(r: &SimRefund) -> RefundAnswer {
     let status = match r.status {
-        RefundStatusV2::Success => "SUCCESS",
-        RefundStatusV2::Closed => "CLOSED",
-        RefundStatusV2::Change => "ABNORMAL",
-        RefundStatusV2::Processing | RefundStatusV2::Unknown(_) => "PROCESSING",
+        RefundStatusV2::Success => RefundState::Success,
+        RefundStatusV2::Closed => RefundState::Closed,
+        RefundStatusV2::Change => RefundState::Abnormal,
+        RefundStatusV2::Processing | RefundStatusV2::Unknown(_) => RefundState::Processing,
     };
     RefundAnswer {
         refund_id: r.refund_id.clone(),
@@ -306,7 +309,7 @@ pub fn refund_object(r: &SimRefund) -> RefundAnswer {
         user_received_account: Some(SIM_ACCOUNT.into()),
         success_time: r.success_time.map(api::format_time),
         create_time: Some(api::format_time(r.created_at)),
-        status: status.into(),
+        status: status.as_str().to_string(),
         amount: RefundAmount {
             total: r.total_fee.get(),
             refund: r.refund_fee.get(),
@@ -772,7 +775,12 @@ pub fn transaction(order: &SimOrder) -> serde_json::Value {
     match &order.state {
         SimTradeState::NotPay | SimTradeState::Closed => {
             let closed = order.state == SimTradeState::Closed;
-            t["trade_state"] = if closed { "CLOSED" } else { "NOTPAY" }.into();
+            let state = if closed {
+                TradeState::Closed
+            } else {
+                TradeState::NotPay
+            };
+            t["trade_state"] = state.as_str().into();
             t["trade_state_desc"] = if closed {
                 "订单已关闭"
             } else {
@@ -782,7 +790,7 @@ pub fn transaction(order: &SimOrder) -> serde_json::Value {
             t["amount"] = serde_json::json!({"payer_currency": "CNY", "total": total});
         }
         SimTradeState::Paid(p) => {
-            t["trade_state"] = "SUCCESS".into();
+            t["trade_state"] = TradeState::Success.as_str().into();
             t["trade_state_desc"] = "支付成功".into();
             t["trade_type"] = "NATIVE".into();
             t["bank_type"] = "OTHERS".into();

@@ -28,9 +28,10 @@ async fn duplicated_and_delayed_notifications_are_applied_once() {
 }
 
 /// Three orders created and paid under `fault` (half the notifications lost, so
-/// the poller finds those payments).
+/// the poller finds those payments). The app's clock moves a second at a time:
+/// QR lives and retry backoffs pass without waiting for them.
 async fn orders_are_created_and_paid_despite(fault: &str) {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_manual_clock(|s| {
         s.checkout.qr_ttl_secs = 2;
         s.poller.max_backoff_secs = 1;
     })
@@ -41,17 +42,16 @@ async fn orders_are_created_and_paid_despite(fault: &str) {
     for i in 0..3 {
         tokens.push(app.create_order(&format!("1.0{i}"), fault).await);
     }
+    let second = Duration::from_secs(1);
     for token in &tokens {
         // A QR that failed every attempt is replaced at the QR's pace.
-        app.wait_for(token, "an open QR", Duration::from_secs(20), |s| {
-            s["qr_state"] == "open"
-        })
-        .await;
+        app.advance_until(token, "an open QR", second, 60, |s| s["qr_state"] == "open")
+            .await;
         let code_url = app.scan_qr(token).await;
         assert_eq!(app.pay(&code_url).await, 200, "{fault}");
     }
     for token in &tokens {
-        app.wait_for_state(token, "paid", Duration::from_secs(20))
+        app.advance_until(token, "paid", second, 60, |s| s["state"] == "paid")
             .await;
     }
     app.set_faults("").await;
@@ -85,7 +85,7 @@ async fn a_slow_and_failing_gateway_is_survived() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_with_bad_signatures_are_never_believed() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_manual_clock(|s| {
         s.sim.faults = "drop_notify=1.0".into();
         s.poller.max_backoff_secs = 1;
     })
@@ -97,11 +97,13 @@ async fn answers_with_bad_signatures_are_never_believed() {
     app.set_faults("drop_notify=1.0,bad_sign_rate=1").await;
     assert_eq!(app.pay(&code_url).await, 200);
     // Polled: the forged answer is refused, with the reason kept.
-    app.wait_count(
+    let second = Duration::from_secs(1);
+    app.advance_until_count(
         "a poll with a forged answer",
         "SELECT COUNT(*) FROM qrs WHERE last_error LIKE '%signature%'",
         1,
-        Duration::from_secs(10),
+        second,
+        10,
     )
     .await;
     assert_eq!(app.status(&token).await["state"], "open", "not believed");
@@ -113,7 +115,7 @@ async fn answers_with_bad_signatures_are_never_believed() {
     assert!(s["qr_error"].as_str().unwrap().contains("not valid"), "{s}");
 
     app.set_faults("drop_notify=1.0").await;
-    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+    app.advance_until(&token, "paid", second, 10, |s| s["state"] == "paid")
         .await;
 }
 

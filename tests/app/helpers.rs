@@ -243,13 +243,13 @@ impl Drop for TestSim {
     }
 }
 
-/// The customer pays `code_url` on the phone of the simulator at `sim` (a URL
-/// ending in `/`); returns the HTTP status.
 /// The body of `GET url` (a page of the simulator's phone, say).
 pub async fn get_text(url: &str) -> String {
     http().get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// The customer pays `code_url` on the phone of the simulator at `sim` (a URL
+/// ending in `/`); returns the HTTP status.
 pub async fn pay_on(sim: &str, code_url: &str) -> u16 {
     http()
         .post(format!("{sim}pay"))
@@ -585,8 +585,6 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// The poller looks for due work now (in this process; the binary's own loop
-    /// does it at its pace), then a moment passes.
     /// Moves the app's manual clock forward, then runs the poller until the work
     /// that became due (and what it led to) is done.
     pub async fn advance(&self, by: Duration) {
@@ -600,6 +598,49 @@ impl TestApp {
         poller.run_until_idle(20).await.expect("the poller runs");
     }
 
+    /// Moves the manual clock by `step` until `f(status)` holds, at most `steps`
+    /// times: what `wait_for` is for an app on the wall clock.
+    pub async fn advance_until(
+        &self,
+        token: &str,
+        what: &str,
+        step: Duration,
+        steps: usize,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..steps {
+            let s = self.status(token).await;
+            if f(&s) {
+                return s;
+            }
+            self.advance(step).await;
+        }
+        let s = self.status(token).await;
+        assert!(f(&s), "{what} not after {steps} × {step:?}: {s}");
+        s
+    }
+
+    /// Moves the manual clock by `step` until `sql` (a COUNT) gives `want`, at
+    /// most `steps` times.
+    pub async fn advance_until_count(
+        &self,
+        what: &str,
+        sql: &str,
+        want: i64,
+        step: Duration,
+        steps: usize,
+    ) {
+        for _ in 0..steps {
+            if self.count(sql) == want {
+                return;
+            }
+            self.advance(step).await;
+        }
+        assert_eq!(self.count(sql), want, "{what}: {sql}");
+    }
+
+    /// The poller looks for due work now (in this process; the binary's own loop
+    /// does it at its pace), then a moment passes.
     pub async fn tick(&self) {
         if let Serving::InProcess { poller, .. } = &self.serving {
             poller.tick().await.expect("a poller tick");

@@ -305,7 +305,7 @@ async fn healthz_and_unknown_orders() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_manual_clock(|s| {
         s.checkout.qr_ttl_secs = 1;
         s.poller.max_backoff_secs = 1;
     })
@@ -324,7 +324,8 @@ async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
     );
 
     app.set_faults("").await;
-    app.wait_for(&token, "a new QR", Duration::from_secs(8), |s| {
+    // Retried at the QR's pace: the test moves the app's clock a second at a time.
+    app.advance_until(&token, "a new QR", Duration::from_secs(1), 8, |s| {
         s["qr_state"] == "open"
     })
     .await;

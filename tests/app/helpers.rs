@@ -463,10 +463,21 @@ async fn start_in_process(settings: Settings, data_dir: tempfile::TempDir) -> Te
 }
 
 async fn start_on_clock(settings: Settings, data_dir: tempfile::TempDir, clock: Clock) -> TestApp {
+    start_prepared(settings, data_dir, clock, |_| {}).await
+}
+
+/// Builds the app on `clock`, lets `prepare` adjust it, and runs it.
+async fn start_prepared(
+    settings: Settings,
+    data_dir: tempfile::TempDir,
+    clock: Clock,
+    prepare: impl FnOnce(&mut Application),
+) -> TestApp {
     capture_logs();
-    let app = Application::build_with_clock(settings, clock.clone())
+    let mut app = Application::build_with_clock(settings, clock.clone())
         .await
         .expect("the application builds");
+    prepare(&mut app);
     let base = format!("http://127.0.0.1:{}", app.port());
     let poller = app.poller();
     let stop = CancellationToken::new();
@@ -995,6 +1006,27 @@ pub async fn spawn_live_app_on(
     let mut settings = settings(env, &listen, tweak);
     settings.data_dir = data_dir.path().to_path_buf();
     start_in_process(settings, data_dir).await
+}
+
+/// A live v3 app verifying WeChat Pay by platform certificates, on the manual
+/// clock, that tries a failed certificate download again after `retry` (in
+/// service: 10 s).
+pub async fn spawn_live_v3_app_fetching_certificates(
+    gateway: &str,
+    retry: Duration,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = live_env_v3(gateway, port, V3Keys::Certificates, data_dir.path());
+    let mut settings = settings(env, &listen, tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_prepared(settings, data_dir, Clock::manual(), |app| {
+        app.retry_certificates_after(retry)
+    })
+    .await
 }
 
 /// What WeChat Pay puts in the headers of a v3 notification.

@@ -86,6 +86,17 @@ impl Clock {
     }
 }
 
+impl Clock {
+    /// Waits `d` on the system clock. On a manual clock it returns at once: time
+    /// passes there only when the test moves it, and a pause (between resends,
+    /// say) is not a moment anyone waits for.
+    pub async fn pause(&self, d: Duration) {
+        if self.manual.is_none() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
 fn system_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }

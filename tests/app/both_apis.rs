@@ -54,14 +54,19 @@ async fn paid_by_polling_alone_when_no_notification_comes(api: Api) {
 }
 
 async fn a_superseded_qr_is_closed_and_cannot_be_paid(api: Api) {
-    // Long enough for QR 2 to be paid before it is superseded in turn.
-    let app = spawn_app_on(api, |s| s.checkout.qr_ttl_secs = 4).await;
+    // QRs live 4 s of the app's clock, which moves only when the test says: QR 2
+    // is paid before it is superseded in turn.
+    let app = spawn_app_on_manual_clock(move |s| {
+        s.wxpay.api = api;
+        s.checkout.qr_ttl_secs = 4;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("6.60", "refresh").await;
     let old_no = app.out_trade_no(&token).await;
     let old_url = app.scan_qr(&token).await;
     let s = app
-        .wait_for(&token, "QR 2", Duration::from_secs(15), |s| {
+        .advance_until(&token, "QR 2", Duration::from_secs(4), 1, |s| {
             s["qr_version"] == 2 && s["qr_state"] == "open"
         })
         .await;
@@ -84,9 +89,10 @@ async fn a_superseded_qr_is_closed_and_cannot_be_paid(api: Api) {
 }
 
 async fn gateway_faults_fail_visibly_and_recover(api: Api) {
-    // A failed QR is replaced at the QR's pace: long enough to read it failed
-    // on a loaded machine, short enough to see it replaced.
-    let app = spawn_app_on(api, |s| {
+    // A failed QR is replaced at the QR's pace, on the app's clock, which moves
+    // only when the test says: it is read failed, then the time passes.
+    let app = spawn_app_on_manual_clock(move |s| {
+        s.wxpay.api = api;
         s.checkout.qr_ttl_secs = 4;
         s.poller.max_backoff_secs = 1;
     })
@@ -106,7 +112,7 @@ async fn gateway_faults_fail_visibly_and_recover(api: Api) {
             "{fault}: {s}"
         );
         app.set_faults("").await;
-        app.wait_for(&token, "a new QR", Duration::from_secs(15), |s| {
+        app.advance_until(&token, "a new QR", Duration::from_secs(1), 15, |s| {
             s["qr_state"] == "open"
         })
         .await;

@@ -211,7 +211,8 @@ async fn repeated_login_failures_from_one_address_are_slowed_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
-    let app = spawn_app().await;
+    // The manual clock skips the pauses between the automatic resends.
+    let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("cashier", "cashier").await;
     app.set_faults("systemerror_rate=1").await;
     let token = app.create_order("5.00", "retry me").await;

@@ -390,6 +390,8 @@ enum Serving {
         stop: CancellationToken,
         poller: Poller,
         clock: Clock,
+        /// The webhook delivery task, when webhooks are on.
+        webhooks: Option<scanpay::webhooks::Webhooks>,
     },
     /// The binary, for tests that kill it; `env` starts it again the same way.
     Process {
@@ -480,6 +482,7 @@ async fn start_prepared(
     prepare(&mut app);
     let base = format!("http://127.0.0.1:{}", app.port());
     let poller = app.poller();
+    let webhooks = app.webhooks();
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
@@ -495,6 +498,7 @@ async fn start_prepared(
             stop,
             poller,
             clock,
+            webhooks,
         },
     }
 }
@@ -607,6 +611,27 @@ impl TestApp {
             "spawn_app_on_manual_clock makes a movable clock"
         );
         poller.run_until_idle(20).await.expect("the poller runs");
+    }
+
+    /// Waits for the poller's jobs in flight and runs what is due now, without
+    /// moving the clock: afterwards the poller has nothing more to say.
+    pub async fn settle(&self) {
+        let Serving::InProcess { poller, .. } = &self.serving else {
+            panic!("only an in-process app has a poller to wait for");
+        };
+        poller.run_until_idle(20).await.expect("the poller runs");
+    }
+
+    /// One turn of webhook delivery now: what it sent. Call it only once nothing
+    /// is due, or the background turn and this one may send the same delivery.
+    pub async fn deliver_webhooks(&self) -> scanpay::webhooks::Turn {
+        let Serving::InProcess {
+            webhooks: Some(w), ..
+        } = &self.serving
+        else {
+            panic!("an in-process app with webhooks on");
+        };
+        w.tick().await.expect("a webhook turn")
     }
 
     /// Moves the manual clock by `step` until `f(status)` holds, at most `steps`

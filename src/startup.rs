@@ -268,6 +268,15 @@ impl Application {
         }
     }
 
+    /// Cuts each webhook request after `timeout` instead of
+    /// `webhooks::REQUEST_TIMEOUT` (tests of a hanging receiver).
+    pub fn cut_webhooks_after(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        if let Some(w) = &self.webhooks {
+            self.webhooks = Some(w.with_request_timeout(timeout)?);
+        }
+        Ok(())
+    }
+
     /// The webhook delivery task, when webhooks are on (tests call its `tick()`).
     pub fn webhooks(&self) -> Option<crate::webhooks::Webhooks> {
         self.webhooks.clone()

@@ -423,6 +423,18 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     start_in_process(settings, data_dir).await
 }
 
+/// As `spawn_app_with`, with `prepare` adjusting the built app before it runs.
+pub async fn spawn_app_prepared(
+    tweak: impl FnOnce(&mut Settings),
+    prepare: impl FnOnce(&mut Application),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_prepared(settings, data_dir, Clock::system(), prepare).await
+}
+
 /// The app in simulator mode on an empty data dir: it creates its schema and the
 /// demo users itself.
 pub async fn spawn_fresh_app() -> TestApp {

@@ -331,7 +331,17 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_receiver_delays_no_payment_and_no_notification_answer() {
     let receiver = Receiver::start(Answer::Hang).await;
-    let app = app_posting_to(receiver.url()).await;
+    let url = receiver.url();
+    // Cut after three seconds, not the five of service: still longer than the
+    // three notifications below may take (under a second each).
+    let app = spawn_app_prepared(
+        move |s| {
+            s.notify.webhook_urls = vec![url];
+            s.notify.webhook_secret = Some(SECRET.to_string().into());
+        },
+        |app| app.cut_webhooks_after(Duration::from_secs(3)).unwrap(),
+    )
+    .await;
     app.login_as("cashier", "cashier").await;
     paid_order(&app, "5.00").await;
     receiver.wait_for(1, Duration::from_secs(5)).await;

@@ -156,7 +156,7 @@ async fn a_refused_close_is_tried_again_until_the_gateway_accepts() {
 async fn the_gateway_down_and_back() {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut sim = spawn_sim_process(&listen);
-    let app = spawn_live_app(&sim.url, |s| {
+    let app = spawn_live_app_on_manual_clock(&sim.url, |s| {
         s.checkout.qr_ttl_secs = 1;
         s.wxpay.timeout_secs = 2;
         s.poller.max_backoff_secs = 1;
@@ -173,39 +173,25 @@ async fn the_gateway_down_and_back() {
         s["qr_error"].as_str().unwrap().contains("could not reach"),
         "{s}"
     );
-    // With a one-second QR life the poller retries the failed QR every second,
-    // and while a retry is in flight the page rightly says "creating": read the
-    // page until it shows the reason again (it must, within a few retries).
-    let start = std::time::Instant::now();
-    loop {
-        let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
-        if page.contains("could not reach the payment gateway") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the page never showed why the QR failed: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // A second on, the poller has tried the failed QR again (and failed): the
+    // page still shows why.
+    app.advance(Duration::from_secs(1)).await;
+    let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
+    assert!(
+        page.contains("could not reach the payment gateway"),
+        "the page shows why the QR failed: {page}"
+    );
     // The customer reads a translated, generic reason: the gateway's
     // diagnostics (and where it is) are for staff.
-    let start = std::time::Instant::now();
-    loop {
-        let resp = app.get_anonymous(&format!("/o/{token}/status")).await;
-        let s: serde_json::Value = resp.json().await.unwrap();
-        if s["qr_state"] == "failed" {
-            let reason = s["qr_error"].as_str().unwrap();
-            assert!(reason.contains("收银员"), "{s}");
-            assert!(
-                !reason.contains("reach") && !reason.contains("127.0.0.1"),
-                "{s}"
-            );
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "{s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let resp = app.get_anonymous(&format!("/o/{token}/status")).await;
+    let s: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(s["qr_state"], "failed", "{s}");
+    let reason = s["qr_error"].as_str().unwrap();
+    assert!(reason.contains("收银员"), "{s}");
+    assert!(
+        !reason.contains("reach") && !reason.contains("127.0.0.1"),
+        "{s}"
+    );
     let customer_page = app
         .get_anonymous(&format!("/o/{token}"))
         .await
@@ -221,7 +207,7 @@ async fn the_gateway_down_and_back() {
     assert_eq!(status, 200, "healthz: {}", health.text().await.unwrap());
 
     sim = spawn_sim_process(&listen);
-    app.wait_for(&token, "an open QR", Duration::from_secs(15), |s| {
+    app.advance_until(&token, "an open QR", Duration::from_secs(1), 15, |s| {
         s["qr_state"] == "open"
     })
     .await;

@@ -551,6 +551,20 @@ pub async fn spawn_live_app(gateway: &str, tweak: impl FnOnce(&mut Settings)) ->
     start_in_process(settings, data_dir).await
 }
 
+/// As `spawn_live_app`, on the manual clock (`TestApp::advance`).
+pub async fn spawn_live_app_on_manual_clock(
+    gateway: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut settings = settings(live_env(gateway, port), &listen, tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_on_clock(settings, data_dir, Clock::manual()).await
+}
+
 /// The binary in live mode against `sim` (which keeps its orders while the app
 /// is killed and restarted), with the staff of `spawn_live_app`.
 pub fn spawn_app_process(sim: &TestSim) -> TestApp {

@@ -124,7 +124,8 @@ async fn gateway_faults_fail_visibly_and_recover(api: Api) {
 
 async fn a_badly_signed_answer_is_not_believed(api: Api) {
     for fault in ["bad_sign_rate=1", "bad_xml_rate=1"] {
-        let app = spawn_app_on(api, |_| {}).await;
+        // The manual clock skips the pauses between the automatic resends.
+        let app = spawn_app_on_manual_clock(move |s| s.wxpay.api = api).await;
         app.login_as("cashier", "cashier").await;
         app.set_faults(fault).await;
         let token = app.create_order("4.40", fault).await;

@@ -49,7 +49,14 @@ impl From<jiff::Timestamp> for Millis {
 /// Milliseconds since the Unix epoch, from the system or from a test's hand.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
-    manual: Option<Arc<AtomicI64>>,
+    manual: Option<Arc<Manual>>,
+}
+
+/// A hand-moved time, and who waits for it to move.
+#[derive(Debug)]
+struct Manual {
+    ms: AtomicI64,
+    moved: tokio::sync::Notify,
 }
 
 impl Clock {
@@ -60,13 +67,16 @@ impl Clock {
     /// A clock that starts at the system's time and moves only by [`Clock::advance`].
     pub fn manual() -> Self {
         Clock {
-            manual: Some(Arc::new(AtomicI64::new(system_ms()))),
+            manual: Some(Arc::new(Manual {
+                ms: AtomicI64::new(system_ms()),
+                moved: tokio::sync::Notify::new(),
+            })),
         }
     }
 
     pub fn now(&self) -> Millis {
         Millis(match &self.manual {
-            Some(t) => t.load(Ordering::SeqCst),
+            Some(t) => t.ms.load(Ordering::SeqCst),
             None => system_ms(),
         })
     }
@@ -75,13 +85,50 @@ impl Clock {
     pub fn advance(&self, by: Duration) -> bool {
         match &self.manual {
             Some(t) => {
-                t.fetch_add(
+                t.ms.fetch_add(
                     i64::try_from(by.as_millis()).unwrap_or(i64::MAX),
                     Ordering::SeqCst,
                 );
+                t.moved.notify_waiters();
                 true
             }
             None => false,
+        }
+    }
+}
+
+impl Clock {
+    /// Waits `d` on the system clock. On a manual clock it returns at once: time
+    /// passes there only when the test moves it, and a pause (between resends,
+    /// say) is not a moment anyone waits for.
+    pub async fn pause(&self, d: Duration) {
+        if self.manual.is_none() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Returns once this clock reads `at` or later: on the system clock after a
+    /// timer, on a manual one when the test has moved it there.
+    pub async fn sleep_until(&self, at: Millis) {
+        match &self.manual {
+            // Checked again after the timer: never back just before `at`.
+            None => loop {
+                let now = self.now();
+                if now >= at {
+                    return;
+                }
+                tokio::time::sleep(at.since(now).max(Duration::from_millis(1))).await;
+            },
+            Some(m) => loop {
+                // Registered before the reading, so a move in between is not missed.
+                let moved = m.moved.notified();
+                tokio::pin!(moved);
+                moved.as_mut().enable();
+                if self.now() >= at {
+                    return;
+                }
+                moved.await;
+            },
         }
     }
 }
@@ -108,6 +155,32 @@ fn ms(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_sleep_on_a_manual_clock_ends_when_the_clock_is_moved_past_it() {
+        let c = Clock::manual();
+        let at = c.now().plus(Duration::from_secs(8));
+        let sleeper = tokio::spawn({
+            let c = c.clone();
+            async move { c.sleep_until(at).await }
+        });
+        c.advance(Duration::from_secs(5));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "not before its time");
+        c.advance(Duration::from_secs(3));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("woken by the move")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sleep_on_the_system_clock_is_a_timer() {
+        let c = Clock::system();
+        let started = std::time::Instant::now();
+        c.sleep_until(c.now().plus(Duration::from_millis(50))).await;
+        assert!(started.elapsed() >= Duration::from_millis(45));
+    }
 
     #[test]
     fn a_manual_clock_moves_only_by_hand() {

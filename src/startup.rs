@@ -129,6 +129,8 @@ pub struct Application {
 pub struct CertificateRefresh {
     client: Arc<V3Client>,
     apiv3_key: ApiV3Key,
+    /// After a failed download, try again this soon (`CERTIFICATE_RETRY`).
+    retry: Duration,
 }
 
 /// How often platform certificates are downloaded again (WeChat Pay's own SDK:
@@ -140,7 +142,7 @@ const CERTIFICATE_RETRY: Duration = Duration::from_secs(10);
 impl CertificateRefresh {
     async fn run(self, stop: CancellationToken) {
         let mut wait = if self.client.certificates().is_empty() {
-            CERTIFICATE_RETRY
+            self.retry
         } else {
             CERTIFICATE_REFRESH
         };
@@ -156,7 +158,7 @@ impl CertificateRefresh {
                 }
                 Err(e) => {
                     tracing::warn!(error.cause_chain = %crate::cause::chain(&e), "platform certificates not refreshed; will retry");
-                    CERTIFICATE_RETRY
+                    self.retry
                 }
             };
         }
@@ -259,6 +261,23 @@ impl Application {
             certificates,
             api: settings.wxpay.api,
         })
+    }
+
+    /// Tries a failed platform-certificate download again after `every` instead
+    /// of `CERTIFICATE_RETRY` (tests that start the gateway after the app).
+    pub fn retry_certificates_after(&mut self, every: Duration) {
+        if let Some(c) = &mut self.certificates {
+            c.retry = every;
+        }
+    }
+
+    /// Cuts each webhook request after `timeout` instead of
+    /// `webhooks::REQUEST_TIMEOUT` (tests of a hanging receiver).
+    pub fn cut_webhooks_after(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        if let Some(w) = &self.webhooks {
+            self.webhooks = Some(w.with_request_timeout(timeout)?);
+        }
+        Ok(())
     }
 
     /// The webhook delivery task, when webhooks are on (tests call its `tick()`).
@@ -452,6 +471,7 @@ async fn v3_client(
     let refresh = merchant.public_key.is_none().then(|| CertificateRefresh {
         client: client.clone(),
         apiv3_key: merchant.apiv3_key.clone(),
+        retry: CERTIFICATE_RETRY,
     });
     Ok((client, refresh))
 }

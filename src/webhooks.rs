@@ -176,10 +176,21 @@ pub struct Webhooks {
 
 impl Webhooks {
     pub fn new(store: Store, cfg: WebhookConfig, clock: Clock) -> anyhow::Result<Self> {
+        Self::cut_after(store, cfg, clock, REQUEST_TIMEOUT)
+    }
+
+    /// As `new`, each request cut after `timeout` instead of `REQUEST_TIMEOUT`
+    /// (tests of a hanging receiver).
+    pub fn cut_after(
+        store: Store,
+        cfg: WebhookConfig,
+        clock: Clock,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         crate::http_client::install_crypto_provider();
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(REQUEST_TIMEOUT.min(Duration::from_secs(3)))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
             // A receiver answers; it does not send us elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("scanpay/", env!("CARGO_PKG_VERSION")))
@@ -190,6 +201,12 @@ impl Webhooks {
             http,
             clock,
         })
+    }
+
+    /// This delivery task with each request cut after `timeout`.
+    pub fn with_request_timeout(&self, timeout: Duration) -> anyhow::Result<Self> {
+        let cfg = WebhookConfig::clone(&self.cfg);
+        Self::cut_after(self.store.clone(), cfg, self.clock.clone(), timeout)
     }
 
     /// Delivers until `stop`; a turn that did something is followed at once.

@@ -140,7 +140,8 @@ impl Checkout {
             match self.gateway().create_code(&req).await {
                 Err(e) if e.is_retryable() && attempt < ISSUE_ATTEMPTS => {
                     tracing::warn!(attempt, error.cause_chain = %crate::cause::chain(&e), "code request failed; sending it again");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    let pause = Duration::from_millis(200 * u64::from(attempt));
+                    self.inner.clock.pause(pause).await;
                     attempt += 1;
                 }
                 other => break other,

@@ -162,6 +162,11 @@ impl Checkout {
         self.inner.clock.now()
     }
 
+    /// The clock the domain acts on (moved by hand in tests).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
     /// Pages that follow an order subscribe here (before they read it, so no change is missed).
     pub fn subscribe(&self, token: &OrderToken) -> hub::Subscription {
         self.inner.hub.subscribe(token.as_str())

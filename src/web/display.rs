@@ -377,11 +377,7 @@ async fn pump(
             if r.last {
                 return;
             }
-            wake_at = r.changes_at.map(|at| {
-                let wait = state.checkout.now().seconds_until(at).max(0) as u64;
-                // Whole seconds rounded up, plus a little: never re-read just before it.
-                Instant::now() + Duration::from_secs(wait) + Duration::from_millis(300)
-            });
+            wake_at = r.changes_at;
         }
         // `never` keeps the list non-empty when no order is watched.
         let orders = futures_util::future::select_all(
@@ -393,7 +389,7 @@ async fn pump(
         tokio::select! {
             () = counter.changed() => {}
             _ = orders => {}
-            () = sleep_until(wake_at) => {}
+            () = sleep_until(state.checkout.clock(), wake_at) => {}
             _ = keep_alive.tick() => {
                 if tx.send(Bytes::from_static(KEEP_ALIVE_COMMENT)).await.is_err() {
                     return;
@@ -408,9 +404,10 @@ async fn never() {
     std::future::pending::<()>().await
 }
 
-async fn sleep_until(at: Option<Instant>) {
+/// Until `at` on the domain's clock (which a test may move by hand), or never.
+async fn sleep_until(clock: &crate::clock::Clock, at: Option<crate::clock::Millis>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => clock.sleep_until(at).await,
         None => never().await,
     }
 }

@@ -54,14 +54,19 @@ async fn paid_by_polling_alone_when_no_notification_comes(api: Api) {
 }
 
 async fn a_superseded_qr_is_closed_and_cannot_be_paid(api: Api) {
-    // Long enough for QR 2 to be paid before it is superseded in turn.
-    let app = spawn_app_on(api, |s| s.checkout.qr_ttl_secs = 4).await;
+    // QRs live 4 s of the app's clock, which moves only when the test says: QR 2
+    // is paid before it is superseded in turn.
+    let app = spawn_app_on_manual_clock(move |s| {
+        s.wxpay.api = api;
+        s.checkout.qr_ttl_secs = 4;
+    })
+    .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("6.60", "refresh").await;
     let old_no = app.out_trade_no(&token).await;
     let old_url = app.scan_qr(&token).await;
     let s = app
-        .wait_for(&token, "QR 2", Duration::from_secs(15), |s| {
+        .advance_until(&token, "QR 2", Duration::from_secs(4), 1, |s| {
             s["qr_version"] == 2 && s["qr_state"] == "open"
         })
         .await;
@@ -84,9 +89,10 @@ async fn a_superseded_qr_is_closed_and_cannot_be_paid(api: Api) {
 }
 
 async fn gateway_faults_fail_visibly_and_recover(api: Api) {
-    // A failed QR is replaced at the QR's pace: long enough to read it failed
-    // on a loaded machine, short enough to see it replaced.
-    let app = spawn_app_on(api, |s| {
+    // A failed QR is replaced at the QR's pace, on the app's clock, which moves
+    // only when the test says: it is read failed, then the time passes.
+    let app = spawn_app_on_manual_clock(move |s| {
+        s.wxpay.api = api;
         s.checkout.qr_ttl_secs = 4;
         s.poller.max_backoff_secs = 1;
     })
@@ -106,7 +112,7 @@ async fn gateway_faults_fail_visibly_and_recover(api: Api) {
             "{fault}: {s}"
         );
         app.set_faults("").await;
-        app.wait_for(&token, "a new QR", Duration::from_secs(15), |s| {
+        app.advance_until(&token, "a new QR", Duration::from_secs(1), 15, |s| {
             s["qr_state"] == "open"
         })
         .await;
@@ -118,7 +124,8 @@ async fn gateway_faults_fail_visibly_and_recover(api: Api) {
 
 async fn a_badly_signed_answer_is_not_believed(api: Api) {
     for fault in ["bad_sign_rate=1", "bad_xml_rate=1"] {
-        let app = spawn_app_on(api, |_| {}).await;
+        // The manual clock skips the pauses between the automatic resends.
+        let app = spawn_app_on_manual_clock(move |s| s.wxpay.api = api).await;
         app.login_as("cashier", "cashier").await;
         app.set_faults(fault).await;
         let token = app.create_order("4.40", fault).await;
@@ -370,8 +377,9 @@ async fn no_v3_key_reaches_a_log_line_or_a_page() {
 async fn platform_certificates_missed_at_start_are_fetched_when_the_gateway_is_back() {
     let listen = format!("127.0.0.1:{}", free_port());
     let gateway = format!("http://{listen}/");
-    // The gateway is down while the app starts: it starts anyway, believing nothing yet.
-    let app = spawn_live_app_on(Api::V3, V3Keys::Certificates, &gateway, |s| {
+    // The gateway is down while the app starts: it starts anyway, believing
+    // nothing yet, and tries the download again a second later (in service: 10 s).
+    let app = spawn_live_v3_app_fetching_certificates(&gateway, Duration::from_secs(1), |s| {
         s.checkout.qr_ttl_secs = 1;
         s.wxpay.timeout_secs = 2;
         s.poller.max_backoff_secs = 1;
@@ -380,28 +388,23 @@ async fn platform_certificates_missed_at_start_are_fetched_when_the_gateway_is_b
     app.login_as("cashier", "cashier-password").await;
     let sim = spawn_sim_process(&listen);
     let token = app.create_order("2.22", "later").await;
-    // Until the certificates arrive (retried every 10 s) no answer is believed.
-    app.wait_for(&token, "an open QR", Duration::from_secs(30), |s| {
-        s["qr_state"] == "open"
-    })
-    .await;
-    // With a one-second QR life the code may be replaced between the scan and
-    // the payment (410), or be in the making when the page asks (404): the
-    // customer scans again.
-    let mut paid = false;
-    for _ in 0..40 {
-        let resp = app.get_anonymous(&format!("/o/{token}/qr.png")).await;
-        if resp.status() != 200 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let code_url = decode_qr(&resp.bytes().await.unwrap());
-        if pay_on(&sim.url, &code_url).await == 200 {
-            paid = true;
+    // Until the certificates arrive no answer is believed: the failed QR is
+    // tried again at the QR's pace (the app's clock moved a second at a time)
+    // until one is.
+    let start = std::time::Instant::now();
+    loop {
+        let s = app.status(&token).await;
+        if s["qr_state"] == "open" {
             break;
         }
+        assert!(start.elapsed() < Duration::from_secs(30), "no open QR: {s}");
+        app.advance(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(paid, "paid within forty scans");
+    // The app's clock stands still now: the code cannot be replaced between
+    // the scan and the payment.
+    let code_url = app.scan_qr(&token).await;
+    assert_eq!(pay_on(&sim.url, &code_url).await, 200);
     app.wait_for_state(&token, "paid", Duration::from_secs(10))
         .await;
 }

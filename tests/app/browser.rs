@@ -231,6 +231,8 @@ async fn the_order_page_fits_a_390px_phone() {
     if !browser_available() {
         return;
     }
+    // On the wall clock, not the manual one: the page counts down to the QR's
+    // expiry (an instant) by the browser's clock, so the app's must agree with it.
     let app = spawn_app_with(|s| s.checkout.qr_ttl_secs = 6).await;
     app.login_as("cashier", "cashier").await;
     let token = app
@@ -369,7 +371,8 @@ async fn the_counter_display_and_announcements_in_a_real_browser() {
     if !browser_available() {
         return;
     }
-    let app = spawn_app().await;
+    // On the manual clock: the display's paid screen ends when the test says.
+    let app = spawn_app_on_manual_clock(|_| {}).await;
     let driver = Driver::start().await;
     let shots = screenshot_dir();
 
@@ -570,11 +573,13 @@ async fn the_counter_display_and_announcements_in_a_real_browser() {
     );
 
     // A few seconds later the display is idle again.
+    app.advance(scanpay::checkout::counter::DISPLAY_OUTCOME_FOR)
+        .await;
     tablet
         .wait_until(
             "the idle display",
             "document.getElementById('display').dataset.mode === 'idle'",
-            Duration::from_secs(12),
+            Duration::from_secs(5),
         )
         .await;
     // Unpaired: the display says so at once.

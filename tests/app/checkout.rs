@@ -211,7 +211,8 @@ async fn repeated_login_failures_from_one_address_are_slowed_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_failure_shows_the_reason_and_a_retry_works() {
-    let app = spawn_app().await;
+    // The manual clock skips the pauses between the automatic resends.
+    let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("cashier", "cashier").await;
     app.set_faults("systemerror_rate=1").await;
     let token = app.create_order("5.00", "retry me").await;
@@ -305,7 +306,7 @@ async fn healthz_and_unknown_orders() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_manual_clock(|s| {
         s.checkout.qr_ttl_secs = 1;
         s.poller.max_backoff_secs = 1;
     })
@@ -324,7 +325,8 @@ async fn a_failed_qr_is_replaced_by_itself_once_the_gateway_is_back() {
     );
 
     app.set_faults("").await;
-    app.wait_for(&token, "a new QR", Duration::from_secs(8), |s| {
+    // Retried at the QR's pace: the test moves the app's clock a second at a time.
+    app.advance_until(&token, "a new QR", Duration::from_secs(1), 8, |s| {
         s["qr_state"] == "open"
     })
     .await;

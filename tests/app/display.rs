@@ -121,7 +121,8 @@ async fn second_cashier(app: &TestApp) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paired_display_shows_its_cashiers_order_then_paid_then_idle() {
-    let app = spawn_app().await;
+    // On the manual clock: the paid screen's seconds pass when the test says.
+    let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("cashier", "cashier").await;
     let token = pair(&app, &app.http).await;
 
@@ -185,7 +186,9 @@ async fn a_paired_display_shows_its_cashiers_order_then_paid_then_idle() {
         .await;
     assert!(html.contains("支付成功") && html.contains("data-mode=\"paid\""));
     // A few seconds later, idle again by itself.
-    events.until("mode", "idle", Duration::from_secs(12)).await;
+    app.advance(scanpay::checkout::counter::DISPLAY_OUTCOME_FOR)
+        .await;
+    events.until("mode", "idle", Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,9 +28,10 @@ async fn duplicated_and_delayed_notifications_are_applied_once() {
 }
 
 /// Three orders created and paid under `fault` (half the notifications lost, so
-/// the poller finds those payments).
+/// the poller finds those payments). The app's clock moves a second at a time:
+/// QR lives and retry backoffs pass without waiting for them.
 async fn orders_are_created_and_paid_despite(fault: &str) {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_manual_clock(|s| {
         s.checkout.qr_ttl_secs = 2;
         s.poller.max_backoff_secs = 1;
     })
@@ -41,17 +42,16 @@ async fn orders_are_created_and_paid_despite(fault: &str) {
     for i in 0..3 {
         tokens.push(app.create_order(&format!("1.0{i}"), fault).await);
     }
+    let second = Duration::from_secs(1);
     for token in &tokens {
         // A QR that failed every attempt is replaced at the QR's pace.
-        app.wait_for(token, "an open QR", Duration::from_secs(20), |s| {
-            s["qr_state"] == "open"
-        })
-        .await;
+        app.advance_until(token, "an open QR", second, 60, |s| s["qr_state"] == "open")
+            .await;
         let code_url = app.scan_qr(token).await;
         assert_eq!(app.pay(&code_url).await, 200, "{fault}");
     }
     for token in &tokens {
-        app.wait_for_state(token, "paid", Duration::from_secs(20))
+        app.advance_until(token, "paid", second, 60, |s| s["state"] == "paid")
             .await;
     }
     app.set_faults("").await;
@@ -85,7 +85,7 @@ async fn a_slow_and_failing_gateway_is_survived() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_with_bad_signatures_are_never_believed() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_manual_clock(|s| {
         s.sim.faults = "drop_notify=1.0".into();
         s.poller.max_backoff_secs = 1;
     })
@@ -97,11 +97,13 @@ async fn answers_with_bad_signatures_are_never_believed() {
     app.set_faults("drop_notify=1.0,bad_sign_rate=1").await;
     assert_eq!(app.pay(&code_url).await, 200);
     // Polled: the forged answer is refused, with the reason kept.
-    app.wait_count(
+    let second = Duration::from_secs(1);
+    app.advance_until_count(
         "a poll with a forged answer",
         "SELECT COUNT(*) FROM qrs WHERE last_error LIKE '%signature%'",
         1,
-        Duration::from_secs(10),
+        second,
+        10,
     )
     .await;
     assert_eq!(app.status(&token).await["state"], "open", "not believed");
@@ -113,7 +115,7 @@ async fn answers_with_bad_signatures_are_never_believed() {
     assert!(s["qr_error"].as_str().unwrap().contains("not valid"), "{s}");
 
     app.set_faults("drop_notify=1.0").await;
-    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+    app.advance_until(&token, "paid", second, 10, |s| s["state"] == "paid")
         .await;
 }
 
@@ -154,7 +156,7 @@ async fn a_refused_close_is_tried_again_until_the_gateway_accepts() {
 async fn the_gateway_down_and_back() {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut sim = spawn_sim_process(&listen);
-    let app = spawn_live_app(&sim.url, |s| {
+    let app = spawn_live_app_on_manual_clock(&sim.url, |s| {
         s.checkout.qr_ttl_secs = 1;
         s.wxpay.timeout_secs = 2;
         s.poller.max_backoff_secs = 1;
@@ -171,39 +173,25 @@ async fn the_gateway_down_and_back() {
         s["qr_error"].as_str().unwrap().contains("could not reach"),
         "{s}"
     );
-    // With a one-second QR life the poller retries the failed QR every second,
-    // and while a retry is in flight the page rightly says "creating": read the
-    // page until it shows the reason again (it must, within a few retries).
-    let start = std::time::Instant::now();
-    loop {
-        let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
-        if page.contains("could not reach the payment gateway") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the page never showed why the QR failed: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // A second on, the poller has tried the failed QR again (and failed): the
+    // page still shows why.
+    app.advance(Duration::from_secs(1)).await;
+    let page = app.page(&app.http, app.url(&format!("/o/{token}"))).await;
+    assert!(
+        page.contains("could not reach the payment gateway"),
+        "the page shows why the QR failed: {page}"
+    );
     // The customer reads a translated, generic reason: the gateway's
     // diagnostics (and where it is) are for staff.
-    let start = std::time::Instant::now();
-    loop {
-        let resp = app.get_anonymous(&format!("/o/{token}/status")).await;
-        let s: serde_json::Value = resp.json().await.unwrap();
-        if s["qr_state"] == "failed" {
-            let reason = s["qr_error"].as_str().unwrap();
-            assert!(reason.contains("收银员"), "{s}");
-            assert!(
-                !reason.contains("reach") && !reason.contains("127.0.0.1"),
-                "{s}"
-            );
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "{s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let resp = app.get_anonymous(&format!("/o/{token}/status")).await;
+    let s: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(s["qr_state"], "failed", "{s}");
+    let reason = s["qr_error"].as_str().unwrap();
+    assert!(reason.contains("收银员"), "{s}");
+    assert!(
+        !reason.contains("reach") && !reason.contains("127.0.0.1"),
+        "{s}"
+    );
     let customer_page = app
         .get_anonymous(&format!("/o/{token}"))
         .await
@@ -219,7 +207,7 @@ async fn the_gateway_down_and_back() {
     assert_eq!(status, 200, "healthz: {}", health.text().await.unwrap());
 
     sim = spawn_sim_process(&listen);
-    app.wait_for(&token, "an open QR", Duration::from_secs(15), |s| {
+    app.advance_until(&token, "an open QR", Duration::from_secs(1), 15, |s| {
         s["qr_state"] == "open"
     })
     .await;

@@ -250,13 +250,13 @@ impl Drop for TestSim {
     }
 }
 
-/// The customer pays `code_url` on the phone of the simulator at `sim` (a URL
-/// ending in `/`); returns the HTTP status.
 /// The body of `GET url` (a page of the simulator's phone, say).
 pub async fn get_text(url: &str) -> String {
     http().get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// The customer pays `code_url` on the phone of the simulator at `sim` (a URL
+/// ending in `/`); returns the HTTP status.
 pub async fn pay_on(sim: &str, code_url: &str) -> u16 {
     http()
         .post(format!("{sim}pay"))
@@ -397,6 +397,8 @@ enum Serving {
         stop: CancellationToken,
         poller: Poller,
         clock: Clock,
+        /// The webhook delivery task, when webhooks are on.
+        webhooks: Option<scanpay::webhooks::Webhooks>,
     },
     /// The binary, for tests that kill it; `env` starts it again the same way.
     Process {
@@ -426,6 +428,18 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
     settings.data_dir = data_dir.path().to_path_buf();
     start_in_process(settings, data_dir).await
+}
+
+/// As `spawn_app_with`, with `prepare` adjusting the built app before it runs.
+pub async fn spawn_app_prepared(
+    tweak: impl FnOnce(&mut Settings),
+    prepare: impl FnOnce(&mut Application),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_prepared(settings, data_dir, Clock::system(), prepare).await
 }
 
 /// The app in simulator mode on an empty data dir: it creates its schema and the
@@ -470,12 +484,24 @@ async fn start_in_process(settings: Settings, data_dir: tempfile::TempDir) -> Te
 }
 
 async fn start_on_clock(settings: Settings, data_dir: tempfile::TempDir, clock: Clock) -> TestApp {
+    start_prepared(settings, data_dir, clock, |_| {}).await
+}
+
+/// Builds the app on `clock`, lets `prepare` adjust it, and runs it.
+async fn start_prepared(
+    settings: Settings,
+    data_dir: tempfile::TempDir,
+    clock: Clock,
+    prepare: impl FnOnce(&mut Application),
+) -> TestApp {
     capture_logs();
-    let app = Application::build_with_clock(settings, clock.clone())
+    let mut app = Application::build_with_clock(settings, clock.clone())
         .await
         .expect("the application builds");
+    prepare(&mut app);
     let base = format!("http://127.0.0.1:{}", app.port());
     let poller = app.poller();
+    let webhooks = app.webhooks();
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
@@ -491,6 +517,7 @@ async fn start_on_clock(settings: Settings, data_dir: tempfile::TempDir, clock: 
             stop,
             poller,
             clock,
+            webhooks,
         },
     }
 }
@@ -529,6 +556,20 @@ pub async fn spawn_live_app(gateway: &str, tweak: impl FnOnce(&mut Settings)) ->
     let mut settings = settings(live_env(gateway, port), &listen, tweak);
     settings.data_dir = data_dir.path().to_path_buf();
     start_in_process(settings, data_dir).await
+}
+
+/// As `spawn_live_app`, on the manual clock (`TestApp::advance`).
+pub async fn spawn_live_app_on_manual_clock(
+    gateway: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut settings = settings(live_env(gateway, port), &listen, tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_on_clock(settings, data_dir, Clock::manual()).await
 }
 
 /// The binary in live mode against `sim` (which keeps its orders while the app
@@ -592,8 +633,6 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// The poller looks for due work now (in this process; the binary's own loop
-    /// does it at its pace), then a moment passes.
     /// Moves the app's manual clock forward, then runs the poller until the work
     /// that became due (and what it led to) is done.
     pub async fn advance(&self, by: Duration) {
@@ -607,6 +646,70 @@ impl TestApp {
         poller.run_until_idle(20).await.expect("the poller runs");
     }
 
+    /// Waits for the poller's jobs in flight and runs what is due now, without
+    /// moving the clock: afterwards the poller has nothing more to say.
+    pub async fn settle(&self) {
+        let Serving::InProcess { poller, .. } = &self.serving else {
+            panic!("only an in-process app has a poller to wait for");
+        };
+        poller.run_until_idle(20).await.expect("the poller runs");
+    }
+
+    /// One turn of webhook delivery now: what it sent. Call it only once nothing
+    /// is due, or the background turn and this one may send the same delivery.
+    pub async fn deliver_webhooks(&self) -> scanpay::webhooks::Turn {
+        let Serving::InProcess {
+            webhooks: Some(w), ..
+        } = &self.serving
+        else {
+            panic!("an in-process app with webhooks on");
+        };
+        w.tick().await.expect("a webhook turn")
+    }
+
+    /// Moves the manual clock by `step` until `f(status)` holds, at most `steps`
+    /// times: what `wait_for` is for an app on the wall clock.
+    pub async fn advance_until(
+        &self,
+        token: &str,
+        what: &str,
+        step: Duration,
+        steps: usize,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..steps {
+            let s = self.status(token).await;
+            if f(&s) {
+                return s;
+            }
+            self.advance(step).await;
+        }
+        let s = self.status(token).await;
+        assert!(f(&s), "{what} not after {steps} × {step:?}: {s}");
+        s
+    }
+
+    /// Moves the manual clock by `step` until `sql` (a COUNT) gives `want`, at
+    /// most `steps` times.
+    pub async fn advance_until_count(
+        &self,
+        what: &str,
+        sql: &str,
+        want: i64,
+        step: Duration,
+        steps: usize,
+    ) {
+        for _ in 0..steps {
+            if self.count(sql) == want {
+                return;
+            }
+            self.advance(step).await;
+        }
+        assert_eq!(self.count(sql), want, "{what}: {sql}");
+    }
+
+    /// The poller looks for due work now (in this process; the binary's own loop
+    /// does it at its pace), then a moment passes.
     pub async fn tick(&self) {
         if let Serving::InProcess { poller, .. } = &self.serving {
             poller.tick().await.expect("a poller tick");
@@ -1003,6 +1106,27 @@ pub async fn spawn_live_app_on(
     let mut settings = settings(env, &listen, tweak);
     settings.data_dir = data_dir.path().to_path_buf();
     start_in_process(settings, data_dir).await
+}
+
+/// A live v3 app verifying WeChat Pay by platform certificates, on the manual
+/// clock, that tries a failed certificate download again after `retry` (in
+/// service: 10 s).
+pub async fn spawn_live_v3_app_fetching_certificates(
+    gateway: &str,
+    retry: Duration,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    add_staff(data_dir.path());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = live_env_v3(gateway, port, V3Keys::Certificates, data_dir.path());
+    let mut settings = settings(env, &listen, tweak);
+    settings.data_dir = data_dir.path().to_path_buf();
+    start_prepared(settings, data_dir, Clock::manual(), |app| {
+        app.retry_certificates_after(retry)
+    })
+    .await
 }
 
 /// What WeChat Pay puts in the headers of a v3 notification.

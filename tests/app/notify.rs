@@ -203,8 +203,9 @@ async fn notifications_are_accepted_only_with_the_configured_sign_type() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_key_or_signature_reaches_a_log_line_or_a_page() {
-    // The log is captured at debug level (see helpers).
-    let app = spawn_app_with(|s| s.sim.faults = "duplicate_notify=1".into()).await;
+    // The log is captured at debug level (see helpers). The manual clock skips
+    // the pauses between the resends of the failing code request below.
+    let app = spawn_app_on_manual_clock(|s| s.sim.faults = "duplicate_notify=1".into()).await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("2.22", "secret test").await;
     let no = app.out_trade_no(&token).await;

@@ -80,8 +80,17 @@ async fn create_query_pay_notify_retry_query_with_both_sign_types() {
         assert_eq!(paid.out_trade_no.as_str(), no);
         assert_eq!(paid.total_fee, Fen::new(1250));
 
-        // Acknowledged: no third delivery.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Acknowledged: the gateway's retry loop has ended (its phone says so),
+        // and there was no third delivery.
+        let acked = format!("{no} · merchant acknowledged the notification");
+        let start = Instant::now();
+        while !get_text(&sim.url).await.contains(&acked) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the gateway never saw the SUCCESS"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert_eq!(sink.count(), 2, "SUCCESS stops the retries");
 
         let q = wx

@@ -288,7 +288,15 @@ async fn with_notifications_lost_the_poller_finds_the_outcome(api: Api) {
 
     let no = refund(&app, &order_no, "5.00", "").await;
     assert_eq!(state_of(&app, &no), "processing", "accepted, not yet done");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The gateway finishes it on its own (wall) clock, 50 ms later: read it there.
+    let start = std::time::Instant::now();
+    while at_gateway(&app, api, &no).await.as_deref() != Some("SUCCESS") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the gateway never finished the refund"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     app.advance(Duration::from_secs(30)).await;
     assert_eq!(
         state_of(&app, &no),

@@ -153,6 +153,40 @@ async fn app_posting_to(url: String) -> TestApp {
     .await
 }
 
+/// As `app_posting_to`, on the manual clock: retry backoffs pass when the test says.
+async fn app_on_manual_clock_posting_to(url: String) -> TestApp {
+    spawn_app_on_manual_clock(move |s| {
+        s.notify.webhook_urls = vec![url];
+        s.notify.webhook_secret = Some(SECRET.to_string().into());
+    })
+    .await
+}
+
+/// Nothing more will be sent: every delivery is recorded delivered, none is
+/// pending, and a delivery turn now finds nothing to send.
+async fn nothing_left_to_send(app: &TestApp, delivered: i64) {
+    app.wait_count(
+        "the deliveries recorded",
+        "SELECT COUNT(*) FROM outbox_deliveries WHERE state = 'delivered'",
+        delivered,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox_deliveries WHERE state <> 'delivered'"),
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE fanned_out = 0"),
+        0
+    );
+    assert_eq!(
+        app.deliver_webhooks().await,
+        scanpay::webhooks::Turn::default(),
+        "a turn finds nothing to send"
+    );
+}
+
 async fn paid_order(app: &TestApp, amount: &str) -> String {
     let token = app.create_order(amount, "").await;
     app.scan_and_pay(&token).await;
@@ -175,8 +209,17 @@ async fn each_payment_is_posted_once_signed_with_its_own_event_id() {
         paid_at.elapsed()
     );
     // The poller and the simulator's notification both learn of each payment:
-    // still one event each, and nothing more comes.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // once both have (the two notifications recorded, the poller idle), still
+    // one event each, and nothing more comes.
+    app.wait_count(
+        "the simulator's notifications",
+        "SELECT COUNT(*) FROM notifications",
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
+    app.settle().await;
+    nothing_left_to_send(&app, 2).await;
     let hooks_after = receiver.hooks();
     assert_eq!(hooks_after.len(), 2, "one POST per event: {hooks_after:?}");
 
@@ -246,7 +289,7 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_up() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let app = app_posting_to(format!("http://{addr}/hook")).await;
+    let app = app_on_manual_clock_posting_to(format!("http://{addr}/hook")).await;
     app.login_as("cashier", "cashier").await;
     for amount in ["1.00", "2.00", "3.00"] {
         paid_order(&app, amount).await;
@@ -261,12 +304,14 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_up() {
     // The receiver comes up: everything arrives, each event once.
     let up = Instant::now();
     let receiver = Receiver::on(TcpListener::bind(addr).await.unwrap(), Answer::Ok);
+    // The retry is due a second after the failed attempt (on the app's clock).
+    app.advance(scanpay::webhooks::backoff(1)).await;
     let hooks = receiver.wait_for(3, Duration::from_secs(10)).await;
     eprintln!(
         "webhooks: receiver up → 3 queued events delivered in {:?}",
         up.elapsed()
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nothing_left_to_send(&app, 3).await;
     let hooks = receiver.hooks().len().max(hooks.len());
     assert_eq!(hooks, 3);
     let ids: std::collections::HashSet<String> = receiver
@@ -286,7 +331,17 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_receiver_delays_no_payment_and_no_notification_answer() {
     let receiver = Receiver::start(Answer::Hang).await;
-    let app = app_posting_to(receiver.url()).await;
+    let url = receiver.url();
+    // Cut after three seconds, not the five of service: still longer than the
+    // three notifications below may take (under a second each).
+    let app = spawn_app_prepared(
+        move |s| {
+            s.notify.webhook_urls = vec![url];
+            s.notify.webhook_secret = Some(SECRET.to_string().into());
+        },
+        |app| app.cut_webhooks_after(Duration::from_secs(3)).unwrap(),
+    )
+    .await;
     app.login_as("cashier", "cashier").await;
     paid_order(&app, "5.00").await;
     receiver.wait_for(1, Duration::from_secs(5)).await;
@@ -385,7 +440,22 @@ async fn a_payment_committed_before_a_kill_9_is_delivered_after_the_restart() {
         hooks[0].headers["x-scanpay-signature"],
         sign(&hooks[0].body)
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Recorded delivered, nothing pending: nothing more is sent.
+    app.wait_count(
+        "the delivery recorded",
+        "SELECT COUNT(*) FROM outbox_deliveries WHERE state = 'delivered'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox_deliveries WHERE state <> 'delivered'"),
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE fanned_out = 0"),
+        0
+    );
     assert_eq!(receiver.hooks().len(), 1, "once");
 }
 

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use super::selection::admin_selection;
 use crate::shop_time::shop_time;
 use crate::store::reports::{self, Cursor, Filter, PaidOrder};
-use crate::store::{ReadStore, StoreError, now_ms};
+use crate::store::{ReadStore, StoreError};
 use crate::trade::{OutTradeNo, TransactionId};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
@@ -149,8 +149,9 @@ pub async fn orders_csv(
 ) -> Result<HttpResponse, WebError> {
     let (sel, mut filter, _) = admin_selection(&req, &state, &user)?;
     // Orders paid while the file is being written wait for the next export,
-    // so the file is a picture of one moment.
-    filter.to_ms = filter.to_ms.min(now_ms() + 1);
+    // so the file is a picture of one moment (of the domain's clock, like the
+    // payments' times).
+    filter.to_ms = filter.to_ms.min(state.checkout.now().get() + 1);
     let filename = format!("scanpay-orders-{}-{}.csv", sel.first, sel.last);
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")

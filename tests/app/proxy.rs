@@ -87,6 +87,22 @@ fn certificate() -> &'static (String, String) {
 
 /// Replaces the one `from` in the shipped `text`; a shipped file that no
 /// longer has it must fail the test, not quietly test something else.
+/// Whether nginx answers on `port`: `None` while nothing listens yet. A plain
+/// HTTP request is answered by nginx on each of its ports, the TLS one too
+/// ("400 The plain HTTP request was sent to HTTPS port"), with `Server: nginx`.
+fn answered_by_nginx(port: u16) -> Option<bool> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut answer = Vec::new();
+    // A reset or a timeout is not nginx, which always answers.
+    let _ = s.read_to_end(&mut answer);
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    Some(head.contains("\r\nserver: nginx"))
+}
+
 fn swap(text: &str, from: &str, to: &str) -> String {
     assert_eq!(
         text.matches(from).count(),
@@ -202,11 +218,17 @@ http {{
             if let Some(status) = nginx.child.try_wait().unwrap() {
                 return Err(format!("nginx exited ({status}): {}", nginx.errors()));
             }
-            let listening = [ports.tls, ports.redirect, ports.plain]
+            let ours = [ports.tls, ports.redirect, ports.plain]
                 .iter()
-                .all(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok());
-            if listening {
+                .map(|port| answered_by_nginx(*port))
+                .collect::<Vec<_>>();
+            if ours.iter().all(|o| *o == Some(true)) {
                 return Ok(nginx);
+            }
+            // Between free_port and nginx's bind another process (a test's app
+            // or simulator) took a port: what answers there is not nginx.
+            if ours.contains(&Some(false)) {
+                return Err("Address already in use (by another process)".into());
             }
             if start.elapsed() > Duration::from_secs(10) {
                 return Err(format!("nginx did not listen: {}", nginx.errors()));

@@ -70,7 +70,7 @@ impl From<&str> for Failure {
     }
 }
 
-/// `e` and every error below it, as one log field: `error.cause_chain = %chain(&e)`.
+/// `e` and every error below it, as one log field: `error.message = %e, error.cause_chain = %chain(&e)`.
 pub fn chain<'a>(e: &'a (dyn Error + 'static)) -> Chain<'a> {
     Chain(e)
 }

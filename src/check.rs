@@ -295,7 +295,7 @@ fn key_file(f: &KeyFile) -> Outcome {
             check,
             format!("{shown}, {}: cannot read it: {e}", f.what),
         ),
-        Ok(meta) => match exposure(&meta, our_group()) {
+        Ok(meta) => match exposure(&meta, us()) {
             Some(exposed) => Outcome::new(
                 Status::Warn,
                 check,
@@ -319,19 +319,30 @@ fn key_file(f: &KeyFile) -> Outcome {
 
 /// Who besides the owner may read or change a key file, if anyone should not.
 /// Group read is the deployment's own pattern (`root:scanpay 0640`: root
-/// writes, the service reads), so it is fine when the group is the one this
-/// check runs as; anything for others, group write, or another group is not.
+/// writes, the service reads), so it is fine when someone else owns the file
+/// and its group is the one this check runs as (the service's, run as the
+/// README says). Anything for others, group write, another group, or group
+/// read of a file we own ourselves (a group such as `users` may hold everyone)
+/// is not.
 #[cfg(unix)]
-fn exposure(meta: &std::fs::Metadata, our_group: u32) -> Option<String> {
+fn exposure(meta: &std::fs::Metadata, us: Identity) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let mode = mode_bits(meta);
     if mode & 0o007 != 0 {
         Some("readable by every user on the machine".into())
     } else if mode & 0o020 != 0 {
         Some(format!("writable by group {}", meta.gid()))
-    } else if mode & 0o040 != 0 && meta.gid() != our_group {
+    } else if mode & 0o040 == 0 {
+        None
+    } else if meta.gid() != us.gid {
         Some(format!(
-            "readable by group {}, which is not the group this check runs as ({our_group})",
+            "readable by group {}, which is not the group this check runs as ({})",
+            meta.gid(),
+            us.gid
+        ))
+    } else if meta.uid() == us.uid {
+        Some(format!(
+            "readable by group {}: the file is the service's own, so no group needs it",
             meta.gid()
         ))
     } else {
@@ -340,7 +351,7 @@ fn exposure(meta: &std::fs::Metadata, our_group: u32) -> Option<String> {
 }
 
 #[cfg(not(unix))]
-fn exposure(_meta: &std::fs::Metadata, _our_group: u32) -> Option<String> {
+fn exposure(_meta: &std::fs::Metadata, _us: Identity) -> Option<String> {
     None
 }
 
@@ -355,16 +366,27 @@ fn mode_bits(_meta: &std::fs::Metadata) -> u32 {
     0
 }
 
-/// The group this process runs as: the service's, when run as the README says.
+/// Who this process runs as: the service, when run as the README says.
+#[derive(Debug, Clone, Copy)]
+struct Identity {
+    uid: u32,
+    gid: u32,
+}
+
 #[cfg(unix)]
-fn our_group() -> u32 {
-    // SAFETY: getegid has no preconditions and cannot fail.
-    unsafe { libc::getegid() }
+fn us() -> Identity {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    unsafe {
+        Identity {
+            uid: libc::geteuid(),
+            gid: libc::getegid(),
+        }
+    }
 }
 
 #[cfg(not(unix))]
-fn our_group() -> u32 {
-    0
+fn us() -> Identity {
+    Identity { uid: 0, gid: 0 }
 }
 
 /// The gateway must reach `notify_url` over https from the internet.
@@ -1037,7 +1059,7 @@ mod tests {
     /// stranger's group; group write and anything for others never pass.
     #[cfg(unix)]
     #[test]
-    fn group_read_passes_only_for_the_group_the_check_runs_as() {
+    fn group_read_passes_only_for_the_service_reading_a_file_it_does_not_own() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("apiclient_key.pem");
@@ -1046,22 +1068,37 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             std::fs::metadata(&path).unwrap()
         };
-        let ours = meta(0o640).gid();
+        let mine = meta(0o640);
+        // The README's file: root's, readable by the service's group.
+        let service = Identity {
+            uid: mine.uid().wrapping_add(1),
+            gid: mine.gid(),
+        };
         assert_eq!(
-            exposure(&meta(0o640), ours),
+            exposure(&mine, service),
             None,
             "the service's group reads it"
         );
-        assert_eq!(exposure(&meta(0o600), ours.wrapping_add(1)), None);
-        let other = exposure(&meta(0o640), ours.wrapping_add(1)).expect("another group");
+        assert_eq!(exposure(&meta(0o600), service), None);
+        let stranger = Identity {
+            gid: mine.gid().wrapping_add(1),
+            ..service
+        };
+        let other = exposure(&meta(0o640), stranger).expect("another group");
         assert!(other.contains("not the group"), "{other}");
+        let owner = Identity {
+            uid: mine.uid(),
+            gid: mine.gid(),
+        };
+        let own = exposure(&meta(0o640), owner).expect("our own file, group-readable");
+        assert!(own.contains("no group needs it"), "{own}");
         assert!(
-            exposure(&meta(0o660), ours)
+            exposure(&meta(0o660), service)
                 .expect("group write")
                 .contains("writable")
         );
         assert!(
-            exposure(&meta(0o604), ours)
+            exposure(&meta(0o604), service)
                 .expect("others")
                 .contains("every user")
         );
@@ -1074,7 +1111,7 @@ mod tests {
             Status::Warn,
             "0604 is still readable by others: {o}"
         );
-        meta(0o640);
+        meta(0o600);
         assert_eq!(
             key_file(&KeyFile {
                 what: "a key",
@@ -1082,7 +1119,7 @@ mod tests {
             })
             .status,
             Status::Pass,
-            "our own file, our own group"
+            "our own file, for us alone"
         );
     }
 }

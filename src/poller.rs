@@ -108,7 +108,7 @@ impl Poller {
         loop {
             self.heartbeat.store(now_ms(), Ordering::Relaxed);
             if let Err(e) = self.tick().await {
-                tracing::error!(error.cause_chain = %crate::cause::chain(&e), "poller tick failed");
+                tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "poller tick failed");
             }
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -132,7 +132,7 @@ impl Poller {
         let (jobs, polls): (Vec<Job>, Vec<PollSchedule>) = batch.into_iter().unzip();
         if let Err(e) = self.checkout.record_polls(polls).await {
             // Not written: those QRs are simply due again, and asked again.
-            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "poll schedules not recorded");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "poll schedules not recorded");
         }
         let mut running = self.in_flight.lock_or_recover();
         for job in jobs {
@@ -303,7 +303,7 @@ impl Poller {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(?job, error.cause_chain = %crate::cause::chain(&e), "background job failed")
+                        tracing::warn!(?job, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "background job failed")
                     }
                 }
             }

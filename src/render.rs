@@ -10,7 +10,7 @@ pub fn html(status: StatusCode, page: &impl askama::Template) -> HttpResponse {
             .insert_header(("cache-control", "no-store"))
             .body(body),
         Err(e) => {
-            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "template rendering failed");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "template rendering failed");
             HttpResponse::InternalServerError()
                 .content_type("text/plain; charset=utf-8")
                 .body("Internal error: the page could not be rendered.")

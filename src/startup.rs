@@ -157,7 +157,7 @@ impl CertificateRefresh {
                     CERTIFICATE_REFRESH
                 }
                 Err(e) => {
-                    tracing::warn!(error.cause_chain = %crate::cause::chain(&e), "platform certificates not refreshed; will retry");
+                    tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "platform certificates not refreshed; will retry");
                     self.retry
                 }
             };
@@ -350,22 +350,22 @@ impl Application {
         }
         stop.cancel();
         if let Err(e) = poller.await {
-            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "the poller did not stop cleanly");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the poller did not stop cleanly");
         }
         if let Some(webhooks) = webhooks
             && let Err(e) = webhooks.await
         {
-            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "the webhook task did not stop cleanly");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the webhook task did not stop cleanly");
         }
         if let Some(backups) = backups
             && let Err(e) = backups.await
         {
-            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "the daily backup did not stop cleanly");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the daily backup did not stop cleanly");
         }
         if let Some(c) = certificates
             && let Err(e) = c.await
         {
-            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "the certificate refresh did not stop cleanly");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the certificate refresh did not stop cleanly");
         }
         served
         // The store closes with its last handle, dropped with the server and the poller.

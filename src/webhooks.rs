@@ -215,7 +215,7 @@ impl Webhooks {
             let busy = match self.tick().await {
                 Ok(t) => t.delivered + t.failed > 0,
                 Err(e) => {
-                    tracing::error!(error.cause_chain = %crate::cause::chain(&e), "webhook turn failed");
+                    tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "webhook turn failed");
                     false
                 }
             };

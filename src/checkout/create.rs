@@ -139,7 +139,7 @@ impl Checkout {
         let result = loop {
             match self.gateway().create_code(&req).await {
                 Err(e) if e.is_retryable() && attempt < ISSUE_ATTEMPTS => {
-                    tracing::warn!(attempt, error.cause_chain = %crate::cause::chain(&e), "code request failed; sending it again");
+                    tracing::warn!(attempt, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "code request failed; sending it again");
                     let pause = Duration::from_millis(200 * u64::from(attempt));
                     self.inner.clock.pause(pause).await;
                     attempt += 1;
@@ -169,7 +169,7 @@ impl Checkout {
                     .await?;
             }
             Err(e) => {
-                tracing::warn!(error.cause_chain = %crate::cause::chain(&e), "code request failed");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "code request failed");
                 let reason = e.to_string();
                 self.store()
                     .write(move |tx| {

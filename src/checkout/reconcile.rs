@@ -491,7 +491,7 @@ impl Checkout {
     ) -> Result<DayOutcome, CheckoutError> {
         match failed {
             Some(e) => {
-                tracing::warn!(%day, error.cause_chain = %crate::cause::chain(e), "the day's bill could not be reconciled now")
+                tracing::warn!(%day, error.message = %e, error.cause_chain = %crate::cause::chain(e), "the day's bill could not be reconciled now")
             }
             None => tracing::warn!(%day, %why, "the day's bill could not be reconciled now"),
         }

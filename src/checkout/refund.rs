@@ -327,7 +327,7 @@ impl Checkout {
         match result {
             Ok(status) => self.apply_refund_status(job, status, "accepted").await,
             Err(e) if e.is_retryable() => {
-                tracing::warn!(error.cause_chain = %crate::cause::chain(&e), "refund outcome unknown; it will be sent again");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund outcome unknown; it will be sent again");
                 self.reschedule_refund(job, &e).await
             }
             Err(e) => {
@@ -362,7 +362,7 @@ impl Checkout {
         match self.gateway().query_refund(&job.refund.out_refund_no).await {
             Ok(status) => self.apply_refund_status(job, status, "query").await,
             Err(e) => {
-                tracing::warn!(error.cause_chain = %crate::cause::chain(&e), "refund query failed");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund query failed");
                 self.reschedule_refund(job, &e).await
             }
         }
@@ -414,7 +414,7 @@ impl Checkout {
     ) -> Result<(), CheckoutError> {
         if let Err(why) = believable(&job.refund, status.facts()) {
             let e = GatewayError::Unbelievable(why.into());
-            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "refund answer refused");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund answer refused");
             return self.reschedule_refund(job, &e).await;
         }
         let r = job.refund.clone();
@@ -483,7 +483,7 @@ impl Checkout {
                 ack
             }
             Err(e) => {
-                tracing::error!(error.cause_chain = %crate::cause::chain(&e), "refund notification could not be recorded");
+                tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund notification could not be recorded");
                 Ack::Refused("try again")
             }
         }

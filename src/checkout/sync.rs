@@ -150,7 +150,7 @@ impl Checkout {
                     self.mark_closed(qr).await?;
                     return Ok(None);
                 }
-                tracing::warn!(error.cause_chain = %crate::cause::chain(&e), errors, "query failed");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), errors, "query failed");
                 return Ok(Some(PollSchedule {
                     qr_id,
                     next_poll_at: now.plus(self.backoff(errors)),
@@ -239,7 +239,7 @@ impl Checkout {
                         }
                     }
                 }
-                tracing::info!(error.cause_chain = %crate::cause::chain(&e), "close refused; will try again");
+                tracing::info!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "close refused; will try again");
                 self.reschedule_close(qr, now, &e.to_string()).await
             }
         }

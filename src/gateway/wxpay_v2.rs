@@ -259,7 +259,7 @@ fn paid_at(time_end: Option<&str>) -> Option<Millis> {
     match parse_time(text) {
         Ok(t) => Some(t.into()),
         Err(e) => {
-            tracing::warn!(time_end = text, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            tracing::warn!(time_end = text, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
             None
         }
     }

@@ -238,7 +238,7 @@ fn paid_at(success_time: Option<&str>) -> Option<Millis> {
     match text.parse::<jiff::Timestamp>() {
         Ok(t) => Some(t.into()),
         Err(e) => {
-            tracing::warn!(success_time = text, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
             None
         }
     }

@@ -155,6 +155,12 @@ mod tests {
             Some("20261302110405"),
             Some("soon"),
             None,
+            // Not real moments, or no offset: no moment, as the adapters read them.
+            Some("20260230110405"),
+            Some("20260102240405"),
+            Some("2026-01-02T11:04:05"),
+            Some("2026-02-30T11:04:05+08:00"),
+            Some("2026-01-02T24:04:05+08:00"),
         ];
         conn.execute_batch(
             "INSERT INTO orders (id, order_no, token, amount_fen, description, state, created_at, expires_at)
@@ -185,7 +191,19 @@ mod tests {
             .parse::<jiff::Timestamp>()
             .unwrap()
             .as_millisecond();
-        let want = [Some(moment), Some(moment), Some(moment), None, None, None];
+        let want = [
+            Some(moment),
+            Some(moment),
+            Some(moment),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ];
         assert_eq!(rows.len(), texts.len(), "no row lost");
         for ((text, at), (t, w)) in rows.iter().zip(texts.iter().zip(want)) {
             assert_eq!(

@@ -125,7 +125,7 @@ impl ResponseError for WebError {
     /// the page in the default language; `localise` puts it in the shop's.
     fn error_response(&self) -> HttpResponse {
         if let WebError::Internal(e) = self {
-            tracing::error!(error.cause_chain = %crate::cause::chain(e.as_ref()), "request failed");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(e.as_ref()), "request failed");
         }
         let layout = Layout {
             shop_name: "",

@@ -199,7 +199,7 @@ impl V3Client {
                     "platform certificates downloaded and decrypted"
                 ),
                 Err(e) => tracing::warn!(
-                    error.cause_chain = %cause::chain(&e),
+                    error.message = %e, error.cause_chain = %cause::chain(&e),
                     "platform certificates not downloaded: answers cannot be believed until they are"
                 ),
             }

@@ -348,6 +348,14 @@ async fn the_order_detail_shows_its_qr_and_notification_without_secrets() {
     let detail = resp.text().await.unwrap();
     assert!(detail.contains(&latte_qr), "the QR's out_trade_no");
     assert!(detail.contains(&latte_tx), "the transaction");
+    // The payment's row says when the gateway took the money and when we heard
+    // of it, both in the shop's time.
+    let row = &detail[detail
+        .find(&format!("<td class=\"mono\">{latte_tx}</td>"))
+        .unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    let times = row.matches("<td class=\"nowrap\">20").count();
+    assert_eq!(times, 2, "the gateway's time and ours: {row}");
     assert!(
         detail.contains("<strong class=\"outcome\">applied</strong>"),
         "the notification's outcome"

@@ -132,7 +132,7 @@ fn csv_body(
                         Ok((buf, None)) => Some((Ok(Bytes::from(buf)), CsvStep::Done)),
                         Err(e) => {
                             // The download breaks off rather than end looking complete.
-                            tracing::error!(error.cause_chain = %crate::cause::chain(&e), "CSV export failed");
+                            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "CSV export failed");
                             Some((Err(e), CsvStep::Done))
                         }
                     }

@@ -549,12 +549,7 @@ fn live_env(gateway: &str, port: u16) -> Vec<(String, String)> {
 /// The app in live mode (staff `admin` / `cashier` with `NAME-password`) in this
 /// process, against the gateway at `gateway`.
 pub async fn spawn_live_app(gateway: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    add_staff(data_dir.path());
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut settings = settings(live_env(gateway, port), &listen, tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
+    let (settings, data_dir) = live_settings(|port, _| live_env(gateway, port), tweak);
     start_in_process(settings, data_dir).await
 }
 
@@ -563,13 +558,23 @@ pub async fn spawn_live_app_on_manual_clock(
     gateway: &str,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    let (settings, data_dir) = live_settings(|port, _| live_env(gateway, port), tweak);
+    start_on_clock(settings, data_dir, Clock::manual()).await
+}
+
+/// Live-mode settings on a free port with a staffed data dir: `env` from the
+/// port and the data dir, then `tweak`.
+fn live_settings(
+    env: impl FnOnce(u16, &std::path::Path) -> Vec<(String, String)>,
+    tweak: impl FnOnce(&mut Settings),
+) -> (Settings, tempfile::TempDir) {
     let data_dir = tempfile::tempdir().unwrap();
     add_staff(data_dir.path());
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut settings = settings(live_env(gateway, port), &listen, tweak);
+    let mut settings = settings(env(port, data_dir.path()), &listen, tweak);
     settings.data_dir = data_dir.path().to_path_buf();
-    start_on_clock(settings, data_dir, Clock::manual()).await
+    (settings, data_dir)
 }
 
 /// The binary in live mode against `sim` (which keeps its orders while the app
@@ -1098,13 +1103,8 @@ pub async fn spawn_live_app_on(
     if api == Api::V2 {
         return spawn_live_app(gateway, tweak).await;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    add_staff(data_dir.path());
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let env = live_env_v3(gateway, port, keys, data_dir.path());
-    let mut settings = settings(env, &listen, tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
+    let (settings, data_dir) =
+        live_settings(|port, dir| live_env_v3(gateway, port, keys, dir), tweak);
     start_in_process(settings, data_dir).await
 }
 
@@ -1116,13 +1116,10 @@ pub async fn spawn_live_v3_app_fetching_certificates(
     retry: Duration,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    add_staff(data_dir.path());
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let env = live_env_v3(gateway, port, V3Keys::Certificates, data_dir.path());
-    let mut settings = settings(env, &listen, tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
+    let (settings, data_dir) = live_settings(
+        |port, dir| live_env_v3(gateway, port, V3Keys::Certificates, dir),
+        tweak,
+    );
     start_prepared(settings, data_dir, Clock::manual(), |app| {
         app.retry_certificates_after(retry)
     })

@@ -301,6 +301,9 @@ fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> Result<(Child, Stri
     // the per-cashier caps (a real counter's pace) would measure themselves.
     cmd.env("SCANPAY_CHECKOUT_MAX_OPEN_ORDERS_PER_CASHIER", "0");
     cmd.env("SCANPAY_CHECKOUT_MAX_ORDERS_PER_MINUTE", "0");
+    // The fanout phase holds 2,000 event streams open, more than a shop's
+    // default cap (http.max_event_streams, 1000), which answers the rest 503.
+    cmd.env("SCANPAY_HTTP_MAX_EVENT_STREAMS", "10000");
     if v3() {
         cmd.env("SCANPAY_WXPAY_API", "v3");
     }

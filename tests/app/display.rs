@@ -25,6 +25,26 @@ impl Events {
         }
     }
 
+    /// The event stream of the display paired as `token`, opened as the
+    /// display itself opens it: without any session.
+    async fn display(app: &TestApp, token: &str) -> Events {
+        Events::open(
+            &app.anonymous(),
+            app.url(&format!("/display/{token}/events")),
+        )
+        .await
+    }
+
+    /// As `display`, past its first event, which says the display is idle.
+    async fn idle_display(app: &TestApp, token: &str) -> Events {
+        let mut events = Events::display(app, token).await;
+        assert_eq!(
+            events.next(Duration::from_secs(5)).await.unwrap()["mode"],
+            "idle"
+        );
+        events
+    }
+
     /// The next status event's data, or `None` if none comes within `wait`
     /// (or the stream ended).
     async fn next(&mut self, wait: Duration) -> Option<Value> {
@@ -66,33 +86,12 @@ impl Events {
 
 /// Pairs a display for `client`'s signed-in cashier; returns its token.
 async fn pair(app: &TestApp, client: &reqwest::Client) -> String {
-    let page = app.page(client, app.url("/")).await;
-    let csrf = hidden_value(&page, "csrf_token").unwrap();
-    let resp = client
-        .post(app.url("/display"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_csrf_at(client, &app.base, "/display").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let html = resp.text().await.unwrap();
-    let at = html.find("/display/").expect("the display link");
-    let token: String = html[at + 9..].chars().take(32).collect();
-    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
     assert!(html.contains("data:image/png;base64,"), "and its QR");
-    token
-}
-
-async fn post_csrf(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
-    let page = app.page(client, app.url("/")).await;
-    let csrf = hidden_value(&page, "csrf_token").unwrap();
-    client
-        .post(app.url(path))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap()
+    display_token_in(&html)
 }
 
 /// A second cashier, signed in on a browser of their own.
@@ -135,15 +134,7 @@ async fn a_paired_display_shows_its_cashiers_order_then_paid_then_idle() {
     assert!(html.contains("Demo Shop"));
     assert!(html.contains("http-equiv=\"refresh\""));
 
-    let mut events = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{token}/events")),
-    )
-    .await;
-    assert_eq!(
-        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
-        "idle"
-    );
+    let mut events = Events::idle_display(&app, &token).await;
 
     // The link is the display's key: the request log names the route, not the token.
     let log = logs();
@@ -200,24 +191,8 @@ async fn another_cashiers_order_never_appears_on_the_display() {
     let li_token = pair(&app, &li).await;
     assert_ne!(token, li_token);
 
-    let mut mine = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{token}/events")),
-    )
-    .await;
-    assert_eq!(
-        mine.next(Duration::from_secs(5)).await.unwrap()["mode"],
-        "idle"
-    );
-    let mut theirs = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{li_token}/events")),
-    )
-    .await;
-    assert_eq!(
-        theirs.next(Duration::from_secs(5)).await.unwrap()["mode"],
-        "idle"
-    );
+    let mut mine = Events::idle_display(&app, &token).await;
+    let mut theirs = Events::idle_display(&app, &li_token).await;
 
     // li charges: li's display shows it, ours stays idle and hears nothing.
     let page = app.page(&li, app.url("/")).await;
@@ -273,15 +248,7 @@ async fn a_revoked_or_replaced_display_shows_disconnected_at_once() {
     let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let first = pair(&app, &app.http).await;
-    let mut events = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{first}/events")),
-    )
-    .await;
-    assert_eq!(
-        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
-        "idle"
-    );
+    let mut events = Events::idle_display(&app, &first).await;
 
     // A new pairing replaces the old one: one active display per cashier.
     let second = pair(&app, &app.http).await;
@@ -308,16 +275,8 @@ async fn a_revoked_or_replaced_display_shows_disconnected_at_once() {
 
     let page = app.page(&app.http, app.url("/display")).await;
     assert!(page.contains("id=\"paired\""));
-    let mut events = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{second}/events")),
-    )
-    .await;
-    assert_eq!(
-        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
-        "idle"
-    );
-    let resp = post_csrf(&app, &app.http, "/display/revoke").await;
+    let mut events = Events::idle_display(&app, &second).await;
+    let resp = post_csrf_at(&app.http, &app.base, "/display/revoke").await;
     assert_is_redirect_to(&resp, "/display");
     events
         .until("mode", "disconnected", Duration::from_secs(2))
@@ -360,25 +319,13 @@ async fn a_display_that_reconnects_shows_the_state_it_missed() {
     let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let token = pair(&app, &app.http).await;
-    let mut events = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{token}/events")),
-    )
-    .await;
-    assert_eq!(
-        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
-        "idle"
-    );
+    let events = Events::idle_display(&app, &token).await;
     // The network drops; meanwhile an order is created.
     drop(events);
     let order = app.create_order("12.50", "").await;
     app.wait_for_state(&order, "open", Duration::from_secs(5))
         .await;
-    let mut events = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{token}/events")),
-    )
-    .await;
+    let mut events = Events::display(&app, &token).await;
     let first = events.next(Duration::from_secs(5)).await.unwrap();
     assert!(
         first["mode"] == "open" || first["mode"] == "preparing",
@@ -462,15 +409,7 @@ async fn the_display_swaps_a_refreshed_qr_in_place_and_shows_an_expiry() {
     let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("cashier", "cashier").await;
     let token = pair(&app, &app.http).await;
-    let mut events = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{token}/events")),
-    )
-    .await;
-    assert_eq!(
-        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
-        "idle"
-    );
+    let mut events = Events::idle_display(&app, &token).await;
     let order = app.create_order("6.60", "").await;
     let first = events.until("mode", "open", Duration::from_secs(5)).await;
     assert_eq!(first["qr_version"], 1);
@@ -507,11 +446,7 @@ async fn an_english_shop_announces_in_english() {
     let app = spawn_app_with(|s| s.shop.language = scanpay::config::Language::En).await;
     app.login_as("cashier", "cashier").await;
     let token = pair(&app, &app.http).await;
-    let mut events = Events::open(
-        &app.anonymous(),
-        app.url(&format!("/display/{token}/events")),
-    )
-    .await;
+    let mut events = Events::display(&app, &token).await;
     let order = app.create_order("10.05", "").await;
     events.until("mode", "open", Duration::from_secs(5)).await;
     app.scan_and_pay(&order).await;

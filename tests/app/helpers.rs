@@ -939,20 +939,32 @@ pub async fn charge_at(
 
 /// Pairs a customer display at `base` for `client`'s signed-in user; its token.
 pub async fn pair_display_at(client: &reqwest::Client, base: &str) -> String {
+    let resp = post_csrf_at(client, base, "/display").await;
+    assert_eq!(resp.status(), 200, "paired at {base}");
+    display_token_in(&resp.text().await.unwrap())
+}
+
+/// `POST {base}{path}` with nothing but the checkout form's CSRF token (a
+/// pairing, a revocation): the answer.
+pub async fn post_csrf_at(client: &reqwest::Client, base: &str, path: &str) -> reqwest::Response {
     let csrf = csrf_at(client, base).await;
-    let resp = client
-        .post(format!("{base}/display"))
+    client
+        .post(format!("{base}{path}"))
         .form(&[("csrf_token", csrf.as_str())])
         .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "paired at {base}");
-    let html = resp.text().await.unwrap();
+        .unwrap()
+}
+
+/// The display token in a pairing page's `/display/{token}` link.
+pub fn display_token_in(html: &str) -> String {
     let at = html.find("/display/").expect("the display link") + "/display/".len();
-    html[at..]
+    let token: String = html[at..]
         .chars()
         .take_while(char::is_ascii_hexdigit)
-        .collect()
+        .collect();
+    assert_eq!(token.len(), 32, "a 128-bit token: {token}");
+    token
 }
 
 pub fn hidden_value(html: &str, name: &str) -> Option<String> {

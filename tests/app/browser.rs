@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::webdriver::{Driver, missing_browser};
+use crate::webdriver::{Driver, Session, missing_browser};
 
 fn browser_available() -> bool {
     match missing_browser() {
@@ -67,19 +67,7 @@ pub(crate) async fn in_a_real_browser(api: Api) {
         b.screenshot(&dir.join("checkout.png")).await;
     }
     b.click("form[action='/orders'] button[type=submit]").await;
-    b.wait_until(
-        "the order page",
-        "location.pathname.startsWith('/o/')",
-        Duration::from_secs(10),
-    )
-    .await;
-    let token = b
-        .current_url()
-        .await
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = order_page_token(&b).await;
 
     // The QR image loads and says what the gateway gave.
     b.wait_until("the QR image", "document.getElementById('qr').complete && document.getElementById('qr').naturalWidth >= 320", Duration::from_secs(5)).await;
@@ -443,20 +431,7 @@ async fn the_counter_display_and_announcements_in_a_real_browser() {
     cashier
         .type_into("input[name=amount]", "8.00\u{E007}")
         .await;
-    cashier
-        .wait_until(
-            "the order page",
-            "location.pathname.startsWith('/o/')",
-            Duration::from_secs(10),
-        )
-        .await;
-    let token = cashier
-        .current_url()
-        .await
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = order_page_token(&cashier).await;
     let created = std::time::Instant::now();
     let shown = tablet
         .wait_until(
@@ -604,4 +579,21 @@ async fn the_counter_display_and_announcements_in_a_real_browser() {
     );
     tablet.quit().await;
     cashier.quit().await;
+}
+
+/// Waits for the browser to land on an order page (after the checkout form);
+/// the order's token, from its address.
+async fn order_page_token(b: &Session) -> String {
+    b.wait_until(
+        "the order page",
+        "location.pathname.startsWith('/o/')",
+        Duration::from_secs(10),
+    )
+    .await;
+    b.current_url()
+        .await
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
 }

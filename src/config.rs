@@ -467,7 +467,17 @@ impl Wxpay {
         let (no_notify_url, wrong) = self.live_endpoints(256);
         missing.extend(no_notify_url);
         invalid.extend(wrong);
-        if missing.is_empty() && invalid.is_empty() {
+        let problems = missing.into_iter().map(|m| format!("missing {m}"));
+        self.live_verdict(
+            "live mode needs its merchant settings:",
+            problems.chain(invalid).collect(),
+        )
+    }
+
+    /// Live mode's verdict on `problems`: all of them under `heading`, or none
+    /// (then only a warning if notify_url is not https, as a test gateway may be).
+    fn live_verdict(&self, heading: &str, problems: Vec<String>) -> Result<(), ConfigError> {
+        if problems.is_empty() {
             if !self
                 .notify_url
                 .as_deref()
@@ -480,12 +490,9 @@ impl Wxpay {
             }
             return Ok(());
         }
-        let mut msg = String::from("live mode needs its merchant settings:");
-        for m in missing {
-            msg.push_str(&format!("\n  - missing {m}"));
-        }
-        for i in invalid {
-            msg.push_str(&format!("\n  - {i}"));
+        let mut msg = String::from(heading);
+        for p in problems {
+            msg.push_str(&format!("\n  - {p}"));
         }
         Err(ConfigError::Invalid(msg))
     }
@@ -526,24 +533,10 @@ impl Wxpay {
         let (no_notify_url, wrong) = self.live_endpoints(255);
         problems.extend(no_notify_url.map(|m| format!("missing {m}")));
         problems.extend(wrong);
-        if problems.is_empty() {
-            if !self
-                .notify_url
-                .as_deref()
-                .unwrap_or("")
-                .starts_with("https://")
-            {
-                tracing::warn!(
-                    "wxpay.notify_url is not https: the real gateway needs an https notify_url"
-                );
-            }
-            return Ok(());
-        }
-        let mut msg = String::from("live mode (wxpay.api = \"v3\") needs its merchant settings:");
-        for p in problems {
-            msg.push_str(&format!("\n  - {p}"));
-        }
-        Err(ConfigError::Invalid(msg))
+        self.live_verdict(
+            "live mode (wxpay.api = \"v3\") needs its merchant settings:",
+            problems,
+        )
     }
 }
 

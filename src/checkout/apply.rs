@@ -11,7 +11,7 @@ use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
 use crate::store::outbox::{self, Event};
 use crate::store::payments::{self, NewPayment};
-use crate::trade::OutTradeNo;
+use crate::trade::{OutTradeNo, TransactionId};
 
 /// What the gateway says was paid.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub enum ApplyOutcome {
     Applied {
         token: OrderToken,
         order_no: OrderNo,
+        /// WeChat Pay's number for the money: what its support asks for.
+        transaction_id: TransactionId,
         late: bool,
         double_paid: bool,
     },
@@ -137,6 +139,7 @@ pub fn apply_payment(
     Ok(ApplyOutcome::Applied {
         token: order.token,
         order_no: order.order_no,
+        transaction_id: ev.payment.transaction_id.clone(),
         late,
         double_paid,
     })

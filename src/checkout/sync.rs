@@ -47,11 +47,12 @@ impl Checkout {
         if let ApplyOutcome::Applied {
             token,
             order_no,
+            transaction_id,
             late,
             double_paid,
         } = outcome
         {
-            tracing::info!(%order_no, late, double_paid, "payment applied");
+            tracing::info!(%order_no, %transaction_id, late, double_paid, "payment applied");
             self.publish(token);
         }
     }

@@ -178,9 +178,7 @@ fn xml_answer(fields: &Fields) -> HttpResponse {
 /// bill's text, or XML with `return_code` FAIL.
 pub async fn downloadbill(sim: web::Data<Simulator>, body: web::Bytes) -> HttpResponse {
     let faults = sim.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
-    }
+    faults.delay().await;
     let Ok(req) = xml::from_xml(&body) else {
         return xml_answer(&return_fail("XML格式错误"));
     };

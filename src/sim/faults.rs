@@ -146,6 +146,26 @@ impl fmt::Display for Faults {
     }
 }
 
+impl Faults {
+    /// The added latency, which every answer waits first.
+    pub async fn delay(&self) {
+        if self.latency_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(self.latency_ms)).await;
+        }
+    }
+
+    /// What an API answer meets first, in either protocol: the latency, then
+    /// perhaps an HTTP 500 page instead of any answer (`http500_rate`).
+    pub async fn delay_or_fail(&self) -> Option<actix_web::HttpResponse> {
+        self.delay().await;
+        roll(self.http500_rate).then(|| {
+            actix_web::HttpResponse::InternalServerError()
+                .content_type("text/html")
+                .body("<html><body>500 Internal Server Error</body></html>")
+        })
+    }
+}
+
 /// True with probability `rate`.
 pub fn roll(rate: f64) -> bool {
     rate > 0.0 && (rate >= 1.0 || rand::rng().random_bool(rate))

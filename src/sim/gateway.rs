@@ -91,13 +91,8 @@ fn xml_response(mut builder: actix_web::HttpResponseBuilder, fields: &Fields) ->
 /// The one choke point: faults, then parsing, signature, the endpoint, and the signed answer.
 async fn answer(sim: &Simulator, api: Api, body: &[u8]) -> HttpResponse {
     let faults = sim.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
-    }
-    if roll(faults.http500_rate) {
-        return HttpResponse::InternalServerError()
-            .content_type("text/html")
-            .body("<html><body>500 Internal Server Error</body></html>");
+    if let Some(failed) = faults.delay_or_fail().await {
+        return failed;
     }
     if roll(faults.bad_xml_rate) {
         return HttpResponse::Ok()

@@ -440,13 +440,8 @@ async fn sim_keys() -> HttpResponse {
 /// The one choke point: faults, the request's signature, the endpoint, the signed answer.
 async fn answer(sim: &Simulator, req: &HttpRequest, body: &[u8], ep: Endpoint) -> HttpResponse {
     let faults = sim.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
-    }
-    if roll(faults.http500_rate) {
-        return HttpResponse::InternalServerError()
-            .content_type("text/html")
-            .body("<html><body>500 Internal Server Error</body></html>");
+    if let Some(failed) = faults.delay_or_fail().await {
+        return failed;
     }
     let v3 = sim.v3();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());

@@ -44,6 +44,15 @@ pub fn revoke(tx: &Transaction<'_>, cashier: UserId, now: Millis) -> Result<bool
     Ok(n > 0)
 }
 
+/// A row of `SELECT id, cashier_id, created_at FROM displays`.
+fn display_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DisplayRow> {
+    Ok(DisplayRow {
+        id: r.get(0)?,
+        cashier_id: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
 /// The active pairing with this token hash (a revoked one is as good as none).
 pub fn active_by_hash(
     conn: &Connection,
@@ -54,13 +63,7 @@ pub fn active_by_hash(
             "SELECT id, cashier_id, created_at FROM displays
              WHERE token_hash = ?1 AND revoked_at IS NULL",
         )?
-        .query_row([token_hash], |r| {
-            Ok(DisplayRow {
-                id: r.get(0)?,
-                cashier_id: r.get(1)?,
-                created_at: r.get(2)?,
-            })
-        })
+        .query_row([token_hash], display_row)
         .optional()?)
 }
 
@@ -79,12 +82,6 @@ pub fn active_of(conn: &Connection, cashier: UserId) -> Result<Option<DisplayRow
             "SELECT id, cashier_id, created_at FROM displays
              WHERE cashier_id = ?1 AND revoked_at IS NULL",
         )?
-        .query_row([cashier], |r| {
-            Ok(DisplayRow {
-                id: r.get(0)?,
-                cashier_id: r.get(1)?,
-                created_at: r.get(2)?,
-            })
-        })
+        .query_row([cashier], display_row)
         .optional()?)
 }

@@ -641,6 +641,21 @@ mod tests {
         assert!(plan.contains("orders_open_by_cashier"), "{plan}");
     }
 
+    /// A ¥0.01 order of shop day `day` (YYYYMMDD); its number.
+    fn order_on(tx: &Transaction<'_>, day: &str) -> Result<String, StoreError> {
+        let token = OrderToken::generate();
+        let new = NewOrder {
+            token: &token,
+            amount: Fen::new(1),
+            description: "",
+            cashier_id: None,
+            now: Millis(0),
+            expires_at: Millis(1),
+            day,
+        };
+        Ok(insert_order(tx, &new)?.1.to_string())
+    }
+
     #[test]
     fn past_9999_orders_a_day_the_numbers_go_on_in_step() {
         let dir = tempfile::tempdir().unwrap();
@@ -650,21 +665,9 @@ mod tests {
                 tx.execute_batch(
                     "INSERT INTO order_days (day, last_seq) VALUES ('20261201', 9998)",
                 )?;
-                let mut out = Vec::new();
-                for _ in 0..3 {
-                    let token = OrderToken::generate();
-                    let new = NewOrder {
-                        token: &token,
-                        amount: Fen::new(1),
-                        description: "",
-                        cashier_id: None,
-                        now: Millis(0),
-                        expires_at: Millis(1),
-                        day: "20261201",
-                    };
-                    out.push(insert_order(tx, &new)?.1.to_string());
-                }
-                Ok(out)
+                (0..3)
+                    .map(|_| order_on(tx, "20261201"))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .unwrap();
         // "2026120110000" sorts below "202612019999": MAX(order_no) alone would
@@ -683,24 +686,10 @@ mod tests {
                     "INSERT INTO orders (order_no, token, amount_fen, description, state, created_at, expires_at)
                      VALUES ('202606010002', 'old', 1, '', 'open', 0, 0)",
                 )?;
-                let mut out = Vec::new();
-                for day in ["20260531", "20260601", "20260601", "20260602"] {
-                    let token = OrderToken::generate();
-                    let (_, no) = insert_order(
-                        tx,
-                        &NewOrder {
-                            token: &token,
-                            amount: Fen::new(1),
-                            description: "",
-                            cashier_id: None,
-                            now: Millis(0),
-                            expires_at: Millis(1),
-                            day,
-                        },
-                    )?;
-                    out.push(no.to_string());
-                }
-                Ok(out)
+                ["20260531", "20260601", "20260601", "20260602"]
+                    .into_iter()
+                    .map(|day| order_on(tx, day))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .unwrap();
         assert_eq!(

@@ -219,13 +219,7 @@ async fn another_cashiers_order_never_appears_on_the_display() {
         .await;
     assert!(html.contains("data-mode=\"idle\"") && !html.contains("66.00"));
     // An admin's order is not ours either.
-    let admin = http();
-    admin
-        .post(app.url("/login"))
-        .form(&[("username", "admin"), ("password", "admin")])
-        .send()
-        .await
-        .unwrap();
+    let admin = app.signed_in("admin", "admin").await;
     let page = app.page(&admin, app.url("/")).await;
     let csrf = hidden_value(&page, "csrf_token").unwrap();
     admin

@@ -723,14 +723,14 @@ impl TestApp {
     }
 
     pub async fn login_as(&self, user: &str, password: &str) {
-        let resp = self
-            .http
-            .post(self.url("/login"))
-            .form(&[("username", user), ("password", password)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 303, "login as {user}");
+        sign_in_at(&self.http, &self.base, user, password).await;
+    }
+
+    /// Another browser (a second member of staff, a second tab), signed in as `user`.
+    pub async fn signed_in(&self, user: &str, password: &str) -> reqwest::Client {
+        let browser = self.anonymous();
+        sign_in_at(&browser, &self.base, user, password).await;
+        browser
     }
 
     /// The CSRF token of the signed-in session, read from the checkout form.
@@ -901,6 +901,17 @@ pub fn location(resp: &reqwest::Response) -> String {
 pub fn assert_is_redirect_to(resp: &reqwest::Response, location: &str) {
     assert_eq!(resp.status(), 303, "a redirect to {location}");
     assert_eq!(resp.headers()["location"], location);
+}
+
+/// Signs `client` in at `base` as `user` (the answer must be the 303 of a sign-in).
+pub async fn sign_in_at(client: &reqwest::Client, base: &str, user: &str, password: &str) {
+    let resp = client
+        .post(format!("{base}/login"))
+        .form(&[("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "login as {user}");
 }
 
 /// The CSRF token of the checkout form at `base` (`client` signed in).

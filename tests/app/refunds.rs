@@ -409,14 +409,7 @@ both!(two_admins_at_once_cannot_refund_more_than_was_paid);
 
 async fn two_admins_at_once_cannot_refund_more_than_was_paid(api: Api) {
     let app = admin_app_on(api).await;
-    let other = app.anonymous();
-    let resp = other
-        .post(app.url("/login"))
-        .form(&[("username", "admin"), ("password", "admin")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let other = app.signed_in("admin", "admin").await;
     let other_csrf = hidden_value(&app.page(&other, app.url("/")).await, "csrf_token").unwrap();
     let (order_no, token) = paid_order(&app, "8.00").await;
     let csrf = app.csrf().await;
@@ -626,14 +619,7 @@ async fn cashiers_cannot_refund_and_the_form_needs_its_csrf_token() {
     .await;
     assert_eq!(resp.status(), 403, "CSRF");
 
-    let cashier = app.anonymous();
-    let resp = cashier
-        .post(app.url("/login"))
-        .form(&[("username", "cashier"), ("password", "cashier")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let cashier = app.signed_in("cashier", "cashier").await;
     let csrf = hidden_value(&app.page(&cashier, app.url("/")).await, "csrf_token").unwrap();
     let resp = post_refund(
         &app,

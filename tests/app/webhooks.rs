@@ -274,13 +274,7 @@ async fn each_payment_is_posted_once_signed_with_its_own_event_id() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
-    let admin = http();
-    admin
-        .post(app.url("/login"))
-        .form(&[("username", "admin"), ("password", "admin")])
-        .send()
-        .await
-        .unwrap();
+    let admin = app.signed_in("admin", "admin").await;
     let page = app.page(&admin, app.url("/admin/webhooks")).await;
     assert!(
         page.contains("<span class=\"sum\" id=\"wh-delivered\">2</span>"),

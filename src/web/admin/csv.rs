@@ -56,6 +56,27 @@ fn push_cell(buf: &mut String, value: &str) {
     }
 }
 
+/// A CSV file's start: the byte-order mark (spreadsheets then read the file
+/// as UTF-8) and the header record.
+pub(super) fn csv_start<'a>(header: impl IntoIterator<Item = &'a str>) -> String {
+    let mut buf = String::from("\u{feff}");
+    push_record(&mut buf, header);
+    buf
+}
+
+/// The answer that downloads a CSV file as `filename`, never kept by caches.
+pub(super) fn csv_download(filename: &str) -> actix_web::HttpResponseBuilder {
+    let mut answer = HttpResponse::Ok();
+    answer
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    answer
+}
+
 /// Appends one CSV record, ended with CRLF (RFC 4180).
 pub(super) fn push_record<'a>(buf: &mut String, cells: impl IntoIterator<Item = &'a str>) {
     for (i, cell) in cells.into_iter().enumerate() {
@@ -109,10 +130,7 @@ fn csv_body(
             match step {
                 CsvStep::Done => None,
                 CsvStep::Header => {
-                    // The byte-order mark makes spreadsheets read the file as UTF-8.
-                    let mut buf = String::from("\u{feff}");
-                    push_record(&mut buf, CSV_HEADER);
-                    Some((Ok(Bytes::from(buf)), CsvStep::Rows(None)))
+                    Some((Ok(Bytes::from(csv_start(CSV_HEADER))), CsvStep::Rows(None)))
                 }
                 CsvStep::Rows(after) => {
                     let chunk = store
@@ -153,18 +171,11 @@ pub async fn orders_csv(
     // payments' times).
     filter.to_ms = filter.to_ms.min(state.checkout.now().get() + 1);
     let filename = format!("scanpay-orders-{}-{}.csv", sel.first, sel.last);
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{filename}\""),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .streaming(csv_body(
-            state.checkout.read_model(),
-            filter,
-            state.tz.clone(),
-        )))
+    Ok(csv_download(&filename).streaming(csv_body(
+        state.checkout.read_model(),
+        filter,
+        state.tz.clone(),
+    )))
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! `GET /admin/reconciliation/{date}` (every difference of that day, with links
 //! to our orders) or `…/{date}.csv`. Read through the domain; nothing here writes.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::csv::push_record;
+use super::csv::{csv_download, csv_start, push_record};
 use crate::bill::millifen_to_fen;
 use crate::checkout::reconcile::{DayState, DifferenceKind};
 use crate::clock::Millis;
@@ -144,8 +144,7 @@ const CSV_HEADER: [&str; 8] = [
 ];
 
 fn day_csv(day: &DayRow, differences: &[DifferenceRow]) -> HttpResponse {
-    let mut buf = String::from("\u{feff}");
-    push_record(&mut buf, CSV_HEADER);
+    let mut buf = csv_start(CSV_HEADER);
     let yuan = |f: Option<Fen>| f.map(Fen::yuan_string).unwrap_or_default();
     let day_text = day.day.to_string();
     for d in differences {
@@ -165,15 +164,5 @@ fn day_csv(day: &DayRow, differences: &[DifferenceRow]) -> HttpResponse {
             ],
         );
     }
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"scanpay-reconciliation-{}.csv\"",
-                day.day
-            ),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(buf)
+    csv_download(&format!("scanpay-reconciliation-{}.csv", day.day)).body(buf)
 }

@@ -9,6 +9,36 @@
 //! `order`, `clock`, `role` and `lock` are leaf values and policies; `cause`
 //! keeps errors' causes and logs their chain (`error.cause_chain`).
 
+/// A list of a WeChat Pay protocol's words (a state, say), for `wxpay` and
+/// `wxpay_v3` alike: each known word spelled once, and `Unknown` for one this version does not know, which callers
+/// treat as "not final, ask again".
+macro_rules! words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+            Unknown(String),
+        }
+
+        impl $name {
+            pub fn parse(s: &str) -> $name {
+                match s {
+                    $($text => $name::$variant,)+
+                    other => $name::Unknown(other.to_string()),
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Unknown(s) => s,
+                }
+            }
+        }
+    };
+}
+
 pub mod accounts;
 pub mod bill;
 pub mod cause;

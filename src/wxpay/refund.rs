@@ -83,37 +83,15 @@ impl Endpoint for Refund {
     }
 }
 
-/// `refund_status` of v2 (query and notification).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefundStatusV2 {
-    Success,
-    Processing,
-    /// `REFUNDCLOSE`: failed for good.
-    Closed,
-    /// `CHANGE`: abnormal (the customer's card is frozen or closed).
-    Change,
-    Unknown(String),
-}
-
-impl RefundStatusV2 {
-    pub fn parse(s: &str) -> RefundStatusV2 {
-        match s {
-            "SUCCESS" => RefundStatusV2::Success,
-            "PROCESSING" => RefundStatusV2::Processing,
-            "REFUNDCLOSE" => RefundStatusV2::Closed,
-            "CHANGE" => RefundStatusV2::Change,
-            other => RefundStatusV2::Unknown(other.to_string()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            RefundStatusV2::Success => "SUCCESS",
-            RefundStatusV2::Processing => "PROCESSING",
-            RefundStatusV2::Closed => "REFUNDCLOSE",
-            RefundStatusV2::Change => "CHANGE",
-            RefundStatusV2::Unknown(s) => s,
-        }
+words! {
+    /// `refund_status` of v2 (query and notification).
+    RefundStatusV2 {
+        Success = "SUCCESS",
+        Processing = "PROCESSING",
+        /// `REFUNDCLOSE`: failed for good.
+        Closed = "REFUNDCLOSE",
+        /// `CHANGE`: abnormal (the customer's card is frozen or closed).
+        Change = "CHANGE",
     }
 }
 

@@ -86,54 +86,25 @@ impl fmt::Display for SignType {
     }
 }
 
-/// `trade_state` of `orderquery`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TradeState {
-    /// Paid.
-    Success,
-    /// Refunded after payment (money was received).
-    Refund,
-    NotPay,
-    Closed,
-    Revoked,
-    /// The customer is entering the password: never close now, ask again shortly.
-    UserPaying,
-    PayError,
-    /// Accepted, awaiting settlement.
-    Accept,
-    /// A state this version does not know; treated as "not final, ask again".
-    Unknown(String),
+words! {
+    /// `trade_state` of `orderquery`.
+    TradeState {
+        /// Paid.
+        Success = "SUCCESS",
+        /// Refunded after payment (money was received).
+        Refund = "REFUND",
+        NotPay = "NOTPAY",
+        Closed = "CLOSED",
+        Revoked = "REVOKED",
+        /// The customer is entering the password: never close now, ask again shortly.
+        UserPaying = "USERPAYING",
+        PayError = "PAYERROR",
+        /// Accepted, awaiting settlement.
+        Accept = "ACCEPT",
+    }
 }
 
 impl TradeState {
-    pub fn parse(s: &str) -> TradeState {
-        match s {
-            "SUCCESS" => TradeState::Success,
-            "REFUND" => TradeState::Refund,
-            "NOTPAY" => TradeState::NotPay,
-            "CLOSED" => TradeState::Closed,
-            "REVOKED" => TradeState::Revoked,
-            "USERPAYING" => TradeState::UserPaying,
-            "PAYERROR" => TradeState::PayError,
-            "ACCEPT" => TradeState::Accept,
-            other => TradeState::Unknown(other.to_string()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            TradeState::Success => "SUCCESS",
-            TradeState::Refund => "REFUND",
-            TradeState::NotPay => "NOTPAY",
-            TradeState::Closed => "CLOSED",
-            TradeState::Revoked => "REVOKED",
-            TradeState::UserPaying => "USERPAYING",
-            TradeState::PayError => "PAYERROR",
-            TradeState::Accept => "ACCEPT",
-            TradeState::Unknown(s) => s,
-        }
-    }
-
     /// The money reached the merchant (a later refund does not undo the receipt).
     pub fn is_paid(&self) -> bool {
         matches!(self, TradeState::Success | TradeState::Refund)

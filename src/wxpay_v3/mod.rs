@@ -9,36 +9,6 @@
 //! shared outbound `http_client` (used by `client`, the only part that touches
 //! the network).
 
-/// A list of the protocol's words (a state, say): each known word spelled
-/// once, and `Unknown` for one this version does not know, which callers
-/// treat as "not final, ask again".
-macro_rules! words {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-            Unknown(String),
-        }
-
-        impl $name {
-            pub fn parse(s: &str) -> $name {
-                match s {
-                    $($text => $name::$variant,)+
-                    other => $name::Unknown(other.to_string()),
-                }
-            }
-
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $($name::$variant => $text,)+
-                    $name::Unknown(s) => s,
-                }
-            }
-        }
-    };
-}
-
 pub mod aead;
 pub mod api;
 pub mod bill;

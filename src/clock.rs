@@ -95,9 +95,7 @@ impl Clock {
             None => false,
         }
     }
-}
 
-impl Clock {
     /// Waits `d` on the system clock. On a manual clock it returns at once: time
     /// passes there only when the test moves it, and a pause (between resends,
     /// say) is not a moment anyone waits for.

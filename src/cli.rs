@@ -55,7 +55,7 @@ pub enum Command {
         /// A copy made by `scanpay backup` (or a daily one from backup.dir)
         file: PathBuf,
     },
-    /// Check the configuration, keys and gateway before going live (exit 0: all well)
+    /// Check the configuration, keys and gateway before going live (exit 0: all well, 2: warnings, 1: a failure)
     Check,
     /// Reconcile one day now: download WeChat Pay's bill and hold it against ours
     ///

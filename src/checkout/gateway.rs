@@ -137,6 +137,8 @@ pub struct RefundFacts {
     pub account: Option<String>,
     /// The refunded amount, when the answer carries it (checked against ours).
     pub amount: Option<Fen>,
+    /// When the gateway says the money went back (its bill's day is by this).
+    pub succeeded_at: Option<Millis>,
 }
 
 /// A refund's state at the gateway.

@@ -536,7 +536,8 @@ impl Checkout {
             .collect();
         let refunds = refunded
             .into_iter()
-            .filter(|r| payment_day(None, r.finished_at) == day)
+            // On the bill's day: the gateway's time of success, when it gave one.
+            .filter(|r| payment_day(r.succeeded_at, r.finished_at) == day)
             .map(|r| OurRefund {
                 out_refund_no: r.out_refund_no,
                 out_trade_no: r.out_trade_no,

@@ -519,6 +519,7 @@ fn apply_in(
         state,
         facts.refund_id.as_deref(),
         facts.account.as_deref(),
+        facts.succeeded_at,
         next,
         now,
     )?;
@@ -606,6 +607,7 @@ mod tests {
             refund_id: Some("5000".into()),
             account: Some("支付用户零钱".into()),
             amount: Some(amount),
+            succeeded_at: None,
         };
         match state {
             0 => RefundStatus::Processing(f),

@@ -57,6 +57,7 @@ fn refund_status(info: RefundInfo) -> Result<RefundStatus, GatewayError> {
         refund_id: info.refund_id,
         account: info.account,
         amount: info.refund_fee,
+        succeeded_at: info.success_time.as_deref().and_then(refund_time),
     };
     Ok(match info.status {
         RefundStatusV2::Success => RefundStatus::Succeeded(facts),
@@ -179,6 +180,7 @@ impl Gateway for WxPayV2 {
                 refund_id: accepted.refund_id,
                 account: None,
                 amount: accepted.refund_fee,
+                succeeded_at: None,
             }))
         })
     }
@@ -260,6 +262,21 @@ fn paid_at(time_end: Option<&str>) -> Option<Millis> {
         Ok(t) => Some(t.into()),
         Err(e) => {
             tracing::warn!(time_end = text, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            None
+        }
+    }
+}
+
+/// v2's refund `success_time` (`yyyy-MM-dd HH:mm:ss`, Beijing time) as a
+/// moment; unreadable, it is left out (the refund's day is then when we
+/// learned of it).
+fn refund_time(text: &str) -> Option<Millis> {
+    match jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", text)
+        .and_then(|t| t.to_zoned(crate::wxpay::types::beijing()))
+    {
+        Ok(z) => Some(z.timestamp().into()),
+        Err(e) => {
+            tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of a refund is not readable");
             None
         }
     }
@@ -408,6 +425,20 @@ mod tests {
         );
         let s = refund_status(info(RefundStatusV2::Success)).unwrap();
         assert_eq!(s.facts().account.as_deref(), Some("支付用户零钱"));
+        // The gateway's time of success, Beijing time, as a moment.
+        let mut done = info(RefundStatusV2::Success);
+        done.success_time = Some("2026-11-30 23:59:59".into());
+        assert_eq!(
+            refund_status(done).unwrap().facts().succeeded_at,
+            Some(Millis::from(
+                "2026-11-30T23:59:59+08:00"
+                    .parse::<jiff::Timestamp>()
+                    .unwrap()
+            ))
+        );
+        let mut garbled = info(RefundStatusV2::Success);
+        garbled.success_time = Some("2026-11-30T23:59:59".into());
+        assert_eq!(refund_status(garbled).unwrap().facts().succeeded_at, None);
         assert!(matches!(
             refund_notice(info(RefundStatusV2::Success)),
             Ok(Notice::Refund { out_refund_no, .. }) if out_refund_no.as_str() == "R1"

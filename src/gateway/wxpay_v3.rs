@@ -233,7 +233,7 @@ fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
 /// v3's `success_time` (RFC 3339) as a moment. A text that is not one is
 /// left out, not refused: the payment is real either way, and its day falls
 /// back to when we recorded it.
-fn paid_at(success_time: Option<&str>) -> Option<Millis> {
+pub(super) fn paid_at(success_time: Option<&str>) -> Option<Millis> {
     let text = success_time?;
     match text.parse::<jiff::Timestamp>() {
         Ok(t) => Some(t.into()),

@@ -231,6 +231,8 @@ pub struct BookedRefund {
     pub out_trade_no: OutTradeNo,
     pub amount: Fen,
     pub finished_at: Millis,
+    /// When the gateway says it succeeded, if it said.
+    pub succeeded_at: Option<Millis>,
 }
 
 /// Refunds that succeeded between `from` and `until` (the caller keeps the day's).
@@ -240,7 +242,7 @@ pub fn refunds_finished_between(
     until: Millis,
 ) -> Result<Vec<BookedRefund>, StoreError> {
     let mut st = c.prepare_cached(
-        "SELECT r.out_refund_no, q.out_trade_no, r.amount_fen, r.finished_at
+        "SELECT r.out_refund_no, q.out_trade_no, r.amount_fen, r.finished_at, r.gateway_succeeded_at
          FROM refunds r JOIN payments p ON p.id = r.payment_id JOIN qrs q ON q.id = p.qr_id
          WHERE r.state = 'succeeded' AND r.finished_at >= ?1 AND r.finished_at < ?2
          ORDER BY r.id",
@@ -251,6 +253,7 @@ pub fn refunds_finished_between(
             out_trade_no: r.get(1)?,
             amount: Fen::new(r.get(2)?),
             finished_at: r.get(3)?,
+            succeeded_at: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

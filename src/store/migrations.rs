@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("migrations/0011_payments_gateway_paid_at.sql"),
     ),
+    (
+        12,
+        include_str!("migrations/0012_refunds_gateway_succeeded_at.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

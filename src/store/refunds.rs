@@ -227,6 +227,7 @@ pub fn apply_outcome(
     state: RefundState,
     refund_id: Option<&str>,
     account: Option<&str>,
+    gateway_succeeded_at: Option<Millis>,
     next_query_at: Option<Millis>,
     now: Millis,
 ) -> Result<bool, StoreError> {
@@ -235,7 +236,8 @@ pub fn apply_outcome(
         .prepare_cached(
             "UPDATE refunds SET state = ?2, refund_id = COALESCE(?3, refund_id),
                     account = COALESCE(?4, account), next_query_at = ?5, finished_at = ?6,
-                    updated_at = ?7, errors = 0, last_error = NULL
+                    updated_at = ?7, errors = 0, last_error = NULL,
+                    gateway_succeeded_at = COALESCE(?8, gateway_succeeded_at)
              WHERE id = ?1 AND state IN ('pending', 'processing', 'abnormal') AND state != ?2",
         )?
         .execute(params![
@@ -245,7 +247,8 @@ pub fn apply_outcome(
             account,
             next_query_at,
             finished,
-            now
+            now,
+            gateway_succeeded_at
         ])?;
     if changed == 0 {
         // Same state again: keep what it adds (an id, an account) and its next question.

@@ -343,6 +343,42 @@ async fn refunds_are_reconciled_and_the_owner_told_of_them(api: Api) {
     );
 }
 
+both!(a_refund_learned_of_after_midnight_is_on_the_gateways_day);
+
+/// The bill lists a refund on the day the gateway paid it back. When the app
+/// learns of it only a day later (no notification, the poller's query late),
+/// it is still that day's refund, not a difference on both days.
+async fn a_refund_learned_of_after_midnight_is_on_the_gateways_day(api: Api) {
+    let app = spawn_app_on_manual_clock(move |s| s.wxpay.api = api).await;
+    app.login_as("admin", "admin").await;
+    let token = app.create_order("3.00", "").await;
+    app.scan_and_pay(&token).await;
+    app.wait_for_state(&token, "paid", Duration::from_secs(10))
+        .await;
+    let order_no = app.status(&token).await["order_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The gateway refunds at once but tells no one: the app must ask.
+    app.set_faults("drop_notify=1,refund_delay_ms=0").await;
+    let no = crate::refunds::refund(&app, &order_no, "1.00", "late news").await;
+    // The app's clock is a day on when its query finds the refund done.
+    app.advance(Duration::from_secs(24 * 3600)).await;
+    app.advance_until_count(
+        "the refund found succeeded",
+        &format!(
+            "SELECT COUNT(*) FROM refunds WHERE out_refund_no = '{no}' AND state = 'succeeded'"
+        ),
+        1,
+        Duration::from_secs(60),
+        60,
+    )
+    .await;
+    let (code, line) = reconcile(&app, api, &beijing_today()).await;
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("refunds 1.00 yuan"), "{line}");
+}
+
 both!(a_day_with_a_double_payment_and_a_refund_reconciles_exactly);
 
 /// A double payment is two payments in the bill and in the books; a refund of

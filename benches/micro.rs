@@ -4,9 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use scanpay::money::Fen;
-use scanpay::wxpay::notify::{self, PaymentNotice};
-use scanpay::wxpay::{ApiKey, Fields, Merchant, OutTradeNo, SignType, sign, xml};
+use scanpay::values::money::Fen;
+use scanpay::wxpay::v2::notify::{self, PaymentNotice};
+use scanpay::wxpay::v2::{ApiKey, Fields, Merchant, OutTradeNo, SignType, sign, xml};
 
 const DEMO_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
@@ -72,11 +72,11 @@ fn xml_codec(c: &mut Criterion) {
 fn qr_png(c: &mut Criterion) {
     // The shape of a simulator / WeChat code_url.
     let code_url = "weixin://wxpay/bizpayurl?pr=Ab3dE6gH9k";
-    let size = scanpay::qr::DEFAULT_SIZE;
-    let png = scanpay::qr::render_png(code_url, size).expect("renders");
+    let size = scanpay::web::qr::DEFAULT_SIZE;
+    let png = scanpay::web::qr::render_png(code_url, size).expect("renders");
     eprintln!("qr/render_png: {} bytes at size {size}", png.len());
     c.bench_function("qr/render_png default size", |b| {
-        b.iter(|| scanpay::qr::render_png(black_box(code_url), size))
+        b.iter(|| scanpay::web::qr::render_png(black_box(code_url), size))
     });
 }
 

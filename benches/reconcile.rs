@@ -8,16 +8,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use scanpay::bill::{self, Bill, BillRow};
 use scanpay::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, NotifyReply, NotifyRequest,
     PayableCode, ReadNotification, RefundRequest, RefundStatus, TradeStatus,
 };
 use scanpay::checkout::{Checkout, Hub};
 use scanpay::config::Settings;
-use scanpay::money::Fen;
 use scanpay::store::Store;
-use scanpay::trade::{OutRefundNo, OutTradeNo};
+use scanpay::values::money::Fen;
+use scanpay::values::trade::{OutRefundNo, OutTradeNo};
+use scanpay::wxpay::bill::{self, Bill, BillRow};
 
 const PAYMENTS: usize = 10_000;
 const REFUNDS: usize = 1_000;

@@ -8,10 +8,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::checkout::{CashierLimits, CheckoutConfig, RetentionPolicy};
-use crate::money::Fen;
 use crate::sim::SimConfig;
+use crate::values::money::Fen;
 use crate::web::client::TrustedProxies;
-use crate::wxpay::{ApiKey, ClientIdentity, Merchant, SignType};
+use crate::wxpay::v2::{ApiKey, ClientIdentity, Merchant, SignType};
 
 /// The demo merchant of simulator mode: public test values, never valid for real money.
 pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
@@ -281,7 +281,7 @@ impl Wxpay {
     /// The v3 merchant from the `wxpay.*` keys, the demo v3 merchant filling
     /// what is unset (live mode refuses to start with anything unset: see
     /// `validate_live`). Reads the key files; names the key that is wrong.
-    pub fn v3_merchant_or_demo(&self) -> Result<crate::wxpay_v3::Merchant, ConfigError> {
+    pub fn v3_merchant_or_demo(&self) -> Result<crate::wxpay::v3::Merchant, ConfigError> {
         // With `api = "v2"`, appid and mch_id are the v2 merchant's: v3 stays the demo's.
         let source = if self.api == Api::V3 {
             self.clone()
@@ -297,8 +297,8 @@ impl Wxpay {
 
     /// The v3 merchant and every problem with its keys; with `demo`, unset keys
     /// take the demo merchant's values (simulator mode), else they are missing.
-    fn read_v3(&self, demo: bool) -> (Option<crate::wxpay_v3::Merchant>, Vec<String>) {
-        use crate::wxpay_v3::{Merchant as V3, OFFICIAL_TEST_KEY_PEM, PublicKey, aead::ApiV3Key};
+    fn read_v3(&self, demo: bool) -> (Option<crate::wxpay::v3::Merchant>, Vec<String>) {
+        use crate::wxpay::v3::{Merchant as V3, OFFICIAL_TEST_KEY_PEM, PublicKey, aead::ApiV3Key};
         let mut problems = Vec::new();
         let text =
             |key: &Option<String>, name: &str, env: &str, demo_value: &str, p: &mut Vec<String>| {
@@ -359,7 +359,7 @@ impl Wxpay {
         let private_key_pem = match &self.private_key_file {
             Some(path) => match std::fs::read_to_string(path) {
                 Ok(pem) => {
-                    match crate::wxpay_v3::sign::MerchantSigner::from_pem("", "", pem.as_bytes()) {
+                    match crate::wxpay::v3::sign::MerchantSigner::from_pem("", "", pem.as_bytes()) {
                         Ok(_) => Some(pem),
                         Err(e) => {
                             problems.push(format!(
@@ -404,7 +404,7 @@ impl Wxpay {
             }
             (Some(path), Some(id)) => match std::fs::read_to_string(path) {
                 Ok(pem) => {
-                    let mut k = crate::wxpay_v3::verify::WechatPayKeys::default();
+                    let mut k = crate::wxpay::v3::verify::WechatPayKeys::default();
                     match k.add_public_key_pem(id, pem.as_bytes()) {
                         Ok(()) => Some(PublicKey {
                             id: id.to_string(),
@@ -796,7 +796,7 @@ pub enum WebhookFormat {
 
 /// URLs shown as scheme, host and path: a query may hold a robot's key.
 fn redacted_urls<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(|u| crate::webhooks::redact_url(u)))
+    s.collect_seq(v.iter().map(|u| crate::base::http::redact_url(u)))
 }
 
 /// A webhook secret shorter than this could be guessed.
@@ -1049,7 +1049,7 @@ impl Notify {
             if !ok {
                 problems.push(format!(
                     "notify.webhook_urls: {} is not an http(s) URL",
-                    crate::webhooks::redact_url(u)
+                    crate::base::http::redact_url(u)
                 ));
             }
         }
@@ -1328,7 +1328,7 @@ mod tests {
         )
         .unwrap();
         let pubkey = dir.path().join("pub_key.pem");
-        std::fs::write(&pubkey, crate::wxpay_v3::OFFICIAL_TEST_KEY_PEM).unwrap();
+        std::fs::write(&pubkey, crate::wxpay::v3::OFFICIAL_TEST_KEY_PEM).unwrap();
         w.appid = Some(DEMO_V3_APPID.into());
         w.mch_id = Some(DEMO_V3_MCH_ID.into());
         w.apiv3_key = Some(SecretString::from("too-short"));
@@ -1353,7 +1353,7 @@ mod tests {
         assert!(err.contains("absent.pem: cannot read it"), "{err}");
 
         let good_key = dir.path().join("good.pem");
-        std::fs::write(&good_key, crate::wxpay_v3::OFFICIAL_TEST_KEY_PEM).unwrap();
+        std::fs::write(&good_key, crate::wxpay::v3::OFFICIAL_TEST_KEY_PEM).unwrap();
         w.private_key_file = Some(good_key);
         w.apiv3_key = Some(SecretString::from(DEMO_V3_APIV3_KEY));
         w.cert_serial = Some(DEMO_V3_CERT_SERIAL.into());

@@ -4,18 +4,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use scanpay::accounts;
-use scanpay::cli::{Cli, Command, UserCommand};
+use scanpay::app::cli::{Cli, Command, UserCommand};
+use scanpay::app::{Application, SimApp};
+use scanpay::checkout::accounts;
 use scanpay::config::Settings;
-use scanpay::role::Role;
-use scanpay::startup::{Application, SimApp};
 use scanpay::store::Store;
 use scanpay::store::{backup, users};
+use scanpay::values::role::Role;
 
 fn main() -> ExitCode {
     return_big_blocks_to_the_os();
     let cli = Cli::parse();
-    scanpay::telemetry::init();
+    scanpay::app::telemetry::init();
     let settings = match cli.settings(std::env::vars()) {
         Ok(s) => s,
         Err(e) => {
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some(Command::Backup { file, force }) => run_backup(&settings, file, *force),
         Some(Command::Restore { file }) => run_restore(&settings, file),
         Some(Command::Check) => {
-            return with_runtime_code(scanpay::check::run(&settings, cli.config.as_deref()));
+            return with_runtime_code(scanpay::app::check::run(&settings, cli.config.as_deref()));
         }
         Some(Command::Reconcile { date }) => {
             return with_runtime_code(reconcile(settings, *date));
@@ -95,7 +95,7 @@ fn with_runtime_code(f: impl std::future::Future<Output = ExitCode>) -> ExitCode
 
 /// `scanpay reconcile`: one summary line; exit 0 matched, 3 differences, 1 not checked.
 async fn reconcile(settings: Settings, day: jiff::civil::Date) -> ExitCode {
-    match scanpay::startup::reconcile(settings, day).await {
+    match scanpay::app::reconcile(settings, day).await {
         Ok(outcome) => {
             println!("{}", outcome.summary_line(day));
             ExitCode::from(outcome.exit_code())

@@ -37,9 +37,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use scanpay::money::Fen;
-use scanpay::wxpay::notify::{self, PaymentNotice};
-use scanpay::wxpay::{ApiKey, Merchant, OutTradeNo, SignType, xml};
+use scanpay::values::money::Fen;
+use scanpay::wxpay::v2::notify::{self, PaymentNotice};
+use scanpay::wxpay::v2::{ApiKey, Merchant, OutTradeNo, SignType, xml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod fanout;
@@ -91,7 +91,7 @@ fn wanted(phase: &str) -> bool {
 }
 
 async fn run() -> Result<()> {
-    scanpay::wxpay::client::install_crypto_provider();
+    scanpay::wxpay::v2::client::install_crypto_provider();
     print_machine();
     let clients = env_usize("LOAD_CLIENTS", 16).max(1);
     let secs = Duration::from_secs(env_usize("LOAD_SECS", 8) as u64);
@@ -829,8 +829,8 @@ fn v3_notification(
     transaction_id: &str,
     seq: usize,
 ) -> Result<Notification> {
-    use scanpay::wxpay_v3::aead::ApiV3Key;
-    use scanpay::wxpay_v3::notify::{EventHead, seal};
+    use scanpay::wxpay::v3::aead::ApiV3Key;
+    use scanpay::wxpay::v3::notify::{EventHead, seal};
     let key = ApiV3Key::new(scanpay::config::DEMO_V3_APIV3_KEY).map_err(|e| anyhow!("{e:?}"))?;
     let tx = serde_json::json!({
         "appid": scanpay::config::DEMO_V3_APPID, "mchid": scanpay::config::DEMO_V3_MCH_ID,
@@ -862,7 +862,7 @@ fn v3_notification(
     let header_nonce = format!("{seq:032}");
     let signature = keys
         .public_key
-        .sign(&scanpay::wxpay_v3::verify::response_message(
+        .sign(&scanpay::wxpay::v3::verify::response_message(
             &ts,
             &header_nonce,
             &body,

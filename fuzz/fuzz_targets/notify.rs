@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scanpay::wxpay::notify::{self, Notice};
-use scanpay::wxpay::{ApiKey, Merchant, SignType, sign};
+use scanpay::wxpay::v2::v2::notify::{self, Notice};
+use scanpay::wxpay::v2::v2::{ApiKey, Merchant, SignType, sign};
 
 fuzz_target!(|data: &[u8]| {
     let merchant = Merchant {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scanpay::wxpay::xml;
+use scanpay::wxpay::v2::v2::xml;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(fields) = xml::from_xml(data) {

@@ -4,14 +4,14 @@
 use rusqlite::Transaction;
 
 use super::gateway::PaymentFacts;
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderNo, OrderState, OrderToken, PaymentSource};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
 use crate::store::outbox::{self, Event};
 use crate::store::payments::{self, NewPayment};
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderNo, OrderState, OrderToken, PaymentSource};
+use crate::values::trade::{OutTradeNo, TransactionId};
 
 /// What the gateway says was paid.
 #[derive(Debug, Clone)]

@@ -8,12 +8,12 @@ use sha2::{Digest, Sha256};
 
 use super::hub::Subscription;
 use super::{Checkout, CheckoutError};
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderState, UserId};
-use crate::shop_time::Range;
 use crate::store::displays;
 use crate::store::orders::{self, OrderRow};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderState, UserId};
+use crate::values::shop_time::Range;
 
 use super::OrderView;
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 use super::gateway::{CodeRequest, MAX_DESCRIPTION_BYTES};
 use super::transitions::{insert_planned, plan_qr, replace_current_qr};
 use super::{CashierLimit, Checkout, CheckoutError, NewOrderInput};
-use crate::clock::Millis;
-use crate::lock::LockExt;
-use crate::order::{OrderState, OrderToken, QrState, UserId};
+use crate::base::lock::LockExt;
 use crate::store::orders::{self, NewOrder, OrderRow, QrRow};
+use crate::values::clock::Millis;
+use crate::values::order::{OrderState, OrderToken, QrState, UserId};
 
 /// How often one code request is sent again (same parameters) on an unknown outcome.
 const ISSUE_ATTEMPTS: u32 = 4;
@@ -139,7 +139,7 @@ impl Checkout {
         let result = loop {
             match self.gateway().create_code(&req).await {
                 Err(e) if e.is_retryable() && attempt < ISSUE_ATTEMPTS => {
-                    tracing::warn!(attempt, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "code request failed; sending it again");
+                    tracing::warn!(attempt, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "code request failed; sending it again");
                     let pause = Duration::from_millis(200 * u64::from(attempt));
                     self.inner.clock.pause(pause).await;
                     attempt += 1;
@@ -169,7 +169,7 @@ impl Checkout {
                     .await?;
             }
             Err(e) => {
-                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "code request failed");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "code request failed");
                 let reason = e.to_string();
                 self.store()
                     .write(move |tx| {

@@ -12,12 +12,12 @@ use std::pin::Pin;
 
 use jiff::Timestamp;
 
-use super::reconcile::DayBill;
-use crate::cause::Failure;
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::OrderNo;
-use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
+use crate::base::cause::Failure;
+use crate::values::books::DayBill;
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::OrderNo;
+use crate::values::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 /// The future a gateway call returns (boxed, so the gateway can be chosen at start-up).
 pub type GatewayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'a>>;
@@ -163,8 +163,8 @@ impl RefundStatus {
         }
     }
 
-    pub fn state(&self) -> crate::order::RefundState {
-        use crate::order::RefundState;
+    pub fn state(&self) -> crate::values::order::RefundState {
+        use crate::values::order::RefundState;
         match self {
             RefundStatus::Processing(_) => RefundState::Processing,
             RefundStatus::Succeeded(_) => RefundState::Succeeded,

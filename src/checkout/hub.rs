@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use crate::lock::LockExt;
-use crate::order::UserId;
+use crate::base::lock::LockExt;
+use crate::values::order::UserId;
 
 /// Called with the token on every publish, before subscribers are woken.
 type Listener = Arc<dyn Fn(&str) + Send + Sync>;

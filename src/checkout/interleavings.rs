@@ -8,12 +8,12 @@ use proptest::prelude::*;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::PaymentFacts;
 use super::transitions::{end_order, insert_planned, plan_qr, replace_current_qr};
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderId, OrderState, OrderToken, PaymentSource, QrId, QrState};
 use crate::store::orders::{self, NewOrder};
 use crate::store::{Store, payments};
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderId, OrderState, OrderToken, PaymentSource, QrId, QrState};
+use crate::values::trade::{OutTradeNo, TransactionId};
 
 const AMOUNT: Fen = Fen::new(1250);
 const TTL: Duration = Duration::from_secs(300);

@@ -3,8 +3,8 @@
 
 use super::transitions::end_order;
 use super::{Checkout, CheckoutError};
-use crate::order::{OrderState, OrderToken, PaymentSource, QrState};
 use crate::store::orders::{self, OrderRow};
+use crate::values::order::{OrderState, OrderToken, PaymentSource, QrState};
 
 impl Checkout {
     /// Ends an open order (`expired` or `cancelled`) after one last look at its QR.

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{Checkout, CheckoutError};
-use crate::clock::Millis;
-use crate::lock::LockExt;
+use crate::base::lock::LockExt;
 use crate::store::payments;
+use crate::values::clock::Millis;
 
 /// The most of a refused notification's body that is kept.
 pub const REFUSED_BODY_BYTES: usize = 512;

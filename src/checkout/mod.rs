@@ -7,6 +7,7 @@
 //! `view` (what pages and the poller read). `apply` is the one place an order
 //! becomes paid; `transitions` are the state changes that need no gateway.
 
+pub mod accounts;
 pub mod apply;
 pub mod counter;
 pub mod gateway;
@@ -28,10 +29,10 @@ mod interleavings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, Millis};
-use crate::money::Fen;
-use crate::order::{OrderState, OrderToken, UserId};
 use crate::store::{ReadStore, Store, StoreError};
+use crate::values::clock::{Clock, Millis};
+use crate::values::money::Fen;
+use crate::values::order::{OrderState, OrderToken, UserId};
 pub use apply::{ApplyOutcome, Evidence, apply_payment};
 pub use gateway::Gateway;
 pub use hub::Hub;

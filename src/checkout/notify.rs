@@ -6,8 +6,8 @@ use super::Checkout;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{Ack, Notice, NotifyReply, NotifyRequest};
 use super::logs::REFUSED_BODY_BYTES;
-use crate::order::PaymentSource;
 use crate::store::payments::{self, NotificationRow};
+use crate::values::order::PaymentSource;
 
 /// What the log says a payment notification did.
 fn log_text(outcome: &ApplyOutcome, ev: &Evidence) -> String {
@@ -135,7 +135,7 @@ impl Checkout {
                         ack_of(&outcome)
                     }
                     Err(e) => {
-                        tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "notification could not be recorded");
+                        tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "notification could not be recorded");
                         Ack::Refused("try again")
                     }
                 }
@@ -158,7 +158,7 @@ impl Checkout {
                 "notification id {id:?} was seen before with another body: a replay"
             )),
             Err(e) => {
-                tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "notification id could not be recorded");
+                tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "notification id could not be recorded");
                 Err("try again: the notification id could not be recorded".into())
             }
         }
@@ -172,7 +172,7 @@ impl Checkout {
         {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "notification log failed");
+                tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "notification log failed");
                 false
             }
         }

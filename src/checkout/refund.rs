@@ -11,15 +11,15 @@ use super::gateway::{
     Ack, GatewayError, Notice, RefundFacts, RefundRequest, RefundStatus, Refusal,
 };
 use super::{Checkout, CheckoutError};
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderNo, OrderState, RefundId, RefundState, UserId};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
 use crate::store::outbox::{self, Event};
 use crate::store::payments::{self, NotificationRow, PaymentRow};
 use crate::store::refunds::{self, NewRefund, RefundJob, RefundRow};
-use crate::trade::{OutRefundNo, TransactionId};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderNo, OrderState, RefundId, RefundState, UserId};
+use crate::values::trade::{OutRefundNo, TransactionId};
 
 /// The gateway takes at most this many refunds of one payment.
 pub const MAX_REFUNDS_PER_PAYMENT: i64 = 50;
@@ -327,7 +327,7 @@ impl Checkout {
         match result {
             Ok(status) => self.apply_refund_status(job, status, "accepted").await,
             Err(e) if e.is_retryable() => {
-                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund outcome unknown; it will be sent again");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund outcome unknown; it will be sent again");
                 self.reschedule_refund(job, &e).await
             }
             Err(e) => {
@@ -362,7 +362,7 @@ impl Checkout {
         match self.gateway().query_refund(&job.refund.out_refund_no).await {
             Ok(status) => self.apply_refund_status(job, status, "query").await,
             Err(e) => {
-                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund query failed");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund query failed");
                 self.reschedule_refund(job, &e).await
             }
         }
@@ -414,7 +414,7 @@ impl Checkout {
     ) -> Result<(), CheckoutError> {
         if let Err(why) = believable(&job.refund, status.facts()) {
             let e = GatewayError::Unbelievable(why.into());
-            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund answer refused");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund answer refused");
             return self.reschedule_refund(job, &e).await;
         }
         let r = job.refund.clone();
@@ -483,7 +483,7 @@ impl Checkout {
                 ack
             }
             Err(e) => {
-                tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "refund notification could not be recorded");
+                tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund notification could not be recorded");
                 Ack::Refused("try again")
             }
         }
@@ -509,7 +509,7 @@ fn apply_in(
     source: &str,
     now: Millis,
     asked: i64,
-) -> Result<Option<crate::order::OrderToken>, StoreError> {
+) -> Result<Option<crate::values::order::OrderToken>, StoreError> {
     let state = status.state();
     let facts = status.facts();
     let next = Checkout::next_refund_query(state, asked, now);

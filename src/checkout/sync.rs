@@ -8,9 +8,9 @@ use super::transitions::{GATEWAY_MARGIN, replace_current_qr};
 use super::{Checkout, CheckoutError};
 use std::time::Duration;
 
-use crate::clock::Millis;
-use crate::order::{PaymentSource, QrId, QrState};
 use crate::store::orders::{self, OrderRow, QrRow};
+use crate::values::clock::Millis;
+use crate::values::order::{PaymentSource, QrId, QrState};
 
 /// The least wait before a refused close is tried again.
 const MIN_CLOSE_RETRY: Duration = Duration::from_secs(5);
@@ -151,7 +151,7 @@ impl Checkout {
                     self.mark_closed(qr).await?;
                     return Ok(None);
                 }
-                tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), errors, "query failed");
+                tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), errors, "query failed");
                 return Ok(Some(PollSchedule {
                     qr_id,
                     next_poll_at: now.plus(self.backoff(errors)),
@@ -240,7 +240,7 @@ impl Checkout {
                         }
                     }
                 }
-                tracing::info!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "close refused; will try again");
+                tracing::info!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "close refused; will try again");
                 self.reschedule_close(qr, now, &e.to_string()).await
             }
         }

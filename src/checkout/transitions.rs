@@ -6,11 +6,11 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 use rusqlite::Transaction;
 
-use crate::clock::Millis;
-use crate::order::{OrderId, OrderNo, OrderState, QrId, QrState};
 use crate::store::StoreError;
 use crate::store::orders::{self, NewQr, OrderRow, QrRow};
-use crate::trade::OutTradeNo;
+use crate::values::clock::Millis;
+use crate::values::order::{OrderId, OrderNo, OrderState, QrId, QrState};
+use crate::values::trade::OutTradeNo;
 
 /// The gateway refuses a NATIVE `time_expire` closer than 5 minutes; we add a margin
 /// and let the QR's life on screen be our own timer.

@@ -4,10 +4,10 @@
 use super::{Checkout, CheckoutError, STALE_CREATION};
 use std::time::Duration;
 
-use crate::clock::Millis;
-use crate::order::{OrderState, OrderToken, QrState};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow, QrRow};
+use crate::values::clock::Millis;
+use crate::values::order::{OrderState, OrderToken, QrState};
 
 /// An order with its current QR, as every page of it needs, read at `now`.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct OrderView {
     pub order: OrderRow,
     pub qr: Option<QrRow>,
     /// What went back to the customer (succeeded refunds).
-    pub refunded: crate::money::Fen,
+    pub refunded: crate::values::money::Fen,
     /// The domain's time when it was read (countdowns are counted from it).
     pub now: Millis,
 }

@@ -4,14 +4,14 @@
 //! numbers of each row are checked here, once: a bill whose numbers break the
 //! gateway's own rules is not believed.
 
-use crate::bill::{self, BillRow};
 use crate::checkout::gateway::GatewayError;
-use crate::checkout::reconcile::{BilledPayment, BilledRefund, DayBill};
-use crate::trade::{OutRefundNo, OutTradeNo, TradeValueError, TransactionId};
+use crate::values::books::{BilledPayment, BilledRefund, DayBill};
+use crate::values::trade::{OutRefundNo, OutTradeNo, TradeValueError, TransactionId};
+use crate::wxpay::bill::{self, BillRow};
 
 pub fn day_bill(text: &str, mch_id: &str) -> Result<DayBill, GatewayError> {
     let parsed = bill::parse(text).map_err(|e| {
-        GatewayError::Unbelievable(crate::cause::Failure::because(
+        GatewayError::Unbelievable(crate::base::cause::Failure::because(
             format!("the bill cannot be read: {e}"),
             e,
         ))
@@ -27,7 +27,7 @@ pub fn day_bill(text: &str, mch_id: &str) -> Result<DayBill, GatewayError> {
     };
     for r in parsed.rows {
         let unbelievable = |e: TradeValueError| {
-            GatewayError::Unbelievable(crate::cause::Failure::because(
+            GatewayError::Unbelievable(crate::base::cause::Failure::because(
                 format!("the bill's row of trade {:?}: {e}", r.out_trade_no),
                 e,
             ))
@@ -61,7 +61,7 @@ fn refund(r: &BillRow) -> Result<BilledRefund, TradeValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Fen;
+    use crate::values::money::Fen;
 
     fn row(transaction_id: &str, out_trade_no: &str, out_refund_no: &str) -> BillRow {
         let refund = !out_refund_no.is_empty();

@@ -1,19 +1,19 @@
 //! WeChat Pay API v2 behind the checkout's gateway seam: XML, MD5/HMAC-SHA256
 //! signatures and `return_code`/`result_code` stay on this side.
 
-use crate::cause::Failure;
+use crate::base::cause::Failure;
 use crate::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
     NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundFacts, RefundRequest,
     RefundStatus, Refusal, TradeStatus,
 };
-use crate::clock::Millis;
-use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
-use crate::wxpay::download_bill::{BillDownload, DownloadBill};
-use crate::wxpay::notify::{self, PaymentNotice};
-use crate::wxpay::refund::{self as v2refund, RefundInfo, RefundStatusV2};
-use crate::wxpay::types::parse_time;
-use crate::wxpay::{
+use crate::values::clock::Millis;
+use crate::values::trade::{OutRefundNo, OutTradeNo, TransactionId};
+use crate::wxpay::v2::download_bill::{BillDownload, DownloadBill};
+use crate::wxpay::v2::notify::{self, PaymentNotice};
+use crate::wxpay::v2::refund::{self as v2refund, RefundInfo, RefundStatusV2};
+use crate::wxpay::v2::types::parse_time;
+use crate::wxpay::v2::{
     CloseOrder, ErrCode, OrderQuery, QueryResult, TradeState, UnifiedOrder, WxPayClient, WxPayError,
 };
 
@@ -261,7 +261,7 @@ fn paid_at(time_end: Option<&str>) -> Option<Millis> {
     match parse_time(text) {
         Ok(t) => Some(t.into()),
         Err(e) => {
-            tracing::warn!(time_end = text, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            tracing::warn!(time_end = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of payment is not readable");
             None
         }
     }
@@ -272,11 +272,11 @@ fn paid_at(time_end: Option<&str>) -> Option<Millis> {
 /// learned of it).
 fn refund_time(text: &str) -> Option<Millis> {
     match jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", text)
-        .and_then(|t| t.to_zoned(crate::wxpay::types::beijing()))
+        .and_then(|t| t.to_zoned(crate::wxpay::v2::types::beijing()))
     {
         Ok(z) => Some(z.timestamp().into()),
         Err(e) => {
-            tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of a refund is not readable");
+            tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of a refund is not readable");
             None
         }
     }
@@ -341,7 +341,7 @@ fn gateway_error(e: WxPayError) -> GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Fen;
+    use crate::values::money::Fen;
 
     fn result(state: TradeState) -> QueryResult {
         QueryResult {
@@ -414,7 +414,7 @@ mod tests {
             success_time: None,
         };
         let state = |s| refund_status(info(s)).unwrap().state();
-        use crate::order::RefundState;
+        use crate::values::order::RefundState;
         assert_eq!(state(RefundStatusV2::Success), RefundState::Succeeded);
         assert_eq!(state(RefundStatusV2::Processing), RefundState::Processing);
         assert_eq!(state(RefundStatusV2::Closed), RefundState::Closed);
@@ -480,11 +480,11 @@ mod tests {
 
     /// A client of a gateway at `base` (nothing need listen there).
     fn adapter(base: &str) -> WxPayV2 {
-        let merchant = crate::wxpay::Merchant {
+        let merchant = crate::wxpay::v2::Merchant {
             appid: "wxd930ea5d5a258f4f".into(),
             mch_id: "10000100".into(),
-            key: crate::wxpay::ApiKey::new("192006250b4c09247ec02edce69f6a2d").unwrap(),
-            sign_type: crate::wxpay::SignType::Md5,
+            key: crate::wxpay::v2::ApiKey::new("192006250b4c09247ec02edce69f6a2d").unwrap(),
+            sign_type: crate::wxpay::v2::SignType::Md5,
         };
         let client = WxPayClient::new(base, merchant, std::time::Duration::from_secs(5)).unwrap();
         WxPayV2::new(client, "https://shop.example/wxpay/notify".into())
@@ -523,9 +523,9 @@ mod tests {
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)),
             "{}",
-            crate::cause::chain(&e)
+            crate::base::cause::chain(&e)
         );
-        let logged = crate::cause::chain(&e).to_string();
+        let logged = crate::base::cause::chain(&e).to_string();
         assert!(
             logged.starts_with("could not reach the payment gateway: connection failed: "),
             "{logged}"
@@ -558,9 +558,9 @@ mod tests {
         );
         let xml = levels(&e)
             .into_iter()
-            .find_map(|l| l.downcast_ref::<crate::wxpay::xml::XmlError>());
+            .find_map(|l| l.downcast_ref::<crate::wxpay::v2::xml::XmlError>());
         assert!(
-            matches!(xml, Some(crate::wxpay::xml::XmlError::NoRoot)),
+            matches!(xml, Some(crate::wxpay::v2::xml::XmlError::NoRoot)),
             "{xml:?}"
         );
     }

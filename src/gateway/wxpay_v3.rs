@@ -14,23 +14,23 @@ use std::sync::Arc;
 
 use sha2::Digest;
 
-use crate::cause::Failure;
+use crate::base::cause::Failure;
 use crate::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
     NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus,
     Refusal, ReplayKey, TradeStatus,
 };
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::trade::OutRefundNo;
-use crate::trade::{OutTradeNo, TransactionId};
-use crate::wxpay_v3::aead::ApiV3Key;
-use crate::wxpay_v3::api::{
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::trade::OutRefundNo;
+use crate::values::trade::{OutTradeNo, TransactionId};
+use crate::wxpay::v3::aead::ApiV3Key;
+use crate::wxpay::v3::api::{
     self, Amount, ErrorCode, NativeOrder, SceneInfo, TradeState, Transaction,
 };
-use crate::wxpay_v3::client::{V3Client, V3Error};
-use crate::wxpay_v3::notify::{self, Event};
-use crate::wxpay_v3::verify::Signed;
+use crate::wxpay::v3::client::{V3Client, V3Error};
+use crate::wxpay::v3::notify::{self, Event};
+use crate::wxpay::v3::verify::Signed;
 
 /// The most of a notification body kept in the log (its resource is ciphertext).
 const MAX_LOGGED_BODY: usize = 4096;
@@ -238,7 +238,7 @@ pub(super) fn paid_at(success_time: Option<&str>) -> Option<Millis> {
     match text.parse::<jiff::Timestamp>() {
         Ok(t) => Some(t.into()),
         Err(e) => {
-            tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::cause::chain(&e), "the gateway's time of payment is not readable");
+            tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of payment is not readable");
             None
         }
     }
@@ -394,8 +394,8 @@ mod tests {
 
     #[test]
     fn a_refusal_asks_for_a_resend_by_its_status() {
-        use crate::wxpay_v3::sign::tests::official;
-        use crate::wxpay_v3::verify::WechatPayKeys;
+        use crate::wxpay::v3::sign::tests::official;
+        use crate::wxpay::v3::verify::WechatPayKeys;
         let client = V3Client::new(
             "http://127.0.0.1:9",
             "wx",
@@ -424,8 +424,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_transport_failure_keeps_its_cause_and_no_token() {
-        use crate::wxpay_v3::sign::tests::official;
-        use crate::wxpay_v3::verify::WechatPayKeys;
+        use crate::wxpay::v3::sign::tests::official;
+        use crate::wxpay::v3::verify::WechatPayKeys;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -442,7 +442,7 @@ mod tests {
         )
         .unwrap();
         // A bill's download link carries its token in the query.
-        let bill = crate::wxpay_v3::bill::TradeBill {
+        let bill = crate::wxpay::v3::bill::TradeBill {
             hash_type: "SHA1".into(),
             hash_value: "00".into(),
             download_url: format!("{base}/v3/billdownload/file?token=SECRETTOKEN"),
@@ -457,7 +457,7 @@ mod tests {
         assert!(levels.iter().any(|l| l.is::<V3Error>()));
         assert!(levels.iter().any(|l| l.is::<reqwest::Error>()));
         assert!(levels.iter().any(|l| l.is::<std::io::Error>()));
-        let logged = crate::cause::chain(&e).to_string();
+        let logged = crate::base::cause::chain(&e).to_string();
         assert!(logged.contains("Connection refused"), "{logged}");
         for shown in [logged, format!("{e:?}")] {
             assert!(!shown.contains("SECRETTOKEN"), "{shown}");
@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn a_foreign_download_link_is_named_without_its_token() {
-        let e = crate::wxpay_v3::bill::download_path(
+        let e = crate::wxpay::v3::bill::download_path(
             "https://elsewhere.example/file?token=SECRETTOKEN",
             "https://api.mch.weixin.qq.com",
         )

@@ -5,10 +5,10 @@
 use crate::checkout::gateway::{
     GatewayError, Notice, RefundFacts, RefundRequest, RefundStatus, Refusal,
 };
-use crate::money::Fen;
-use crate::trade::{OutRefundNo, OutTradeNo};
-use crate::wxpay_v3::client::{V3Client, V3Error};
-use crate::wxpay_v3::refund::{
+use crate::values::money::Fen;
+use crate::values::trade::{OutRefundNo, OutTradeNo};
+use crate::wxpay::v3::client::{V3Client, V3Error};
+use crate::wxpay::v3::refund::{
     RefundAmountReq, RefundAnswer, RefundCreate, RefundNotice, RefundState as V3RefundState,
 };
 
@@ -138,9 +138,9 @@ pub(super) fn refund_notice(plain: serde_json::Value, mchid: &str) -> Result<Not
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::RefundState;
-    use crate::trade::TransactionId;
-    use crate::wxpay_v3::api::ErrorCode;
+    use crate::values::order::RefundState;
+    use crate::values::trade::TransactionId;
+    use crate::wxpay::v3::api::ErrorCode;
 
     #[test]
     fn the_request_carries_the_recorded_refund() {

@@ -10,12 +10,12 @@ use jiff::civil::Date;
 use super::Simulator;
 use super::faults::Faults;
 use super::ledger::{Ledger, SimOrder, SimTradeState};
-use crate::bill::{self, Bill, BillRow, beijing};
-use crate::money::Fen;
-use crate::wxpay::notify::return_fail;
-use crate::wxpay::refund::RefundStatusV2;
-use crate::wxpay::sign;
-use crate::wxpay::xml::{self, Fields};
+use crate::values::money::Fen;
+use crate::wxpay::bill::{self, Bill, BillRow, beijing};
+use crate::wxpay::v2::notify::return_fail;
+use crate::wxpay::v2::refund::RefundStatusV2;
+use crate::wxpay::v2::sign;
+use crate::wxpay::v2::xml::{self, Fields};
 
 /// The fee the simulated gateway charges: 0.6 % of each payment, in
 /// thousandths of a fen (0.6 % of one fen is 6).

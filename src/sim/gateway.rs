@@ -7,11 +7,11 @@ use jiff::{SignedDuration, Timestamp};
 use super::Simulator;
 use super::faults::roll;
 use super::ledger::{NewOrder, Refusal, SimOrder, SimTradeState};
-use crate::money::Fen;
-use crate::wxpay::notify::return_fail;
-use crate::wxpay::types::{format_time, parse_time};
-use crate::wxpay::xml::{self, Fields, XmlError};
-use crate::wxpay::{ErrCode, OutTradeNo, SignType, TradeState, client::nonce, sign};
+use crate::values::money::Fen;
+use crate::wxpay::v2::notify::return_fail;
+use crate::wxpay::v2::types::{format_time, parse_time};
+use crate::wxpay::v2::xml::{self, Fields, XmlError};
+use crate::wxpay::v2::{ErrCode, OutTradeNo, SignType, TradeState, client::nonce, sign};
 
 /// The gateway refuses a NATIVE `time_expire` closer than this to `time_start`.
 const MIN_NATIVE_EXPIRY: SignedDuration = SignedDuration::from_secs(5 * 60);

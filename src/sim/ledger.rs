@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::money::Fen;
-use crate::wxpay::{ErrCode, OutTradeNo, SignType};
+use crate::values::money::Fen;
+use crate::wxpay::v2::{ErrCode, OutTradeNo, SignType};
 
 /// A `code_url` stays scannable at most this long (and never past `time_expire`).
 const CODE_URL_LIFE: Duration = Duration::from_secs(2 * 3600);
@@ -264,7 +264,7 @@ impl Ledger {
         let transaction_id = format!(
             "42000{}{}{:010}",
             rng.random_range(10_000..100_000u32),
-            now.to_zoned(crate::wxpay::types::beijing())
+            now.to_zoned(crate::wxpay::v2::types::beijing())
                 .strftime("%Y%m%d"),
             rng.random_range(0..10_000_000_000u64)
         );

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::lock::{LockExt, RwLockExt};
-use crate::wxpay::Merchant;
+use crate::base::lock::{LockExt, RwLockExt};
+use crate::wxpay::v2::Merchant;
 pub use faults::Faults;
 use ledger::Ledger;
 
@@ -29,7 +29,7 @@ use ledger::Ledger;
 pub struct SimConfig {
     pub merchant: Merchant,
     /// The API v3 merchant the v3 routes serve.
-    pub v3: crate::wxpay_v3::Merchant,
+    pub v3: crate::wxpay::v3::Merchant,
     pub time_scale: f64,
     pub min_close_age: Duration,
     pub faults: Faults,
@@ -58,12 +58,12 @@ pub enum SimError {
     #[error("cannot build the simulator's HTTP client: {0}")]
     Http(#[from] reqwest::Error),
     #[error("the simulator's API v3 keys: {0}")]
-    Key(#[from] crate::wxpay_v3::KeyError),
+    Key(#[from] crate::wxpay::v3::KeyError),
 }
 
 impl Simulator {
     pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
-        crate::http_client::install_crypto_provider();
+        crate::base::http::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()?;
@@ -187,7 +187,7 @@ pub(crate) fn cross_site() -> HttpResponse {
 
 /// `POST /faults` with `name=value,…`; an empty body clears every fault.
 async fn set_faults(req: HttpRequest, sim: web::Data<Simulator>, body: String) -> HttpResponse {
-    if !crate::origin::same_origin(&req) {
+    if !crate::web::origin::same_origin(&req) {
         return cross_site();
     }
     match body.parse::<Faults>() {

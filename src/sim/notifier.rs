@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::Simulator;
 use super::faults::roll;
 use super::ledger::{SimOrder, SimTradeState};
-use crate::wxpay::notify::{self, PaymentNotice};
-use crate::wxpay::types::format_time;
-use crate::wxpay::{OutTradeNo, client::nonce, xml};
+use crate::wxpay::v2::notify::{self, PaymentNotice};
+use crate::wxpay::v2::types::format_time;
+use crate::wxpay::v2::{OutTradeNo, client::nonce, xml};
 
 /// Waits after the first delivery, in seconds (about 24 h in all).
 pub const RETRY_SCHEDULE_SECS: [u64; 15] = [

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use super::Simulator;
 use super::ledger::{PayRefusal, SimOrder, SimTradeState};
 use super::notifier;
-use crate::render::html;
+use crate::web::render::html;
 
 /// One order as the phone shows it.
 pub struct Row {
@@ -119,7 +119,7 @@ pub async fn pay(
     sim: web::Data<Simulator>,
     form: web::Form<CodeUrl>,
 ) -> HttpResponse {
-    if !crate::origin::same_origin(&req) {
+    if !crate::web::origin::same_origin(&req) {
         return super::cross_site();
     }
     let now = Timestamp::now();

@@ -15,10 +15,10 @@ use super::Simulator;
 use super::faults::roll;
 use super::ledger::{Ledger, Refusal, SimTradeState};
 use super::notifier::{post_xml, retry_until_acked};
-use crate::money::Fen;
-use crate::wxpay::refund::{RefundInfo, RefundStatusV2, build_notification};
-use crate::wxpay::xml::Fields;
-use crate::wxpay::{ErrCode, client::nonce, xml};
+use crate::values::money::Fen;
+use crate::wxpay::v2::refund::{RefundInfo, RefundStatusV2, build_notification};
+use crate::wxpay::v2::xml::Fields;
+use crate::wxpay::v2::{ErrCode, client::nonce, xml};
 
 /// Where simulated refunds go back to: the customer's change wallet.
 pub const SIM_ACCOUNT: &str = "支付用户零钱";
@@ -52,7 +52,7 @@ impl SimRefund {
             status: self.status.clone(),
             account: Some(SIM_ACCOUNT.to_string()),
             success_time: self.success_time.map(|t| {
-                t.to_zoned(crate::wxpay::types::beijing())
+                t.to_zoned(crate::wxpay::v2::types::beijing())
                     .strftime("%Y-%m-%d %H:%M:%S")
                     .to_string()
             }),
@@ -181,7 +181,7 @@ pub fn accept(
         transaction_id: payment.transaction_id.clone(),
         refund_id: format!(
             "50000{}{:012}",
-            now.to_zoned(crate::wxpay::types::beijing())
+            now.to_zoned(crate::wxpay::v2::types::beijing())
                 .strftime("%Y%m%d"),
             rand::rng().random_range(0..1_000_000_000_000u64)
         ),
@@ -223,7 +223,7 @@ pub fn refund(sim: &Simulator, req: &Fields) -> Result<Fields, Refusal> {
         return Err(refuse(ErrCode::SystemError, "系统繁忙，请稍后再试"));
     }
     let out_refund_no = need(req, "out_refund_no")?;
-    if crate::trade::OutRefundNo::new(out_refund_no).is_err() {
+    if crate::values::trade::OutRefundNo::new(out_refund_no).is_err() {
         return Err(refuse(ErrCode::InvalidRequest, "out_refund_no参数格式错误"));
     }
     let ask = RefundAsk {
@@ -309,7 +309,7 @@ pub fn query(sim: &Simulator, req: &Fields) -> Result<Fields, Refusal> {
         if let Some(t) = r.success_time {
             f.set(
                 format!("refund_success_time_{n}"),
-                t.to_zoned(crate::wxpay::types::beijing())
+                t.to_zoned(crate::wxpay::v2::types::beijing())
                     .strftime("%Y-%m-%d %H:%M:%S")
                     .to_string(),
             );
@@ -376,7 +376,7 @@ async fn deliver(sim: Simulator, url: String, out_refund_no: String, body: Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wxpay::{OutTradeNo, SignType};
+    use crate::wxpay::v2::{OutTradeNo, SignType};
 
     fn paid_ledger(fee: i64) -> (Ledger, String) {
         let now = Timestamp::now();

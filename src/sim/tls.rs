@@ -30,7 +30,7 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// The rustls server configuration for `files`.
 pub fn server_config(files: &TlsFiles<'_>) -> anyhow::Result<rustls::ServerConfig> {
-    crate::http_client::install_crypto_provider();
+    crate::base::http::install_crypto_provider();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(files.cert)?)
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{} is not a PEM certificate: {e}", files.cert.display()))?;

@@ -514,12 +514,12 @@ pub async fn run_daily(
             Ok(Ok(Some(file))) => tracing::info!(file = %file.display(), "daily backup written"),
             Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::error!(
-                error.message = %e, error.cause_chain = %crate::cause::chain(&e),
+                error.message = %e, error.cause_chain = %crate::base::cause::chain(&e),
                 dir = %dir.display(),
                 "daily backup failed; trying again later"
             ),
             Err(e) => {
-                tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "daily backup task failed")
+                tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "daily backup task failed")
             }
         }
         tokio::select! {

@@ -5,11 +5,11 @@ use rusqlite::types::{FromSql, FromSqlError, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
-use crate::checkout::reconcile::{DayState, Difference, DifferenceKind};
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderId, OrderNo};
-use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
+use crate::values::books::{DayState, Difference, DifferenceKind};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderId, OrderNo};
+use crate::values::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 /// A bill's day (Beijing time), stored as `YYYY-MM-DD`: jiff's own text of a date.
 struct Day(Date);
@@ -87,7 +87,7 @@ pub fn record_day(
             row.net.get(),
             row.payments,
             row.refunds,
-            raw.map(|r| crate::bill::gzip(r.as_bytes())),
+            raw.map(|r| crate::wxpay::bill::gzip(r.as_bytes())),
             row.last_error
         ],
     )?;

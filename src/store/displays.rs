@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::StoreError;
-use crate::clock::Millis;
-use crate::order::UserId;
+use crate::values::clock::Millis;
+use crate::values::order::UserId;
 
 /// An active (unrevoked) pairing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use rusqlite::Transaction;
 use super::Store;
 use super::orders::{self, NewOrder, NewQr};
 use super::payments::{self, NewPayment};
-use crate::clock::Millis;
-use crate::money::Fen;
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
 
 /// A UTC instant written as RFC 3339, in the milliseconds every column uses.
 pub fn ms(s: &str) -> i64 {
@@ -39,22 +39,22 @@ impl Default for Sale<'_> {
 }
 
 /// Records an order with one QR, paid at `paid_at` unless `None`; returns `(id, order_no)`.
-pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, crate::order::OrderNo) {
-    let token = crate::order::OrderToken::generate();
+pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, crate::values::order::OrderNo) {
+    let token = crate::values::order::OrderToken::generate();
     let (id, order_no) = orders::insert_order(
         tx,
         &NewOrder {
             token: &token,
             amount: Fen::new(s.amount),
             description: s.description,
-            cashier_id: s.cashier.map(crate::order::UserId),
+            cashier_id: s.cashier.map(crate::values::order::UserId),
             now: Millis(0),
             expires_at: Millis(1),
             day: "20240601",
         },
     )
     .unwrap();
-    let out_trade_no = crate::trade::OutTradeNo::new(format!("{order_no}-1-abc")).unwrap();
+    let out_trade_no = crate::values::trade::OutTradeNo::new(format!("{order_no}-1-abc")).unwrap();
     let qr_id = orders::insert_qr(
         tx,
         &NewQr {
@@ -71,7 +71,7 @@ pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, crate::order::OrderNo) {
     .unwrap();
     if let Some(at) = s.paid_at {
         let at = Millis(ms(at));
-        let txid = crate::trade::TransactionId::new(if s.transaction_id.is_empty() {
+        let txid = crate::values::trade::TransactionId::new(if s.transaction_id.is_empty() {
             format!("TX{order_no}")
         } else {
             s.transaction_id.to_string()
@@ -84,7 +84,7 @@ pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, crate::order::OrderNo) {
                 qr_id,
                 order_id: id,
                 amount: Fen::new(s.amount),
-                source: crate::order::PaymentSource::Notify,
+                source: crate::values::order::PaymentSource::Notify,
                 openid: None,
                 gateway_paid_at: None,
                 late: s.late,

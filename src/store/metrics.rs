@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 use super::StoreError;
-use crate::order::OrderState;
+use crate::values::order::OrderState;
 
 /// How many rows of each kind, as of one read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

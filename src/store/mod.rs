@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::lock::LockExt;
+use crate::base::lock::LockExt;
 
 pub const DB_FILE: &str = "scanpay.sqlite3";
 /// Read connections kept open between requests; more are opened under load.
@@ -364,7 +364,7 @@ fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>) {
         std::thread::sleep(CHECKPOINT_EVERY);
         while commits.try_recv().is_ok() {}
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "background checkpoint failed; the writer will checkpoint");
+            tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "background checkpoint failed; the writer will checkpoint");
         }
     }
 }
@@ -428,7 +428,7 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>
         None => tx.commit().map_err(StoreError::from),
     };
     let outcome = outcome.map_err(|e| {
-        tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), writes = answers.len(), "a batch of writes was not committed");
+        tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), writes = answers.len(), "a batch of writes was not committed");
         e.for_each_write()
     });
     for answer in answers {

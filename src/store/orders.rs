@@ -3,10 +3,10 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderId, OrderNo, OrderState, OrderToken, QrId, QrState, UserId};
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderId, OrderNo, OrderState, OrderToken, QrId, QrState, UserId};
+use crate::values::trade::{OutTradeNo, TransactionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRow {

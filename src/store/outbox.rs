@@ -6,10 +6,11 @@
 use rusqlite::{Connection, Row, Transaction, params};
 
 use super::StoreError;
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderNo, text_enum};
-use crate::trade::TransactionId;
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::OrderNo;
+use crate::values::trade::TransactionId;
+use crate::values::words::text_enum;
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

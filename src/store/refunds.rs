@@ -5,10 +5,10 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::StoreError;
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderId, OrderNo, PaymentId, RefundId, RefundState, UserId};
-use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderId, OrderNo, PaymentId, RefundId, RefundState, UserId};
+use crate::values::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRow {

@@ -7,7 +7,7 @@
 //! module instead of going through `checkout`. Nothing here writes; every
 //! change to an order still goes through the domain.
 //!
-//! Shop days are cut into UTC ranges by `crate::shop_time`; here one ordered
+//! Shop days are cut into UTC ranges by `crate::values::shop_time`; here one ordered
 //! pass over the rows fills the buckets.
 
 use jiff::civil::Date;
@@ -19,11 +19,11 @@ use super::orders::{self, EventRow, OrderRow, QrRow};
 use super::outbox::{self, Delivery};
 use super::payments::{self, NotificationRow, PaymentRow};
 use super::refunds::{self, REFUND_COLS, RefundRow, refund_row};
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::{OrderId, OrderNo};
-use crate::shop_time::{Periods, Range};
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::{OrderId, OrderNo};
+use crate::values::shop_time::{Periods, Range};
+use crate::values::trade::{OutTradeNo, TransactionId};
 
 /// Which paid orders the admin is looking at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -521,10 +521,10 @@ mod tests {
     use rusqlite::params;
 
     use super::*;
-    use crate::role::Role;
-    use crate::shop_time::{Granularity, day_start_ms, today_and_month};
     use crate::store::fixtures::{Sale, ms, sale, store};
     use crate::store::payments::NewPayment;
+    use crate::values::role::Role;
+    use crate::values::shop_time::{Granularity, day_start_ms, today_and_month};
 
     fn shanghai() -> TimeZone {
         TimeZone::get("Asia/Shanghai").unwrap()
@@ -718,10 +718,10 @@ mod tests {
                 )?;
                 let qr2 = tx.last_insert_rowid();
                 payments::insert_payment(tx, &NewPayment {
-                    transaction_id: &crate::trade::TransactionId::new("4200000099").unwrap(), qr_id: crate::order::QrId(qr2), order_id: crate::order::OrderId(c.0), amount: Fen::new(500),
-                    source: crate::order::PaymentSource::Poll, openid: None, gateway_paid_at: None, late: false, double_paid: true, now: Millis(ms("2024-06-01T06:00:00Z")),
+                    transaction_id: &crate::values::trade::TransactionId::new("4200000099").unwrap(), qr_id: crate::values::order::QrId(qr2), order_id: crate::values::order::OrderId(c.0), amount: Fen::new(500),
+                    source: crate::values::order::PaymentSource::Poll, openid: None, gateway_paid_at: None, late: false, double_paid: true, now: Millis(ms("2024-06-01T06:00:00Z")),
                 })?;
-                payments::flag_double_paid(tx, crate::order::OrderId(c.0))?;
+                payments::flag_double_paid(tx, crate::values::order::OrderId(c.0))?;
                 Ok((a, b, (c.0, c.1, ann)))
             })
             .unwrap();
@@ -807,7 +807,7 @@ mod tests {
             .read_blocking(move |conn| order_detail(conn, &c_order_no))
             .unwrap()
             .unwrap();
-        assert_eq!(d.order.id, crate::order::OrderId(c_id));
+        assert_eq!(d.order.id, crate::values::order::OrderId(c_id));
         assert_eq!(d.cashier.as_deref(), Some("ann"));
         assert_eq!(d.qrs.len(), 2);
         assert_eq!(d.payments.len(), 2);

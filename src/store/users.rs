@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::StoreError;
-use crate::role::Role;
+use crate::values::role::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {

@@ -4,9 +4,9 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::clock::Millis;
-use crate::order::{OrderId, OrderNo, OrderToken, PaymentId, QrId, RefundId, UserId};
-use crate::trade::{OutRefundNo, OutTradeNo, TransactionId};
+use crate::values::clock::Millis;
+use crate::values::order::{OrderId, OrderNo, OrderToken, PaymentId, QrId, RefundId, UserId};
+use crate::values::trade::{OutRefundNo, OutTradeNo, TransactionId};
 
 /// Integer newtypes: row ids, and moments in milliseconds.
 macro_rules! integer_id {

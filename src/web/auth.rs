@@ -19,10 +19,10 @@ use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
 use super::{AppState, Layout};
-use crate::accounts::{AccountError, SESSION_LIFE, SessionUser, SignIn};
-use crate::lock::LockExt;
-use crate::render::html;
-use crate::role::Role;
+use crate::base::lock::LockExt;
+use crate::checkout::accounts::{AccountError, SESSION_LIFE, SessionUser, SignIn};
+use crate::values::role::Role;
+use crate::web::render::html;
 
 pub const SESSION_COOKIE: &str = "scanpay_session";
 /// Failed logins allowed per IP per window.
@@ -348,7 +348,7 @@ pub async fn login(
     };
     // Login CSRF: another site must not sign a visitor's browser in to an
     // account of its choosing (its orders would then be made under that name).
-    if !crate::origin::same_origin(&req) {
+    if !crate::web::origin::same_origin(&req) {
         tracing::warn!(%ip, "login refused: posted from another site");
         return Ok(page(StatusCode::FORBIDDEN, state.t.login_cross_site));
     }

@@ -15,11 +15,11 @@ use super::{AppState, Layout};
 use crate::checkout::NewOrderInput;
 use crate::checkout::counter::CashierDay;
 use crate::config::Language;
-use crate::money::Fen;
-use crate::order::{OrderState, UserId};
-use crate::render::html;
-use crate::role::Role;
-use crate::shop_time::today_and_month;
+use crate::values::money::Fen;
+use crate::values::order::{OrderState, UserId};
+use crate::values::role::Role;
+use crate::values::shop_time::today_and_month;
+use crate::web::render::html;
 
 const MAX_DESCRIPTION_CHARS: usize = 100;
 
@@ -119,7 +119,7 @@ impl DayStatus {
                 announce: o
                     .paid_at
                     .filter(|p| o.state == OrderState::Paid && day.now.since(*p) <= ANNOUNCE_WITHIN)
-                    .map(|_| crate::speech::announcement(lang, o.amount)),
+                    .map(|_| crate::web::i18n::speech::announcement(lang, o.amount)),
             })
             .collect();
         DayStatus {
@@ -252,7 +252,7 @@ pub async fn create(
         .create_order(NewOrderInput {
             amount: valid.amount,
             description: valid.description,
-            cashier_id: Some(crate::order::UserId(user.0.user_id)),
+            cashier_id: Some(crate::values::order::UserId(user.0.user_id)),
             client_ip,
         })
         .await?;

@@ -25,11 +25,11 @@ use super::{AppState, Layout};
 use crate::checkout::OrderView;
 use crate::checkout::counter::{DisplayToken, DisplayView};
 use crate::checkout::hub::Subscription;
-use crate::clock::Millis;
 use crate::config::Language;
-use crate::order::{OrderState, OrderToken, UserId};
-use crate::render::html;
-use crate::shop_time::shop_time;
+use crate::values::clock::Millis;
+use crate::values::order::{OrderState, OrderToken, UserId};
+use crate::values::shop_time::shop_time;
+use crate::web::render::html;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
@@ -202,7 +202,7 @@ impl DisplayStatus {
             seconds_left: qr.map(|q| v.seconds_until(q.display_until)).unwrap_or(0),
             announce: (o.state == OrderState::Paid).then(|| Announce {
                 id: o.order_no.to_string(),
-                text: crate::speech::announcement(lang, o.amount),
+                text: crate::web::i18n::speech::announcement(lang, o.amount),
             }),
         }
     }
@@ -405,7 +405,10 @@ async fn never() {
 }
 
 /// Until `at` on the domain's clock (which a test may move by hand), or never.
-async fn sleep_until(clock: &crate::clock::Clock, at: Option<crate::clock::Millis>) {
+async fn sleep_until(
+    clock: &crate::values::clock::Clock,
+    at: Option<crate::values::clock::Millis>,
+) {
     match at {
         Some(at) => clock.sleep_until(at).await,
         None => never().await,
@@ -471,7 +474,7 @@ pub async fn pair(
         .map(str::to_string)
         .unwrap_or_else(|| req.app_config().host().to_string());
     let link = format!("{scheme}://{host}/display/{}", token.as_str());
-    let png = crate::qr::render_png(&link, 320).map_err(|e| WebError::Internal(e.into()))?;
+    let png = crate::web::qr::render_png(&link, 320).map_err(|e| WebError::Internal(e.into()))?;
     let link_qr = format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png)

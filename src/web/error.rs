@@ -14,8 +14,8 @@ use super::respond::see_other;
 use super::{AppState, Layout};
 use crate::checkout::{CashierLimit, CheckoutError};
 use crate::config::Language;
-use crate::order::OrderState;
 use crate::store::StoreError;
+use crate::values::order::OrderState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -96,7 +96,7 @@ impl WebError {
             WebError::Internal(_) => t.server_error.into(),
         };
         let status = self.status_code();
-        crate::render::html(
+        crate::web::render::html(
             status,
             &ErrorPage {
                 t,
@@ -125,7 +125,7 @@ impl ResponseError for WebError {
     /// the page in the default language; `localise` puts it in the shop's.
     fn error_response(&self) -> HttpResponse {
         if let WebError::Internal(e) = self {
-            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(e.as_ref()), "request failed");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(e.as_ref()), "request failed");
         }
         let layout = Layout {
             shop_name: "",
@@ -156,5 +156,5 @@ pub async fn localise(
 }
 
 pub fn urlencode(s: &str) -> String {
-    crate::http_client::percent_encode(s, b"/")
+    crate::base::http::percent_encode(s, b"/")
 }

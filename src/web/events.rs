@@ -18,9 +18,9 @@ use super::AppState;
 use super::auth::MaybeUser;
 use super::error::WebError;
 use super::order::Reader;
+use crate::base::lock::LockExt;
 use crate::checkout::hub::Subscription;
-use crate::lock::LockExt;
-use crate::order::OrderToken;
+use crate::values::order::OrderToken;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";

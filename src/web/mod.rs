@@ -14,6 +14,9 @@ pub mod i18n;
 pub mod notify;
 pub mod ops;
 pub mod order;
+pub mod origin;
+pub mod qr;
+pub mod render;
 pub mod respond;
 
 use std::sync::Arc;
@@ -22,11 +25,11 @@ use std::sync::atomic::AtomicI64;
 use actix_web::web;
 use secrecy::SecretString;
 
-use crate::accounts::Accounts;
 use crate::checkout::Checkout;
+use crate::checkout::accounts::Accounts;
 use crate::config::Settings;
-use crate::money::Fen;
-use crate::qr::QrCache;
+use crate::values::money::Fen;
+use crate::web::qr::QrCache;
 
 /// What every handler may use, built once at start-up.
 pub struct AppState {

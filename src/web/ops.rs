@@ -29,7 +29,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
             .content_type("text/plain")
             .body("poller stalled"),
         Err(e) => {
-            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "health check: database");
+            tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "health check: database");
             HttpResponse::ServiceUnavailable()
                 .content_type("text/plain")
                 .body("database unavailable")

@@ -11,10 +11,10 @@ use super::i18n::Texts;
 use super::respond::{etag_response, see_other};
 use super::{AppState, Layout};
 use crate::checkout::OrderView;
-use crate::clock::Millis;
-use crate::order::{OrderState, OrderToken};
-use crate::render::html;
-use crate::shop_time::shop_time;
+use crate::values::clock::Millis;
+use crate::values::order::{OrderState, OrderToken};
+use crate::values::shop_time::shop_time;
+use crate::web::render::html;
 
 /// `GET /o/{token}/status`, also each SSE event's data.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -167,7 +167,7 @@ pub async fn qr_png(
     q: web::Query<SizeQuery>,
 ) -> Result<HttpResponse, WebError> {
     let token = OrderToken::parse(&path).ok_or(WebError::NotFound)?;
-    let size = crate::qr::clamp_size(q.size);
+    let size = crate::web::qr::clamp_size(q.size);
     // The hot path: an order's QR is shown (and re-fetched) many times while it
     // is scannable; memory answers until the hub says the order changed.
     if let Some((out_trade_no, png)) = state.qr_cache.cached(token.as_str(), size) {
@@ -183,7 +183,7 @@ pub async fn qr_png(
         .map_err(|e| WebError::Internal(e.into()))?;
     state.qr_cache.remember(
         token.as_str(),
-        crate::qr::Scannable {
+        crate::web::qr::Scannable {
             out_trade_no: qr.out_trade_no.to_string(),
             code_url: code_url.to_string(),
         },

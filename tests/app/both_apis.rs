@@ -368,7 +368,7 @@ async fn no_v3_key_reaches_a_log_line_or_a_page() {
         seen.push_str(&app.page(&app.http, app.url(&path)).await);
     }
     // The private key's body (its first line past the header) and the APIv3 key.
-    let key_line = scanpay::wxpay_v3::OFFICIAL_TEST_KEY_PEM
+    let key_line = scanpay::wxpay::v3::OFFICIAL_TEST_KEY_PEM
         .lines()
         .nth(1)
         .unwrap();

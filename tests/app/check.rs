@@ -192,7 +192,7 @@ async fn an_app_built_with_a_huge_max_in_flight_starts_and_stops() {
     settings.poller.max_in_flight = usize::MAX;
     settings.sim.time_scale = 1e-300;
     assert!(settings.validate().is_err(), "refused at start");
-    let app = scanpay::startup::Application::build(settings)
+    let app = scanpay::app::Application::build(settings)
         .await
         .expect("builds without a panic");
     app.run_until(tokio::time::sleep(std::time::Duration::from_millis(300)))

@@ -7,7 +7,7 @@ use crate::helpers::*;
 fn check_v3(gateway: &str, extra: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = staffed_data_dir();
     let key = dir.path().join("apiclient_key.pem");
-    std::fs::write(&key, scanpay::wxpay_v3::OFFICIAL_TEST_KEY_PEM).unwrap();
+    std::fs::write(&key, scanpay::wxpay::v3::OFFICIAL_TEST_KEY_PEM).unwrap();
     let mut env = vec![
         ("SCANPAY_WXPAY_API", "v3"),
         ("SCANPAY_WXPAY_GATEWAY", gateway),

@@ -544,13 +544,13 @@ async fn simulator_mode_stays_on_loopback_unless_allowed() {
         listen: "0.0.0.0:0".into(),
         ..Default::default()
     };
-    let err = match scanpay::startup::Application::build(settings.clone()).await {
+    let err = match scanpay::app::Application::build(settings.clone()).await {
         Ok(_) => panic!("simulator mode started on 0.0.0.0"),
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("sim.allow_network"), "{err}");
     settings.sim.allow_network = true;
-    assert!(scanpay::startup::Application::build(settings).await.is_ok());
+    assert!(scanpay::app::Application::build(settings).await.is_ok());
 }
 
 /// The simulator's state-changing posts come from its own pages only: a page

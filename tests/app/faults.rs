@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use scanpay::money::Fen;
-use scanpay::wxpay::notify::{self, PaymentNotice};
-use scanpay::wxpay::{OrderQuery, OutTradeNo, SignType, TradeState, xml};
+use scanpay::values::money::Fen;
+use scanpay::wxpay::v2::notify::{self, PaymentNotice};
+use scanpay::wxpay::v2::{OrderQuery, OutTradeNo, SignType, TradeState, xml};
 
 use crate::helpers::*;
 

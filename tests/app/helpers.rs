@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use scanpay::clock::Clock;
+use scanpay::app::{Application, SimApp};
 use scanpay::config::Settings;
 pub use scanpay::config::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID};
-use scanpay::poller::Poller;
-use scanpay::role::Role;
-use scanpay::startup::{Application, SimApp};
+use scanpay::jobs::poller::Poller;
 use scanpay::store::DB_FILE;
-use scanpay::wxpay::{ApiKey, Merchant, SignType, WxPayClient};
+use scanpay::values::clock::Clock;
+use scanpay::values::role::Role;
+use scanpay::wxpay::v2::{ApiKey, Merchant, SignType, WxPayClient};
 use tokio_util::sync::CancellationToken;
 
 pub fn demo_merchant(sign_type: SignType) -> Merchant {
@@ -284,7 +284,7 @@ pub fn client(base_url: &str, sign_type: SignType) -> WxPayClient {
 }
 
 pub fn http() -> reqwest::Client {
-    scanpay::wxpay::client::install_crypto_provider();
+    scanpay::wxpay::v2::client::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -322,9 +322,9 @@ impl NotifySink {
                             v.len()
                         };
                         let answer = if n <= fail_first {
-                            scanpay::wxpay::notify::ack_fail("not yet")
+                            scanpay::wxpay::v2::notify::ack_fail("not yet")
                         } else {
-                            scanpay::wxpay::notify::ack_success()
+                            scanpay::wxpay::v2::notify::ack_success()
                         };
                         HttpResponse::Ok().content_type("text/xml").body(answer)
                     }
@@ -398,7 +398,7 @@ enum Serving {
         poller: Poller,
         clock: Clock,
         /// The webhook delivery task, when webhooks are on.
-        webhooks: Option<scanpay::webhooks::Webhooks>,
+        webhooks: Option<scanpay::jobs::webhooks::Webhooks>,
     },
     /// The binary, for tests that kill it; `env` starts it again the same way.
     Process {
@@ -458,7 +458,7 @@ fn demo_database() -> &'static [u8] {
     DB.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let store = scanpay::store::Store::open(dir.path()).unwrap();
-        assert!(scanpay::accounts::ensure_demo_users(&store).unwrap());
+        assert!(scanpay::checkout::accounts::ensure_demo_users(&store).unwrap());
         let copy = dir.path().join("copy.sqlite3");
         rusqlite::Connection::open(dir.path().join(DB_FILE))
             .unwrap()
@@ -527,7 +527,7 @@ fn add_staff(data_dir: &std::path::Path) {
     let store = scanpay::store::Store::open(data_dir).unwrap();
     for (name, role) in [("admin", Role::Admin), ("cashier", Role::Cashier)] {
         let password = format!("{name}-password");
-        scanpay::accounts::add_user(&store, name, &password, role, 8).unwrap();
+        scanpay::checkout::accounts::add_user(&store, name, &password, role, 8).unwrap();
     }
 }
 
@@ -662,7 +662,7 @@ impl TestApp {
 
     /// One turn of webhook delivery now: what it sent. Call it only once nothing
     /// is due, or the background turn and this one may send the same delivery.
-    pub async fn deliver_webhooks(&self) -> scanpay::webhooks::Turn {
+    pub async fn deliver_webhooks(&self) -> scanpay::jobs::webhooks::Turn {
         let Serving::InProcess {
             webhooks: Some(w), ..
         } = &self.serving
@@ -1015,7 +1015,7 @@ pub async fn spawn_app_with_env(
 /// machine), keeping its cookies, not following redirects, and taking any TLS
 /// certificate (the proxy test's is self-signed).
 pub fn http_from(from: std::net::IpAddr) -> reqwest::Client {
-    scanpay::wxpay::client::install_crypto_provider();
+    scanpay::wxpay::v2::client::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -1041,15 +1041,15 @@ pub fn signed_notification(
     fee: i64,
     transaction_id: &str,
 ) -> String {
-    let notice = scanpay::wxpay::notify::PaymentNotice {
-        out_trade_no: scanpay::wxpay::OutTradeNo::new(out_trade_no).unwrap(),
+    let notice = scanpay::wxpay::v2::notify::PaymentNotice {
+        out_trade_no: scanpay::wxpay::v2::OutTradeNo::new(out_trade_no).unwrap(),
         transaction_id: transaction_id.into(),
-        total_fee: scanpay::money::Fen::new(fee),
+        total_fee: scanpay::values::money::Fen::new(fee),
         openid: Some("oUpF8uTEST".into()),
         time_end: Some("20261123120000".into()),
         bank_type: None,
     };
-    scanpay::wxpay::xml::to_xml(&scanpay::wxpay::notify::build(
+    scanpay::wxpay::v2::xml::to_xml(&scanpay::wxpay::v2::notify::build(
         &notice,
         merchant,
         merchant.sign_type,
@@ -1089,7 +1089,7 @@ fn live_env_v3(
     dir: &std::path::Path,
 ) -> Vec<(String, String)> {
     let key_file = dir.join("apiclient_key.pem");
-    std::fs::write(&key_file, scanpay::wxpay_v3::OFFICIAL_TEST_KEY_PEM).unwrap();
+    std::fs::write(&key_file, scanpay::wxpay::v3::OFFICIAL_TEST_KEY_PEM).unwrap();
     let notify = format!("http://127.0.0.1:{port}/wxpay/v3/notify");
     let mut env = env(FAST_ENV);
     env.extend(self::env(&[
@@ -1166,8 +1166,8 @@ pub fn v3_notification(
     apiv3_key: &str,
     timestamp: i64,
 ) -> (Vec<u8>, V3Headers) {
-    use scanpay::wxpay_v3::notify::{EventHead, seal};
-    let key = scanpay::wxpay_v3::aead::ApiV3Key::new(apiv3_key).unwrap();
+    use scanpay::wxpay::v3::notify::{EventHead, seal};
+    let key = scanpay::wxpay::v3::aead::ApiV3Key::new(apiv3_key).unwrap();
     let plain = serde_json::to_vec(tx).unwrap();
     let head = EventHead {
         id,
@@ -1188,7 +1188,7 @@ pub fn sign_v3(body: &[u8], timestamp: i64) -> V3Headers {
     let nonce = "n0nce0n0nce0n0nce".to_string();
     let signature = keys
         .public_key
-        .sign(&scanpay::wxpay_v3::verify::response_message(
+        .sign(&scanpay::wxpay::v3::verify::response_message(
             &ts, &nonce, body,
         ))
         .unwrap();

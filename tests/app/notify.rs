@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use scanpay::wxpay::notify;
-use scanpay::wxpay::{ApiKey, Merchant, SignType, xml};
+use scanpay::wxpay::v2::notify;
+use scanpay::wxpay::v2::{ApiKey, Merchant, SignType, xml};
 
 use crate::helpers::*;
 

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use scanpay::money::Fen;
-use scanpay::wxpay::notify::{self, Notice};
-use scanpay::wxpay::{
+use scanpay::values::money::Fen;
+use scanpay::wxpay::v2::notify::{self, Notice};
+use scanpay::wxpay::v2::{
     ApiKey, CloseOrder, ErrCode, Merchant, OrderQuery, OutTradeNo, SignType, TradeState,
     UnifiedOrder, WxPayClient, WxPayError,
 };

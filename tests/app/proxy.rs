@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
-use scanpay::wxpay::SignType;
-use scanpay::wxpay::notify;
+use scanpay::wxpay::v2::SignType;
+use scanpay::wxpay::v2::notify;
 
 use crate::helpers::*;
 

@@ -90,7 +90,11 @@ async fn a_day_that_matches_and_one_the_bill_disagrees_with(api: Api) {
         .unwrap();
     let mut text = String::new();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&kept[..]), &mut text).unwrap();
-    assert_eq!(scanpay::bill::parse(&text).unwrap().rows.len(), 3, "{text}");
+    assert_eq!(
+        scanpay::wxpay::bill::parse(&text).unwrap().rows.len(),
+        3,
+        "{text}"
+    );
 
     // The gateway's bill leaves one out, changes one and adds one nobody made.
     app.set_faults("bill_omit=1,bill_alter=1,bill_extra=1")

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use scanpay::wxpay::{OrderQuery, OutTradeNo, SignType, TradeState};
+use scanpay::wxpay::v2::{OrderQuery, OutTradeNo, SignType, TradeState};
 
 use crate::helpers::*;
 

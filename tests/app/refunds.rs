@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use scanpay::money::Fen;
-use scanpay::trade::OutRefundNo;
-use scanpay::wxpay::refund::{RefundInfo, RefundQuery, RefundStatusV2, build_notification};
-use scanpay::wxpay::{SignType, xml};
+use scanpay::values::money::Fen;
+use scanpay::values::trade::OutRefundNo;
+use scanpay::wxpay::v2::refund::{RefundInfo, RefundQuery, RefundStatusV2, build_notification};
+use scanpay::wxpay::v2::{SignType, xml};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -51,12 +51,12 @@ async fn at_gateway(app: &TestApp, api: Api, no: &str) -> Option<String> {
                 ..Default::default()
             };
             let mut merchant = wx.v3_merchant_or_demo().unwrap();
-            merchant.public_key = Some(scanpay::wxpay_v3::PublicKey {
+            merchant.public_key = Some(scanpay::wxpay::v3::PublicKey {
                 id: scanpay::sim::v3::keys::PUBLIC_KEY_ID.into(),
                 pem: scanpay::sim::v3::keys::PUBLIC_KEY_PEM.into(),
             });
             let gateway =
-                scanpay::wxpay_v3::client::V3Client::connect(&app.url("/sim"), &merchant, WAIT)
+                scanpay::wxpay::v3::client::V3Client::connect(&app.url("/sim"), &merchant, WAIT)
                     .await
                     .unwrap();
             gateway.query_refund(no).await.ok().map(|r| r.status)
@@ -813,7 +813,7 @@ impl Pki {
 
     /// A browser that trusts the test CA.
     fn http(&self) -> reqwest::Client {
-        scanpay::wxpay::client::install_crypto_provider();
+        scanpay::wxpay::v2::client::install_crypto_provider();
         let ca =
             reqwest::Certificate::from_pem(&std::fs::read(self.path("ca.pem")).unwrap()).unwrap();
         reqwest::Client::builder()
@@ -893,8 +893,8 @@ async fn v2_refunds_go_over_mutual_tls_with_the_merchant_certificate() {
 
     // A refund sent without a certificate anyway: the gateway refuses it.
     let merchant = demo_merchant(SignType::Md5);
-    let ask = scanpay::wxpay::Refund {
-        out_trade_no: scanpay::wxpay::OutTradeNo::new("whatever").unwrap(),
+    let ask = scanpay::wxpay::v2::Refund {
+        out_trade_no: scanpay::wxpay::v2::OutTradeNo::new("whatever").unwrap(),
         transaction_id: None,
         out_refund_no: OutRefundNo::random(),
         total_fee: Fen::new(200),
@@ -902,7 +902,7 @@ async fn v2_refunds_go_over_mutual_tls_with_the_merchant_certificate() {
         refund_desc: String::new(),
         notify_url: None,
     };
-    let body = xml::to_xml(&scanpay::wxpay::api::build_request(
+    let body = xml::to_xml(&scanpay::wxpay::v2::api::build_request(
         &ask, &merchant, "nonce",
     ));
     let answer = pki
@@ -937,7 +937,7 @@ async fn v2_refunds_go_over_mutual_tls_with_the_merchant_certificate() {
         )
         .unwrap();
     assert!(error.contains("TLS"), "the reason names TLS: {error}");
-    let gateway = scanpay::wxpay::WxPayClient::new(&sim_url, merchant, Duration::from_secs(5))
+    let gateway = scanpay::wxpay::v2::WxPayClient::new(&sim_url, merchant, Duration::from_secs(5))
         .unwrap()
         .with_tls(Some(&std::fs::read(pki.path("ca.pem")).unwrap()), None)
         .unwrap();
@@ -953,7 +953,7 @@ async fn v2_refunds_go_over_mutual_tls_with_the_merchant_certificate() {
 /// `pay/refundquery` by out_trade_no: every refund the gateway holds for a trade.
 struct RefundsOfTrade(String);
 
-impl scanpay::wxpay::Endpoint for RefundsOfTrade {
+impl scanpay::wxpay::v2::Endpoint for RefundsOfTrade {
     const PATH: &'static str = "pay/refundquery";
     type Output = Vec<RefundInfo>;
     fn fields(&self) -> xml::Fields {
@@ -961,7 +961,7 @@ impl scanpay::wxpay::Endpoint for RefundsOfTrade {
         f.set("out_trade_no", self.0.as_str());
         f
     }
-    fn parse(fields: &xml::Fields) -> Result<Self::Output, scanpay::wxpay::WxPayError> {
+    fn parse(fields: &xml::Fields) -> Result<Self::Output, scanpay::wxpay::v2::WxPayError> {
         RefundQuery::parse(fields)
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use scanpay::wxpay::SignType;
-use scanpay::wxpay::notify;
+use scanpay::wxpay::v2::SignType;
+use scanpay::wxpay::v2::notify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -14,7 +14,7 @@ use crate::helpers::*;
 /// A browser-like client (cookies on, redirects off) whose connections come
 /// from `source` and carry `headers` on every request.
 fn client_from(source: &str, headers: &[(&str, &str)]) -> reqwest::Client {
-    scanpay::wxpay::client::install_crypto_provider();
+    scanpay::wxpay::v2::client::install_crypto_provider();
     let mut h = HeaderMap::new();
     for (k, v) in headers {
         h.append(

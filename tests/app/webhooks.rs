@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
-use scanpay::wxpay::SignType;
+use scanpay::wxpay::v2::SignType;
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -168,7 +168,7 @@ async fn nothing_left_to_send(app: &TestApp, delivered: i64) {
     outbox_drained(app, delivered).await;
     assert_eq!(
         app.deliver_webhooks().await,
-        scanpay::webhooks::Turn::default(),
+        scanpay::jobs::webhooks::Turn::default(),
         "a turn finds nothing to send"
     );
 }
@@ -305,7 +305,7 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_up() {
     let up = Instant::now();
     let receiver = Receiver::on(TcpListener::bind(addr).await.unwrap(), Answer::Ok);
     // The retry is due a second after the failed attempt (on the app's clock).
-    app.advance(scanpay::webhooks::backoff(1)).await;
+    app.advance(scanpay::jobs::webhooks::backoff(1)).await;
     let hooks = receiver.wait_for(3, Duration::from_secs(10)).await;
     eprintln!(
         "webhooks: receiver up → 3 queued events delivered in {:?}",
@@ -449,11 +449,11 @@ async fn a_payment_committed_before_a_kill_9_is_delivered_after_the_restart() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement, not a check"]
 async fn outbox_throughput() {
-    use scanpay::clock::{Clock, Millis};
-    use scanpay::money::Fen;
-    use scanpay::order::OrderNo;
     use scanpay::store::outbox::{self, Event};
-    use scanpay::trade::TransactionId;
+    use scanpay::values::clock::{Clock, Millis};
+    use scanpay::values::money::Fen;
+    use scanpay::values::order::OrderNo;
+    use scanpay::values::trade::TransactionId;
 
     let receiver = Receiver::start(Answer::Ok).await;
     let dir = tempfile::tempdir().unwrap();
@@ -484,9 +484,9 @@ async fn outbox_throughput() {
     let mut settings = scanpay::config::Settings::default();
     settings.notify.webhook_urls = vec![receiver.url()];
     settings.notify.webhook_secret = Some(SECRET.to_string().into());
-    let hooks = scanpay::webhooks::Webhooks::new(
+    let hooks = scanpay::jobs::webhooks::Webhooks::new(
         store.clone(),
-        scanpay::webhooks::WebhookConfig::from_settings(&settings),
+        scanpay::jobs::webhooks::WebhookConfig::from_settings(&settings),
         Clock::system(),
     )
     .unwrap();

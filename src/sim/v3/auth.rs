@@ -8,8 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 
 use super::ApiError;
-use crate::wxpay_v3::sign::{Authorization, SCHEME, request_message};
-use crate::wxpay_v3::verify::MAX_SKEW_SECS;
+use crate::wxpay::v3::sign::{Authorization, SCHEME, request_message};
+use crate::wxpay::v3::verify::MAX_SKEW_SECS;
 
 /// The merchant as WeChat Pay knows it: its mchid, its API certificate's
 /// serial and that certificate's public key.
@@ -112,7 +112,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wxpay_v3::sign::tests::{OFFICIAL_SERIAL, official};
+    use crate::wxpay::v3::sign::tests::{OFFICIAL_SERIAL, official};
 
     const NOW: i64 = 1_800_000_000;
     const PATH: &str = "/v3/pay/transactions/out-trade-no/SP1?mchid=1900007291";
@@ -182,7 +182,7 @@ mod tests {
             .is_ok()
         );
         // Wrong key: signed by another key under the merchant's serial.
-        let other = crate::wxpay_v3::sign::MerchantSigner::from_pem(
+        let other = crate::wxpay::v3::sign::MerchantSigner::from_pem(
             "1900007291",
             OFFICIAL_SERIAL,
             include_bytes!("sim_platform_private.pem"),

@@ -4,8 +4,8 @@
 //! with its own RSA-2048 key, so a client that picks the key by serial is
 //! tested for it.
 
-use crate::wxpay_v3::KeyError;
-use crate::wxpay_v3::sign::MerchantSigner;
+use crate::wxpay::v3::KeyError;
+use crate::wxpay::v3::sign::MerchantSigner;
 
 /// The id of the simulator's WeChat Pay public key.
 pub const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0119000072912026120100000001";
@@ -64,7 +64,7 @@ impl SimKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wxpay_v3::verify::{Signed, WechatPayKeys, response_message};
+    use crate::wxpay::v3::verify::{Signed, WechatPayKeys, response_message};
 
     #[test]
     fn each_key_verifies_under_its_own_serial_only() {
@@ -74,7 +74,7 @@ mod tests {
             .add_public_key_pem(PUBLIC_KEY_ID, PUBLIC_KEY_PEM.as_bytes())
             .unwrap();
         let cert =
-            crate::wxpay_v3::cert::PlatformCert::from_pem(PLATFORM_CERT_PEM.as_bytes()).unwrap();
+            crate::wxpay::v3::cert::PlatformCert::from_pem(PLATFORM_CERT_PEM.as_bytes()).unwrap();
         assert_eq!(cert.serial, PLATFORM_SERIAL);
         believed.add_spki_der(&cert.serial, &cert.spki).unwrap();
         let now = 1_800_000_000;

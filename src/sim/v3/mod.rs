@@ -20,20 +20,20 @@ use super::Simulator;
 use super::faults::roll;
 use super::ledger::{NewOrder, SimOrder, SimTradeState, V3Terms};
 use super::refunds::{self, RefundAsk, SIM_ACCOUNT, SimRefund};
-use crate::lock::LockExt;
-use crate::money::Fen;
-use crate::wxpay::refund::RefundStatusV2;
-use crate::wxpay::{ErrCode, OutTradeNo, SignType};
-use crate::wxpay_v3::api::TradeState;
-use crate::wxpay_v3::cert::{
+use crate::base::lock::LockExt;
+use crate::values::money::Fen;
+use crate::wxpay::v2::refund::RefundStatusV2;
+use crate::wxpay::v2::{ErrCode, OutTradeNo, SignType};
+use crate::wxpay::v3::api::TradeState;
+use crate::wxpay::v3::cert::{
     ASSOCIATED_DATA, CERTIFICATES_PATH, CertificateEntry, CertificatesAnswer, EncryptCertificate,
 };
-use crate::wxpay_v3::refund::{
+use crate::wxpay::v3::refund::{
     REFUNDS_PATH, RefundAmount, RefundAnswer, RefundCreate, RefundState,
 };
-use crate::wxpay_v3::sign::{MerchantSigner, SCHEME};
-use crate::wxpay_v3::verify::response_message;
-use crate::wxpay_v3::{KeyError, aead, api};
+use crate::wxpay::v3::sign::{MerchantSigner, SCHEME};
+use crate::wxpay::v3::verify::response_message;
+use crate::wxpay::v3::{KeyError, aead, api};
 use auth::MerchantAuth;
 use keys::SimKeys;
 
@@ -42,7 +42,7 @@ const MAX_DESCRIPTION_BYTES: usize = 127;
 
 /// The v3 side of the simulator: the merchant it serves and its own keys.
 pub struct V3Side {
-    merchant: crate::wxpay_v3::Merchant,
+    merchant: crate::wxpay::v3::Merchant,
     auth: MerchantAuth,
     keys: SimKeys,
     /// Bills handed out by `tradebill`, by download token (gzip bytes).
@@ -55,7 +55,7 @@ const BILL_PATH: &str = "/v3/bill/tradebill";
 const BILL_DOWNLOAD_PATH: &str = "/v3/billdownload/file";
 
 impl V3Side {
-    pub fn new(merchant: crate::wxpay_v3::Merchant) -> Result<V3Side, KeyError> {
+    pub fn new(merchant: crate::wxpay::v3::Merchant) -> Result<V3Side, KeyError> {
         let signer = merchant.signer()?;
         let auth = MerchantAuth::new(
             &merchant.mchid,
@@ -70,7 +70,7 @@ impl V3Side {
         })
     }
 
-    pub fn merchant(&self) -> &crate::wxpay_v3::Merchant {
+    pub fn merchant(&self) -> &crate::wxpay::v3::Merchant {
         &self.merchant
     }
 
@@ -193,7 +193,9 @@ fn tradebill(
         Some("GZIP") => true,
         Some(_) => return Err(param_error("tar_type参数错误")),
     };
-    let today = Timestamp::now().to_zoned(crate::bill::beijing()).date();
+    let today = Timestamp::now()
+        .to_zoned(crate::wxpay::bill::beijing())
+        .date();
     if day > today {
         return Err(ApiError::new(
             400,
@@ -213,9 +215,9 @@ fn tradebill(
     if bill.rows.is_empty() {
         return Err(ApiError::new(400, "NO_STATEMENT_EXIST", "账单文件不存在"));
     }
-    let text = crate::bill::render(&bill);
+    let text = crate::wxpay::bill::render(&bill);
     let file = if gzip {
-        crate::wxpay_v3::bill::gzip(text.as_bytes())
+        crate::wxpay::v3::bill::gzip(text.as_bytes())
     } else {
         text.clone().into_bytes()
     };
@@ -229,9 +231,9 @@ fn tradebill(
     }
     let info = req.connection_info();
     let prefix = req.path().strip_suffix(BILL_PATH).unwrap_or("");
-    let answer = crate::wxpay_v3::bill::TradeBill {
+    let answer = crate::wxpay::v3::bill::TradeBill {
         hash_type: "SHA1".into(),
-        hash_value: crate::wxpay_v3::bill::sha1_hex(text.as_bytes()),
+        hash_value: crate::wxpay::v3::bill::sha1_hex(text.as_bytes()),
         download_url: format!(
             "{}://{}{prefix}{BILL_DOWNLOAD_PATH}?token={token}",
             info.scheme(),
@@ -338,7 +340,7 @@ fn create_refund(
     }
     let r: RefundCreate = serde_json::from_slice(body)
         .map_err(|e| param_error(format!("输入源“/body”映射到字段失败: {e}")))?;
-    if crate::trade::OutRefundNo::new(&r.out_refund_no).is_err() {
+    if crate::values::trade::OutRefundNo::new(&r.out_refund_no).is_err() {
         return Err(param_error("out_refund_no格式错误"));
     }
     if r.transaction_id.is_none() && r.out_trade_no.is_none() {
@@ -478,7 +480,7 @@ fn verify_request(
     req: &HttpRequest,
     body: &[u8],
     now: Timestamp,
-) -> Result<crate::wxpay_v3::sign::Authorization, ApiError> {
+) -> Result<crate::wxpay::v3::sign::Authorization, ApiError> {
     let path_and_query = req
         .uri()
         .path_and_query()

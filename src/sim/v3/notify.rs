@@ -14,11 +14,11 @@ use super::super::faults::roll;
 use super::super::ledger::{SimOrder, SimTradeState};
 use super::super::notifier::retry_until_acked;
 use super::super::refunds::SimRefund;
-use crate::wxpay_v3::api;
-use crate::wxpay_v3::notify::{EventHead, TRANSACTION_SUCCESS, seal};
-use crate::wxpay_v3::refund::RefundNotice;
-use crate::wxpay_v3::sign::SCHEME;
-use crate::wxpay_v3::verify::response_message;
+use crate::wxpay::v3::api;
+use crate::wxpay::v3::notify::{EventHead, TRANSACTION_SUCCESS, seal};
+use crate::wxpay::v3::refund::RefundNotice;
+use crate::wxpay::v3::sign::SCHEME;
+use crate::wxpay::v3::verify::response_message;
 
 /// An id like the ones real deliveries carry (UUID-shaped, treated as opaque).
 fn notification_id() -> String {

@@ -1,8 +1,8 @@
 //! The revenue chart's geometry: bars in SVG units, drawn by the template.
 
-use crate::money::Fen;
-use crate::shop_time::Granularity;
 use crate::store::reports::Period;
+use crate::values::money::Fen;
+use crate::values::shop_time::Granularity;
 
 /// The chart's drawing height in SVG units.
 const CHART_HEIGHT: i64 = 100;

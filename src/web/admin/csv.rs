@@ -10,10 +10,10 @@ use futures_util::Stream;
 use jiff::tz::TimeZone;
 
 use super::selection::admin_selection;
-use crate::shop_time::shop_time;
 use crate::store::reports::{self, Cursor, Filter, PaidOrder};
 use crate::store::{ReadStore, StoreError};
-use crate::trade::{OutTradeNo, TransactionId};
+use crate::values::shop_time::shop_time;
+use crate::values::trade::{OutTradeNo, TransactionId};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
@@ -150,7 +150,7 @@ fn csv_body(
                         Ok((buf, None)) => Some((Ok(Bytes::from(buf)), CsvStep::Done)),
                         Err(e) => {
                             // The download breaks off rather than end looking complete.
-                            tracing::error!(error.message = %e, error.cause_chain = %crate::cause::chain(&e), "CSV export failed");
+                            tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "CSV export failed");
                             Some((Err(e), CsvStep::Done))
                         }
                     }

@@ -7,14 +7,14 @@ use jiff::tz::TimeZone;
 
 use super::refunds::{RefundLine, RefundTexts, refund_texts};
 use crate::checkout::refund::{RefundedLabel, refunded_label};
-use crate::clock::Millis;
-use crate::order::{OrderNo, QrState};
-use crate::render::html;
-use crate::shop_time::shop_time;
 use crate::store::reports::{self, OrderDetail};
+use crate::values::clock::Millis;
+use crate::values::order::{OrderNo, QrState};
+use crate::values::shop_time::shop_time;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
+use crate::web::render::html;
 use crate::web::{AppState, Layout};
 
 #[derive(Template)]

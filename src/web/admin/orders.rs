@@ -8,14 +8,14 @@ use jiff::tz::TimeZone;
 
 use super::chart::Chart;
 use super::selection::{Selection, admin_selection};
-use crate::money::Fen;
-use crate::order::OrderNo;
-use crate::render::html;
-use crate::shop_time::{self, Granularity, Periods, shop_time};
 use crate::store::reports::{self, OrdersReport, Page, PaidOrder, Totals};
+use crate::values::money::Fen;
+use crate::values::order::OrderNo;
+use crate::values::shop_time::{self, Granularity, Periods, shop_time};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
+use crate::web::render::html;
 use crate::web::{AppState, Layout};
 
 /// Orders per page of `/admin`.

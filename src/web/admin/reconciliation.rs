@@ -9,19 +9,19 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::csv::{csv_download, csv_start, push_record};
-use crate::bill::millifen_to_fen;
-use crate::checkout::reconcile::{DayState, DifferenceKind};
-use crate::clock::Millis;
-use crate::money::Fen;
-use crate::order::OrderNo;
-use crate::render::html;
-use crate::shop_time::shop_time;
 use crate::store::bills::{DayRow, DifferenceRow};
-use crate::trade::{OutRefundNo, TransactionId};
+use crate::values::books::{DayState, DifferenceKind};
+use crate::values::clock::Millis;
+use crate::values::money::Fen;
+use crate::values::order::OrderNo;
+use crate::values::shop_time::shop_time;
+use crate::values::trade::{OutRefundNo, TransactionId};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
+use crate::web::render::html;
 use crate::web::{AppState, Layout};
+use crate::wxpay::bill::millifen_to_fen;
 
 /// About a year of days on one page.
 const DAYS_SHOWN: usize = 400;

@@ -12,16 +12,16 @@ use crate::checkout::OrderView;
 use crate::checkout::refund::{
     RefundError, RefundInput, RefundPlan, RefundedLabel, refunded_label,
 };
-use crate::money::{AmountError, Fen};
-use crate::order::{OrderNo, RefundState, UserId};
-use crate::render::html;
-use crate::shop_time::shop_time;
 use crate::store::refunds::RefundRow;
 use crate::store::reports::{self, ListedRefund};
-use crate::trade::{OutRefundNo, TransactionId};
+use crate::values::money::{AmountError, Fen};
+use crate::values::order::{OrderNo, RefundState, UserId};
+use crate::values::shop_time::shop_time;
+use crate::values::trade::{OutRefundNo, TransactionId};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::{EN, Texts};
+use crate::web::render::html;
 use crate::web::respond::see_other;
 use crate::web::{AppState, Layout};
 

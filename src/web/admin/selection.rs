@@ -6,8 +6,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 
-use crate::shop_time::{Granularity, day_start_ms};
 use crate::store::reports::Filter;
+use crate::values::shop_time::{Granularity, day_start_ms};
 use crate::web::AppState;
 use crate::web::auth::CurrentUser;
 use crate::web::error::{WebError, urlencode};

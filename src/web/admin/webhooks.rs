@@ -5,15 +5,16 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use crate::render::html;
-use crate::shop_time::shop_time;
+use crate::base::http::redact_url;
+use crate::jobs::webhooks::shown;
 use crate::store::outbox::DeliveryState;
 use crate::store::reports;
+use crate::values::shop_time::shop_time;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
+use crate::web::render::html;
 use crate::web::{AppState, Layout};
-use crate::webhooks::{redact_url, shown};
 
 /// Deliveries listed, newest first.
 const LISTED: usize = 200;

@@ -492,43 +492,6 @@ pub fn daily(
     Ok(written)
 }
 
-/// How often the daily task looks whether the shop day has a copy yet.
-pub const DAILY_CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
-
-/// The daily backups of `backup.dir`: at start and then every
-/// `DAILY_CHECK_EVERY`, today's copy (in the shop's time zone) if missing, then
-/// pruning to `keep`. Errors are logged, never fatal; stops when `stop` fires.
-pub async fn run_daily(
-    data_dir: PathBuf,
-    dir: PathBuf,
-    keep: usize,
-    tz: jiff::tz::TimeZone,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
-        let (data, out) = (data_dir.clone(), dir.clone());
-        let job = tokio::task::spawn_blocking(move || daily(&data, &out, keep, today));
-        // A copy in progress finishes (it is one read snapshot) before the app stops.
-        match job.await {
-            Ok(Ok(Some(file))) => tracing::info!(file = %file.display(), "daily backup written"),
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::error!(
-                error.message = %e, error.cause_chain = %crate::base::cause::chain(&e),
-                dir = %dir.display(),
-                "daily backup failed; trying again later"
-            ),
-            Err(e) => {
-                tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "daily backup task failed")
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(DAILY_CHECK_EVERY) => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,43 +15,12 @@
 
 use std::future::{Ready, ready};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::HeaderMap;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use ipnet::IpNet;
 
-/// The addresses and networks whose forwarding headers are believed.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Arc<[IpNet]>);
-
-impl TrustedProxies {
-    /// Parses `http.trusted_proxies` entries: an address (`127.0.0.1`, `::1`)
-    /// or a network (`10.0.0.0/8`, `fd00::/8`). The error names the bad entry.
-    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
-        let nets = entries
-            .iter()
-            .map(|e| {
-                let e = e.as_ref().trim();
-                e.parse::<IpNet>()
-                    .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
-                    .map(|n| n.trunc())
-                    .map_err(|_| format!("{e:?} is not an IP address or CIDR network"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TrustedProxies(nets.into()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|n| n.contains(&ip))
-    }
-}
+use crate::config::proxies::{TrustedProxies, canonical};
 
 /// The client of one request, as far as we can believe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,17 +153,6 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Clien
     let proto = proto_of_client.or(client_proto);
     client.https = proto.as_deref() == Some("https");
     client
-}
-
-/// `::ffff:1.2.3.4` is the IPv4 client 1.2.3.4 (a dual-stack socket's view).
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
 }
 
 /// A node as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`,

@@ -10,27 +10,26 @@
 //! QR indistinguishable from one of the current QR; with one trade number per
 //! QR, "late" and "superseded" stay exact and `time_expire` bounds each code.
 
+mod mapping;
+mod refund;
+
 use std::sync::Arc;
 
 use sha2::Digest;
 
-use crate::base::cause::Failure;
 use crate::checkout::gateway::{
     Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
-    NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundRequest, RefundStatus,
-    Refusal, ReplayKey, TradeStatus,
+    NotifyRequest, PayableCode, ReadNotification, RefundRequest, RefundStatus, ReplayKey,
+    TradeStatus,
 };
-use crate::values::clock::Millis;
-use crate::values::money::Fen;
 use crate::values::trade::OutRefundNo;
-use crate::values::trade::{OutTradeNo, TransactionId};
+use crate::values::trade::OutTradeNo;
 use crate::wxpay::v3::aead::ApiV3Key;
-use crate::wxpay::v3::api::{
-    self, Amount, ErrorCode, NativeOrder, SceneInfo, TradeState, Transaction,
-};
+use crate::wxpay::v3::api::{self, Amount, NativeOrder, SceneInfo, Transaction};
 use crate::wxpay::v3::client::{V3Client, V3Error};
 use crate::wxpay::v3::notify::{self, Event};
 use crate::wxpay::v3::verify::Signed;
+use mapping::{gateway_error, trade_status};
 
 /// The most of a notification body kept in the log (its resource is ciphertext).
 const MAX_LOGGED_BODY: usize = 4096;
@@ -122,16 +121,14 @@ impl Gateway for WxPayV3 {
     }
 
     fn refund<'a>(&'a self, req: &'a RefundRequest) -> GatewayFuture<'a, RefundStatus> {
-        Box::pin(async move {
-            super::wxpay_v3_refund::refund(&self.client, req, &self.notify_url).await
-        })
+        Box::pin(async move { refund::refund(&self.client, req, &self.notify_url).await })
     }
 
     fn query_refund<'a>(
         &'a self,
         out_refund_no: &'a OutRefundNo,
     ) -> GatewayFuture<'a, RefundStatus> {
-        Box::pin(async move { super::wxpay_v3_refund::query(&self.client, out_refund_no).await })
+        Box::pin(async move { refund::query(&self.client, out_refund_no).await })
     }
 
     fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification {
@@ -159,9 +156,7 @@ impl Gateway for WxPayV3 {
                     self.ours(&tx)?;
                     transaction_notice(*tx)
                 }
-                Event::Refund(plain) => {
-                    super::wxpay_v3_refund::refund_notice(plain, self.client.mchid())
-                }
+                Event::Refund(plain) => refund::refund_notice(plain, self.client.mchid()),
             });
         ReadNotification {
             notice,
@@ -230,83 +225,13 @@ fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
     }
 }
 
-/// v3's `success_time` (RFC 3339) as a moment. A text that is not one is
-/// left out, not refused: the payment is real either way, and its day falls
-/// back to when we recorded it.
-pub(super) fn paid_at(success_time: Option<&str>) -> Option<Millis> {
-    let text = success_time?;
-    match text.parse::<jiff::Timestamp>() {
-        Ok(t) => Some(t.into()),
-        Err(e) => {
-            tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of payment is not readable");
-            None
-        }
-    }
-}
-
-/// The one mapping of v3 trade states to the shop's.
-fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
-    Ok(match tx.state() {
-        TradeState::Success | TradeState::Refund => {
-            let (Some(id), Some(amount)) = (tx.transaction_id, tx.amount) else {
-                return Err(GatewayError::Unbelievable(
-                    "a paid order without transaction_id or amount".into(),
-                ));
-            };
-            TradeStatus::Paid(PaymentFacts {
-                transaction_id: TransactionId::new(id)
-                    .map_err(|e| GatewayError::Unbelievable(Failure::of(e)))?,
-                amount: Fen::new(amount.total),
-                payer: tx.payer.map(|p| p.openid),
-                paid_at: paid_at(tx.success_time.as_deref()),
-            })
-        }
-        TradeState::NotPay => TradeStatus::NotPaid,
-        TradeState::UserPaying => TradeStatus::Paying,
-        TradeState::Closed | TradeState::Revoked | TradeState::PayError => TradeStatus::Closed,
-        TradeState::Unknown(other) => TradeStatus::Pending(other),
-    })
-}
-
-/// The one mapping of v3 failures to the seam's levels.
-pub(super) fn gateway_error(e: V3Error) -> GatewayError {
-    match e {
-        // The words stay the protocol's; the protocol's error stays the cause.
-        V3Error::Transport(ref f) => {
-            GatewayError::Transport(Failure::because(f.text().to_string(), e))
-        }
-        V3Error::Unbelievable(ref f) => {
-            GatewayError::Unbelievable(Failure::because(f.text().to_string(), e))
-        }
-        V3Error::Key(e) => GatewayError::Protocol(e.to_string()),
-        V3Error::Api {
-            status,
-            code,
-            raw_code,
-            message,
-        } => {
-            let kind = match code {
-                ErrorCode::OrderPaid => Refusal::AlreadyPaid,
-                ErrorCode::OrderClosed => Refusal::AlreadyClosed,
-                ErrorCode::OrderNotExist => Refusal::NoSuchTrade,
-                ErrorCode::SignError | ErrorCode::ParamError | ErrorCode::InvalidRequest => {
-                    return GatewayError::Protocol(format!("{raw_code}: {message}"));
-                }
-                c if c.is_retryable() || status >= 500 => Refusal::GatewayBusy,
-                _ => Refusal::Other,
-            };
-            GatewayError::Business {
-                kind,
-                code: raw_code,
-                message,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::mapping::paid_at;
     use super::*;
+    use crate::checkout::gateway::Refusal;
+    use crate::values::money::Fen;
+    use crate::wxpay::v3::api::ErrorCode;
 
     fn tx(state: &str) -> Transaction {
         serde_json::from_str(&format!(

@@ -67,7 +67,7 @@ fn facts(a: &RefundAnswer) -> RefundFacts {
         refund_id: Some(a.refund_id.clone()),
         account: a.user_received_account.clone(),
         amount: Some(Fen::new(a.amount.refund)),
-        succeeded_at: super::wxpay_v3::paid_at(a.success_time.as_deref()),
+        succeeded_at: super::mapping::paid_at(a.success_time.as_deref()),
     }
 }
 
@@ -106,7 +106,7 @@ fn refund_error(e: V3Error) -> GatewayError {
                 message,
             }
         }
-        e => super::wxpay_v3::gateway_error(e),
+        e => super::mapping::gateway_error(e),
     }
 }
 
@@ -125,7 +125,7 @@ pub(super) fn refund_notice(plain: serde_json::Value, mchid: &str) -> Result<Not
         refund_id: Some(n.refund_id.clone()),
         account: n.user_received_account.clone(),
         amount: Some(Fen::new(n.amount.refund)),
-        succeeded_at: super::wxpay_v3::paid_at(n.success_time.as_deref()),
+        succeeded_at: super::mapping::paid_at(n.success_time.as_deref()),
     };
     let status = status(&n.refund_status, facts).map_err(|e| e.to_string())?;
     Ok(Notice::Refund {

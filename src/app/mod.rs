@@ -55,6 +55,8 @@ pub struct Application {
     certificates: Option<CertificateRefresh>,
     /// `wxpay.api`, for the banner.
     api: Api,
+    /// Tests that drive the jobs themselves: `run_until` starts none of them.
+    jobs_by_hand: bool,
 }
 
 impl Application {
@@ -152,11 +154,19 @@ impl Application {
             webhooks,
             certificates,
             api: settings.wxpay.api,
+            jobs_by_hand: false,
         })
     }
 
     /// Tries a failed platform-certificate download again after `every` instead
     /// of `CERTIFICATE_RETRY` (tests that start the gateway after the app).
+    /// Starts no background job in `run_until`: the test turns them itself
+    /// (`poller().tick()`, `webhooks()`'s `tick()`), so nothing runs beside the
+    /// flow under test. Tests about a loop leave this off.
+    pub fn drive_jobs_by_hand(&mut self) {
+        self.jobs_by_hand = true;
+    }
+
     pub fn retry_certificates_after(&mut self, every: Duration) {
         if let Some(c) = &mut self.certificates {
             c.retry_after(every);
@@ -221,7 +231,10 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let mut jobs = Jobs::default();
-        jobs.start("poller", self.poller.run(stop.clone()));
+        let by_hand = self.jobs_by_hand;
+        if !by_hand {
+            jobs.start("poller", self.poller.run(stop.clone()));
+        }
         let metrics = self.metrics.map(|(server, _)| {
             let handle = server.handle();
             jobs.start_fallible("metrics server", async move {
@@ -229,13 +242,13 @@ impl Application {
             });
             handle
         });
-        if let Some(b) = self.daily_backup {
+        if let Some(b) = self.daily_backup.filter(|_| !by_hand) {
             jobs.start("daily backup", b.run(stop.clone()));
         }
-        if let Some(w) = self.webhooks {
+        if let Some(w) = self.webhooks.filter(|_| !by_hand) {
             jobs.start("webhooks", w.run(stop.clone()));
         }
-        if let Some(c) = self.certificates {
+        if let Some(c) = self.certificates.filter(|_| !by_hand) {
             jobs.start("certificate refresh", c.run(stop.clone()));
         }
         let served = serve_until(self.server, shutdown).await;

@@ -134,7 +134,7 @@ pub async fn poller_phase(n: usize) -> Result<()> {
     let cpu = (last.0.cpu_ticks - first.0.cpu_ticks) as f64 / hz / dt;
     let sim_cpu = (last.1.cpu_ticks - first.1.cpu_ticks) as f64 / hz / dt;
     let rate = (last.2 - first.2) as f64 / dt;
-    let now_ms = scanpay::store::now_ms();
+    let now_ms = scanpay::values::clock::Millis::wall().get();
     let overdue = server.count(&format!(
         "SELECT COUNT(*) FROM qrs WHERE state = 'open' AND next_poll_at < {}",
         now_ms - 10_000

@@ -17,7 +17,7 @@ fn seed_history(data_dir: &Path, n: usize) -> Result<()> {
     drop(scanpay::store::Store::open(data_dir).map_err(|e| anyhow!("{e}"))?);
     let mut c = rusqlite::Connection::open(data_dir.join("scanpay.sqlite3"))?;
     let tx = c.transaction()?;
-    let day0 = scanpay::store::now_ms() - 200 * 86_400_000;
+    let day0 = scanpay::values::clock::Millis::wall().get() - 200 * 86_400_000;
     {
         let mut o = tx.prepare(
             "INSERT INTO orders (id, order_no, token, amount_fen, description, cashier_id, state, created_at,

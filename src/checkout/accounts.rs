@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 pub use crate::store::users::SessionUser;
 use crate::store::users::{self, UserRow};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError};
+use crate::values::clock::Millis;
 use crate::values::role::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +165,7 @@ impl Accounts {
         };
         let id_hash = hash_session_id(&session.id);
         let csrf = session.csrf_token.clone();
-        let now = now_ms();
+        let now = Millis::wall().get();
         let expires =
             now.saturating_add(i64::try_from(SESSION_LIFE.as_millis()).unwrap_or(i64::MAX));
         self.store
@@ -176,7 +177,7 @@ impl Accounts {
     /// The user of an unexpired session, from the cookie's secret.
     pub async fn session(&self, session_id: &str) -> Result<Option<SessionUser>, AccountError> {
         let id_hash = hash_session_id(session_id);
-        let now = now_ms();
+        let now = Millis::wall().get();
         Ok(self
             .store
             .read(move |c| users::session_user(c, &id_hash, now))
@@ -218,7 +219,7 @@ pub fn add_user(
     }
     check_password(password, min_len)?;
     let hash = hash_password(password)?;
-    let now = now_ms();
+    let now = Millis::wall().get();
     let inserted = store.write_blocking(|tx| users::insert_user(tx, name, &hash, role, now))?;
     if inserted {
         Ok(())

@@ -1,6 +1,7 @@
 //! The one place an order becomes paid, whichever path learnt of the payment
 //! (notification, poll, or an `ORDERPAID` answer to a close).
 
+use crate::store::{events, qrs};
 use rusqlite::Transaction;
 
 use super::gateway::PaymentFacts;
@@ -54,7 +55,7 @@ pub fn apply_payment(
     ev: &Evidence,
     now: Millis,
 ) -> Result<ApplyOutcome, StoreError> {
-    let Some(qr) = orders::qr_by_out_trade_no(tx, &ev.out_trade_no)? else {
+    let Some(qr) = qrs::qr_by_out_trade_no(tx, &ev.out_trade_no)? else {
         return Ok(ApplyOutcome::UnknownOrder);
     };
     let order: OrderRow = orders::order_by_id(tx, qr.order_id)?;
@@ -72,9 +73,9 @@ pub fn apply_payment(
             ev.payment.transaction_id, ev.out_trade_no, known.order_id.0
         );
         // Reported again (a poll after the notification): one event is enough.
-        if !orders::has_event(tx, order.id, "anomaly", &detail)? {
+        if !events::has_event(tx, order.id, "anomaly", &detail)? {
             payments::flag_anomaly(tx, order.id)?;
-            orders::add_event(tx, order.id, now, "anomaly", &detail)?;
+            events::add_event(tx, order.id, now, "anomaly", &detail)?;
         }
         return Ok(ApplyOutcome::Anomaly {
             token: order.token,
@@ -112,17 +113,22 @@ pub fn apply_payment(
             now,
         ),
     )?;
-    orders::set_qr_paid(tx, qr.id)?;
+    qrs::set_qr_paid(tx, qr.id)?;
     let detail = format!(
         "{} via {} (out_trade_no {}, transaction {})",
         ev.payment.amount, ev.source, ev.out_trade_no, ev.payment.transaction_id
     );
     if double_paid {
         payments::flag_double_paid(tx, order.id)?;
-        orders::add_event(tx, order.id, now, "double_paid", &detail)?;
+        events::add_event(tx, order.id, now, "double_paid", &detail)?;
     } else {
-        payments::mark_order_paid(tx, order.id, qr.id, &ev.payment.transaction_id, now, late)?;
-        orders::add_event(
+        // The order was read as not paid in this same transaction: if it did
+        // not become paid now, something foreign is in the way, and a payment
+        // recorded for an order that still reads open would be half-written.
+        if !payments::mark_order_paid(tx, order.id, qr.id, &ev.payment.transaction_id, now, late)? {
+            return Err(StoreError::NotApplied("mark the order paid"));
+        }
+        events::add_event(
             tx,
             order.id,
             now,
@@ -130,9 +136,9 @@ pub fn apply_payment(
             &detail,
         )?;
         // Any other QR the customer could still pay must be closed now.
-        for other in orders::qrs_of_order(tx, order.id)? {
+        for other in qrs::qrs_of_order(tx, order.id)? {
             if other.id != qr.id {
-                orders::set_qr_closing(tx, other.id, now)?;
+                qrs::set_qr_closing(tx, other.id, now)?;
             }
         }
     }
@@ -143,4 +149,51 @@ pub fn apply_payment(
         late,
         double_paid,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{Sale, sale, store};
+
+    #[test]
+    fn a_payment_whose_order_cannot_become_paid_is_not_recorded_at_all() {
+        let (_dir, store) = store();
+        let order_no = store
+            .write_blocking(|tx| {
+                // What a tampered database would do: the order's update is ignored.
+                tx.execute_batch(
+                    "CREATE TRIGGER keep_open BEFORE UPDATE OF state ON orders
+                     BEGIN SELECT RAISE(IGNORE); END;",
+                )?;
+                Ok(sale(
+                    tx,
+                    Sale {
+                        paid_at: None,
+                        ..Sale::default()
+                    },
+                )
+                .1)
+            })
+            .unwrap();
+        let ev = Evidence {
+            out_trade_no: OutTradeNo::new(format!("{order_no}-1-abc")).unwrap(),
+            payment: PaymentFacts {
+                transaction_id: TransactionId::new("4200000001").unwrap(),
+                amount: Fen::new(100),
+                payer: None,
+                paid_at: None,
+            },
+            source: PaymentSource::Notify,
+        };
+        let outcome = store.write_blocking(|tx| apply_payment(tx, &ev, Millis(5)));
+        assert!(
+            matches!(outcome, Err(StoreError::NotApplied(_))),
+            "{outcome:?}"
+        );
+        let recorded = store
+            .read_blocking(|c| payments::payment_by_transaction(c, &ev.payment.transaction_id))
+            .unwrap();
+        assert_eq!(recorded, None, "the payment rolled back with the order");
+    }
 }

@@ -1,6 +1,7 @@
 //! The counter (SPEC §10): the cashier's day, and the customer display paired
 //! to one cashier, which follows that cashier's newest order.
 
+use crate::store::{counter, qrs};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -9,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::hub::Subscription;
 use super::{Checkout, CheckoutError};
 use crate::store::displays;
-use crate::store::orders::{self, OrderRow};
+use crate::store::orders::OrderRow;
 use crate::values::clock::Millis;
 use crate::values::money::Fen;
 use crate::values::order::{OrderState, UserId};
@@ -137,9 +138,9 @@ impl Checkout {
         Ok(self
             .read_model()
             .read(move |c| {
-                let list = orders::cashier_orders_between(c, cashier, from, to, DAY_LIST_LIMIT)?;
+                let list = counter::cashier_orders_between(c, cashier, from, to, DAY_LIST_LIMIT)?;
                 let (created, paid, paid_total) =
-                    orders::cashier_totals_between(c, cashier, from, to)?;
+                    counter::cashier_totals_between(c, cashier, from, to)?;
                 Ok(CashierDay {
                     orders: list,
                     created,
@@ -206,13 +207,13 @@ impl Checkout {
                     return Ok(DisplayView::Disconnected);
                 };
                 let Some(order) =
-                    display_of(orders::latest_order_of_cashier(c, d.cashier_id)?, now)
+                    display_of(counter::latest_order_of_cashier(c, d.cashier_id)?, now)
                 else {
                     return Ok(DisplayView::Idle);
                 };
                 let qr = order
                     .current_qr_id
-                    .map(|id| orders::qr_by_id(c, id))
+                    .map(|id| qrs::qr_by_id(c, id))
                     .transpose()?;
                 let refunded = crate::store::refunds::refunded_of_order(c, order.id)?;
                 Ok(DisplayView::Order(Box::new(OrderView {

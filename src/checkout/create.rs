@@ -2,6 +2,7 @@
 //! payable code; the cashier's retry after a failed QR; resuming a creation a
 //! crash interrupted.
 
+use crate::store::{events, qrs};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use super::gateway::{CodeRequest, MAX_DESCRIPTION_BYTES};
 use super::transitions::{insert_planned, plan_qr, replace_current_qr};
 use super::{CashierLimit, Checkout, CheckoutError, NewOrderInput};
 use crate::base::lock::LockExt;
-use crate::store::orders::{self, NewOrder, OrderRow, QrRow};
+use crate::store::orders::{self, NewOrder, OrderRow};
+use crate::store::qrs::QrRow;
 use crate::values::clock::Millis;
 use crate::values::order::{OrderState, OrderToken, QrState, UserId};
 
@@ -108,9 +110,9 @@ impl Checkout {
                 let plan = plan_qr(qr_ttl, &order_no, 1, expires_at, &input.client_ip, now);
                 let qr = insert_planned(tx, order_id, 1, &plan, now)?;
                 let created = format!("{} {}", input.amount, input.description);
-                orders::add_event(tx, order_id, now, "created", &created)?;
+                events::add_event(tx, order_id, now, "created", &created)?;
                 let issued = format!("QR 1: {}", plan.out_trade_no);
-                orders::add_event(tx, order_id, now, "qr_issued", &issued)?;
+                events::add_event(tx, order_id, now, "qr_issued", &issued)?;
                 Ok(Ok((orders::order_by_id(tx, order_id)?, qr)))
             })
             .await??;
@@ -154,7 +156,7 @@ impl Checkout {
             Ok(code) => {
                 self.store()
                     .write(move |tx| {
-                        if orders::set_qr_open(
+                        if qrs::set_qr_open(
                             tx,
                             qr_id,
                             code.prepay_id.as_deref(),
@@ -162,7 +164,7 @@ impl Checkout {
                             next_poll,
                         )? {
                             let ready = format!("QR {version} ready");
-                            orders::add_event(tx, order_id, now, "qr_ready", &ready)?;
+                            events::add_event(tx, order_id, now, "qr_ready", &ready)?;
                         }
                         Ok(())
                     })
@@ -173,8 +175,8 @@ impl Checkout {
                 let reason = e.to_string();
                 self.store()
                     .write(move |tx| {
-                        if orders::set_qr_failed(tx, qr_id, &reason)? {
-                            orders::add_event(tx, order_id, now, "qr_failed", &reason)?;
+                        if qrs::set_qr_failed(tx, qr_id, &reason)? {
+                            events::add_event(tx, order_id, now, "qr_failed", &reason)?;
                         }
                         Ok(())
                     })
@@ -201,7 +203,7 @@ impl Checkout {
                 }
                 let Some(current) = order
                     .current_qr_id
-                    .map(|id| orders::qr_by_id(tx, id))
+                    .map(|id| qrs::qr_by_id(tx, id))
                     .transpose()?
                 else {
                     return Ok(Err(CheckoutError::NothingToRetry));

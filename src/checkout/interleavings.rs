@@ -1,6 +1,7 @@
 //! Property test: any interleaving of payments, notifications, polls,
 //! refreshes, closes, cancels and expiries accounts for the money exactly once.
 
+use crate::store::qrs;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -92,7 +93,7 @@ impl World {
                     &plan_qr(TTL, &no, 1, now.plus(LIFE), "127.0.0.1", now),
                     now,
                 )?;
-                orders::set_qr_open(tx, qr.id, Some("prepay"), "weixin://1", now)?;
+                qrs::set_qr_open(tx, qr.id, Some("prepay"), "weixin://1", now)?;
                 Ok((id, qr))
             })
             .unwrap();
@@ -114,7 +115,7 @@ impl World {
 
     fn qr_state(&self, qr_id: QrId) -> QrState {
         self.store
-            .read_blocking(|c| orders::qr_by_id(c, qr_id))
+            .read_blocking(|c| qrs::qr_by_id(c, qr_id))
             .unwrap()
             .state
     }
@@ -137,7 +138,7 @@ impl World {
                     .write_blocking(|tx| {
                         let r = replace_current_qr(tx, TTL, order_id, current, now, "refresh")?;
                         if let Some((_, qr)) = &r {
-                            orders::set_qr_open(tx, qr.id, Some("prepay"), "weixin://n", now)?;
+                            qrs::set_qr_open(tx, qr.id, Some("prepay"), "weixin://n", now)?;
                         }
                         Ok(r)
                     })
@@ -185,7 +186,7 @@ impl World {
                     Gateway::NotPay | Gateway::Closed => {
                         self.gateway[i].2 = Gateway::Closed;
                         self.store
-                            .write_blocking(|tx| orders::set_qr_closed(tx, qr_id))
+                            .write_blocking(|tx| qrs::set_qr_closed(tx, qr_id))
                             .unwrap();
                     }
                     Gateway::Paid => {

@@ -4,6 +4,7 @@
 use super::transitions::end_order;
 use super::{Checkout, CheckoutError};
 use crate::store::orders::{self, OrderRow};
+use crate::store::qrs;
 use crate::values::order::{OrderState, OrderToken, PaymentSource, QrState};
 
 impl Checkout {
@@ -15,10 +16,7 @@ impl Checkout {
         why: &str,
     ) -> Result<OrderState, CheckoutError> {
         if let Some(qr_id) = order.current_qr_id {
-            let qr = self
-                .store()
-                .read(move |c| orders::qr_by_id(c, qr_id))
-                .await?;
+            let qr = self.store().read(move |c| qrs::qr_by_id(c, qr_id)).await?;
             if matches!(qr.state, QrState::Open | QrState::Closing)
                 && let Ok(s) = self.gateway().query(&qr.out_trade_no).await
                 && self.apply_if_paid(&qr, &s, PaymentSource::Poll).await?

@@ -4,6 +4,7 @@
 //! amounts are compared in fen. What does not match is a [`Difference`] of one
 //! of the kinds SPEC §9 names.
 
+use crate::store::qrs;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -287,7 +288,7 @@ impl Checkout {
                 let mut rows = Vec::with_capacity(found.len());
                 let mut changed = Vec::new();
                 for d in found {
-                    let qr = orders::qr_by_out_trade_no(tx, &d.out_trade_no)?;
+                    let qr = qrs::qr_by_out_trade_no(tx, &d.out_trade_no)?;
                     if let (Some(_), DifferenceKind::MissingHere, Some(amount), Some(txid)) =
                         (&qr, d.kind, d.theirs, &d.transaction_id)
                     {

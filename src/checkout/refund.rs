@@ -5,6 +5,7 @@
 //! poller's refund queries and by the gateway's notifications, each answer
 //! applied at most once by the row's state (`store::refunds::apply_outcome`).
 
+use crate::store::events;
 use std::time::Duration;
 
 use super::gateway::{
@@ -192,7 +193,7 @@ fn record(
         "{no}: {} of payment {} by {}: {reason}",
         input.amount, payment.transaction_id, input.username
     );
-    orders::add_event(tx, order.id, now, "refund_requested", &detail)?;
+    events::add_event(tx, order.id, now, "refund_requested", &detail)?;
     Ok(Ok((row, true)))
 }
 
@@ -276,7 +277,7 @@ impl Checkout {
                     return Ok(Err(e));
                 }
                 refunds::set_retrying(tx, r.id, now, now.plus(RESEND_AFTER))?;
-                orders::add_event(
+                events::add_event(
                     tx,
                     r.order_id,
                     now,
@@ -342,7 +343,7 @@ impl Checkout {
                     .write(move |tx| {
                         refunds::count_attempt(tx, id, now)?;
                         if refunds::set_failed(tx, id, &why, now)? {
-                            orders::add_event(
+                            events::add_event(
                                 tx,
                                 order_id,
                                 now,
@@ -536,7 +537,7 @@ fn apply_in(
     if let Some(a) = &facts.account {
         detail.push_str(&format!(" to {a}"));
     }
-    orders::add_event(tx, r.order_id, now, kind, &detail)?;
+    events::add_event(tx, r.order_id, now, kind, &detail)?;
     let order = orders::order_by_id(tx, r.order_id)?;
     if state == RefundState::Succeeded {
         // The owner hears of money that went back, in the same transaction.

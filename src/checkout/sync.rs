@@ -6,9 +6,11 @@ use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{GatewayError, Refusal, TradeStatus};
 use super::transitions::{GATEWAY_MARGIN, replace_current_qr};
 use super::{Checkout, CheckoutError};
+use crate::store::{events, qrs};
 use std::time::Duration;
 
-use crate::store::orders::{self, OrderRow, QrRow};
+use crate::store::orders::{self, OrderRow};
+use crate::store::qrs::QrRow;
 use crate::values::clock::Millis;
 use crate::values::order::{PaymentSource, QrId, QrState};
 
@@ -172,7 +174,7 @@ impl Checkout {
         self.store()
             .write(move |tx| {
                 for p in &polls {
-                    orders::schedule_poll(
+                    qrs::schedule_poll(
                         tx,
                         p.qr_id,
                         Some(p.next_poll_at),
@@ -192,11 +194,11 @@ impl Checkout {
         let changed = self
             .store()
             .write(move |tx| {
-                if !orders::set_qr_closed(tx, qr_id)? {
+                if !qrs::set_qr_closed(tx, qr_id)? {
                     return Ok(None);
                 }
                 let closed = format!("QR {version} closed");
-                orders::add_event(tx, order_id, now, "qr_closed", &closed)?;
+                events::add_event(tx, order_id, now, "qr_closed", &closed)?;
                 Ok(Some(orders::order_by_id(tx, order_id)?.token))
             })
             .await?;
@@ -256,7 +258,7 @@ impl Checkout {
         let next = now.plus(self.backoff(qr.errors + 1).max(MIN_CLOSE_RETRY));
         let why = why.to_string();
         self.store()
-            .write(move |tx| orders::schedule_close(tx, qr_id, next, &why))
+            .write(move |tx| qrs::schedule_close(tx, qr_id, next, &why))
             .await?;
         Ok(())
     }
@@ -273,7 +275,7 @@ impl Checkout {
                     // The customer is entering the password: never pull the QR now.
                     let (qr_id, until) = (qr.id, self.now().plus(PAYING_GRACE));
                     self.store()
-                        .write(move |tx| orders::postpone_display(tx, qr_id, until))
+                        .write(move |tx| qrs::postpone_display(tx, qr_id, until))
                         .await?;
                     return Ok(());
                 }

@@ -1,13 +1,15 @@
 //! The order's state changes that need no gateway answer, each a plain function
 //! over one transaction (so they can be tested, and interleaved, without I/O).
 
+use crate::store::{events, qrs};
 use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
 use rusqlite::Transaction;
 
 use crate::store::StoreError;
-use crate::store::orders::{self, NewQr, OrderRow, QrRow};
+use crate::store::orders::{self, OrderRow};
+use crate::store::qrs::{NewQr, QrRow};
 use crate::values::clock::Millis;
 use crate::values::order::{OrderId, OrderNo, OrderState, QrId, QrState};
 use crate::values::trade::OutTradeNo;
@@ -62,7 +64,7 @@ pub fn insert_planned(
     plan: &QrPlan,
     now: Millis,
 ) -> Result<QrRow, StoreError> {
-    let id = orders::insert_qr(
+    let id = qrs::insert_qr(
         tx,
         &NewQr {
             order_id,
@@ -75,7 +77,7 @@ pub fn insert_planned(
             now,
         },
     )?;
-    orders::qr_by_id(tx, id)
+    qrs::qr_by_id(tx, id)
 }
 
 /// Replaces an open order's current QR `old_id` with a new one (new out_trade_no):
@@ -93,10 +95,10 @@ pub fn replace_current_qr(
     if order.state != OrderState::Open || order.current_qr_id != Some(old_id) {
         return Ok(None);
     }
-    let old = orders::qr_by_id(tx, old_id)?;
+    let old = qrs::qr_by_id(tx, old_id)?;
     let superseded = match old.state {
-        QrState::Failed => orders::set_failed_qr_closed(tx, old_id)?,
-        QrState::Open | QrState::Creating => orders::set_qr_closing(tx, old_id, now)?,
+        QrState::Failed => qrs::set_failed_qr_closed(tx, old_id)?,
+        QrState::Open | QrState::Creating => qrs::set_qr_closing(tx, old_id, now)?,
         QrState::Closing | QrState::Closed | QrState::Paid => false,
     };
     if !superseded {
@@ -112,7 +114,7 @@ pub fn replace_current_qr(
         now,
     );
     let qr = insert_planned(tx, order.id, version, &plan, now)?;
-    orders::add_event(
+    events::add_event(
         tx,
         order.id,
         now,
@@ -138,17 +140,17 @@ pub fn end_order(
     if !orders::set_order_state(tx, order_id, OrderState::Open, to, now)? {
         return Ok(orders::order_by_id(tx, order_id)?.state);
     }
-    for qr in orders::qrs_of_order(tx, order_id)? {
+    for qr in qrs::qrs_of_order(tx, order_id)? {
         match qr.state {
             QrState::Open | QrState::Creating => {
-                orders::set_qr_closing(tx, qr.id, now)?;
+                qrs::set_qr_closing(tx, qr.id, now)?;
             }
             QrState::Failed => {
-                orders::set_failed_qr_closed(tx, qr.id)?;
+                qrs::set_failed_qr_closed(tx, qr.id)?;
             }
             QrState::Closing | QrState::Closed | QrState::Paid => {}
         }
     }
-    orders::add_event(tx, order_id, now, to.as_str(), why)?;
+    events::add_event(tx, order_id, now, to.as_str(), why)?;
     Ok(to)
 }

@@ -2,10 +2,12 @@
 //! current QR, and the background work that is due.
 
 use super::{Checkout, CheckoutError, STALE_CREATION};
+use crate::store::qrs;
 use std::time::Duration;
 
 use crate::store::StoreError;
-use crate::store::orders::{self, OrderRow, QrRow};
+use crate::store::orders::{self, OrderRow};
+use crate::store::qrs::QrRow;
 use crate::values::clock::Millis;
 use crate::values::order::{OrderState, OrderToken, QrState};
 
@@ -68,7 +70,7 @@ impl Checkout {
                 };
                 let qr = order
                     .current_qr_id
-                    .map(|id| orders::qr_by_id(c, id))
+                    .map(|id| qrs::qr_by_id(c, id))
                     .transpose()?;
                 let refunded = crate::store::refunds::refunded_of_order(c, order.id)?;
                 Ok(Some(OrderView {
@@ -100,10 +102,10 @@ impl Checkout {
             .read(move |c| {
                 Ok(DueWork {
                     expiries: orders::due_expiries(c, now, limit)?,
-                    refreshes: orders::due_refreshes(c, now, limit)?,
-                    resumes: orders::stale_creations(c, stale, limit)?,
-                    closes: orders::due_closes(c, now, limit)?,
-                    polls: orders::due_polls(c, now, limit)?,
+                    refreshes: qrs::due_refreshes(c, now, limit)?,
+                    resumes: qrs::stale_creations(c, stale, limit)?,
+                    closes: qrs::due_closes(c, now, limit)?,
+                    polls: qrs::due_polls(c, now, limit)?,
                     refunds: crate::store::refunds::due_refunds(c, now, resume_before, limit)?,
                     prune_logs,
                     bill_day,

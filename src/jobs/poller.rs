@@ -18,7 +18,6 @@ use crate::config::Poller as PollerSettings;
 use crate::values::clock::Millis;
 use crate::values::order::{OrderId, QrId, RefundId};
 // The heartbeat is wall-clock time: `/healthz` compares it with the wall clock.
-use crate::store::now_ms;
 
 /// Identifies one piece of work, so a slow one is not started twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,7 +91,7 @@ impl Poller {
             running: Arc::default(),
             idle: Arc::default(),
             next_start: Arc::new(tokio::sync::Mutex::new(Instant::now())),
-            heartbeat: Arc::new(AtomicI64::new(now_ms())),
+            heartbeat: Arc::new(AtomicI64::new(Millis::wall().get())),
             started_at,
         }
     }
@@ -106,7 +105,8 @@ impl Poller {
     pub async fn run(self, stop: CancellationToken) {
         let tick = Duration::from_millis(self.settings.tick_ms.max(10));
         loop {
-            self.heartbeat.store(now_ms(), Ordering::Relaxed);
+            self.heartbeat
+                .store(Millis::wall().get(), Ordering::Relaxed);
             if let Err(e) = self.tick().await {
                 tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "poller tick failed");
             }

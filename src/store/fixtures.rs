@@ -2,11 +2,13 @@
 //! recorded through the real insert functions, so each test states only what
 //! differs.
 
+use super::qrs;
 use rusqlite::Transaction;
 
 use super::Store;
-use super::orders::{self, NewOrder, NewQr};
+use super::orders::{self, NewOrder};
 use super::payments::{self, NewPayment};
+use super::qrs::NewQr;
 use crate::values::clock::Millis;
 use crate::values::money::Fen;
 
@@ -55,7 +57,7 @@ pub fn sale(tx: &Transaction<'_>, s: Sale<'_>) -> (i64, crate::values::order::Or
     )
     .unwrap();
     let out_trade_no = crate::values::trade::OutTradeNo::new(format!("{order_no}-1-abc")).unwrap();
-    let qr_id = orders::insert_qr(
+    let qr_id = qrs::insert_qr(
         tx,
         &NewQr {
             order_id: id,

@@ -3,7 +3,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::{StoreError, now_ms};
+use super::StoreError;
+use crate::values::clock::Millis;
 
 /// Never edit or reorder an entry: append a new one.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -69,7 +70,7 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            params![version, now_ms()],
+            params![version, Millis::wall().get()],
         )?;
         tx.commit()?;
         tracing::info!(version, "database migrated");

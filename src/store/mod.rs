@@ -15,7 +15,9 @@
 
 pub mod backup;
 pub mod bills;
+pub mod counter;
 pub mod displays;
+pub mod events;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod metrics;
@@ -23,13 +25,15 @@ pub mod migrations;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod qrs;
 pub mod refunds;
 pub mod reports;
 pub mod users;
 pub mod values;
+mod writer;
 
-use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use writer::{Queued, QueuedWrite, WRITER_AUTOCHECKPOINT, checkpoint_loop, writer_loop};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -40,14 +44,6 @@ use crate::base::lock::LockExt;
 pub const DB_FILE: &str = "scanpay.sqlite3";
 /// Read connections kept open between requests; more are opened under load.
 const READERS: usize = 8;
-/// Most writes committed together: bounds how long one batch holds its callers.
-const MAX_BATCH: usize = 256;
-/// The writer leaves checkpoints to the checkpointer thread; past this many WAL
-/// pages (about 80 MB) it checkpoints itself, should that thread fall behind.
-const WRITER_AUTOCHECKPOINT: i64 = 20_000;
-/// Commits gathered into one background checkpoint.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -76,6 +72,10 @@ pub enum StoreError {
     Join(#[from] tokio::task::JoinError),
     #[error("the transaction was rolled back by the database")]
     RolledBack,
+    /// A change the transaction must make did not happen (a row not in the
+    /// state just read, say, as under a foreign trigger): rolled back whole.
+    #[error("the database did not {0}; nothing was written")]
+    NotApplied(&'static str),
     /// One failure of a whole batch of writes, seen by each of its writes.
     #[error(transparent)]
     Batch(Arc<StoreError>),
@@ -93,11 +93,6 @@ impl StoreError {
             _ => StoreError::Batch(shared.clone()),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, the time unit of every column.
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 #[derive(Clone)]
@@ -130,49 +125,6 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
          PRAGMA temp_store = MEMORY;",
     )?;
     Ok(())
-}
-
-/// How a write's caller is answered once its batch committed (`Ok`) or did not.
-type Answer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-
-/// One `Store::write` waiting for the writer thread.
-trait QueuedWrite: Send {
-    /// Runs the closure; `true` if it succeeded (its savepoint is kept).
-    fn run(self: Box<Self>, tx: &Transaction<'_>) -> (bool, Answer);
-    /// Answers without running (the batch could not even begin).
-    fn fail(self: Box<Self>, e: StoreError);
-}
-
-struct Queued<F, T> {
-    f: F,
-    span: tracing::Span,
-    reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
-}
-
-impl<F, T> QueuedWrite for Queued<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-{
-    fn run(self: Box<Self>, tx: &Transaction<'_>) -> (bool, Answer) {
-        let Queued { f, span, reply } = *self;
-        let out = span.in_scope(|| f(tx));
-        let ok = out.is_ok();
-        let answer: Answer = Box::new(move |batch| {
-            let result = match (out, batch) {
-                (Err(e), _) => Err(e),
-                (Ok(v), Ok(())) => Ok(v),
-                (Ok(_), Err(e)) => Err(e),
-            };
-            // The caller may have gone away (request cancelled): nothing to tell.
-            let _ = reply.send(result);
-        });
-        (ok, answer)
-    }
-
-    fn fail(self: Box<Self>, e: StoreError) {
-        let _ = self.reply.send(Err(e));
-    }
 }
 
 /// The data directory, created (with any missing parents) readable by the
@@ -326,116 +278,6 @@ impl Store {
                 .map(|_| ())?)
         })
         .await
-    }
-}
-
-/// The writer thread: waits for a write, takes whatever else queued meanwhile
-/// (up to `MAX_BATCH`), and commits them as one transaction.
-fn writer_loop(
-    conn: &Mutex<Connection>,
-    jobs: &mpsc::Receiver<Box<dyn QueuedWrite>>,
-    committed: &mpsc::SyncSender<()>,
-) {
-    let mut pending: VecDeque<Box<dyn QueuedWrite>> = VecDeque::new();
-    loop {
-        if pending.is_empty() {
-            match jobs.recv() {
-                Ok(job) => pending.push_back(job),
-                Err(_) => return,
-            }
-        }
-        while pending.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => pending.push_back(job),
-                Err(_) => break,
-            }
-        }
-        let mut conn = conn.lock_or_recover();
-        run_batch(&mut conn, &mut pending);
-        // Full means a checkpoint is already due: nothing to add.
-        let _ = committed.try_send(());
-    }
-}
-
-/// Checkpoints (PASSIVE: never waits for, nor blocks, the writer or readers)
-/// a little after commits happened; idle when nothing is written.
-fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>) {
-    while commits.recv().is_ok() {
-        std::thread::sleep(CHECKPOINT_EVERY);
-        while commits.try_recv().is_ok() {}
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "background checkpoint failed; the writer will checkpoint");
-        }
-    }
-}
-
-/// One statement from the connection's cache: savepoints are two statements per
-/// write, and parsing them each time cost as much as a small write.
-fn exec(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached(sql)?.execute([]).map(|_| ())
-}
-
-/// Runs the queued writes, each in its own savepoint, and commits once.
-/// Writes not reached because the transaction broke stay in `pending`.
-fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Box<dyn QueuedWrite>>) {
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            // Cannot begin (e.g. busy past the timeout): fail this batch, keep serving.
-            let error = StoreError::from(e).for_each_write();
-            for job in pending.drain(..) {
-                job.fail(error());
-            }
-            return;
-        }
-    };
-    let mut answers: Vec<Answer> = Vec::with_capacity(pending.len());
-    let mut broken: Option<StoreError> = None;
-    while let Some(job) = pending.pop_front() {
-        if let Err(e) = exec(&tx, "SAVEPOINT scanpay_write") {
-            pending.push_front(job);
-            broken = Some(e.into());
-            break;
-        }
-        let ok = match catch_unwind(AssertUnwindSafe(|| job.run(&tx))) {
-            Ok((ok, answer)) => {
-                answers.push(answer);
-                ok
-            }
-            // The panic dropped the caller's reply channel; it sees a failed task.
-            Err(_) => false,
-        };
-        let end = if ok {
-            exec(&tx, "RELEASE scanpay_write")
-        } else {
-            exec(&tx, "ROLLBACK TO scanpay_write").and_then(|()| exec(&tx, "RELEASE scanpay_write"))
-        };
-        // Some errors end the whole transaction; then nothing of this batch stands.
-        if let Err(e) = end {
-            broken = Some(e.into());
-            break;
-        }
-        if tx.is_autocommit() {
-            broken = Some(StoreError::RolledBack);
-            break;
-        }
-    }
-    let outcome = match broken {
-        Some(e) => {
-            drop(tx); // rolls back whatever is left of it
-            Err(e)
-        }
-        None => tx.commit().map_err(StoreError::from),
-    };
-    let outcome = outcome.map_err(|e| {
-        tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), writes = answers.len(), "a batch of writes was not committed");
-        e.for_each_write()
-    });
-    for answer in answers {
-        answer(match &outcome {
-            Ok(()) => Ok(()),
-            Err(error) => Err(error()),
-        });
     }
 }
 

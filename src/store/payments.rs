@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use super::StoreError;
 use crate::values::clock::Millis;
 use crate::values::money::Fen;
-use crate::values::order::{OrderId, PaymentId, PaymentSource, QrId};
+use crate::values::order::{OrderId, OrderState, PaymentId, PaymentSource, QrId};
 use crate::values::trade::{OutTradeNo, TransactionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,9 +94,9 @@ pub fn mark_order_paid(
     now: Millis,
     late: bool,
 ) -> Result<bool, StoreError> {
-    Ok(tx.prepare_cached("UPDATE orders SET state = 'paid', paid_at = ?2, paid_qr_id = ?3, transaction_id = ?4, late = ?5
-         WHERE id = ?1 AND state != 'paid'")?
-        .execute(params![order_id, now, qr_id, transaction_id, late])? == 1)
+    Ok(tx.prepare_cached("UPDATE orders SET state = ?6, paid_at = ?2, paid_qr_id = ?3, transaction_id = ?4, late = ?5
+         WHERE id = ?1 AND state != ?6")?
+        .execute(params![order_id, now, qr_id, transaction_id, late, OrderState::Paid])? == 1)
 }
 
 /// A further payment of a paid order: it needs a refund.

@@ -10,14 +10,17 @@
 //! Shop days are cut into UTC ranges by `crate::values::shop_time`; here one ordered
 //! pass over the rows fills the buckets.
 
+use super::{events, qrs};
 use jiff::civil::Date;
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::StoreError;
-use super::orders::{self, EventRow, OrderRow, QrRow};
+use super::events::EventRow;
+use super::orders::{self, OrderRow};
 use super::outbox::{self, Delivery};
 use super::payments::{self, NotificationRow, PaymentRow};
+use super::qrs::QrRow;
 use super::refunds::{self, REFUND_COLS, RefundRow, refund_row};
 use crate::values::clock::Millis;
 use crate::values::money::Fen;
@@ -343,9 +346,9 @@ pub fn order_detail(
     };
     Ok(Some(OrderDetail {
         cashier,
-        qrs: orders::qrs_of_order(conn, order.id)?,
+        qrs: qrs::qrs_of_order(conn, order.id)?,
         notifications: payments::notifications_of_order(conn, order.id)?,
-        events: orders::events_of(conn, order.id)?,
+        events: events::events_of(conn, order.id)?,
         payments: payments::payments_of(conn, order.id)?,
         refunds: refunds::refunds_of_order(conn, order.id)?,
         refunded: refunds::refunded_of_order(conn, order.id)?,

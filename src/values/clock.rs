@@ -12,6 +12,12 @@ use std::time::Duration;
 pub struct Millis(pub i64);
 
 impl Millis {
+    /// The system's time, for what is not the domain's to move: a heartbeat,
+    /// a session's age, a migration's stamp. The domain reads `Clock::now`.
+    pub fn wall() -> Millis {
+        Millis(system_ms())
+    }
+
     pub fn get(self) -> i64 {
         self.0
     }

@@ -13,14 +13,14 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::store::now_ms;
+use crate::values::clock::Millis;
 
 /// The poller turns at least this often when alive (it may be slow under load).
 const POLLER_STALE_MS: i64 = 60_000;
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let db = state.checkout.read_model().ping().await;
-    let poller_age = now_ms() - state.heartbeat.load(Ordering::Relaxed);
+    let poller_age = Millis::wall().get() - state.heartbeat.load(Ordering::Relaxed);
     match db {
         Ok(()) if poller_age < POLLER_STALE_MS => {
             HttpResponse::Ok().content_type("text/plain").body("ok")

@@ -445,3 +445,21 @@ async fn late_and_double_payments_stand_out() {
         "both payments flagged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admins_today_is_the_shop_day_on_the_apps_clock() {
+    // The app's clock runs two days ahead of the wall's: an order paid now is
+    // paid on the app's today, and the admin's default range must be that day.
+    let app = spawn_app_on_manual_clock(|_| {}).await;
+    app.advance(Duration::from_secs(2 * 24 * 3600)).await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("3.00", "ahead").await;
+    pay_order(&app, &token).await;
+    app.login_as("admin", "admin").await;
+    let page = get(&app.http, app.url("/admin"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(selected(&page), ("1".into(), "¥3.00".into()));
+}

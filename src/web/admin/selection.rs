@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, web};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan, Zoned};
+use jiff::{ToSpan, Zoned};
 
 use crate::store::reports::Filter;
 use crate::values::shop_time::{Granularity, day_start_ms};
@@ -52,7 +52,7 @@ pub(super) fn admin_selection(
     user: &CurrentUser,
 ) -> Result<(Selection, Filter, Zoned), WebError> {
     user.require_admin()?;
-    let now = Timestamp::now().to_zoned(state.tz.clone());
+    let now = state.checkout.now().to_timestamp().to_zoned(state.tz.clone());
     let sel = Selection::parse(&admin_query(req)?, now.date(), state.t)?;
     let filter = sel.filter(&state.tz, state.t)?;
     Ok((sel, filter, now))

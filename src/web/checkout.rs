@@ -7,9 +7,10 @@ use askama::Template;
 
 use super::auth::CurrentUser;
 use super::client::ClientInfo;
-use super::display::{ANNOUNCE_WITHIN, CounterTexts, Reading, counter_texts, language};
+use super::display::{ANNOUNCE_WITHIN, Reading};
 use super::error::WebError;
 use super::i18n::Texts;
+use super::i18n::counter::CounterTexts;
 use super::respond::see_other;
 use super::{AppState, Layout};
 use crate::checkout::NewOrderInput;
@@ -50,7 +51,7 @@ impl<'a> CheckoutPage<'a> {
     ) -> Self {
         CheckoutPage {
             t: state.t,
-            ct: counter_texts(state.t),
+            ct: CounterTexts::of(state.t.language),
             layout: state.layout(),
             day,
             username: &user.0.username,
@@ -143,7 +144,7 @@ async fn read_day(state: &AppState, cashier: UserId) -> Result<CashierDay, WebEr
 
 async fn day_status(state: &AppState, cashier: UserId) -> Result<DayStatus, WebError> {
     let day = read_day(state, cashier).await?;
-    Ok(DayStatus::of(&day, state.t, language(state.t), &state.tz))
+    Ok(DayStatus::of(&day, state.t, state.t.language, &state.tz))
 }
 
 /// `GET /counter/events`: the signed-in cashier's day, on every change of it
@@ -160,7 +161,7 @@ pub async fn events(
         me,
         move |state: web::Data<AppState>| async move {
             let day = read_day(&state, me).await.ok()?;
-            let s = DayStatus::of(&day, state.t, language(state.t), &state.tz);
+            let s = DayStatus::of(&day, state.t, state.t.language, &state.tz);
             let payload = serde_json::to_string(&s).ok()?;
             Some(Reading {
                 key: payload.clone(),

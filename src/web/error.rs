@@ -67,17 +67,6 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-/// "Nothing to retry": the order is open and its QR is not a failed one (a second
-/// click, or the QR was replaced meanwhile). Belongs in `i18n::Texts` once that
-/// file can take it.
-fn nothing_to_retry(t: &Texts) -> &'static str {
-    if t.lang == i18n::EN.lang {
-        "The QR code is not waiting for a retry: go back to the order."
-    } else {
-        "二维码无需重试，请返回订单页面。"
-    }
-}
-
 impl WebError {
     /// The response, its page in the language of `t` with the chrome of `layout`.
     pub fn render(&self, t: &'static Texts, layout: Layout<'_>) -> HttpResponse {
@@ -90,7 +79,7 @@ impl WebError {
             WebError::Csrf => t.csrf.into(),
             WebError::BadRequest(m) => format!("{} {m}", t.bad_request),
             WebError::OrderEnded(_) => t.order_ended.into(),
-            WebError::NothingToRetry => nothing_to_retry(t).into(),
+            WebError::NothingToRetry => t.nothing_to_retry.into(),
             WebError::CashierLimit(limit) => t.cashier_limit(*limit),
             // The cause goes to the log only (see `error_response`); the page says something safe.
             WebError::Internal(_) => t.server_error.into(),

@@ -52,7 +52,11 @@ pub(super) fn admin_selection(
     user: &CurrentUser,
 ) -> Result<(Selection, Filter, Zoned), WebError> {
     user.require_admin()?;
-    let now = state.checkout.now().to_timestamp().to_zoned(state.tz.clone());
+    let now = state
+        .checkout
+        .now()
+        .to_timestamp()
+        .to_zoned(state.tz.clone());
     let sel = Selection::parse(&admin_query(req)?, now.date(), state.t)?;
     let filter = sel.filter(&state.tz, state.t)?;
     Ok((sel, filter, now))

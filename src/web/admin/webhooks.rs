@@ -13,57 +13,12 @@ use crate::values::shop_time::shop_time;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::i18n::Texts;
+use crate::web::i18n::webhooks::WebhookTexts;
 use crate::web::render::html;
 use crate::web::{AppState, Layout};
 
 /// Deliveries listed, newest first.
 const LISTED: usize = 200;
-
-/// The page's own words, beside `Texts`.
-struct WebhookTexts {
-    title: &'static str,
-    pending: &'static str,
-    delivered: &'static str,
-    given_up: &'static str,
-    queued: &'static str,
-    given_up_alert: &'static str,
-    event: &'static str,
-    at: &'static str,
-    attempts: &'static str,
-    last: &'static str,
-    next_attempt: &'static str,
-    none: &'static str,
-}
-
-static ZH: WebhookTexts = WebhookTexts {
-    title: "Webhook 推送",
-    pending: "待重试",
-    delivered: "已送达",
-    given_up: "已放弃",
-    queued: "排队中",
-    given_up_alert: "条推送连续失败 24 小时后已放弃。",
-    event: "事件",
-    at: "发生时间",
-    attempts: "尝试次数",
-    last: "最近结果",
-    next_attempt: "下次尝试",
-    none: "还没有推送（设置 notify.webhook_urls 后，每笔收款都会推送）。",
-};
-
-static EN: WebhookTexts = WebhookTexts {
-    title: "Webhooks",
-    pending: "pending",
-    delivered: "delivered",
-    given_up: "given up",
-    queued: "queued",
-    given_up_alert: "given up after 24 hours of failed attempts.",
-    event: "event",
-    at: "at",
-    attempts: "attempts",
-    last: "last answer",
-    next_attempt: "next attempt",
-    none: "Nothing sent yet (set notify.webhook_urls and each payment is posted).",
-};
 
 struct Row {
     event: &'static str,
@@ -106,7 +61,7 @@ pub async fn webhooks(
         .read(|c| reports::deliveries(c, LISTED))
         .await?;
     let tz = &state.tz;
-    let w: &'static WebhookTexts = if state.t.lang == "en" { &EN } else { &ZH };
+    let w = WebhookTexts::of(state.t.language);
     let rows = deliveries
         .recent
         .into_iter()

@@ -136,7 +136,11 @@ fn main() -> anyhow::Result<()> {
             let start = Instant::now();
             let outcome = checkout.reconcile_day(day).await?;
             times.push(start.elapsed());
-            anyhow::ensure!(outcome.exit_code() == 0, "{}", outcome.summary_line(day));
+            anyhow::ensure!(
+                scanpay::app::exit_code(&outcome) == 0,
+                "{}",
+                scanpay::app::summary_line(&outcome, day)
+            );
         }
         times.sort();
         let start = Instant::now();

@@ -97,8 +97,8 @@ fn with_runtime_code(f: impl std::future::Future<Output = ExitCode>) -> ExitCode
 async fn reconcile(settings: Settings, day: jiff::civil::Date) -> ExitCode {
     match scanpay::app::reconcile(settings, day).await {
         Ok(outcome) => {
-            println!("{}", outcome.summary_line(day));
-            ExitCode::from(outcome.exit_code())
+            println!("{}", scanpay::app::summary_line(&outcome, day));
+            ExitCode::from(scanpay::app::exit_code(&outcome))
         }
         Err(e) => {
             eprintln!("scanpay: reconcile {day}: {e:#}");

@@ -1,4 +1,6 @@
-//! Assembly: build every shared piece once, bind, and run until stopped.
+//! Assembly: build every shared piece once, bind, and run until stopped; and
+//! the commands (`cli`, `check`, `reconcile`, `sim`). The top floor: it may
+//! import every room, and nothing imports it.
 
 mod gateway;
 mod http;
@@ -23,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use self::gateway::build_gateway;
 pub use self::http::MAX_BODY_BYTES;
 use self::http::{HttpLimits, http_server, serve_until, shutdown_signal};
-pub use self::reconcile::reconcile;
+pub use self::reconcile::{exit_code, reconcile, summary_line};
 pub use self::sim::SimApp;
 use self::sim::{simulator, simulator_stays_local};
 use crate::checkout::accounts::Accounts;

@@ -6,6 +6,11 @@
 //! `lifecycle` (expire, cancel), `notify` (the gateway's notifications),
 //! `view` (what pages and the poller read). `apply` is the one place an order
 //! becomes paid; `transitions` are the state changes that need no gateway.
+//! `refund` and `reconcile` follow the money back and against the bill;
+//! `accounts` holds staff and sessions.
+//!
+//! Imported by `web`, `jobs` and `app` (and `gateway`, for the port's types);
+//! it imports only `store`, `values` and `base`.
 
 pub mod accounts;
 pub mod apply;

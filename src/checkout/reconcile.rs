@@ -24,7 +24,7 @@ use crate::values::books::{
     OurRefund,
 };
 use crate::values::clock::Millis;
-use crate::values::money::{Fen, millifen_to_fen};
+use crate::values::money::Fen;
 use crate::values::order::PaymentSource;
 use crate::values::shop_time::beijing;
 use crate::values::trade::{OutRefundNo, TransactionId};
@@ -123,67 +123,6 @@ pub enum DayOutcome {
     },
     /// Could not be checked now (no bill yet, the gateway down): why.
     Pending(String),
-}
-
-impl DayOutcome {
-    /// The one line `scanpay reconcile` prints.
-    pub fn summary_line(&self, day: Date) -> String {
-        match self {
-            DayOutcome::Pending(why) => format!("{day}: not checked: {why}"),
-            DayOutcome::Checked {
-                day: row,
-                differences,
-                recovered,
-            } => {
-                let figures = format!(
-                    "bill: {} payments {} yuan, refunds {} yuan, fees {} yuan, net {} yuan",
-                    row.payments,
-                    row.gross.yuan_string(),
-                    row.refunded.yuan_string(),
-                    millifen_to_fen(row.fee_millifen).yuan_string(),
-                    row.net.yuan_string()
-                );
-                match row.state {
-                    DayState::Matched => format!("{day}: matched; {figures}"),
-                    DayState::NoBill => format!("{day}: no bill (no trade that day, none here)"),
-                    DayState::Pending => format!("{day}: not checked"),
-                    DayState::Differences => {
-                        let mut kinds: Vec<(DifferenceKind, usize)> = Vec::new();
-                        for d in differences {
-                            match kinds.iter_mut().find(|(k, _)| *k == d.difference.kind) {
-                                Some((_, n)) => *n += 1,
-                                None => kinds.push((d.difference.kind, 1)),
-                            }
-                        }
-                        let kinds: Vec<String> =
-                            kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
-                        let recovered = match recovered {
-                            0 => String::new(),
-                            n => format!(" ({n} payment(s) found only in the bill recorded now)"),
-                        };
-                        format!(
-                            "{day}: {} difference(s): {}{recovered}; {figures}",
-                            differences.len(),
-                            kinds.join(", ")
-                        )
-                    }
-                }
-            }
-        }
-    }
-
-    /// 0 when everything matches (or there was nothing to match), 3 when there
-    /// are differences, 1 when the day could not be checked.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DayOutcome::Pending(_) => 1,
-            DayOutcome::Checked { day, .. } => match day.state {
-                DayState::Matched | DayState::NoBill => 0,
-                DayState::Differences => 3,
-                DayState::Pending => 1,
-            },
-        }
-    }
 }
 
 /// How far back the poller catches up on days it could not check (the

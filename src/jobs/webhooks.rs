@@ -21,7 +21,7 @@ use crate::base::http::redact_url;
 use crate::config::{Language, Settings, WebhookFormat};
 use crate::store::outbox::{self, Attempt, Delivery, Event, EventKind};
 use crate::store::{Store, StoreError};
-use crate::values::clock::{Clock, Millis};
+use crate::values::clock::Clock;
 use crate::values::shop_time::shop_time;
 
 /// One request's deadline: a slow receiver costs this much, never more.
@@ -316,14 +316,10 @@ fn wecom_accepted(format: WebhookFormat, text: &str) -> bool {
         .is_none_or(|c| c == 0)
 }
 
-/// When a delivery's next attempt is, as the admin page shows it.
-pub fn shown(tz: &jiff::tz::TimeZone, at: Option<Millis>) -> String {
-    at.map(|a| shop_time(tz, a)).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::clock::Millis;
     use crate::values::money::Fen;
     use crate::values::order::OrderNo;
     use crate::values::trade::TransactionId;

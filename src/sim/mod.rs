@@ -1,4 +1,6 @@
-//! The simulated WeChat Pay v2 gateway and the customer's phone.
+//! The simulated WeChat Pay gateway (API v2 here, v3 in `v3/`) and the
+//! customer's phone. Built on the protocols (`wxpay`), never on the app's
+//! domain or settings; only `app` imports it.
 //!
 //! Served at the root of `scanpay sim`, or under `/sim/` inside `scanpay serve`.
 //! Its order book lives in memory (it is a stand-in) behind one mutex, so

@@ -87,7 +87,7 @@ pub fn record_day(
             row.net.get(),
             row.payments,
             row.refunds,
-            raw.map(|r| crate::wxpay::bill::gzip(r.as_bytes())),
+            raw.map(|r| crate::base::gzip::gzip(r.as_bytes())),
             row.last_error
         ],
     )?;

@@ -1,4 +1,8 @@
-//! SQLite: the schema and every query. Nothing else touches SQL.
+//! SQLite: the schema and every query. Nothing else touches SQL. One file per
+//! table (`orders`, `qrs`, `events`, `payments`, `refunds`, `bills`, `outbox`,
+//! `users`, `displays`), the cashier's day (`counter`), the read model
+//! (`reports`, `metrics`), backups, migrations, and the writer thread.
+//! Imported by `checkout` (and `jobs`/`app`); it imports only `values` and `base`.
 //!
 //! Blocking work stays off the async threads; the async world sees only
 //! `Store::write(|tx| …)` and `Store::read(|conn| …)`. Reads run on tokio's

@@ -1,4 +1,7 @@
 //! The HTTP layer: handlers extract, parse, call `checkout`, render or redirect.
+//! Errors become responses in `error`; every word is in `i18n/`. Only `app`
+//! imports it (and `sim`, for `render` and `origin`); it imports `checkout`,
+//! the read model of `store`, `config`, `values` and `base`.
 
 pub mod admin;
 pub mod assets;

@@ -353,15 +353,6 @@ fn summary(h: &Columns<'_>, f: &[&str]) -> Result<BillSummary, String> {
     })
 }
 
-/// A bill as kept (and as v3 serves it): gzip.
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    enc.finish().unwrap_or_default()
-}
-
 fn yuan_text(f: Fen) -> String {
     let v = f.get();
     let sign = if v < 0 { "-" } else { "" };

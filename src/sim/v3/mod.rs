@@ -217,7 +217,7 @@ fn tradebill(
     }
     let text = crate::wxpay::bill::render(&bill);
     let file = if gzip {
-        crate::wxpay::v3::bill::gzip(text.as_bytes())
+        crate::base::gzip::gzip(text.as_bytes())
     } else {
         text.clone().into_bytes()
     };

@@ -13,6 +13,7 @@ use crate::store::bills::{DayRow, DifferenceRow};
 use crate::values::books::{DayState, DifferenceKind};
 use crate::values::clock::Millis;
 use crate::values::money::Fen;
+use crate::values::money::millifen_to_fen;
 use crate::values::order::OrderNo;
 use crate::values::shop_time::shop_time;
 use crate::values::trade::{OutRefundNo, TransactionId};
@@ -21,7 +22,6 @@ use crate::web::error::WebError;
 use crate::web::i18n::Texts;
 use crate::web::render::html;
 use crate::web::{AppState, Layout};
-use crate::wxpay::bill::millifen_to_fen;
 
 /// About a year of days on one page.
 const DAYS_SHOWN: usize = 400;

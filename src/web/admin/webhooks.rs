@@ -6,9 +6,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::base::http::redact_url;
-use crate::jobs::webhooks::shown;
 use crate::store::outbox::DeliveryState;
 use crate::store::reports;
+use crate::values::clock::Millis;
 use crate::values::shop_time::shop_time;
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
@@ -108,4 +108,9 @@ pub async fn webhooks(
         rows,
     };
     Ok(html(StatusCode::OK, &page))
+}
+
+/// When a delivery's next attempt is, as the admin page shows it.
+fn shown(tz: &jiff::tz::TimeZone, at: Option<Millis>) -> String {
+    at.map(|a| shop_time(tz, a)).unwrap_or_default()
 }

@@ -2,9 +2,9 @@
 //! requests and results, and a thin client that believes nothing unsigned.
 //!
 //! This layer knows no web framework, no database and no domain; it depends on
-//! nothing of ours but the leaf modules `money`, `trade` and `cause` (errors
-//! keep their causes) and the shared outbound `http_client`. The checkout reaches it only through the adapter in
-//! `crate::gateway::wxpay_v2`.
+//! nothing of ours but `values` and `base` (errors keep their causes; the
+//! shared outbound HTTP). The checkout reaches it only through the adapter in
+//! `crate::gateway::v2`.
 
 pub mod api;
 pub mod client;

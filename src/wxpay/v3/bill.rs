@@ -44,8 +44,6 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
     hex::encode(Sha1::digest(bytes))
 }
 
-pub use crate::wxpay::bill::gzip;
-
 /// Unpacks a downloaded bill and checks it against its signed answer.
 pub fn open_file(bytes: &[u8], answer: &TradeBill) -> Result<String, BillFileError> {
     if !answer.hash_type.eq_ignore_ascii_case("SHA1") {
@@ -81,6 +79,7 @@ pub fn download_path<'a>(download_url: &'a str, base_url: &str) -> Result<&'a st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::gzip::gzip;
 
     fn answer_for(text: &str) -> TradeBill {
         TradeBill {

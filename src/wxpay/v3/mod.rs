@@ -4,10 +4,10 @@
 //! public key (`PUB_KEY_ID_…`) or a platform certificate — within five minutes
 //! (`verify`), and resources decrypted with the APIv3 key (`aead`).
 //!
-//! Like `wxpay/`: no web framework, no database, no domain; it depends on
-//! nothing of ours but the leaf `cause` (errors keep their causes) and the
-//! shared outbound `http_client` (used by `client`, the only part that touches
-//! the network).
+//! Like `wxpay/v2`: no web framework, no database, no domain; it depends on
+//! nothing of ours but `values` and `base` (errors keep their causes; the
+//! shared outbound HTTP, used by `client`, the only part that touches the
+//! network). The checkout reaches it only through `crate::gateway::v3`.
 
 pub mod aead;
 pub mod api;

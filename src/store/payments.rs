@@ -126,6 +126,14 @@ pub fn flag_anomaly(tx: &Transaction<'_>, order_id: OrderId) -> Result<(), Store
     Ok(())
 }
 
+/// What one payment was.
+pub fn payment_amount(conn: &Connection, id: PaymentId) -> Result<Fen, StoreError> {
+    let fen: i64 = conn
+        .prepare_cached("SELECT amount_fen FROM payments WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(Fen::new(fen))
+}
+
 pub fn payments_of(conn: &Connection, order_id: OrderId) -> Result<Vec<PaymentRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {PAYMENT_COLS} FROM payments WHERE order_id = ?1 ORDER BY id"

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{NOT_ENOUGH_MESSAGE, QUERY_SCHEDULE, apply_in, believable};
+use super::{NOT_ENOUGH_MESSAGE, Overrule, QUERY_SCHEDULE, apply_in, believable};
 use crate::checkout::gateway::{GatewayError, RefundRequest, RefundStatus, Refusal};
 use crate::checkout::{Checkout, CheckoutError};
 use crate::store::orders;
@@ -46,6 +46,23 @@ impl Checkout {
                     _ => e.to_string(),
                 };
                 tracing::warn!(error.message = %why, "refund refused");
+                // A refusal of this copy is no proof that nothing moved: an
+                // earlier copy (its answer lost, or sent before a crash) may
+                // have been carried out. Only the gateway's "no such refund"
+                // lets it fail.
+                match self.gateway().query_refund(&r.out_refund_no).await {
+                    Ok(status) => {
+                        tracing::warn!(
+                            "the refused refund is known to the gateway: its word is applied"
+                        );
+                        return self.apply_refund_status(job, status, "query").await;
+                    }
+                    Err(q) if q.refusal() == Some(Refusal::NoSuchRefund) => {}
+                    Err(q) => {
+                        tracing::warn!(error.message = %q, error.cause_chain = %crate::base::cause::chain(&q), "refund refused and the gateway could not be asked; it will be sent again");
+                        return self.reschedule_refund(job, &e).await;
+                    }
+                }
                 let (id, order_id, now) = (r.id, r.order_id, self.now());
                 let no = r.out_refund_no.clone();
                 self.store()
@@ -139,7 +156,7 @@ impl Checkout {
                 refunds::count_attempt(tx, r.id, now)?;
                 // The queries count from acceptance: 1 min, then backing off.
                 let asked = if source == "accepted" { 0 } else { r.attempts };
-                apply_in(tx, &r, &status, source, now, asked)
+                apply_in(tx, &r, &status, source, now, asked, Overrule::Failed)
             })
             .await?;
         if let Some(token) = token {

@@ -162,6 +162,25 @@ fn believable(r: &RefundRow, facts: &RefundFacts) -> Result<(), String> {
     }
 }
 
+/// Which of our own final states the gateway's word overrules when it says
+/// money moved: a `failed` refund (a refusal of one copy is no proof that an
+/// earlier copy did not land), and for the bill, the gateway's settled record,
+/// also a `closed` one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Overrule {
+    Failed,
+    FailedOrClosed,
+}
+
+impl Overrule {
+    fn covers(self, s: RefundState) -> bool {
+        match self {
+            Overrule::Failed => s == RefundState::Failed,
+            Overrule::FailedOrClosed => matches!(s, RefundState::Failed | RefundState::Closed),
+        }
+    }
+}
+
 /// Applies a refund status in `tx`; the order's token when it changed (its pages hear of it).
 fn apply_in(
     tx: &rusqlite::Transaction<'_>,
@@ -170,22 +189,56 @@ fn apply_in(
     source: &str,
     now: Millis,
     asked: i64,
+    overrule: Overrule,
 ) -> Result<Option<crate::values::order::OrderToken>, StoreError> {
     let state = status.state();
     let facts = status.facts();
     let next = Checkout::next_refund_query(state, asked, now);
-    let changed = refunds::apply_outcome(
-        tx,
-        r.id,
-        state,
-        facts.refund_id.as_deref(),
-        facts.account.as_deref(),
-        facts.succeeded_at,
-        next,
-        now,
-    )?;
+    let (refund_id, account) = (facts.refund_id.as_deref(), facts.account.as_deref());
+    // `r.state` is the row as read; each statement moves it only from the
+    // state it names, so a stale read changes nothing.
+    let corrected = overrule.covers(r.state)
+        && refunds::correct_outcome(
+            tx,
+            r.id,
+            r.state,
+            state,
+            refund_id,
+            account,
+            facts.succeeded_at,
+            next,
+            now,
+        )?;
+    let changed = corrected
+        || refunds::apply_outcome(
+            tx,
+            r.id,
+            state,
+            refund_id,
+            account,
+            facts.succeeded_at,
+            next,
+            now,
+        )?;
     if !changed {
         return Ok(None);
+    }
+    if corrected {
+        let held = refunds::reserved(tx, r.payment_id, None)?;
+        let paid = payments::payment_amount(tx, r.payment_id)?;
+        let mut detail = format!(
+            "{}: booked as {}, but the gateway says {state} ({source}); its {} counts as refunded again",
+            r.out_refund_no, r.state, r.amount
+        );
+        if held.sum > paid {
+            // Another refund took what this one freed; the gateway, which
+            // refunds no more than was paid, will refuse or close it.
+            detail.push_str(&format!(
+                "; {} is now held against a payment of {paid}",
+                held.sum
+            ));
+        }
+        orders::add_event(tx, r.order_id, now, "refund_corrected", &detail)?;
     }
     let kind = match state {
         RefundState::Succeeded => "refund_succeeded",
@@ -205,6 +258,35 @@ fn apply_in(
         outbox::enqueue(tx, &event)?;
     }
     Ok(Some(order.token))
+}
+
+/// The day's bill lists refund `r` as carried out (`refund_id` is the
+/// bill's): ours is made to agree in `tx`, whatever we had booked, for the
+/// bill is the gateway's settled record. It falls on the bill's day
+/// (`succeeded_at`, unless the gateway gave us its time before). The order's
+/// token when it changed.
+pub(in crate::checkout) fn take_billed_refund(
+    tx: &rusqlite::Transaction<'_>,
+    r: &RefundRow,
+    refund_id: &str,
+    succeeded_at: Millis,
+    now: Millis,
+) -> Result<Option<crate::values::order::OrderToken>, StoreError> {
+    let status = RefundStatus::Succeeded(RefundFacts {
+        refund_id: Some(refund_id.to_string()),
+        account: None,
+        amount: Some(r.amount),
+        succeeded_at: Some(succeeded_at),
+    });
+    apply_in(
+        tx,
+        r,
+        &status,
+        "bill",
+        now,
+        r.attempts,
+        Overrule::FailedOrClosed,
+    )
 }
 
 /// What an order's page says of its refunds.
@@ -318,7 +400,17 @@ mod tests {
                         let Some(no) = numbers.get(k).cloned() else { continue };
                         store.write_blocking(move |tx| {
                             let r = refunds::refund_by_no(tx, &no)?.unwrap();
-                            apply_in(tx, &r, &status(state, r.amount), "test", now, r.attempts)?;
+                            let answer = status(state, r.amount);
+                            // The gateway refunds no more than was paid: it says
+                            // money moved for a refund we booked as refused only
+                            // if that money was still there for it.
+                            if r.state == RefundState::Failed
+                                && answer.state().reserves()
+                                && refunds::reserved(tx, r.payment_id, Some(r.id))?.sum.get() + r.amount.get() > PAID
+                            {
+                                return Ok(());
+                            }
+                            apply_in(tx, &r, &answer, "test", now, r.attempts, Overrule::Failed)?;
                             Ok(())
                         }).unwrap();
                     }
@@ -368,6 +460,61 @@ mod tests {
                 prop_assert_eq!(applied, succeeded_rows, "each success applied once");
             }
         }
+    }
+
+    #[test]
+    fn the_gateways_success_overrules_our_refused_once() {
+        let (_dir, store) = crate::store::fixtures::store();
+        let order_no = store
+            .write_blocking(|tx| {
+                Ok(crate::store::fixtures::sale(
+                    tx,
+                    crate::store::fixtures::Sale {
+                        amount: PAID,
+                        ..Default::default()
+                    },
+                )
+                .1)
+            })
+            .unwrap();
+        let now = Millis(crate::store::fixtures::ms("2024-06-02T00:00:00Z"));
+        let no = OutRefundNo::random();
+        let input = RefundInput {
+            order_no,
+            amount: Fen::new(PAID),
+            reason: String::new(),
+            transaction_id: None,
+            out_refund_no: Some(no.clone()),
+            user_id: None,
+            username: "admin".into(),
+        };
+        let (states, corrected, held) = store
+            .write_blocking(move |tx| {
+                let (r, _) = record(tx, &input, &no, now)?.unwrap();
+                refunds::set_failed(tx, r.id, NOT_ENOUGH_MESSAGE, now)?;
+                let mut states = Vec::new();
+                for _ in 0..2 {
+                    let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                    let ok = status(1, r.amount);
+                    apply_in(tx, &r, &ok, "notification", now, 0, Overrule::Failed)?;
+                    states.push(refunds::refund_by_no(tx, &no)?.unwrap().state);
+                }
+                let corrected: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM events WHERE kind = 'refund_corrected'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                Ok((
+                    states,
+                    corrected,
+                    refunds::reserved(tx, r.payment_id, None)?.sum,
+                ))
+            })
+            .unwrap();
+        assert_eq!(states, [RefundState::Succeeded, RefundState::Succeeded]);
+        assert_eq!(corrected, 1, "corrected once, with its event");
+        assert_eq!(held, Fen::new(PAID), "its amount is reserved again");
     }
 
     #[test]

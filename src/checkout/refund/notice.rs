@@ -1,6 +1,6 @@
 //! The gateway's refund notifications.
 
-use super::{apply_in, believable};
+use super::{Overrule, apply_in, believable};
 use crate::checkout::Checkout;
 use crate::checkout::gateway::{Ack, Notice};
 use crate::store::payments::{self, NotificationRow};
@@ -42,7 +42,15 @@ impl Checkout {
                     return Ok((Ack::Refused("the refund does not match ours"), None));
                 }
                 let before = r.state;
-                let token = apply_in(tx, &r, &status, "notification", now, r.attempts)?;
+                let token = apply_in(
+                    tx,
+                    &r,
+                    &status,
+                    "notification",
+                    now,
+                    r.attempts,
+                    Overrule::Failed,
+                )?;
                 log.outcome = if token.is_some() {
                     format!("refund {out_refund_no}: {} → {}", before, status.state())
                 } else {

@@ -1,10 +1,11 @@
 //! Issue 19, books that never lie: a refund the gateway carried out is never
-//! booked as refused.
+//! booked as refused, and a double payment reads the same on the order page,
+//! the admin, the CSV, the status JSON and the reconciliation.
 
 use std::time::Duration;
 
 use crate::helpers::*;
-use crate::reconcile::beijing_today;
+use crate::reconcile::{beijing_today, reconcile};
 use crate::refunds::{post_refund, refund, state_of, wait_refund};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -239,4 +240,132 @@ async fn a_resend_of_an_accepted_refund_is_answered_with_it_whatever_the_faults(
         "processing",
         "answered with the refund it accepted"
     );
+}
+
+both!(a_double_payment_reads_the_same_everywhere);
+
+/// A ¥1.00 order paid twice took ¥2.00: the order page, the admin's totals,
+/// rows and chart, the CSV, `/status` and the reconciliation all say so, and
+/// each refund is held against what was paid.
+async fn a_double_payment_reads_the_same_everywhere(api: Api) {
+    // The gateway refuses to close young orders, so the superseded QR stays payable.
+    let app = spawn_app_on_manual_clock(move |s| {
+        s.wxpay.api = api;
+        s.sim.min_close_age_secs = 300;
+    })
+    .await;
+    app.login_as("admin", "admin").await;
+    let token = app.create_order("1.00", "twice").await;
+    let old_url = app.scan_qr(&token).await;
+    app.advance(Duration::from_secs(300)).await;
+    let new_url = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&old_url).await, 200);
+    assert_eq!(app.pay(&new_url).await, 200);
+    let s = app
+        .wait_for(&token, "double_paid", WAIT, |s| s["double_paid"] == true)
+        .await;
+    let order_no = s["order_no"].as_str().unwrap().to_string();
+    assert_eq!(
+        (s["amount_fen"].clone(), s["paid_fen"].clone()),
+        (100.into(), 200.into()),
+        "{s}"
+    );
+    let totals = |gross: &str, refunded: &str, net: &str| {
+        let app = &app;
+        let want = [
+            format!(r#"<strong id="filter-gross">{gross}</strong>"#),
+            format!(r#"<strong id="filter-refunded">{refunded}</strong>"#),
+            format!(r#"<strong id="filter-net">{net}</strong>"#),
+            format!(r#"<td class="num">1</td><td class="num">{gross}</td>"#),
+        ];
+        async move {
+            let admin = app.page(&app.http, app.url("/admin")).await;
+            for w in &want {
+                assert!(admin.contains(w.as_str()), "{w}: {admin}");
+            }
+        }
+    };
+    let csv_row = || {
+        let app = &app;
+        let order_no = order_no.clone();
+        async move {
+            let csv = app.page(&app.http, app.url("/admin/orders.csv")).await;
+            let row = csv
+                .lines()
+                .find(|l| l.starts_with(&order_no))
+                .unwrap()
+                .to_string();
+            let cells: Vec<String> = row.split(',').map(str::to_string).collect();
+            (cells[2].clone(), cells[9].clone())
+        }
+    };
+    totals("¥2.00", "¥0.00", "¥2.00").await;
+    assert_eq!(csv_row().await, ("2.00".into(), "0.00".into()));
+
+    // Only the second payment back: partly refunded, and its button is gone.
+    let page = app
+        .page(&app.http, app.url(&format!("/admin/orders/{order_no}")))
+        .await;
+    let form = &page[page.find(r#"id="refund-second""#).unwrap()..];
+    let second_tx = hidden_value(form, "transaction_id").unwrap();
+    let csrf = app.csrf().await;
+    let fields = [
+        ("amount", "1.00"),
+        ("transaction_id", second_tx.as_str()),
+        ("reason", "重复付款退款"),
+    ];
+    let confirm = post_refund(&app, &app.http, &csrf, &order_no, &fields).await;
+    assert_eq!(confirm.status(), 200);
+    let no = hidden_value(&confirm.text().await.unwrap(), "out_refund_no").unwrap();
+    let mut confirmed = fields.to_vec();
+    confirmed.extend([("out_refund_no", no.as_str()), ("confirm", "1")]);
+    let done = post_refund(&app, &app.http, &csrf, &order_no, &confirmed).await;
+    assert_eq!(done.status(), 303);
+    wait_refund(&app, &no, "succeeded").await;
+    let s = app.status(&token).await;
+    assert_eq!(
+        (s["refunded_fen"].clone(), s["paid_fen"].clone()),
+        (100.into(), 200.into()),
+        "{s}"
+    );
+    let customer = app
+        .page(&app.anonymous(), app.url(&format!("/o/{token}")))
+        .await;
+    assert!(
+        customer.contains(r#"id="refunded">部分退款<"#),
+        "half of what was paid went back: {customer}"
+    );
+    let page = app
+        .page(&app.http, app.url(&format!("/admin/orders/{order_no}")))
+        .await;
+    assert!(
+        !page.contains(r#"id="refund-second""#),
+        "nothing is left of the second payment: {page}"
+    );
+    assert!(page.contains("部分退款"), "{page}");
+
+    // Then the first: everything paid went back.
+    let first = refund(&app, &order_no, "1.00", "").await;
+    wait_refund(&app, &first, "succeeded").await;
+    let s = app.status(&token).await;
+    assert_eq!(
+        (s["refunded_fen"].clone(), s["paid_fen"].clone()),
+        (200.into(), 200.into()),
+        "{s}"
+    );
+    let customer = app
+        .page(&app.anonymous(), app.url(&format!("/o/{token}")))
+        .await;
+    assert!(customer.contains(r#"id="refunded">已退款<"#), "{customer}");
+    totals("¥2.00", "¥2.00", "¥0.00").await;
+    assert_eq!(csv_row().await, ("2.00".into(), "2.00".into()));
+
+    let (code, line) = reconcile(&app, api, &beijing_today()).await;
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.contains("2 payments 2.00 yuan, refunds 2.00 yuan"),
+        "{line}"
+    );
+    let days = app.page(&app.http, app.url("/admin/reconciliation")).await;
+    assert!(days.contains(r#"<td class="num">¥2.00</td>"#), "{days}");
 }

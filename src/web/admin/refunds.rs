@@ -130,7 +130,7 @@ pub fn refund_texts(t: &Texts) -> &'static RefundTexts {
 /// 已退款 / 部分退款 for an order page, or empty.
 pub fn refunded_text(t: &Texts, v: &OrderView) -> &'static str {
     let r = refund_texts(t);
-    match refunded_label(v.order.state, v.order.amount, v.refunded) {
+    match refunded_label(v.order.state, v.paid, v.refunded) {
         RefundedLabel::None => "",
         RefundedLabel::Partly => r.refunded_partly,
         RefundedLabel::Fully => r.refunded_fully,

@@ -369,3 +369,56 @@ async fn a_double_payment_reads_the_same_everywhere(api: Api) {
     let days = app.page(&app.http, app.url("/admin/reconciliation")).await;
     assert!(days.contains(r#"<td class="num">¥2.00</td>"#), "{days}");
 }
+
+both!(refund_refusals_read_in_chinese_on_a_chinese_page);
+
+async fn refund_refusals_read_in_chinese_on_a_chinese_page(api: Api) {
+    let app = crate::refunds::admin_app_on(api).await;
+    let (order_no, _) = crate::refunds::paid_order(&app, "4.00").await;
+    let csrf = app.csrf().await;
+    let no = scanpay::values::trade::OutRefundNo::random().to_string();
+    let form = |amount: &'static str| {
+        [
+            ("amount", amount),
+            ("out_refund_no", no.as_str()),
+            ("confirm", "1"),
+        ]
+    };
+    let made = post_refund(&app, &app.http, &csrf, &order_no, &form("1.00")).await;
+    assert_eq!(made.status(), 303);
+    wait_refund(&app, &no, "succeeded").await;
+
+    // The same number for another amount is not that refund.
+    let other = post_refund(&app, &app.http, &csrf, &order_no, &form("2.00")).await;
+    assert_eq!(other.status(), 422);
+    let page = other.text().await.unwrap();
+    assert!(
+        page.contains("没有这笔退款") && !page.contains("No such refund"),
+        "{page}"
+    );
+    // A refund that was not refused cannot be retried.
+    let retry = app
+        .http
+        .post(app.url(&format!("/admin/orders/{order_no}/refunds/{no}/retry")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 400);
+    let page = retry.text().await.unwrap();
+    assert!(
+        page.contains("不能重试") && !page.contains("cannot be retried"),
+        "{page}"
+    );
+    // A refusal for want of balance is explained in Chinese.
+    app.set_faults("refund_notenough_rate=1").await;
+    let poor = refund(&app, &order_no, "1.00", "").await;
+    assert_eq!(state_of(&app, &poor), "failed");
+    let page = app
+        .page(&app.http, app.url(&format!("/admin/orders/{order_no}")))
+        .await;
+    assert!(
+        page.contains(">商户账户余额不足，请充值后重试 (支付网关应答 "),
+        "{page}"
+    );
+}

@@ -92,7 +92,7 @@ pub async fn order(
             refunds: d
                 .refunds
                 .iter()
-                .map(|r| RefundLine::new(r, &state.tz))
+                .map(|r| RefundLine::new(r, &state.tz, state.t))
                 .collect(),
             second_payment,
             refunded: label,

@@ -216,11 +216,13 @@ impl Checkout {
                     .map(|id| qrs::qr_by_id(c, id))
                     .transpose()?;
                 let refunded = crate::store::refunds::refunded_of_order(c, order.id)?;
+                let paid = crate::store::payments::paid_of_order(c, order.id)?;
                 Ok(DisplayView::Order(Box::new(OrderView {
                     order,
                     qr,
                     now,
                     refunded,
+                    paid,
                 })))
             })
             .await?)

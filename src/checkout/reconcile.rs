@@ -15,10 +15,12 @@ use super::Checkout;
 use super::CheckoutError;
 use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{BillFetch, GatewayError, PaymentFacts};
+use super::refund::take_billed_refund;
 use crate::store::StoreError;
 use crate::store::bills::{self, DayRow, DifferenceRow};
 use crate::store::orders;
 use crate::store::outbox::{self, Event};
+use crate::store::refunds;
 use crate::values::books::{
     BilledPayment, BilledRefund, DayBill, DayState, Difference, DifferenceKind, OurPayment,
     OurRefund,
@@ -112,6 +114,13 @@ fn payment_day(paid_at: Option<Millis>, recorded: Millis) -> Date {
         .date()
 }
 
+/// The first moment of a Beijing day.
+fn day_start(day: Date) -> Result<Millis, CheckoutError> {
+    day.to_zoned(beijing())
+        .map(|z| Millis(z.timestamp().as_millisecond()))
+        .map_err(|e| CheckoutError::BadDay(format!("{day}: {e}")))
+}
+
 /// What one reconciliation run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DayOutcome {
@@ -203,14 +212,15 @@ impl Checkout {
         let no_bill = bill.is_none();
         let bill = bill.unwrap_or_default();
         let found = compare(&ours, &refunds, &bill);
-        let state = match (found.is_empty(), no_bill) {
-            (false, _) => DayState::Differences,
-            (true, true) => DayState::NoBill,
-            (true, false) => DayState::Matched,
-        };
-        let row = DayRow {
+        let day_start = day_start(day)?;
+        let billed_refund_ids: HashMap<OutRefundNo, String> = bill
+            .refunds
+            .iter()
+            .map(|r| (r.out_refund_no.clone(), r.refund_id.clone()))
+            .collect();
+        let mut row = DayRow {
             day,
-            state,
+            state: DayState::Pending,
             checked_at: now,
             gross: bill.gross(),
             refunded: bill.refunded(),
@@ -220,13 +230,30 @@ impl Checkout {
             refunds: i64::try_from(bill.refunds.len()).unwrap_or(i64::MAX),
             last_error: None,
         };
-        let record = row.clone();
-        let (differences, changed) = self
+        let mut record = row.clone();
+        let (differences, changed, recovered, state) = self
             .store()
             .write(move |tx| {
                 let mut rows = Vec::with_capacity(found.len());
                 let mut changed = Vec::new();
+                let mut recovered = 0;
                 for d in found {
+                    // A refund of ours the bill lists, though our books of
+                    // the day lack it (booked as refused, closed, not yet
+                    // known to have succeeded): not another system's, but
+                    // ours to correct.
+                    if let (DifferenceKind::RefundMissingHere, Some(no), Some(theirs)) =
+                        (d.kind, &d.out_refund_no, d.theirs)
+                        && let Some(r) = refunds::refund_by_no(tx, no)?
+                        && r.amount == theirs
+                    {
+                        let refund_id = billed_refund_ids.get(no).map_or("", String::as_str);
+                        if let Some(token) = take_billed_refund(tx, &r, refund_id, day_start, now)?
+                        {
+                            changed.push(token);
+                        }
+                        continue;
+                    }
                     let qr = qrs::qr_by_out_trade_no(tx, &d.out_trade_no)?;
                     if let (Some(_), DifferenceKind::MissingHere, Some(amount), Some(txid)) =
                         (&qr, d.kind, d.theirs, &d.transaction_id)
@@ -242,6 +269,7 @@ impl Checkout {
                             source: PaymentSource::Bill,
                         };
                         if let ApplyOutcome::Applied { token, .. } = apply_payment(tx, &ev, now)? {
+                            recovered += 1;
                             changed.push(token);
                         }
                     }
@@ -268,17 +296,23 @@ impl Checkout {
                         difference: d,
                     });
                 }
+                record.state = match (rows.is_empty(), no_bill) {
+                    (false, _) => DayState::Differences,
+                    (true, true) => DayState::NoBill,
+                    (true, false) => DayState::Matched,
+                };
                 bills::record_day(tx, &record, raw.as_deref(), &rows)?;
-                Ok((rows, changed))
+                Ok((rows, changed, recovered, record.state))
             })
             .await?;
+        row.state = state;
         for token in &changed {
             self.publish(token);
         }
         Ok(DayOutcome::Checked {
             day: row,
             differences,
-            recovered: changed.len(),
+            recovered,
         })
     }
 
@@ -308,10 +342,7 @@ impl Checkout {
         &self,
         day: Date,
     ) -> Result<(Vec<OurPayment>, Vec<OurRefund>), CheckoutError> {
-        let start = day
-            .to_zoned(beijing())
-            .map(|z| Millis(z.timestamp().as_millisecond()))
-            .map_err(|e| CheckoutError::BadDay(format!("{day}: {e}")))?;
+        let start = day_start(day)?;
         // A payment is recorded after the gateway took it, at worst much later
         // (a poll after an outage, a restart): a wide margin, then the exact day.
         let from = start.minus(Duration::from_secs(24 * 3600));

@@ -18,6 +18,9 @@ pub struct OrderView {
     pub qr: Option<QrRow>,
     /// What went back to the customer (succeeded refunds).
     pub refunded: crate::values::money::Fen,
+    /// What the customer paid: every payment of the order (twice the amount
+    /// when paid twice), what `refunded` is held against.
+    pub paid: crate::values::money::Fen,
     /// The domain's time when it was read (countdowns are counted from it).
     pub now: Millis,
 }
@@ -73,10 +76,12 @@ impl Checkout {
                     .map(|id| qrs::qr_by_id(c, id))
                     .transpose()?;
                 let refunded = crate::store::refunds::refunded_of_order(c, order.id)?;
+                let paid = crate::store::payments::paid_of_order(c, order.id)?;
                 Ok(Some(OrderView {
                     order,
                     qr,
                     refunded,
+                    paid,
                     now,
                 }))
             })

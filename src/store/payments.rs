@@ -126,6 +126,23 @@ pub fn flag_anomaly(tx: &Transaction<'_>, order_id: OrderId) -> Result<(), Store
     Ok(())
 }
 
+/// What an order's payments add up to (a double payment counts twice: the
+/// money was taken twice).
+pub fn paid_of_order(conn: &Connection, order_id: OrderId) -> Result<Fen, StoreError> {
+    let fen: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(amount_fen), 0) FROM payments WHERE order_id = ?1")?
+        .query_row([order_id], |r| r.get(0))?;
+    Ok(Fen::new(fen))
+}
+
+/// What one payment was.
+pub fn payment_amount(conn: &Connection, id: PaymentId) -> Result<Fen, StoreError> {
+    let fen: i64 = conn
+        .prepare_cached("SELECT amount_fen FROM payments WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok(Fen::new(fen))
+}
+
 pub fn payments_of(conn: &Connection, order_id: OrderId) -> Result<Vec<PaymentRow>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {PAYMENT_COLS} FROM payments WHERE order_id = ?1 ORDER BY id"

@@ -263,6 +263,49 @@ pub fn apply_outcome(
     Ok(changed == 1)
 }
 
+/// The gateway says money moved (or is moving) for a refund we had closed
+/// for good, `from` (`failed`: a refused resend; `closed`, by the bill): its
+/// state is the gateway's, and by that state it reserves its amount again.
+/// Only from `from`, so it is applied at most once. Returns whether it changed.
+#[allow(clippy::too_many_arguments)]
+pub fn correct_outcome(
+    tx: &Transaction<'_>,
+    id: RefundId,
+    from: RefundState,
+    state: RefundState,
+    refund_id: Option<&str>,
+    account: Option<&str>,
+    gateway_succeeded_at: Option<Millis>,
+    next_query_at: Option<Millis>,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    if from.is_open() || !state.reserves() {
+        // Open rows move by `apply_outcome`; a word that nothing moved corrects nothing.
+        return Ok(false);
+    }
+    let finished = (state == RefundState::Succeeded).then_some(now);
+    let changed = tx
+        .prepare_cached(
+            "UPDATE refunds SET state = ?3, refund_id = COALESCE(?4, refund_id),
+                    account = COALESCE(?5, account), next_query_at = ?6, finished_at = ?7,
+                    updated_at = ?8, errors = 0, last_error = NULL,
+                    gateway_succeeded_at = COALESCE(?9, gateway_succeeded_at)
+             WHERE id = ?1 AND state = ?2",
+        )?
+        .execute(params![
+            id,
+            from,
+            state,
+            refund_id,
+            account,
+            next_query_at,
+            finished,
+            now,
+            gateway_succeeded_at
+        ])?;
+    Ok(changed == 1)
+}
+
 /// A request or query that gave no answer: try again at `next`.
 pub fn schedule(
     tx: &Transaction<'_>,

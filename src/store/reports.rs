@@ -77,6 +77,15 @@ impl Filter {
     }
 }
 
+/// What an order `o` took: the sum of its payments (a double payment counts
+/// twice, as the money came twice and each payment is refunded on its own),
+/// its amount for a paid order without payment rows (none is written so now).
+macro_rules! paid_sql {
+    () => {
+        "COALESCE((SELECT SUM(pp.amount_fen) FROM payments pp WHERE pp.order_id = o.id), o.amount_fen)"
+    };
+}
+
 /// The `WHERE` clause every report shares; `o` is the orders table.
 /// `orders_paid_at` (partial on `state = 'paid'`) serves the time range.
 pub(crate) const FILTER_SQL: &str = "o.state = 'paid' AND o.paid_at >= :from AND o.paid_at < :to
@@ -121,11 +130,16 @@ pub struct PaidOrder {
     pub double_paid: bool,
     /// What went back (succeeded refunds).
     pub refunded: Fen,
+    /// What was taken: every payment (twice `amount` when paid twice).
+    pub paid: Fen,
 }
 
-const PAID_COLS: &str = "o.id, o.order_no, o.amount_fen, o.description, o.paid_at, u.username, \
+const PAID_COLS: &str = concat!(
+    "o.id, o.order_no, o.amount_fen, o.description, o.paid_at, u.username, \
      q.out_trade_no, o.transaction_id, o.late, o.double_paid, \
-     (SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf WHERE rf.order_id = o.id AND rf.state = 'succeeded')";
+     (SELECT COALESCE(SUM(rf.amount_fen), 0) FROM refunds rf WHERE rf.order_id = o.id AND rf.state = 'succeeded'), ",
+    paid_sql!()
+);
 
 const PAID_FROM: &str = "FROM orders o LEFT JOIN users u ON u.id = o.cashier_id \
      LEFT JOIN qrs q ON q.id = o.paid_qr_id";
@@ -143,6 +157,7 @@ fn paid_order(r: &Row<'_>) -> rusqlite::Result<PaidOrder> {
         late: r.get(8)?,
         double_paid: r.get(9)?,
         refunded: Fen::new(r.get(10)?),
+        paid: Fen::new(r.get(11)?),
     })
 }
 
@@ -221,7 +236,7 @@ pub fn each_paid_order(
     Ok(if seen == limit { last } else { None })
 }
 
-/// How many paid orders and how much money.
+/// How many paid orders and how much money they took (gross: every payment).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     pub count: i64,
@@ -231,7 +246,8 @@ pub struct Totals {
 pub fn totals(conn: &Connection, filter: &Filter) -> Result<Totals, StoreError> {
     let pattern = filter.pattern();
     let mut st = conn.prepare_cached(&format!(
-        "SELECT COUNT(*), COALESCE(SUM(o.amount_fen), 0) FROM orders o WHERE {FILTER_SQL}"
+        "SELECT COUNT(*), COALESCE(SUM({}), 0) FROM orders o WHERE {FILTER_SQL}",
+        paid_sql!()
     ))?;
     let p = params(filter, &pattern, &[]);
     Ok(st.query_row(p.as_slice(), |r| {
@@ -293,9 +309,10 @@ pub fn revenue(
     };
     let pattern = filter.pattern();
     let mut st = conn.prepare_cached(&format!(
-        "SELECT o.paid_at, o.amount_fen FROM orders o WHERE {FILTER_SQL}
+        "SELECT o.paid_at, {} FROM orders o WHERE {FILTER_SQL}
            AND o.paid_at >= :start AND o.paid_at < :end
-         ORDER BY o.paid_at"
+         ORDER BY o.paid_at",
+        paid_sql!()
     ))?;
     let p = params(filter, &pattern, &[(":start", &start), (":end", &end)]);
     let mut rows = st.query(p.as_slice())?;
@@ -791,11 +808,13 @@ mod tests {
                 )
             })
             .unwrap();
+        // Gross is what was taken: the double-paid order's second payment
+        // counts too (issue 19).
         assert_eq!(
             t,
             Totals {
                 count: 2,
-                sum: Fen::new(1750)
+                sum: Fen::new(2250)
             }
         );
         assert_eq!(

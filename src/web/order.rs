@@ -33,6 +33,9 @@ pub struct Status {
     pub double_paid: bool,
     /// What went back to the customer, in fen (succeeded refunds).
     pub refunded_fen: i64,
+    /// What the customer paid, in fen: every payment (a double payment
+    /// counts twice), what `refunded_fen` is held against.
+    pub paid_fen: i64,
 }
 
 /// Who reads an order. Staff see the gateway's diagnostics, which only they can
@@ -81,6 +84,7 @@ impl OrderView {
             late: o.late,
             double_paid: o.double_paid,
             refunded_fen: v.refunded.get(),
+            paid_fen: v.paid.get(),
         }
     }
 }

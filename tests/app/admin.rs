@@ -416,13 +416,14 @@ async fn late_and_double_payments_stand_out() {
     );
     assert!(page.contains("class=\"flag late\""));
     assert!(page.contains("class=\"flag double\""));
-    assert_eq!(selected(&page), ("2".into(), "¥6.00".into()));
+    // Gross is what was taken: the order paid twice counts twice (issue 19).
+    assert_eq!(selected(&page), ("2".into(), "¥11.00".into()));
     let flagged = get(&app.http, app.url("/admin?flagged=1"))
         .await
         .text()
         .await
         .unwrap();
-    assert_eq!(selected(&flagged), ("1".into(), "¥5.00".into()));
+    assert_eq!(selected(&flagged), ("1".into(), "¥10.00".into()));
 
     let csv = get(&app.http, app.url("/admin/orders.csv?flagged=1"))
         .await

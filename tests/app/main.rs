@@ -43,6 +43,7 @@ mod protocol;
 mod proxy;
 mod reconcile;
 mod refresh;
+mod refund_books;
 mod refunds;
 mod security_headers;
 mod sign_in;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::helpers::*;
 
 /// Today in Beijing: the simulator's bill serves the current day.
-fn beijing_today() -> String {
+pub(crate) fn beijing_today() -> String {
     jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
         .date()
@@ -27,7 +27,7 @@ fn api_env(api: Api) -> &'static [(&'static str, &'static str)] {
 }
 
 /// `scanpay reconcile --date DAY` against the running app: (exit code, stdout).
-async fn reconcile(app: &TestApp, api: Api, day: &str) -> (i32, String) {
+pub(crate) async fn reconcile(app: &TestApp, api: Api, day: &str) -> (i32, String) {
     let (dir, listen, day) = (
         app.data_dir.path().to_path_buf(),
         listen_of(app),

@@ -104,7 +104,7 @@ async fn late_refund_notification(
 }
 
 /// `POST /admin/orders/{order_no}/refunds` with `fields` (and the session's CSRF token).
-async fn post_refund(
+pub(crate) async fn post_refund(
     app: &TestApp,
     client: &reqwest::Client,
     csrf: &str,
@@ -158,7 +158,7 @@ pub(crate) async fn refund(app: &TestApp, order_no: &str, amount: &str, reason: 
     no
 }
 
-fn state_of(app: &TestApp, no: &str) -> String {
+pub(crate) fn state_of(app: &TestApp, no: &str) -> String {
     app.db()
         .query_row(
             "SELECT state FROM refunds WHERE out_refund_no = ?1",

@@ -95,7 +95,8 @@ fn push_order(buf: &mut String, o: &PaidOrder, tz: &TimeZone) {
         [
             o.order_no.as_str(),
             &shop_time(tz, o.paid_at),
-            &o.amount.yuan_string(),
+            // What was taken, so the rows add up to the gross (a double payment twice).
+            &o.paid.yuan_string(),
             &o.description,
             o.cashier.as_deref().unwrap_or(""),
             o.out_trade_no.as_ref().map_or("", OutTradeNo::as_str),

@@ -9,6 +9,7 @@ use super::refunds::{RefundLine, RefundTexts, refund_texts};
 use crate::checkout::refund::{RefundedLabel, refunded_label};
 use crate::store::reports::{self, OrderDetail};
 use crate::values::clock::Millis;
+use crate::values::money::Fen;
 use crate::values::order::{OrderNo, QrState};
 use crate::values::shop_time::shop_time;
 use crate::web::auth::CurrentUser;
@@ -62,11 +63,20 @@ pub async fn order(
         .read(move |c| reports::order_detail(c, &order_no))
         .await?
         .ok_or(WebError::NotFound)?;
-    let second_payment = d
-        .payments
-        .get(1)
-        .map(|p| (p.transaction_id.to_string(), p.amount.yuan_string()));
-    let label = match refunded_label(d.order.state, d.order.amount, d.refunded) {
+    // The double payment's one-step refund offers what is left of it, and
+    // goes once nothing is.
+    let second_payment = d.payments.get(1).and_then(|p| {
+        let held: i64 = d
+            .refunds
+            .iter()
+            .filter(|r| r.payment_id == p.id && r.state.reserves())
+            .map(|r| r.amount.get())
+            .sum();
+        let left = p.amount.get() - held;
+        (left > 0).then(|| (p.transaction_id.to_string(), Fen::new(left).yuan_string()))
+    });
+    let paid = Fen::new(d.payments.iter().map(|p| p.amount.get()).sum());
+    let label = match refunded_label(d.order.state, paid, d.refunded) {
         RefundedLabel::None => "",
         RefundedLabel::Partly => refund_texts(state.t).refunded_partly,
         RefundedLabel::Fully => refund_texts(state.t).refunded_fully,
@@ -82,7 +92,7 @@ pub async fn order(
             refunds: d
                 .refunds
                 .iter()
-                .map(|r| RefundLine::new(r, &state.tz))
+                .map(|r| RefundLine::new(r, &state.tz, state.t))
                 .collect(),
             second_payment,
             refunded: label,

@@ -38,7 +38,8 @@ impl Row {
         Row {
             paid_at: shop_time(tz, o.paid_at),
             order_no: o.order_no,
-            amount: o.amount,
+            // What was taken: the rows add up to the gross.
+            amount: o.paid,
             description: o.description,
             cashier: o.cashier.unwrap_or_default(),
             transaction_id: o.transaction_id.map(|t| t.to_string()).unwrap_or_default(),

@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 use super::selection::{Selection, admin_selection};
 use crate::checkout::OrderView;
 use crate::checkout::refund::{
-    RefundError, RefundInput, RefundPlan, RefundedLabel, refunded_label,
+    NOT_ENOUGH_MESSAGE, RefundError, RefundInput, RefundPlan, RefundedLabel, refunded_label,
 };
 use crate::store::refunds::RefundRow;
 use crate::store::reports::{self, ListedRefund};
@@ -130,11 +130,45 @@ pub fn refund_texts(t: &Texts) -> &'static RefundTexts {
 /// 已退款 / 部分退款 for an order page, or empty.
 pub fn refunded_text(t: &Texts, v: &OrderView) -> &'static str {
     let r = refund_texts(t);
-    match refunded_label(v.order.state, v.order.amount, v.refunded) {
+    match refunded_label(v.order.state, v.paid, v.refunded) {
         RefundedLabel::None => "",
         RefundedLabel::Partly => r.refunded_partly,
         RefundedLabel::Fully => r.refunded_fully,
     }
+}
+
+/// The English of a refund's stored error (the domain's and the gateway
+/// seam's own sentences) and its Chinese; what the gateway itself said stays
+/// as it said it.
+const ERROR_WORDS: [(&str, &str); 6] = [
+    (NOT_ENOUGH_MESSAGE, "商户账户余额不足，请充值后重试"),
+    (
+        "could not reach the payment gateway: ",
+        "无法连接支付网关：",
+    ),
+    (
+        "the payment gateway's answer was not valid: ",
+        "支付网关的应答不可信：",
+    ),
+    (
+        "the payment gateway refused the request: ",
+        "支付网关拒绝了请求：",
+    ),
+    ("the payment gateway answered ", "支付网关应答 "),
+    (
+        "refunds need the merchant's API certificate: set wxpay.client_cert_file and wxpay.client_key_file (apiclient_cert.pem and apiclient_key.pem from the merchant platform)",
+        "退款需要商户 API 证书：请设置 wxpay.client_cert_file 和 wxpay.client_key_file（商户平台下载的 apiclient_cert.pem 和 apiclient_key.pem）",
+    ),
+];
+
+/// A refund's stored error in the page's language.
+pub fn refund_error_text(t: &Texts, raw: &str) -> String {
+    if t.lang == EN.lang {
+        return raw.to_string();
+    }
+    ERROR_WORDS
+        .iter()
+        .fold(raw.to_string(), |s, (en, zh)| s.replace(en, zh))
 }
 
 /// A refund's state as the admin reads it (SPEC names; a pending one is
@@ -160,14 +194,22 @@ pub struct RefundLine {
     pub state_class: &'static str,
     pub refund_id: String,
     pub account: String,
+    /// Why it is stuck or was refused, in the page's language.
     pub error: String,
+    /// The same as stored, word for word (shown on hover, for support).
+    pub error_detail: String,
     pub retryable: bool,
     pub order_no: String,
     pub transaction_id: String,
 }
 
 impl RefundLine {
-    pub fn new(r: &RefundRow, tz: &TimeZone) -> RefundLine {
+    pub fn new(r: &RefundRow, tz: &TimeZone, t: &Texts) -> RefundLine {
+        let error_detail = r
+            .last_error
+            .clone()
+            .filter(|_| r.state.is_open() || r.state == RefundState::Failed)
+            .unwrap_or_default();
         RefundLine {
             out_refund_no: r.out_refund_no.to_string(),
             amount: r.amount,
@@ -178,19 +220,16 @@ impl RefundLine {
             state_class: r.state.as_str(),
             refund_id: r.refund_id.clone().unwrap_or_default(),
             account: r.account.clone().unwrap_or_default(),
-            error: r
-                .last_error
-                .clone()
-                .filter(|_| r.state.is_open() || r.state == RefundState::Failed)
-                .unwrap_or_default(),
+            error: refund_error_text(t, &error_detail),
+            error_detail,
             retryable: r.state == RefundState::Failed,
             order_no: String::new(),
             transaction_id: String::new(),
         }
     }
 
-    fn listed(l: &ListedRefund, tz: &TimeZone) -> RefundLine {
-        let mut line = RefundLine::new(&l.refund, tz);
+    fn listed(l: &ListedRefund, tz: &TimeZone, t: &Texts) -> RefundLine {
+        let mut line = RefundLine::new(&l.refund, tz, t);
         line.order_no = l.order_no.to_string();
         line.transaction_id = l.transaction_id.to_string();
         line
@@ -272,6 +311,10 @@ fn refusal_text(t: &Texts, e: &RefundError) -> String {
         RefundError::TooLate if !en => "付款已超过一年，不能再退款。".into(),
         RefundError::NoPayment if !en => "这个订单没有可退的付款。".into(),
         RefundError::UnknownPayment if !en => "这个订单没有该 transaction_id 的付款。".into(),
+        RefundError::NoOrder if !en => "没有这个订单。".into(),
+        RefundError::NotRetryable if !en => "这笔退款不能重试：它没有被拒绝。".into(),
+        RefundError::NoRefund if !en => "没有这笔退款（该退款单号属于另一笔退款）。".into(),
+        RefundError::Checkout(_) if !en => "暂时无法退款，请稍后再试。".into(),
         other => {
             let s = other.to_string();
             let mut c = s.chars();
@@ -452,7 +495,7 @@ pub async fn list(
         cashiers,
         rows: rows
             .iter()
-            .map(|l| RefundLine::listed(l, &state.tz))
+            .map(|l| RefundLine::listed(l, &state.tz, state.t))
             .collect(),
         count,
         page: sel.page,
@@ -461,4 +504,34 @@ pub async fn list(
         next_url: (sel.page < pages).then(|| page_url(sel.page + 1)),
     };
     Ok(html(StatusCode::OK, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::cause::Failure;
+    use crate::checkout::gateway::{GatewayError, Refusal};
+    use crate::web::i18n::ZH_CN;
+
+    /// Every sentence of ours a refund's error can start with reads in
+    /// Chinese on a Chinese page; the gateway's own words stay.
+    #[test]
+    fn stored_refund_errors_read_in_chinese() {
+        let errors = [
+            GatewayError::Transport(Failure::new("timed out")),
+            GatewayError::Unbelievable(Failure::new("bad signature")),
+            GatewayError::Protocol(crate::wxpay::v2::WxPayError::NoClientCertificate.to_string()),
+            GatewayError::Business {
+                kind: Refusal::NotEnough,
+                code: "NOTENOUGH".into(),
+                message: "基本账户余额不足".into(),
+            },
+        ];
+        for e in errors {
+            let stored = format!("{NOT_ENOUGH_MESSAGE} ({e})");
+            let zh = refund_error_text(&ZH_CN, &stored);
+            assert!(!zh.contains("the ") && !zh.contains("refunds need"), "{zh}");
+            assert_eq!(refund_error_text(&EN, &stored), stored);
+        }
+    }
 }

@@ -4,19 +4,28 @@
 //! again with the same number; once accepted it is followed to its end by the
 //! poller's refund queries and by the gateway's notifications, each answer
 //! applied at most once by the row's state (`store::refunds::apply_outcome`).
+//!
+//! The invariant every path keeps: the refunds of a payment that may have
+//! moved money (every state but `closed` and `failed`, `RefundState::reserves`)
+//! never add up to more than the payment, and a row's state changes only in
+//! the transaction that writes the event saying so. `request` records and
+//! sends, `follow` asks the gateway until a refund ends, `notice` takes the
+//! gateway's notifications.
+
+mod follow;
+mod notice;
+mod request;
 
 use crate::store::events;
 use std::time::Duration;
 
-use super::gateway::{
-    Ack, GatewayError, Notice, RefundFacts, RefundRequest, RefundStatus, Refusal,
-};
+use super::gateway::{RefundFacts, RefundStatus};
 use super::{Checkout, CheckoutError};
 use crate::store::StoreError;
 use crate::store::orders::{self, OrderRow};
 use crate::store::outbox::{self, Event};
-use crate::store::payments::{self, NotificationRow, PaymentRow};
-use crate::store::refunds::{self, NewRefund, RefundJob, RefundRow};
+use crate::store::payments::{self, PaymentRow};
+use crate::store::refunds::{self, RefundRow};
 use crate::values::clock::Millis;
 use crate::values::money::Fen;
 use crate::values::order::{OrderNo, OrderState, RefundId, RefundState, UserId};
@@ -143,354 +152,6 @@ fn check(
     Ok(Ok((order, payment, refundable)))
 }
 
-/// Records a refund in `tx`: the same number again is the refund already
-/// recorded (`false`); otherwise the rules are checked and the amount reserved
-/// by the row itself, in this one transaction (`true`).
-fn record(
-    tx: &rusqlite::Transaction<'_>,
-    input: &RefundInput,
-    no: &OutRefundNo,
-    now: Millis,
-) -> Result<Result<(RefundRow, bool), RefundError>, StoreError> {
-    if let Some(existing) = refunds::refund_by_no(tx, no)? {
-        // A number is one refund of one order: another order's is not this one's.
-        let of = orders::order_by_id(tx, existing.order_id)?;
-        if of.order_no != input.order_no || existing.amount != input.amount {
-            return Ok(Err(RefundError::NoRefund));
-        }
-        return Ok(Ok((existing, false)));
-    }
-    let (order, payment, _) = match check(
-        tx,
-        &input.order_no,
-        input.transaction_id.as_ref(),
-        Some(input.amount),
-        None,
-        now,
-    )? {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(e)),
-    };
-    let reason: String = input.reason.chars().take(MAX_REASON_CHARS).collect();
-    let Some(row) = refunds::insert_refund(
-        tx,
-        &NewRefund {
-            out_refund_no: no,
-            payment_id: payment.id,
-            order_id: order.id,
-            amount: input.amount,
-            user_id: input.user_id,
-            username: &input.username,
-            reason: &reason,
-            now,
-            resend_at: now.plus(RESEND_AFTER),
-        },
-    )?
-    else {
-        return Ok(Err(RefundError::NoRefund));
-    };
-    let detail = format!(
-        "{no}: {} of payment {} by {}: {reason}",
-        input.amount, payment.transaction_id, input.username
-    );
-    events::add_event(tx, order.id, now, "refund_requested", &detail)?;
-    Ok(Ok((row, true)))
-}
-
-impl Checkout {
-    /// What a refund of `order_no`'s payment would be, for its confirmation.
-    pub async fn refund_plan(
-        &self,
-        order_no: &OrderNo,
-        transaction_id: Option<TransactionId>,
-        amount: Option<Fen>,
-    ) -> Result<RefundPlan, RefundError> {
-        let order_no = order_no.clone();
-        let now = self.now();
-        let (order, payment, refundable) = self
-            .store()
-            .read(move |c| check(c, &order_no, transaction_id.as_ref(), amount, None, now))
-            .await??;
-        Ok(RefundPlan {
-            order,
-            payment,
-            refundable,
-            out_refund_no: OutRefundNo::random(),
-        })
-    }
-
-    /// Records a refund (checking and reserving what is refundable in the same
-    /// transaction), then sends it. The same out_refund_no again (a retried
-    /// form) is the refund already recorded, not a new one.
-    #[tracing::instrument(skip_all, fields(order_no = %input.order_no, amount = %input.amount))]
-    pub async fn request_refund(&self, input: RefundInput) -> Result<RefundRow, RefundError> {
-        let now = self.now();
-        let no = input
-            .out_refund_no
-            .clone()
-            .unwrap_or_else(OutRefundNo::random);
-        let recorded = self
-            .store()
-            .write(move |tx| record(tx, &input, &no, now))
-            .await??;
-        let (row, new) = recorded;
-        if new && let Some(job) = self.refund_job(row.id).await? {
-            self.send_refund(&job).await?;
-        }
-        Ok(self.refund_job(row.id).await?.map_or(row, |j| j.refund))
-    }
-
-    /// An admin retries a refused refund (NOTENOUGH once topped up): the same
-    /// out_refund_no, its amount checked and reserved again.
-    pub async fn retry_refund(
-        &self,
-        order_no: &OrderNo,
-        out_refund_no: &OutRefundNo,
-    ) -> Result<RefundRow, RefundError> {
-        let now = self.now();
-        let (order_no, no) = (order_no.clone(), out_refund_no.clone());
-        let id = self
-            .store()
-            .write(move |tx| {
-                let Some(r) = refunds::refund_by_no(tx, &no)? else {
-                    return Ok(Err(RefundError::NoRefund));
-                };
-                let order = orders::order_by_id(tx, r.order_id)?;
-                if order.order_no != order_no {
-                    return Ok(Err(RefundError::NoRefund));
-                }
-                if r.state != RefundState::Failed {
-                    return Ok(Err(RefundError::NotRetryable));
-                }
-                let paid = payments::payments_of(tx, r.order_id)?;
-                let Some(p) = paid.iter().find(|p| p.id == r.payment_id) else {
-                    return Ok(Err(RefundError::NoPayment));
-                };
-                if let Err(e) = check(
-                    tx,
-                    &order_no,
-                    Some(&p.transaction_id),
-                    Some(r.amount),
-                    Some(r.id),
-                    now,
-                )? {
-                    return Ok(Err(e));
-                }
-                refunds::set_retrying(tx, r.id, now, now.plus(RESEND_AFTER))?;
-                events::add_event(
-                    tx,
-                    r.order_id,
-                    now,
-                    "refund_retried",
-                    r.out_refund_no.as_str(),
-                )?;
-                Ok(Ok(r.id))
-            })
-            .await??;
-        if let Some(job) = self.refund_job(id).await? {
-            self.send_refund(&job).await?;
-        }
-        self.refund_job(id)
-            .await?
-            .map(|j| j.refund)
-            .ok_or(RefundError::NoRefund)
-    }
-
-    async fn refund_job(&self, id: RefundId) -> Result<Option<RefundJob>, CheckoutError> {
-        Ok(self
-            .store()
-            .read(move |c| refunds::job_by_id(c, id))
-            .await?)
-    }
-
-    /// The poller's step for one refund: a pending one is sent (again, same
-    /// number); an accepted one is asked about.
-    #[tracing::instrument(skip_all, fields(out_refund_no = %job.refund.out_refund_no))]
-    pub async fn follow_refund(&self, job: &RefundJob) -> Result<(), CheckoutError> {
-        match job.refund.state {
-            RefundState::Pending => self.send_refund(job).await,
-            RefundState::Processing | RefundState::Abnormal => self.query_refund(job).await,
-            _ => Ok(()),
-        }
-    }
-
-    async fn send_refund(&self, job: &RefundJob) -> Result<(), CheckoutError> {
-        let r = &job.refund;
-        let req = RefundRequest {
-            out_trade_no: job.out_trade_no.clone(),
-            transaction_id: Some(job.transaction_id.clone()),
-            out_refund_no: r.out_refund_no.clone(),
-            amount: r.amount,
-            total: job.payment_amount,
-            reason: r.reason.clone(),
-        };
-        let result = self.gateway().refund(&req).await;
-        match result {
-            Ok(status) => self.apply_refund_status(job, status, "accepted").await,
-            Err(e) if e.is_retryable() => {
-                tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund outcome unknown; it will be sent again");
-                self.reschedule_refund(job, &e).await
-            }
-            Err(e) => {
-                let why = match e.refusal() {
-                    Some(Refusal::NotEnough) => format!("{NOT_ENOUGH_MESSAGE} ({e})"),
-                    _ => e.to_string(),
-                };
-                tracing::warn!(error.message = %why, "refund refused");
-                let (id, order_id, now) = (r.id, r.order_id, self.now());
-                let no = r.out_refund_no.clone();
-                self.store()
-                    .write(move |tx| {
-                        refunds::count_attempt(tx, id, now)?;
-                        if refunds::set_failed(tx, id, &why, now)? {
-                            events::add_event(
-                                tx,
-                                order_id,
-                                now,
-                                "refund_failed",
-                                &format!("{no}: {why}"),
-                            )?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
-                Ok(())
-            }
-        }
-    }
-
-    async fn query_refund(&self, job: &RefundJob) -> Result<(), CheckoutError> {
-        match self.gateway().query_refund(&job.refund.out_refund_no).await {
-            Ok(status) => self.apply_refund_status(job, status, "query").await,
-            Err(e) => {
-                tracing::warn!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund query failed");
-                self.reschedule_refund(job, &e).await
-            }
-        }
-    }
-
-    async fn reschedule_refund(
-        &self,
-        job: &RefundJob,
-        e: &GatewayError,
-    ) -> Result<(), CheckoutError> {
-        let r = &job.refund;
-        let errors = r.errors + 1;
-        let now = self.now();
-        let next = now.plus(self.refund_backoff(errors));
-        let (id, why) = (r.id, e.to_string());
-        self.store()
-            .write(move |tx| {
-                refunds::count_attempt(tx, id, now)?;
-                refunds::schedule(tx, id, next, errors, &why)
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// 2^errors seconds, at most the poller's longest backoff.
-    fn refund_backoff(&self, errors: i64) -> Duration {
-        Duration::from_secs(1u64 << errors.clamp(0, 20)).min(self.cfg().max_backoff)
-    }
-
-    /// When to ask about an open refund next, by how often we have asked.
-    fn next_refund_query(state: RefundState, attempts: i64, now: Millis) -> Option<Millis> {
-        match state {
-            RefundState::Succeeded | RefundState::Closed | RefundState::Failed => None,
-            RefundState::Abnormal => Some(now.plus(QUERY_SCHEDULE[QUERY_SCHEDULE.len() - 1])),
-            RefundState::Pending | RefundState::Processing => {
-                let i = usize::try_from(attempts.max(0)).unwrap_or(usize::MAX);
-                Some(now.plus(QUERY_SCHEDULE[i.min(QUERY_SCHEDULE.len() - 1)]))
-            }
-        }
-    }
-
-    /// The gateway's word on a refund (answer, query or notification), applied
-    /// in one transaction; the timeline gets a line only when it is news.
-    async fn apply_refund_status(
-        &self,
-        job: &RefundJob,
-        status: RefundStatus,
-        source: &'static str,
-    ) -> Result<(), CheckoutError> {
-        if let Err(why) = believable(&job.refund, status.facts()) {
-            let e = GatewayError::Unbelievable(why.into());
-            tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund answer refused");
-            return self.reschedule_refund(job, &e).await;
-        }
-        let r = job.refund.clone();
-        let now = self.now();
-        let token = self
-            .store()
-            .write(move |tx| {
-                refunds::count_attempt(tx, r.id, now)?;
-                // The queries count from acceptance: 1 min, then backing off.
-                let asked = if source == "accepted" { 0 } else { r.attempts };
-                apply_in(tx, &r, &status, source, now, asked)
-            })
-            .await?;
-        if let Some(token) = token {
-            self.publish(&token);
-        }
-        Ok(())
-    }
-
-    /// A verified refund notification: applied (at most once, whatever the
-    /// poller learnt first) and logged in one transaction.
-    pub(super) async fn take_refund_notice(&self, notice: Notice, mut log: NotificationRow) -> Ack {
-        let Notice::Refund {
-            out_refund_no,
-            status,
-            ..
-        } = notice
-        else {
-            return Ack::Refused("not a refund");
-        };
-        let now = self.now();
-        let result = self
-            .store()
-            .write(move |tx| {
-                log.verified = true;
-                let Some(r) = refunds::refund_by_no(tx, &out_refund_no)? else {
-                    log.outcome = format!("refused: unknown out_refund_no {out_refund_no}");
-                    payments::log_notification(tx, &log)?;
-                    return Ok((Ack::Refused("unknown out_refund_no"), None));
-                };
-                if let Some(job) = refunds::job_by_id(tx, r.id)? {
-                    log.out_trade_no = Some(job.out_trade_no.clone());
-                    log.transaction_id = Some(job.transaction_id.clone());
-                }
-                if let Err(why) = believable(&r, status.facts()) {
-                    log.outcome = format!("refused: {why}");
-                    payments::log_notification(tx, &log)?;
-                    return Ok((Ack::Refused("the refund does not match ours"), None));
-                }
-                let before = r.state;
-                let token = apply_in(tx, &r, &status, "notification", now, r.attempts)?;
-                log.outcome = if token.is_some() {
-                    format!("refund {out_refund_no}: {} → {}", before, status.state())
-                } else {
-                    format!("refund {out_refund_no}: duplicate, already {before}")
-                };
-                payments::log_notification(tx, &log)?;
-                Ok((Ack::Received, token))
-            })
-            .await;
-        match result {
-            Ok((ack, token)) => {
-                if let Some(token) = token {
-                    self.publish(&token);
-                }
-                ack
-            }
-            Err(e) => {
-                tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund notification could not be recorded");
-                Ack::Refused("try again")
-            }
-        }
-    }
-}
-
 /// An answer about a refund is ours only if its amount (when given) is ours.
 fn believable(r: &RefundRow, facts: &RefundFacts) -> Result<(), String> {
     match facts.amount {
@@ -502,6 +163,25 @@ fn believable(r: &RefundRow, facts: &RefundFacts) -> Result<(), String> {
     }
 }
 
+/// Which of our own final states the gateway's word overrules when it says
+/// money moved: a `failed` refund (a refusal of one copy is no proof that an
+/// earlier copy did not land), and for the bill, the gateway's settled record,
+/// also a `closed` one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Overrule {
+    Failed,
+    FailedOrClosed,
+}
+
+impl Overrule {
+    fn covers(self, s: RefundState) -> bool {
+        match self {
+            Overrule::Failed => s == RefundState::Failed,
+            Overrule::FailedOrClosed => matches!(s, RefundState::Failed | RefundState::Closed),
+        }
+    }
+}
+
 /// Applies a refund status in `tx`; the order's token when it changed (its pages hear of it).
 fn apply_in(
     tx: &rusqlite::Transaction<'_>,
@@ -510,22 +190,56 @@ fn apply_in(
     source: &str,
     now: Millis,
     asked: i64,
+    overrule: Overrule,
 ) -> Result<Option<crate::values::order::OrderToken>, StoreError> {
     let state = status.state();
     let facts = status.facts();
     let next = Checkout::next_refund_query(state, asked, now);
-    let changed = refunds::apply_outcome(
-        tx,
-        r.id,
-        state,
-        facts.refund_id.as_deref(),
-        facts.account.as_deref(),
-        facts.succeeded_at,
-        next,
-        now,
-    )?;
+    let (refund_id, account) = (facts.refund_id.as_deref(), facts.account.as_deref());
+    // `r.state` is the row as read; each statement moves it only from the
+    // state it names, so a stale read changes nothing.
+    let corrected = overrule.covers(r.state)
+        && refunds::correct_outcome(
+            tx,
+            r.id,
+            r.state,
+            state,
+            refund_id,
+            account,
+            facts.succeeded_at,
+            next,
+            now,
+        )?;
+    let changed = corrected
+        || refunds::apply_outcome(
+            tx,
+            r.id,
+            state,
+            refund_id,
+            account,
+            facts.succeeded_at,
+            next,
+            now,
+        )?;
     if !changed {
         return Ok(None);
+    }
+    if corrected {
+        let held = refunds::reserved(tx, r.payment_id, None)?;
+        let paid = payments::payment_amount(tx, r.payment_id)?;
+        let mut detail = format!(
+            "{}: booked as {}, but the gateway says {state} ({source}); its {} counts as refunded again",
+            r.out_refund_no, r.state, r.amount
+        );
+        if held.sum > paid {
+            // Another refund took what this one freed; the gateway, which
+            // refunds no more than was paid, will refuse or close it.
+            detail.push_str(&format!(
+                "; {} is now held against a payment of {paid}",
+                held.sum
+            ));
+        }
+        events::add_event(tx, r.order_id, now, "refund_corrected", &detail)?;
     }
     let kind = match state {
         RefundState::Succeeded => "refund_succeeded",
@@ -545,6 +259,35 @@ fn apply_in(
         outbox::enqueue(tx, &event)?;
     }
     Ok(Some(order.token))
+}
+
+/// The day's bill lists refund `r` as carried out (`refund_id` is the
+/// bill's): ours is made to agree in `tx`, whatever we had booked, for the
+/// bill is the gateway's settled record. It falls on the bill's day
+/// (`succeeded_at`, unless the gateway gave us its time before). The order's
+/// token when it changed.
+pub(in crate::checkout) fn take_billed_refund(
+    tx: &rusqlite::Transaction<'_>,
+    r: &RefundRow,
+    refund_id: &str,
+    succeeded_at: Millis,
+    now: Millis,
+) -> Result<Option<crate::values::order::OrderToken>, StoreError> {
+    let status = RefundStatus::Succeeded(RefundFacts {
+        refund_id: Some(refund_id.to_string()),
+        account: None,
+        amount: Some(r.amount),
+        succeeded_at: Some(succeeded_at),
+    });
+    apply_in(
+        tx,
+        r,
+        &status,
+        "bill",
+        now,
+        r.attempts,
+        Overrule::FailedOrClosed,
+    )
 }
 
 /// What an order's page says of its refunds.
@@ -568,6 +311,7 @@ pub fn refunded_label(state: OrderState, paid: Fen, refunded: Fen) -> RefundedLa
 
 #[cfg(test)]
 mod tests {
+    use super::request::record;
     use super::*;
     use proptest::prelude::*;
 
@@ -657,7 +401,17 @@ mod tests {
                         let Some(no) = numbers.get(k).cloned() else { continue };
                         store.write_blocking(move |tx| {
                             let r = refunds::refund_by_no(tx, &no)?.unwrap();
-                            apply_in(tx, &r, &status(state, r.amount), "test", now, r.attempts)?;
+                            let answer = status(state, r.amount);
+                            // The gateway refunds no more than was paid: it says
+                            // money moved for a refund we booked as refused only
+                            // if that money was still there for it.
+                            if r.state == RefundState::Failed
+                                && answer.state().reserves()
+                                && refunds::reserved(tx, r.payment_id, Some(r.id))?.sum.get() + r.amount.get() > PAID
+                            {
+                                return Ok(());
+                            }
+                            apply_in(tx, &r, &answer, "test", now, r.attempts, Overrule::Failed)?;
                             Ok(())
                         }).unwrap();
                     }
@@ -707,6 +461,61 @@ mod tests {
                 prop_assert_eq!(applied, succeeded_rows, "each success applied once");
             }
         }
+    }
+
+    #[test]
+    fn the_gateways_success_overrules_our_refused_once() {
+        let (_dir, store) = crate::store::fixtures::store();
+        let order_no = store
+            .write_blocking(|tx| {
+                Ok(crate::store::fixtures::sale(
+                    tx,
+                    crate::store::fixtures::Sale {
+                        amount: PAID,
+                        ..Default::default()
+                    },
+                )
+                .1)
+            })
+            .unwrap();
+        let now = Millis(crate::store::fixtures::ms("2024-06-02T00:00:00Z"));
+        let no = OutRefundNo::random();
+        let input = RefundInput {
+            order_no,
+            amount: Fen::new(PAID),
+            reason: String::new(),
+            transaction_id: None,
+            out_refund_no: Some(no.clone()),
+            user_id: None,
+            username: "admin".into(),
+        };
+        let (states, corrected, held) = store
+            .write_blocking(move |tx| {
+                let (r, _) = record(tx, &input, &no, now)?.unwrap();
+                refunds::set_failed(tx, r.id, NOT_ENOUGH_MESSAGE, now)?;
+                let mut states = Vec::new();
+                for _ in 0..2 {
+                    let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                    let ok = status(1, r.amount);
+                    apply_in(tx, &r, &ok, "notification", now, 0, Overrule::Failed)?;
+                    states.push(refunds::refund_by_no(tx, &no)?.unwrap().state);
+                }
+                let corrected: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM events WHERE kind = 'refund_corrected'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let r = refunds::refund_by_no(tx, &no)?.unwrap();
+                Ok((
+                    states,
+                    corrected,
+                    refunds::reserved(tx, r.payment_id, None)?.sum,
+                ))
+            })
+            .unwrap();
+        assert_eq!(states, [RefundState::Succeeded, RefundState::Succeeded]);
+        assert_eq!(corrected, 1, "corrected once, with its event");
+        assert_eq!(held, Fen::new(PAID), "its amount is reserved again");
     }
 
     #[test]

@@ -383,12 +383,20 @@ async fn platform_certificates_missed_at_start_are_fetched_when_the_gateway_is_b
     let gateway = format!("http://{listen}/");
     // The gateway is down while the app starts: it starts anyway, believing
     // nothing yet, and tries the download again a second later (in service: 10 s).
-    let app = spawn_live_v3_app_fetching_certificates(&gateway, Duration::from_secs(1), |s| {
-        s.checkout.qr_ttl_secs = 1;
-        s.wxpay.timeout_secs = 2;
-        s.poller.max_backoff_secs = 1;
-    })
-    .await;
+    // The test is about the certificate refresh: it runs in the background.
+    let app = TestApp::builder()
+        .api(Api::V3)
+        .live_verifying(&gateway, V3Keys::Certificates)
+        .manual_clock()
+        .background_jobs()
+        .prepare(|app| app.retry_certificates_after(Duration::from_secs(1)))
+        .settings(|s| {
+            s.checkout.qr_ttl_secs = 1;
+            s.wxpay.timeout_secs = 2;
+            s.poller.max_backoff_secs = 1;
+        })
+        .start()
+        .await;
     app.login_as("cashier", "cashier-password").await;
     let sim = spawn_sim_process(&listen);
     let token = app.create_order("2.22", "later").await;

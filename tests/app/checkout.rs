@@ -135,7 +135,7 @@ async fn amounts_are_parsed_exactly_and_bad_input_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_data_dir_gets_the_demo_users() {
-    let app = spawn_fresh_app().await;
+    let app = TestApp::builder().fresh_database().start().await;
     assert_eq!(app.count("SELECT COUNT(*) FROM users"), 2);
     app.login_as("admin", "admin").await;
     assert_eq!(app.get_anonymous("/healthz").await.status(), 200);

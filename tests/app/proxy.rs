@@ -312,16 +312,19 @@ impl Proxied {
                 redirect: free_port(),
                 plain: free_port(),
             };
-            let app = spawn_app_with_env(&[("SCANPAY_HTTP_TRUSTED_PROXIES", "127.0.0.1")], |s| {
-                tweak(s);
-                // The simulator, the gateway, sends its notifications through the proxy.
-                let path = match s.wxpay.api {
-                    Api::V2 => "/wxpay/notify",
-                    Api::V3 => "/wxpay/v3/notify",
-                };
-                s.wxpay.notify_url = Some(format!("http://127.0.0.1:{}{path}", ports.plain));
-            })
-            .await;
+            let app = TestApp::builder()
+                .env(&[("SCANPAY_HTTP_TRUSTED_PROXIES", "127.0.0.1")])
+                .settings(|s| {
+                    tweak(s);
+                    // The simulator, the gateway, sends its notifications through the proxy.
+                    let path = match s.wxpay.api {
+                        Api::V2 => "/wxpay/notify",
+                        Api::V3 => "/wxpay/v3/notify",
+                    };
+                    s.wxpay.notify_url = Some(format!("http://127.0.0.1:{}{path}", ports.plain));
+                })
+                .start()
+                .await;
             let app_port = app.base.rsplit(':').next().unwrap().parse().unwrap();
             match Nginx::start(ports, app_port) {
                 Ok(nginx) => {

@@ -20,6 +20,8 @@ pub(crate) enum Serving {
         clock: Clock,
         /// The webhook delivery task, when webhooks are on.
         webhooks: Option<scanpay::jobs::webhooks::Webhooks>,
+        /// No job runs in the background: `tick` turns them.
+        by_hand: bool,
     },
     /// The binary, for tests that kill it; `env` starts it again the same way.
     Process {
@@ -129,10 +131,20 @@ impl TestApp {
     }
 
     /// The poller looks for due work now (in this process; the binary's own loop
-    /// does it at its pace), then a moment passes.
+    /// does it at its pace), and so do the webhooks when no job runs in the
+    /// background; then a moment passes.
     pub async fn tick(&self) {
-        if let Serving::InProcess { poller, .. } = &self.serving {
+        if let Serving::InProcess {
+            poller,
+            webhooks,
+            by_hand,
+            ..
+        } = &self.serving
+        {
             poller.tick().await.expect("a poller tick");
+            if let (Some(w), true) = (webhooks, by_hand) {
+                w.tick().await.expect("a webhook turn");
+            }
         }
         tokio::time::sleep(Duration::from_millis(15)).await;
     }

@@ -76,6 +76,25 @@ pub(crate) fn settings(
     settings
 }
 
+/// Runs `serve(shutdown)` on a task of its own until the token it returns is
+/// cancelled (the app or the simulator under test, stopped when dropped).
+pub(crate) fn serve_until_cancelled<F>(
+    what: &'static str,
+    serve: impl FnOnce(tokio_util::sync::WaitForCancellationFutureOwned) -> F,
+) -> CancellationToken
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let stop = CancellationToken::new();
+    let served = serve(stop.clone().cancelled_owned());
+    tokio::spawn(async move {
+        if let Err(e) = served.await {
+            eprintln!("{what} stopped: {e:#}");
+        }
+    });
+    stop
+}
+
 /// A port free right now (for a server whose URL must be known before it starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

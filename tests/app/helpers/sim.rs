@@ -21,13 +21,7 @@ pub async fn spawn_sim_with(tweak: impl FnOnce(&mut Settings)) -> TestSim {
     let sim = SimApp::build(settings).expect("the simulator builds");
     let url = format!("http://{}/", sim.addr());
     let simulator = sim.simulator().clone();
-    let stop = CancellationToken::new();
-    let shutdown = stop.clone().cancelled_owned();
-    tokio::spawn(async move {
-        if let Err(e) = sim.run_until(shutdown).await {
-            eprintln!("the simulator stopped: {e:#}");
-        }
-    });
+    let stop = serve_until_cancelled("the simulator", |shutdown| sim.run_until(shutdown));
     TestSim {
         url,
         simulator,

@@ -1,41 +1,261 @@
-//! Building the app under test: in this process, live, or as the binary.
+//! Building the app under test: `TestApp::builder()`, its knobs, then `start()`
+//! (in this process) or `process()` (the binary). The `spawn_*` functions are
+//! its front doors for the common cases.
 
 use super::*;
 
+/// A change made once to a `T` (the settings, the built app).
+type Tweak<'a, T> = Box<dyn FnOnce(&mut T) + 'a>;
+
+/// How the app under test is made. By default: simulator mode on v2, the wall
+/// clock, the demo users, in this process, and **no background job**: the test
+/// turns the poller and the webhooks itself (`settle`, `advance`, `tick`,
+/// `wait_for`, `deliver_webhooks`), so nothing runs beside the flow it follows.
+pub struct Builder<'a> {
+    api: Api,
+    manual_clock: bool,
+    fresh_database: bool,
+    /// Live mode against this gateway (a URL ending in `/`), verifying v3 so.
+    live: Option<(String, V3Keys)>,
+    env: Vec<(String, String)>,
+    tweaks: Vec<Tweak<'a, Settings>>,
+    prepare: Option<Tweak<'a, Application>>,
+    background_jobs: bool,
+}
+
+impl TestApp {
+    pub fn builder<'a>() -> Builder<'a> {
+        Builder {
+            api: Api::V2,
+            manual_clock: false,
+            fresh_database: false,
+            live: None,
+            env: Vec::new(),
+            tweaks: Vec::new(),
+            prepare: None,
+            background_jobs: false,
+        }
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// The protocol (simulator mode: the demo merchant of that protocol).
+    pub fn api(mut self, api: Api) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// A clock only the test moves (`TestApp::advance`): QR lives, order lives,
+    /// poll intervals and retry delays pass when the test says, not by waiting.
+    /// The simulator keeps the wall clock, as a real gateway would.
+    pub fn manual_clock(mut self) -> Self {
+        self.manual_clock = true;
+        self
+    }
+
+    /// Live mode against the gateway at `gateway` (a URL ending in `/`), with
+    /// staff `admin` / `cashier` whose passwords are `NAME-password`; a v3 app
+    /// verifies WeChat Pay by the simulator's public key.
+    pub fn live(self, gateway: &str) -> Self {
+        self.live_verifying(gateway, V3Keys::PublicKey)
+    }
+
+    /// As `live`, a v3 app verifying WeChat Pay as `keys` says.
+    pub fn live_verifying(mut self, gateway: &str, keys: V3Keys) -> Self {
+        self.live = Some((gateway.to_string(), keys));
+        self
+    }
+
+    /// An empty data dir: the app creates its schema and the demo users itself.
+    pub fn fresh_database(mut self) -> Self {
+        self.fresh_database = true;
+        self
+    }
+
+    /// `SCANPAY_*` settings read the way the binary reads its environment (a
+    /// setting this build does not know is ignored, as the binary ignores it);
+    /// the binary keeps them across restarts.
+    pub fn env(mut self, extra: &[(&str, &str)]) -> Self {
+        self.env.extend(env(extra));
+        self
+    }
+
+    /// `tweak` applied to the settings (after the env).
+    pub fn settings(mut self, tweak: impl FnOnce(&mut Settings) + 'a) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    /// `prepare` adjusts the built app before it runs.
+    pub fn prepare(mut self, prepare: impl FnOnce(&mut Application) + 'a) -> Self {
+        self.prepare = Some(Box::new(prepare));
+        self
+    }
+
+    /// For the tests about a background loop (the poller finding what no
+    /// notification told, webhook delivery, the certificate refresh, the daily
+    /// backup): every job runs beside the test as in service.
+    pub fn background_jobs(mut self) -> Self {
+        self.background_jobs = true;
+        self
+    }
+
+    /// The settings' env: the fast test pace, live mode's wxpay settings (key
+    /// files written into `dir`) for an app on `port`, then `env`.
+    fn env_for(&self, port: u16, dir: &std::path::Path) -> Vec<(String, String)> {
+        let mut pairs = env(FAST_ENV);
+        match (&self.live, self.api) {
+            (None, _) => {}
+            (Some((gateway, _)), Api::V2) => pairs.extend(live_env(gateway, port)),
+            (Some((gateway, keys)), Api::V3) => {
+                pairs.extend(live_env_v3(gateway, port, *keys, dir))
+            }
+        }
+        pairs.extend(self.env.iter().cloned());
+        pairs
+    }
+
+    /// A data dir and the address to listen on: live mode needs its staff and
+    /// its port in advance (for its notify_url).
+    fn data_dir_and_listen(&self) -> (tempfile::TempDir, u16) {
+        let data_dir = tempfile::tempdir().unwrap();
+        if self.live.is_some() {
+            add_staff(data_dir.path());
+            return (data_dir, free_port());
+        }
+        if !self.fresh_database {
+            std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
+        }
+        (data_dir, 0)
+    }
+
+    /// Builds the app in this process and runs it.
+    pub async fn start(self) -> TestApp {
+        capture_logs();
+        let (data_dir, port) = self.data_dir_and_listen();
+        let pairs = self.env_for(port, data_dir.path());
+        let api = self.api;
+        let simulated = self.live.is_none();
+        let mut settings = settings(pairs, &format!("127.0.0.1:{port}"), |s| {
+            if simulated {
+                s.wxpay.api = api;
+            }
+            for tweak in self.tweaks {
+                tweak(s);
+            }
+        });
+        settings.data_dir = data_dir.path().to_path_buf();
+        let clock = if self.manual_clock {
+            Clock::manual()
+        } else {
+            Clock::system()
+        };
+        let mut app = Application::build_with_clock(settings, clock.clone())
+            .await
+            .expect("the application builds");
+        if let Some(prepare) = self.prepare {
+            prepare(&mut app);
+        }
+        if !self.background_jobs {
+            app.drive_jobs_by_hand();
+        }
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let poller = app.poller();
+        let webhooks = app.webhooks();
+        let stop = serve_until_cancelled("the application", |shutdown| app.run_until(shutdown));
+        TestApp {
+            base,
+            data_dir,
+            http: http(),
+            serving: Serving::InProcess {
+                stop,
+                poller,
+                clock,
+                webhooks,
+                by_hand: !self.background_jobs,
+            },
+        }
+    }
+
+    /// Starts the binary in live mode (against `live`'s gateway, which keeps
+    /// its orders while the app is killed and restarted), its own jobs running.
+    pub fn process(self) -> TestApp {
+        assert!(self.live.is_some(), "the binary runs in live mode here");
+        assert!(
+            self.tweaks.is_empty() && self.prepare.is_none() && !self.manual_clock,
+            "the binary takes its settings from the env alone"
+        );
+        let (data_dir, port) = self.data_dir_and_listen();
+        let env = self.env_for(port, data_dir.path());
+        let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
+        TestApp {
+            base: process.url.trim_end_matches('/').to_string(),
+            data_dir,
+            http: http(),
+            serving: Serving::Process { process, env },
+        }
+    }
+}
+
 /// The app in simulator mode (demo users, the simulator at `/sim/`).
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+    TestApp::builder().start().await
 }
 
 /// The app in simulator mode with `tweak` applied to the test settings. Its
 /// database starts as a copy of `demo_database()`.
-pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
-    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
-    start_in_process(settings, data_dir).await
+pub async fn spawn_app_with<'a>(tweak: impl FnOnce(&mut Settings) + 'a) -> TestApp {
+    TestApp::builder().settings(tweak).start().await
 }
 
-/// As `spawn_app_with`, with `prepare` adjusting the built app before it runs.
-pub async fn spawn_app_prepared(
-    tweak: impl FnOnce(&mut Settings),
-    prepare: impl FnOnce(&mut Application),
+/// `spawn_app_with` on `api` (simulator mode: the demo merchant of that protocol).
+pub async fn spawn_app_on<'a>(api: Api, tweak: impl FnOnce(&mut Settings) + 'a) -> TestApp {
+    TestApp::builder().api(api).settings(tweak).start().await
+}
+
+/// `spawn_app_with` on the manual clock (`Builder::manual_clock`).
+pub async fn spawn_app_on_manual_clock<'a>(tweak: impl FnOnce(&mut Settings) + 'a) -> TestApp {
+    TestApp::builder()
+        .manual_clock()
+        .settings(tweak)
+        .start()
+        .await
+}
+
+/// The app in live mode (staff `admin` / `cashier` with `NAME-password`) in this
+/// process, against the gateway at `gateway`.
+pub async fn spawn_live_app<'a>(gateway: &str, tweak: impl FnOnce(&mut Settings) + 'a) -> TestApp {
+    TestApp::builder()
+        .live(gateway)
+        .settings(tweak)
+        .start()
+        .await
+}
+
+/// As `spawn_live_app`, on the manual clock (`TestApp::advance`).
+pub async fn spawn_live_app_on_manual_clock<'a>(
+    gateway: &str,
+    tweak: impl FnOnce(&mut Settings) + 'a,
 ) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
-    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
-    start_prepared(settings, data_dir, Clock::system(), prepare).await
+    let builder = TestApp::builder().manual_clock().live(gateway);
+    builder.settings(tweak).start().await
 }
 
-/// The app in simulator mode on an empty data dir: it creates its schema and the
-/// demo users itself.
-pub async fn spawn_fresh_app() -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", |_| {});
-    settings.data_dir = data_dir.path().to_path_buf();
-    start_in_process(settings, data_dir).await
+/// `spawn_live_app` on `api` (for v3, verifying WeChat Pay as `keys` says).
+pub async fn spawn_live_app_on<'a>(
+    api: Api,
+    keys: V3Keys,
+    gateway: &str,
+    tweak: impl FnOnce(&mut Settings) + 'a,
+) -> TestApp {
+    let builder = TestApp::builder().api(api).live_verifying(gateway, keys);
+    builder.settings(tweak).start().await
+}
+
+/// The binary in live mode against `sim` (which keeps its orders while the app
+/// is killed and restarted), with the staff of `spawn_live_app`.
+pub fn spawn_app_process(sim: &TestSim) -> TestApp {
+    TestApp::builder().live(&sim.url).process()
 }
 
 /// A database with the demo users in it, made by the app's own code once per test
@@ -55,64 +275,6 @@ pub(crate) fn demo_database() -> &'static [u8] {
     })
 }
 
-/// The app on a clock only the test moves (`TestApp::advance`): QR lives, order
-/// lives, poll intervals and retry delays pass when the test says, not by waiting.
-/// The simulator keeps the wall clock, as a real gateway would.
-pub async fn spawn_app_on_manual_clock(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
-    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
-    start_on_clock(settings, data_dir, Clock::manual()).await
-}
-
-pub(crate) async fn start_in_process(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
-    start_on_clock(settings, data_dir, Clock::system()).await
-}
-
-pub(crate) async fn start_on_clock(
-    settings: Settings,
-    data_dir: tempfile::TempDir,
-    clock: Clock,
-) -> TestApp {
-    start_prepared(settings, data_dir, clock, |_| {}).await
-}
-
-/// Builds the app on `clock`, lets `prepare` adjust it, and runs it.
-pub(crate) async fn start_prepared(
-    settings: Settings,
-    data_dir: tempfile::TempDir,
-    clock: Clock,
-    prepare: impl FnOnce(&mut Application),
-) -> TestApp {
-    capture_logs();
-    let mut app = Application::build_with_clock(settings, clock.clone())
-        .await
-        .expect("the application builds");
-    prepare(&mut app);
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let poller = app.poller();
-    let webhooks = app.webhooks();
-    let stop = CancellationToken::new();
-    let shutdown = stop.clone().cancelled_owned();
-    tokio::spawn(async move {
-        if let Err(e) = app.run_until(shutdown).await {
-            eprintln!("the application stopped: {e:#}");
-        }
-    });
-    TestApp {
-        base,
-        data_dir,
-        http: http(),
-        serving: Serving::InProcess {
-            stop,
-            poller,
-            clock,
-            webhooks,
-        },
-    }
-}
-
 /// Live mode needs an admin; both staff accounts get real passwords.
 pub(crate) fn add_staff(data_dir: &std::path::Path) {
     let store = scanpay::store::Store::open(data_dir).unwrap();
@@ -120,90 +282,6 @@ pub(crate) fn add_staff(data_dir: &std::path::Path) {
         let password = format!("{name}-password");
         scanpay::checkout::accounts::add_user(&store, name, &password, role, 8).unwrap();
     }
-}
-
-/// The wxpay settings of live mode against the gateway at `gateway`, for an app
-/// whose notify_url is on `port`.
-pub(crate) fn live_env(gateway: &str, port: u16) -> Vec<(String, String)> {
-    let notify = format!("http://127.0.0.1:{port}/wxpay/notify");
-    let mut env = env(FAST_ENV);
-    env.extend(self::env(&[
-        ("SCANPAY_WXPAY_GATEWAY", gateway),
-        ("SCANPAY_WXPAY_APPID", DEMO_APPID),
-        ("SCANPAY_WXPAY_MCH_ID", DEMO_MCH_ID),
-        ("SCANPAY_WXPAY_API_KEY", DEMO_API_KEY),
-        ("SCANPAY_WXPAY_NOTIFY_URL", &notify),
-    ]));
-    env
-}
-
-/// The app in live mode (staff `admin` / `cashier` with `NAME-password`) in this
-/// process, against the gateway at `gateway`.
-pub async fn spawn_live_app(gateway: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let (settings, data_dir) = live_settings(|port, _| live_env(gateway, port), tweak);
-    start_in_process(settings, data_dir).await
-}
-
-/// As `spawn_live_app`, on the manual clock (`TestApp::advance`).
-pub async fn spawn_live_app_on_manual_clock(
-    gateway: &str,
-    tweak: impl FnOnce(&mut Settings),
-) -> TestApp {
-    let (settings, data_dir) = live_settings(|port, _| live_env(gateway, port), tweak);
-    start_on_clock(settings, data_dir, Clock::manual()).await
-}
-
-/// Live-mode settings on a free port with a staffed data dir: `env` from the
-/// port and the data dir, then `tweak`.
-pub(crate) fn live_settings(
-    env: impl FnOnce(u16, &std::path::Path) -> Vec<(String, String)>,
-    tweak: impl FnOnce(&mut Settings),
-) -> (Settings, tempfile::TempDir) {
-    let data_dir = tempfile::tempdir().unwrap();
-    add_staff(data_dir.path());
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut settings = settings(env(port, data_dir.path()), &listen, tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
-    (settings, data_dir)
-}
-
-/// The binary in live mode against `sim` (which keeps its orders while the app
-/// is killed and restarted), with the staff of `spawn_live_app`.
-pub fn spawn_app_process(sim: &TestSim) -> TestApp {
-    spawn_app_process_with_env(sim, &[])
-}
-
-/// As `spawn_app_process`, with `extra` env vars (kept across restarts).
-pub fn spawn_app_process_with_env(sim: &TestSim, extra: &[(&str, &str)]) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    add_staff(data_dir.path());
-    let port = free_port();
-    let mut env = live_env(&sim.url, port);
-    env.extend(self::env(extra));
-    let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
-    TestApp {
-        base: process.url.trim_end_matches('/').to_string(),
-        data_dir,
-        http: http(),
-        serving: Serving::Process { process, env },
-    }
-}
-
-/// The app in simulator mode like `spawn_app_with`, with `extra` `SCANPAY_*`
-/// settings read the way the binary reads its environment (a setting this
-/// build does not know is ignored, as the binary ignores it).
-pub async fn spawn_app_with_env(
-    extra: &[(&str, &str)],
-    tweak: impl FnOnce(&mut Settings),
-) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
-    std::fs::write(data_dir.path().join(DB_FILE), demo_database()).unwrap();
-    let mut pairs = env(FAST_ENV);
-    pairs.extend(env(extra));
-    let mut settings = settings(pairs, "127.0.0.1:0", tweak);
-    settings.data_dir = data_dir.path().to_path_buf();
-    start_in_process(settings, data_dir).await
 }
 
 /// A data dir whose database has the staff of `spawn_live_app` (an admin
@@ -214,13 +292,17 @@ pub fn staffed_data_dir() -> tempfile::TempDir {
     dir
 }
 
-/// `spawn_app_with` on `api` (simulator mode: the demo merchant of that protocol).
-pub async fn spawn_app_on(api: Api, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_with(move |s| {
-        s.wxpay.api = api;
-        tweak(s);
-    })
-    .await
+/// The wxpay settings of live v2 against `gateway`, for an app whose notify_url
+/// is on `port`.
+pub(crate) fn live_env(gateway: &str, port: u16) -> Vec<(String, String)> {
+    let notify = format!("http://127.0.0.1:{port}/wxpay/notify");
+    env(&[
+        ("SCANPAY_WXPAY_GATEWAY", gateway),
+        ("SCANPAY_WXPAY_APPID", DEMO_APPID),
+        ("SCANPAY_WXPAY_MCH_ID", DEMO_MCH_ID),
+        ("SCANPAY_WXPAY_API_KEY", DEMO_API_KEY),
+        ("SCANPAY_WXPAY_NOTIFY_URL", &notify),
+    ])
 }
 
 /// How a live v3 app verifies WeChat Pay.
@@ -242,8 +324,7 @@ pub(crate) fn live_env_v3(
     let key_file = dir.join("apiclient_key.pem");
     std::fs::write(&key_file, scanpay::wxpay::v3::OFFICIAL_TEST_KEY_PEM).unwrap();
     let notify = format!("http://127.0.0.1:{port}/wxpay/v3/notify");
-    let mut env = env(FAST_ENV);
-    env.extend(self::env(&[
+    let mut env = env(&[
         ("SCANPAY_WXPAY_API", "v3"),
         ("SCANPAY_WXPAY_GATEWAY", gateway),
         ("SCANPAY_WXPAY_APPID", DEMO_V3_APPID),
@@ -252,7 +333,7 @@ pub(crate) fn live_env_v3(
         ("SCANPAY_WXPAY_PRIVATE_KEY_FILE", key_file.to_str().unwrap()),
         ("SCANPAY_WXPAY_CERT_SERIAL", DEMO_V3_CERT_SERIAL),
         ("SCANPAY_WXPAY_NOTIFY_URL", &notify),
-    ]));
+    ]);
     if keys == V3Keys::PublicKey {
         let pub_file = dir.join("pub_key.pem");
         std::fs::write(&pub_file, scanpay::sim::v3::keys::PUBLIC_KEY_PEM).unwrap();
@@ -265,55 +346,4 @@ pub(crate) fn live_env_v3(
         ]));
     }
     env
-}
-
-/// `spawn_live_app` on `api` (for v3, verifying WeChat Pay as `keys` says).
-pub async fn spawn_live_app_on(
-    api: Api,
-    keys: V3Keys,
-    gateway: &str,
-    tweak: impl FnOnce(&mut Settings),
-) -> TestApp {
-    if api == Api::V2 {
-        return spawn_live_app(gateway, tweak).await;
-    }
-    let (settings, data_dir) =
-        live_settings(|port, dir| live_env_v3(gateway, port, keys, dir), tweak);
-    start_in_process(settings, data_dir).await
-}
-
-/// A live v3 app verifying WeChat Pay by platform certificates, on the manual
-/// clock, that tries a failed certificate download again after `retry` (in
-/// service: 10 s).
-pub async fn spawn_live_v3_app_fetching_certificates(
-    gateway: &str,
-    retry: Duration,
-    tweak: impl FnOnce(&mut Settings),
-) -> TestApp {
-    let (settings, data_dir) = live_settings(
-        |port, dir| live_env_v3(gateway, port, V3Keys::Certificates, dir),
-        tweak,
-    );
-    start_prepared(settings, data_dir, Clock::manual(), |app| {
-        app.retry_certificates_after(retry)
-    })
-    .await
-}
-
-/// `spawn_app_process` on `api` (v3 with the simulator's public key).
-pub fn spawn_app_process_on(api: Api, sim: &TestSim) -> TestApp {
-    if api == Api::V2 {
-        return spawn_app_process(sim);
-    }
-    let data_dir = tempfile::tempdir().unwrap();
-    add_staff(data_dir.path());
-    let port = free_port();
-    let env = live_env_v3(&sim.url, port, V3Keys::PublicKey, data_dir.path());
-    let process = start_serve(data_dir.path(), &format!("127.0.0.1:{port}"), &env);
-    TestApp {
-        base: process.url.trim_end_matches('/').to_string(),
-        data_dir,
-        http: http(),
-        serving: Serving::Process { process, env },
-    }
 }

@@ -28,13 +28,10 @@ fn screenshot_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("SCANPAY_SCREENSHOTS").map(std::path::PathBuf::from)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cashier_and_customer_in_a_real_browser() {
-    in_a_real_browser(Api::V2).await;
-}
+both!(cashier_and_customer_in_a_real_browser);
 
-/// Also run on API v3 (`both_apis.rs`); the README's screenshots come from v2.
-pub(crate) async fn in_a_real_browser(api: Api) {
+/// The README's screenshots come from the v2 run.
+async fn cashier_and_customer_in_a_real_browser(api: Api) {
     if !browser_available() {
         return;
     }

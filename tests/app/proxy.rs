@@ -317,10 +317,7 @@ impl Proxied {
                 .settings(|s| {
                     tweak(s);
                     // The simulator, the gateway, sends its notifications through the proxy.
-                    let path = match s.wxpay.api {
-                        Api::V2 => "/wxpay/notify",
-                        Api::V3 => "/wxpay/v3/notify",
-                    };
+                    let path = s.wxpay.api.notify_path();
                     s.wxpay.notify_url = Some(format!("http://127.0.0.1:{}{path}", ports.plain));
                 })
                 .start()

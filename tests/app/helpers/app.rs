@@ -9,6 +9,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The signed-in staff member's browser (keeps cookies).
     pub http: reqwest::Client,
+    /// The protocol it speaks to the gateway.
+    pub api: Api,
     pub(crate) serving: Serving,
 }
 

@@ -145,6 +145,7 @@ impl<'a> Builder<'a> {
             }
         });
         settings.data_dir = data_dir.path().to_path_buf();
+        let api = settings.wxpay.api;
         let clock = if self.manual_clock {
             Clock::manual()
         } else {
@@ -167,6 +168,7 @@ impl<'a> Builder<'a> {
             base,
             data_dir,
             http: http(),
+            api,
             serving: Serving::InProcess {
                 stop,
                 poller,
@@ -192,6 +194,7 @@ impl<'a> Builder<'a> {
             base: process.url.trim_end_matches('/').to_string(),
             data_dir,
             http: http(),
+            api: self.api,
             serving: Serving::Process { process, env },
         }
     }

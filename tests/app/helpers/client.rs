@@ -45,13 +45,40 @@ pub fn assert_is_redirect_to(resp: &reqwest::Response, location: &str) {
 
 /// Signs `client` in at `base` as `user` (the answer must be the 303 of a sign-in).
 pub async fn sign_in_at(client: &reqwest::Client, base: &str, user: &str, password: &str) {
-    let resp = client
-        .post(format!("{base}/login"))
-        .form(&[("username", user), ("password", password)])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_login(client, base, user, password, &[]).await;
     assert_eq!(resp.status(), 303, "login as {user}");
+}
+
+/// `POST {base}/login` as `client` with extra request `headers`: the answer,
+/// whatever it is.
+pub async fn post_login(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    headers: &[(&str, String)],
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("{base}/login"))
+        .form(&[("username", user), ("password", password)]);
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    req.send().await.unwrap()
+}
+
+/// Charges `amount` at `base` as `client` (signed in): the new order's token.
+pub async fn order_at(
+    client: &reqwest::Client,
+    base: &str,
+    amount: &str,
+    description: &str,
+) -> String {
+    let resp = charge_at(client, base, amount, description).await;
+    location(&resp)
+        .strip_prefix("/o/")
+        .expect("redirect to /o/{token}")
+        .to_string()
 }
 
 /// The CSRF token of the checkout form at `base` (`client` signed in).
@@ -157,11 +184,7 @@ impl TestApp {
 
     /// Creates an order as the signed-in user and returns its token.
     pub async fn create_order(&self, amount: &str, description: &str) -> String {
-        let resp = self.post_order(amount, description).await;
-        location(&resp)
-            .strip_prefix("/o/")
-            .expect("redirect to /o/{token}")
-            .to_string()
+        order_at(&self.http, &self.base, amount, description).await
     }
 
     /// `POST /o/{token}/ACTION` (cancel, retry) with the session's CSRF token.

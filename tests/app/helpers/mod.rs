@@ -18,10 +18,12 @@ use scanpay::store::DB_FILE;
 use scanpay::values::clock::Clock;
 use scanpay::values::role::Role;
 use scanpay::wxpay::v2::{ApiKey, Merchant, SignType, WxPayClient};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod app;
 mod client;
+mod events;
 mod gateway_side;
 mod logs;
 mod process;
@@ -30,6 +32,7 @@ mod spawn;
 
 pub use app::*;
 pub use client::*;
+pub use events::*;
 pub use gateway_side::*;
 pub use logs::*;
 pub use process::*;

@@ -9,12 +9,30 @@ pub fn signed_notification(
     fee: i64,
     transaction_id: &str,
 ) -> String {
+    signed_notification_paid_at(
+        merchant,
+        out_trade_no,
+        fee,
+        transaction_id,
+        "20261123120000",
+    )
+}
+
+/// As `signed_notification`, the money taken at `time_end` (`YYYYMMDDhhmmss`,
+/// Beijing time).
+pub fn signed_notification_paid_at(
+    merchant: &Merchant,
+    out_trade_no: &str,
+    fee: i64,
+    transaction_id: &str,
+    time_end: &str,
+) -> String {
     let notice = scanpay::wxpay::v2::notify::PaymentNotice {
         out_trade_no: scanpay::wxpay::v2::OutTradeNo::new(out_trade_no).unwrap(),
         transaction_id: transaction_id.into(),
         total_fee: scanpay::values::money::Fen::new(fee),
         openid: Some("oUpF8uTEST".into()),
-        time_end: Some("20261123120000".into()),
+        time_end: Some(time_end.into()),
         bank_type: None,
     };
     scanpay::wxpay::v2::xml::to_xml(&scanpay::wxpay::v2::notify::build(

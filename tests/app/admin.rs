@@ -56,6 +56,26 @@ async fn pay_order(app: &TestApp, token: &str) {
     app.wait_for_state(token, "paid", PAID_WITHIN).await;
 }
 
+/// The customer scans `token`'s QR and the gateway tells of its payment now,
+/// as transaction `42…0n`: an id no order number can be found in (it holds no
+/// date), where the simulator's random ids hold today's date and could hold
+/// an order number, which the search would find.
+async fn paid_as_transaction(app: &TestApp, token: &str, n: u32) {
+    app.scan_qr(token).await;
+    let s = app.status(token).await;
+    let now = jiff::Timestamp::now().in_tz("Asia/Shanghai").unwrap();
+    let body = signed_notification_paid_at(
+        &demo_merchant(scanpay::wxpay::v2::SignType::Md5),
+        s["out_trade_no"].as_str().unwrap(),
+        s["amount_fen"].as_i64().unwrap(),
+        &format!("42{n:026}"),
+        &now.strftime("%Y%m%d%H%M%S").to_string(),
+    );
+    let (status, answer) = app.notify(body).await;
+    assert_eq!(status, 200, "{answer}");
+    app.wait_for_state(token, "paid", PAID_WITHIN).await;
+}
+
 fn shop_today() -> jiff::civil::Date {
     jiff::Timestamp::now()
         .in_tz("Asia/Shanghai")
@@ -134,8 +154,8 @@ async fn a_day_of_sales() -> Shop {
     let cake = app.create_order("0.29", "Cake, \"large\"").await;
     let open = app.create_order("3.00", "still open").await;
     let cancelled = app.create_order("4.00", "changed my mind").await;
-    pay_order(&app, &latte).await;
-    pay_order(&app, &cake).await;
+    paid_as_transaction(&app, &latte, 1).await;
+    paid_as_transaction(&app, &cake, 2).await;
     let resp = app.post_action(&cancelled, "cancel").await;
     assert_is_redirect_to(&resp, &format!("/o/{cancelled}"));
     app.wait_for_state(&cancelled, "cancelled", PAID_WITHIN)

@@ -204,11 +204,15 @@ async fn daily_backups_write_the_shop_day_and_keep_the_newest() {
         std::fs::write(dir.path().join(old), "old").unwrap();
     }
     let backups = dir.path().to_path_buf();
-    let _app = spawn_app_with(move |s| {
-        s.backup.dir = Some(backups);
-        s.backup.keep = 2;
-    })
-    .await;
+    // The test is about the daily backup's loop: it runs in the background.
+    let _app = TestApp::builder()
+        .background_jobs()
+        .settings(move |s| {
+            s.backup.dir = Some(backups);
+            s.backup.keep = 2;
+        })
+        .start()
+        .await;
     let today = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
         .date();

@@ -98,11 +98,10 @@ async fn gateway_faults_fail_visibly_and_recover(api: Api) {
     })
     .await;
     app.login_as("cashier", "cashier").await;
-    let expected = match api {
-        Api::V2 => "SYSTEMERROR",
-        Api::V3 => "SYSTEM_ERROR",
-    };
-    for (fault, shown) in [("systemerror_rate=1", expected), ("http500_rate=1", "500")] {
+    for (fault, shown) in [
+        ("systemerror_rate=1", api.system_error()),
+        ("http500_rate=1", "500"),
+    ] {
         app.set_faults(fault).await;
         let token = app.create_order("5.00", fault).await;
         let s = app.status(&token).await;
@@ -147,12 +146,8 @@ async fn a_badly_signed_answer_is_not_believed(api: Api) {
 /// The app in live mode against `scanpay sim` in this process: v2, and v3
 /// with the public key and with platform certificates.
 async fn live_mode_against_scanpay_sim(api: Api) {
-    let keys: &[V3Keys] = match api {
-        Api::V2 => &[V3Keys::PublicKey],
-        Api::V3 => &[V3Keys::PublicKey, V3Keys::Certificates],
-    };
     let sim = spawn_sim().await;
-    for &k in keys {
+    for &k in api.verifications() {
         let app = spawn_live_app_on(api, k, &sim.url, |_| {}).await;
         app.login_as("cashier", "cashier-password").await;
         let token = app.create_order("8.80", "live").await;
@@ -170,30 +165,6 @@ async fn live_mode_against_scanpay_sim(api: Api) {
         )
         .await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn late_and_double_payments_are_kept_and_flagged_on_v3() {
-    // The v2 run is `refresh::payments_of_a_superseded_qr_count_and_a_second_payment_is_flagged`.
-    crate::refresh::late_and_double_payments_are_kept_and_flagged(Api::V3).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_while_the_order_is_in_flight_on_v3() {
-    // The v2 run is `faults::killed_while_unifiedorder_is_in_flight`.
-    crate::faults::killed_while_the_order_is_in_flight(Api::V3).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_after_the_payment_before_any_notification_on_v3() {
-    // The v2 run is `faults::killed_after_the_payment_before_any_notification`.
-    crate::faults::killed_after_the_payment_on(Api::V3).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn cashier_and_customer_in_a_real_browser_on_v3() {
-    // The v2 run is `browser::cashier_and_customer_in_a_real_browser`.
-    crate::browser::in_a_real_browser(Api::V3).await;
 }
 
 // ---------------------------------------------------------------- v3 only
@@ -383,12 +354,20 @@ async fn platform_certificates_missed_at_start_are_fetched_when_the_gateway_is_b
     let gateway = format!("http://{listen}/");
     // The gateway is down while the app starts: it starts anyway, believing
     // nothing yet, and tries the download again a second later (in service: 10 s).
-    let app = spawn_live_v3_app_fetching_certificates(&gateway, Duration::from_secs(1), |s| {
-        s.checkout.qr_ttl_secs = 1;
-        s.wxpay.timeout_secs = 2;
-        s.poller.max_backoff_secs = 1;
-    })
-    .await;
+    // The test is about the certificate refresh: it runs in the background.
+    let app = TestApp::builder()
+        .api(Api::V3)
+        .live_verifying(&gateway, V3Keys::Certificates)
+        .manual_clock()
+        .background_jobs()
+        .prepare(|app| app.retry_certificates_after(Duration::from_secs(1)))
+        .settings(|s| {
+            s.checkout.qr_ttl_secs = 1;
+            s.wxpay.timeout_secs = 2;
+            s.poller.max_backoff_secs = 1;
+        })
+        .start()
+        .await;
     app.login_as("cashier", "cashier-password").await;
     let sim = spawn_sim_process(&listen);
     let token = app.create_order("2.22", "later").await;

@@ -28,17 +28,16 @@ fn screenshot_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("SCANPAY_SCREENSHOTS").map(std::path::PathBuf::from)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cashier_and_customer_in_a_real_browser() {
-    in_a_real_browser(Api::V2).await;
-}
+both!(cashier_and_customer_in_a_real_browser);
 
-/// Also run on API v3 (`both_apis.rs`); the README's screenshots come from v2.
-pub(crate) async fn in_a_real_browser(api: Api) {
+/// The README's screenshots come from the v2 run.
+async fn cashier_and_customer_in_a_real_browser(api: Api) {
     if !browser_available() {
         return;
     }
-    let app = spawn_app_on(api, |_| {}).await;
+    // The browser, not the test, waits for what the jobs do (a QR replaced,
+    // a payment found): they run in the background as in service.
+    let app = TestApp::builder().api(api).background_jobs().start().await;
     let driver = Driver::start().await;
     let shots = screenshot_dir().filter(|_| api == Api::V2);
 
@@ -221,7 +220,12 @@ async fn the_order_page_fits_a_390px_phone() {
     }
     // On the wall clock, not the manual one: the page counts down to the QR's
     // expiry (an instant) by the browser's clock, so the app's must agree with it.
-    let app = spawn_app_with(|s| s.checkout.qr_ttl_secs = 6).await;
+    // The browser waits for the poller's QR swap: the jobs run in the background.
+    let app = TestApp::builder()
+        .background_jobs()
+        .settings(|s| s.checkout.qr_ttl_secs = 6)
+        .start()
+        .await;
     app.login_as("cashier", "cashier").await;
     let token = app
         .create_order(
@@ -360,7 +364,13 @@ async fn the_counter_display_and_announcements_in_a_real_browser() {
         return;
     }
     // On the manual clock: the display's paid screen ends when the test says.
-    let app = spawn_app_on_manual_clock(|_| {}).await;
+    // The browser, not the test, waits for what the jobs do: they run in the
+    // background as in service (on the manual clock).
+    let app = TestApp::builder()
+        .manual_clock()
+        .background_jobs()
+        .start()
+        .await;
     let driver = Driver::start().await;
     let shots = screenshot_dir();
 

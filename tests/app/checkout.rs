@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
 use scanpay::config::Language;
 
 use crate::helpers::*;
@@ -71,32 +69,19 @@ async fn the_page_learns_of_the_payment_through_sse() {
     let token = app.create_order("3.00", "tea").await;
     let code_url = app.scan_qr(&token).await;
 
-    let resp = app.get_anonymous(&format!("/o/{token}/events")).await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut body = resp.bytes_stream();
-    let mut seen = String::new();
+    let mut events = Events::order(&app.anonymous(), &app.base, &token).await;
     // The first event is the current state.
-    while !seen.contains("\"state\":\"open\"") {
-        seen.push_str(&String::from_utf8_lossy(
-            &body.next().await.unwrap().unwrap(),
-        ));
-    }
+    let first = Duration::from_secs(5);
+    events.until_text("\"state\":\"open\"", first).await;
     let paid_at = Instant::now();
     assert_eq!(app.pay(&code_url).await, 200);
-    let latency = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            let chunk = body.next().await.unwrap().unwrap();
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("\"state\":\"paid\"") {
-                return paid_at.elapsed();
-            }
-        }
-    })
-    .await
-    .expect("a paid event within 3 s");
+    // A paid event within 3 s.
+    let (at, paid) = events
+        .until_text("\"state\":\"paid\"", Duration::from_secs(3))
+        .await;
+    let latency = at - paid_at;
     eprintln!("pay → SSE event: {latency:?}");
-    assert!(seen.contains("event: status"));
+    assert!(paid.contains("event: status"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,7 +120,7 @@ async fn amounts_are_parsed_exactly_and_bad_input_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_data_dir_gets_the_demo_users() {
-    let app = spawn_fresh_app().await;
+    let app = TestApp::builder().fresh_database().start().await;
     assert_eq!(app.count("SELECT COUNT(*) FROM users"), 2);
     app.login_as("admin", "admin").await;
     assert_eq!(app.get_anonymous("/healthz").await.status(), 200);

@@ -3,85 +3,26 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use serde_json::Value;
-
 use crate::helpers::*;
 
-/// An open event stream, read one `status` event at a time.
-struct Events {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
+/// The event stream of the display paired as `token`, opened as the display
+/// itself opens it: without any session.
+async fn display_events(app: &TestApp, token: &str) -> Events {
+    Events::open(
+        &app.anonymous(),
+        app.url(&format!("/display/{token}/events")),
+    )
+    .await
 }
 
-impl Events {
-    async fn open(client: &reqwest::Client, url: String) -> Events {
-        let resp = client.get(url).send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        Events {
-            body: Box::pin(resp.bytes_stream()),
-            buf: String::new(),
-        }
-    }
-
-    /// The event stream of the display paired as `token`, opened as the
-    /// display itself opens it: without any session.
-    async fn display(app: &TestApp, token: &str) -> Events {
-        Events::open(
-            &app.anonymous(),
-            app.url(&format!("/display/{token}/events")),
-        )
-        .await
-    }
-
-    /// As `display`, past its first event, which says the display is idle.
-    async fn idle_display(app: &TestApp, token: &str) -> Events {
-        let mut events = Events::display(app, token).await;
-        assert_eq!(
-            events.next(Duration::from_secs(5)).await.unwrap()["mode"],
-            "idle"
-        );
-        events
-    }
-
-    /// The next status event's data, or `None` if none comes within `wait`
-    /// (or the stream ended).
-    async fn next(&mut self, wait: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                if let Some(data) = block
-                    .lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .filter(|_| block.contains("event: status"))
-                {
-                    return Some(serde_json::from_str(data).unwrap());
-                }
-                continue;
-            }
-            match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return None,
-            }
-        }
-    }
-
-    /// Waits for an event whose `mode` (or other `key`) is `want`, skipping others.
-    async fn until(&mut self, key: &str, want: &str, wait: Duration) -> Value {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ev = self
-                .next(left)
-                .await
-                .unwrap_or_else(|| panic!("no event with {key} = {want} within {wait:?}"));
-            if ev[key] == want {
-                return ev;
-            }
-        }
-    }
+/// As `display_events`, past its first event, which says the display is idle.
+async fn idle_display(app: &TestApp, token: &str) -> Events {
+    let mut events = display_events(app, token).await;
+    assert_eq!(
+        events.next(Duration::from_secs(5)).await.unwrap()["mode"],
+        "idle"
+    );
+    events
 }
 
 /// Pairs a display for `client`'s signed-in cashier; returns its token.
@@ -134,7 +75,7 @@ async fn a_paired_display_shows_its_cashiers_order_then_paid_then_idle() {
     assert!(html.contains("Demo Shop"));
     assert!(html.contains("http-equiv=\"refresh\""));
 
-    let mut events = Events::idle_display(&app, &token).await;
+    let mut events = idle_display(&app, &token).await;
 
     // The link is the display's key: the request log names the route, not the token.
     let log = logs();
@@ -191,8 +132,8 @@ async fn another_cashiers_order_never_appears_on_the_display() {
     let li_token = pair(&app, &li).await;
     assert_ne!(token, li_token);
 
-    let mut mine = Events::idle_display(&app, &token).await;
-    let mut theirs = Events::idle_display(&app, &li_token).await;
+    let mut mine = idle_display(&app, &token).await;
+    let mut theirs = idle_display(&app, &li_token).await;
 
     // li charges: li's display shows it, ours stays idle and hears nothing.
     let page = app.page(&li, app.url("/")).await;
@@ -242,7 +183,7 @@ async fn a_revoked_or_replaced_display_shows_disconnected_at_once() {
     let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let first = pair(&app, &app.http).await;
-    let mut events = Events::idle_display(&app, &first).await;
+    let mut events = idle_display(&app, &first).await;
 
     // A new pairing replaces the old one: one active display per cashier.
     let second = pair(&app, &app.http).await;
@@ -269,7 +210,7 @@ async fn a_revoked_or_replaced_display_shows_disconnected_at_once() {
 
     let page = app.page(&app.http, app.url("/display")).await;
     assert!(page.contains("id=\"paired\""));
-    let mut events = Events::idle_display(&app, &second).await;
+    let mut events = idle_display(&app, &second).await;
     let resp = post_csrf_at(&app.http, &app.base, "/display/revoke").await;
     assert_is_redirect_to(&resp, "/display");
     events
@@ -313,13 +254,13 @@ async fn a_display_that_reconnects_shows_the_state_it_missed() {
     let app = spawn_app().await;
     app.login_as("cashier", "cashier").await;
     let token = pair(&app, &app.http).await;
-    let events = Events::idle_display(&app, &token).await;
+    let events = idle_display(&app, &token).await;
     // The network drops; meanwhile an order is created.
     drop(events);
     let order = app.create_order("12.50", "").await;
     app.wait_for_state(&order, "open", Duration::from_secs(5))
         .await;
-    let mut events = Events::display(&app, &token).await;
+    let mut events = display_events(&app, &token).await;
     let first = events.next(Duration::from_secs(5)).await.unwrap();
     assert!(
         first["mode"] == "open" || first["mode"] == "preparing",
@@ -403,7 +344,7 @@ async fn the_display_swaps_a_refreshed_qr_in_place_and_shows_an_expiry() {
     let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("cashier", "cashier").await;
     let token = pair(&app, &app.http).await;
-    let mut events = Events::idle_display(&app, &token).await;
+    let mut events = idle_display(&app, &token).await;
     let order = app.create_order("6.60", "").await;
     let first = events.until("mode", "open", Duration::from_secs(5)).await;
     assert_eq!(first["qr_version"], 1);
@@ -440,7 +381,7 @@ async fn an_english_shop_announces_in_english() {
     let app = spawn_app_with(|s| s.shop.language = scanpay::config::Language::En).await;
     app.login_as("cashier", "cashier").await;
     let token = pair(&app, &app.http).await;
-    let mut events = Events::display(&app, &token).await;
+    let mut events = display_events(&app, &token).await;
     let order = app.create_order("10.05", "").await;
     events.until("mode", "open", Duration::from_secs(5)).await;
     app.scan_and_pay(&order).await;

@@ -217,15 +217,12 @@ async fn the_gateway_down_and_back() {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_while_unifiedorder_is_in_flight() {
-    killed_while_the_order_is_in_flight(Api::V2).await;
-}
+both!(killed_while_the_order_is_in_flight);
 
-/// Also run on API v3 (`both_apis.rs`), where the resend is a v3 re-order.
-pub(crate) async fn killed_while_the_order_is_in_flight(api: Api) {
+/// Killed while unifiedorder (on v3: the re-order) is in flight.
+async fn killed_while_the_order_is_in_flight(api: Api) {
     let sim = spawn_sim_with(|s| s.sim.faults = "latency_ms=2000".into()).await;
-    let mut app = spawn_app_process_on(api, &sim);
+    let mut app = TestApp::builder().api(api).live(&sim.url).process();
     app.login_as("cashier", "cashier-password").await;
     let csrf = app.csrf().await;
     let request = app
@@ -280,15 +277,11 @@ pub(crate) async fn killed_while_the_order_is_in_flight(api: Api) {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_after_the_payment_before_any_notification() {
-    killed_after_the_payment_on(Api::V2).await;
-}
+both!(killed_after_the_payment_before_any_notification);
 
-/// Also run on API v3 (`both_apis.rs`).
-pub(crate) async fn killed_after_the_payment_on(api: Api) {
+async fn killed_after_the_payment_before_any_notification(api: Api) {
     let sim = spawn_sim_with(|s| s.sim.faults = "notify_delay_ms=60000".into()).await;
-    let mut app = spawn_app_process_on(api, &sim);
+    let mut app = TestApp::builder().api(api).live(&sim.url).process();
     app.login_as("cashier", "cashier-password").await;
     let token = app.create_order("5.50", "").await;
     let code_url = app.scan_qr(&token).await;

@@ -33,7 +33,7 @@ fn a_new_data_directory_and_its_database_are_private() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_running_database_and_its_journal_are_private() {
-    let app = spawn_fresh_app().await;
+    let app = TestApp::builder().fresh_database().start().await;
     app.login_as("cashier", "cashier").await;
     app.create_order("1.00", "").await;
     let db = app.data_dir.path().join(DB_FILE);

@@ -6,7 +6,13 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_notification_is_found_by_the_poller() {
-    let app = spawn_app_with(|s| s.sim.faults = "drop_notify=1.0".into()).await;
+    // The test is about the poller's own loop: it runs in the background, and
+    // finds the payment whether or not the waiting below ticks it too.
+    let app = TestApp::builder()
+        .background_jobs()
+        .settings(|s| s.sim.faults = "drop_notify=1.0".into())
+        .start()
+        .await;
     app.login_as("cashier", "cashier").await;
     let token = app.create_order("9.99", "no notify").await;
     app.scan_and_pay(&token).await;

@@ -14,7 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use futures_util::{Stream, StreamExt};
 use scanpay::wxpay::v2::SignType;
 use scanpay::wxpay::v2::notify;
 
@@ -312,16 +311,16 @@ impl Proxied {
                 redirect: free_port(),
                 plain: free_port(),
             };
-            let app = spawn_app_with_env(&[("SCANPAY_HTTP_TRUSTED_PROXIES", "127.0.0.1")], |s| {
-                tweak(s);
-                // The simulator, the gateway, sends its notifications through the proxy.
-                let path = match s.wxpay.api {
-                    Api::V2 => "/wxpay/notify",
-                    Api::V3 => "/wxpay/v3/notify",
-                };
-                s.wxpay.notify_url = Some(format!("http://127.0.0.1:{}{path}", ports.plain));
-            })
-            .await;
+            let app = TestApp::builder()
+                .env(&[("SCANPAY_HTTP_TRUSTED_PROXIES", "127.0.0.1")])
+                .settings(|s| {
+                    tweak(s);
+                    // The simulator, the gateway, sends its notifications through the proxy.
+                    let path = s.wxpay.api.notify_path();
+                    s.wxpay.notify_url = Some(format!("http://127.0.0.1:{}{path}", ports.plain));
+                })
+                .start()
+                .await;
             let app_port = app.base.rsplit(':').next().unwrap().parse().unwrap();
             match Nginx::start(ports, app_port) {
                 Ok(nginx) => {
@@ -347,10 +346,6 @@ fn from(n: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, n])
 }
 
-async fn login(client: &reqwest::Client, base: &str, user: &str, password: &str) -> u16 {
-    login_with(client, base, user, password, &[]).await.0
-}
-
 /// `POST /login` with extra request `headers`: the status and the Set-Cookie.
 async fn login_with(
     client: &reqwest::Client,
@@ -359,13 +354,7 @@ async fn login_with(
     password: &str,
     headers: &[(&str, String)],
 ) -> (u16, Option<String>) {
-    let mut req = client
-        .post(format!("{base}/login"))
-        .form(&[("username", user), ("password", password)]);
-    for (name, value) in headers {
-        req = req.header(*name, value);
-    }
-    let resp = req.send().await.unwrap();
+    let resp = post_login(client, base, user, password, headers).await;
     let cookie = resp
         .headers()
         .get("set-cookie")
@@ -399,53 +388,8 @@ fn assert_limited(statuses: &[u16], who: &str) {
 
 /// Signs in as the cashier through `base` and creates an order; its token.
 async fn create_order(client: &reqwest::Client, base: &str, amount: &str) -> String {
-    assert_eq!(login(client, base, "cashier", "cashier").await, 303);
-    let resp = charge_at(client, base, amount, "tea").await;
-    location(&resp)
-        .strip_prefix("/o/")
-        .expect("a redirect to /o/{token}")
-        .to_string()
-}
-
-/// Opens the order's event stream at `base`.
-async fn events(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-) -> impl Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin + use<> {
-    stream_at(client, &format!("{base}/o/{token}/events")).await
-}
-
-/// Opens the event stream at `url`.
-async fn stream_at(
-    client: &reqwest::Client,
-    url: &str,
-) -> impl Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin + use<> {
-    let resp = tokio::time::timeout(Duration::from_secs(5), client.get(url).send())
-        .await
-        .unwrap_or_else(|_| panic!("{url}: no event stream within 5 s (held in a buffer?)"))
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{url}: the event stream");
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    resp.bytes_stream()
-}
-
-/// Reads `stream` until `needle` arrives (or `timeout` passes); when it did.
-async fn until(
-    stream: &mut (impl Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    needle: &str,
-    timeout: Duration,
-) -> Instant {
-    let mut seen = String::new();
-    tokio::time::timeout(timeout, async {
-        while !seen.contains(needle) {
-            let chunk = stream.next().await.expect("the stream goes on").unwrap();
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        Instant::now()
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle} within {timeout:?}; saw {seen:?}"))
+    sign_in_at(client, base, "cashier", "cashier").await;
+    order_at(client, base, amount, "tea").await
 }
 
 // ---------------------------------------------------------------- the tests
@@ -489,18 +433,22 @@ async fn an_order_is_paid_through_the_proxy_and_its_events_are_not_buffered() {
     let code_url = decode_qr(&png);
 
     // The same order watched through nginx and straight from the app.
-    let mut through = events(&customer, &p.https, &token).await;
-    let mut direct = events(&http(), &p.app.base, &token).await;
-    until(&mut through, "\"state\":\"open\"", Duration::from_secs(5)).await;
-    until(&mut direct, "\"state\":\"open\"", Duration::from_secs(5)).await;
+    let mut through = Events::order(&customer, &p.https, &token).await;
+    let mut direct = Events::order(&http(), &p.app.base, &token).await;
+    through
+        .until_text("\"state\":\"open\"", Duration::from_secs(5))
+        .await;
+    direct
+        .until_text("\"state\":\"open\"", Duration::from_secs(5))
+        .await;
 
     // The phone pays at the gateway (the simulator, not behind the shop's
     // proxy), which notifies the shop through nginx.
     let paid_at = Instant::now();
-    let (status, via_proxy, straight) = tokio::join!(
+    let (status, (via_proxy, _), (straight, _)) = tokio::join!(
         p.app.pay(&code_url),
-        until(&mut through, "\"state\":\"paid\"", Duration::from_secs(1)),
-        until(&mut direct, "\"state\":\"paid\"", Duration::from_secs(1)),
+        through.until_text("\"state\":\"paid\"", Duration::from_secs(1)),
+        direct.until_text("\"state\":\"paid\"", Duration::from_secs(1)),
     );
     assert_eq!(status, 200);
     let (via_proxy, straight) = (via_proxy - paid_at, straight - paid_at);
@@ -544,19 +492,32 @@ async fn v3_notifications_and_the_counter_and_display_streams_through_the_proxy(
         return;
     };
     let cashier = http_from(from(2));
-    assert_eq!(login(&cashier, &p.https, "cashier", "cashier").await, 303);
+    assert_eq!(
+        login_with(&cashier, &p.https, "cashier", "cashier", &[])
+            .await
+            .0,
+        303
+    );
     let display = pair_display_at(&cashier, &p.https).await;
     let tablet = http_from(from(6));
-    let mut shown = stream_at(&tablet, &format!("{}/display/{display}/events", p.https)).await;
-    let mut counter = stream_at(&cashier, &format!("{}/counter/events", p.https)).await;
-    until(&mut shown, "\"mode\":\"idle\"", Duration::from_secs(5)).await;
-    until(&mut counter, "\"created\":0", Duration::from_secs(5)).await;
+    let mut shown = Events::open(&tablet, &format!("{}/display/{display}/events", p.https)).await;
+    let mut counter = Events::open(&cashier, &format!("{}/counter/events", p.https)).await;
+    shown
+        .until_text("\"mode\":\"idle\"", Duration::from_secs(5))
+        .await;
+    counter
+        .until_text("\"created\":0", Duration::from_secs(5))
+        .await;
 
     let created = Instant::now();
     let resp = charge_at(&cashier, &p.https, "8.00", "tea").await;
     let token = location(&resp).strip_prefix("/o/").unwrap().to_string();
-    let open = until(&mut shown, "\"mode\":\"open\"", Duration::from_secs(1)).await;
-    until(&mut counter, "\"created\":1", Duration::from_secs(1)).await;
+    let (open, _) = shown
+        .until_text("\"mode\":\"open\"", Duration::from_secs(1))
+        .await;
+    counter
+        .until_text("\"created\":1", Duration::from_secs(1))
+        .await;
     eprintln!(
         "through nginx: order → QR on the display in {:?}",
         open - created
@@ -564,10 +525,10 @@ async fn v3_notifications_and_the_counter_and_display_streams_through_the_proxy(
 
     let code_url = p.app.scan_qr(&token).await;
     let paying = Instant::now();
-    let (status, paid, _) = tokio::join!(
+    let (status, (paid, _), _) = tokio::join!(
         p.app.pay(&code_url),
-        until(&mut shown, "\"mode\":\"paid\"", Duration::from_secs(1)),
-        until(&mut counter, "\"state\":\"paid\"", Duration::from_secs(1)),
+        shown.until_text("\"mode\":\"paid\"", Duration::from_secs(1)),
+        counter.until_text("\"state\":\"paid\"", Duration::from_secs(1)),
     );
     assert_eq!(status, 200);
     eprintln!(
@@ -605,8 +566,10 @@ async fn what_the_proxy_adds_to_notify_to_sse() {
         };
         let token = p.app.create_order("1.00", "x").await;
         let no = p.app.out_trade_no(&token).await;
-        let mut stream = events(&watcher, base, &token).await;
-        until(&mut stream, "\"state\":\"open\"", Duration::from_secs(5)).await;
+        let mut stream = Events::order(&watcher, base, &token).await;
+        stream
+            .until_text("\"state\":\"open\"", Duration::from_secs(5))
+            .await;
         let body = signed_notification(
             &demo_merchant(SignType::Md5),
             &no,
@@ -614,12 +577,12 @@ async fn what_the_proxy_adds_to_notify_to_sse() {
             &format!("42000000000000000000{i:08}"),
         );
         let sent = Instant::now();
-        let (resp, seen) = tokio::join!(
+        let (resp, (seen, _)) = tokio::join!(
             gateway
                 .post(format!("{base}/wxpay/notify"))
                 .body(body)
                 .send(),
-            until(&mut stream, "\"state\":\"paid\"", Duration::from_secs(2)),
+            stream.until_text("\"state\":\"paid\"", Duration::from_secs(2)),
         );
         assert_eq!(resp.unwrap().status(), 200);
         if through {
@@ -705,12 +668,12 @@ async fn each_client_address_has_its_own_login_bucket() {
     assert_limited(&statuses, "127.0.0.2");
     let b = http_from(from(3));
     assert_eq!(
-        login(&b, &p.https, "admin", "admin").await,
+        login_with(&b, &p.https, "admin", "admin", &[]).await.0,
         303,
         "127.0.0.3 is not slowed down by 127.0.0.2's failures"
     );
     assert_eq!(
-        login(&a, &p.https, "admin", "admin").await,
+        login_with(&a, &p.https, "admin", "admin", &[]).await.0,
         429,
         "127.0.0.2 still is"
     );
@@ -756,7 +719,9 @@ async fn a_forged_forwarded_for_cannot_lock_out_another_address() {
     .await;
     assert_limited(&statuses, "127.0.0.3 posing as 127.0.0.4");
     assert_eq!(
-        login(&http_from(from(4)), &p.https, "admin", "admin").await,
+        login_with(&http_from(from(4)), &p.https, "admin", "admin", &[])
+            .await
+            .0,
         303,
         "127.0.0.4 signs in"
     );

@@ -18,14 +18,6 @@ fn listen_of(app: &TestApp) -> String {
     app.base.trim_start_matches("http://").to_string()
 }
 
-/// The settings a `scanpay` command needs to speak `api`, as env vars.
-fn api_env(api: Api) -> &'static [(&'static str, &'static str)] {
-    match api {
-        Api::V2 => &[],
-        Api::V3 => &[("SCANPAY_WXPAY_API", "v3")],
-    }
-}
-
 /// `scanpay reconcile --date DAY` against the running app: (exit code, stdout).
 pub(crate) async fn reconcile(app: &TestApp, api: Api, day: &str) -> (i32, String) {
     let (dir, listen, day) = (
@@ -37,7 +29,7 @@ pub(crate) async fn reconcile(app: &TestApp, api: Api, day: &str) -> (i32, Strin
         run_cli(
             &dir,
             &["reconcile", "--date", &day, "--listen", &listen],
-            api_env(api),
+            api.cli_env(),
             "",
         )
     })
@@ -241,10 +233,7 @@ async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached(api: Api) {
     let (code, line) = reconcile(&app, api, &tomorrow).await;
     assert_eq!(code, 1, "{line}");
     // Each protocol says "not yet" its own way.
-    let not_yet = match api {
-        Api::V2 => "Bill Creating",
-        Api::V3 => "STATEMENT_CREATING",
-    };
+    let not_yet = api.bill_not_ready();
     assert!(
         line.contains("not checked") && line.contains(not_yet),
         "{line}"
@@ -257,7 +246,7 @@ async fn a_day_without_trades_and_a_gateway_that_cannot_be_reached(api: Api) {
         run_cli(
             &dir,
             &["reconcile", "--date", "2026-01-03", "--listen", &closed],
-            api_env(api),
+            api.cli_env(),
             "",
         )
     })

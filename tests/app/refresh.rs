@@ -94,13 +94,10 @@ async fn an_unpaid_order_expires_and_its_last_qr_is_closed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn payments_of_a_superseded_qr_count_and_a_second_payment_is_flagged() {
-    late_and_double_payments_are_kept_and_flagged(Api::V2).await;
-}
+both!(late_and_double_payments_are_kept_and_flagged);
 
-/// Also run on API v3 (`both_apis.rs`).
-pub(crate) async fn late_and_double_payments_are_kept_and_flagged(api: Api) {
+/// Payments of a superseded QR count, and a second payment is flagged.
+async fn late_and_double_payments_are_kept_and_flagged(api: Api) {
     // The gateway refuses to close young orders, so superseded QRs stay payable.
     let app = spawn_app_on_manual_clock(move |s| {
         s.wxpay.api = api;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::helpers::*;
 use scanpay::values::money::Fen;
 use scanpay::values::trade::OutRefundNo;
-use scanpay::wxpay::v2::refund::{RefundInfo, RefundQuery, RefundStatusV2, build_notification};
+use scanpay::wxpay::v2::refund::{RefundInfo, RefundQuery, RefundStatusV2};
 use scanpay::wxpay::v2::{SignType, xml};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -29,78 +29,6 @@ pub(crate) async fn admin_app_on(api: Api) -> TestApp {
 
 pub(crate) async fn admin_app() -> TestApp {
     admin_app_on(Api::V2).await
-}
-
-/// What the gateway itself says of refund `no` (its status), if it has it.
-async fn at_gateway(app: &TestApp, api: Api, no: &str) -> Option<String> {
-    match api {
-        Api::V2 => {
-            let query = RefundQuery {
-                out_refund_no: OutRefundNo::new(no.to_string()).unwrap(),
-            };
-            let gateway = client(&app.url("/sim/"), SignType::Md5);
-            gateway
-                .refund_query(&query)
-                .await
-                .ok()
-                .map(|r| r.status.as_str().to_string())
-        }
-        Api::V3 => {
-            let wx = scanpay::config::Wxpay {
-                api: Api::V3,
-                ..Default::default()
-            };
-            let mut merchant = wx.v3_merchant_or_demo().unwrap();
-            merchant.public_key = Some(scanpay::wxpay::v3::PublicKey {
-                id: scanpay::sim::v3::keys::PUBLIC_KEY_ID.into(),
-                pem: scanpay::sim::v3::keys::PUBLIC_KEY_PEM.into(),
-            });
-            let gateway =
-                scanpay::wxpay::v3::client::V3Client::connect(&app.url("/sim"), &merchant, WAIT)
-                    .await
-                    .unwrap();
-            gateway.query_refund(no).await.ok().map(|r| r.status)
-        }
-    }
-}
-
-/// The gateway's refund notification for `no` arriving late, in `api`'s
-/// form: whether it was acknowledged.
-async fn late_refund_notification(
-    app: &TestApp,
-    api: Api,
-    no: &str,
-    out_trade_no: &str,
-    fee: i64,
-) -> bool {
-    match api {
-        Api::V2 => {
-            let (status, body) =
-                post_refund_notification(app, no, out_trade_no, fee, "SUCCESS").await;
-            status == 200 && body.contains("SUCCESS")
-        }
-        Api::V3 => {
-            let now = jiff::Timestamp::now().as_second();
-            let refund_id: String = app
-                .db()
-                .query_row(
-                    "SELECT refund_id FROM refunds WHERE out_refund_no = ?1",
-                    [no],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            let notice = serde_json::json!({"mchid": DEMO_V3_MCH_ID, "out_trade_no": out_trade_no,
-                "refund_id": refund_id, "out_refund_no": no, "refund_status": "SUCCESS",
-                "user_received_account": "支付用户零钱",
-                "amount": {"total": fee, "refund": fee, "payer_total": fee, "payer_refund": fee}});
-            let (body, _) = v3_notification("EV-LATE", &notice, DEMO_V3_APIV3_KEY, now);
-            let mut env: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            env["event_type"] = "REFUND.SUCCESS".into();
-            let body = serde_json::to_vec(&env).unwrap();
-            let (status, _) = app.notify_v3(&body, &sign_v3(&body, now)).await;
-            matches!(status, 200 | 204)
-        }
-    }
 }
 
 /// `POST /admin/orders/{order_no}/refunds` with `fields` (and the session's CSRF token).
@@ -290,7 +218,7 @@ async fn with_notifications_lost_the_poller_finds_the_outcome(api: Api) {
     assert_eq!(state_of(&app, &no), "processing", "accepted, not yet done");
     // The gateway finishes it on its own (wall) clock, 50 ms later: read it there.
     let start = std::time::Instant::now();
-    while at_gateway(&app, api, &no).await.as_deref() != Some("SUCCESS") {
+    while app.gateway().query_refund(&no).await.as_deref() != Some("SUCCESS") {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "the gateway never finished the refund"
@@ -309,7 +237,11 @@ async fn with_notifications_lost_the_poller_finds_the_outcome(api: Api) {
 
     // The notification, late, is applied no second time.
     let out_trade_no = app.out_trade_no(&token).await;
-    assert!(late_refund_notification(&app, api, &no, &out_trade_no, 500).await);
+    assert!(
+        app.gateway()
+            .notify_refund_succeeded(&no, &out_trade_no, 500)
+            .await
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM events WHERE kind = 'refund_succeeded'"),
         1
@@ -320,42 +252,6 @@ async fn with_notifications_lost_the_poller_finds_the_outcome(api: Api) {
         ),
         1
     );
-}
-
-/// The gateway's refund notification for `no`, encrypted with the demo key.
-async fn post_refund_notification(
-    app: &TestApp,
-    no: &str,
-    out_trade_no: &str,
-    fee: i64,
-    status: &str,
-) -> (u16, String) {
-    let info = RefundInfo {
-        out_refund_no: no.into(),
-        out_trade_no: Some(out_trade_no.into()),
-        refund_id: Some("50000000000000000001".into()),
-        refund_fee: Some(Fen::new(fee)),
-        status: RefundStatusV2::parse(status),
-        account: Some("支付用户零钱".into()),
-        success_time: Some("2026-12-01 12:00:00".into()),
-    };
-    let body = xml::to_xml(&build_notification(
-        &info,
-        &demo_merchant(SignType::Md5),
-        "n",
-    ));
-    post_notify_body(app, body).await
-}
-
-async fn post_notify_body(app: &TestApp, body: String) -> (u16, String) {
-    let resp = app
-        .anonymous()
-        .post(app.url("/wxpay/refund-notify"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -380,9 +276,9 @@ async fn a_notification_before_the_poll_is_applied_once_and_forgeries_change_not
     let forged = format!(
         "<xml><return_code>SUCCESS</return_code><appid>{DEMO_APPID}</appid><mch_id>{DEMO_MCH_ID}</mch_id><nonce_str>n</nonce_str><req_info>AAAAAAAAAAAAAAAAAAAAAA==</req_info></xml>"
     );
-    let (_, answer) = post_notify_body(&app, forged).await;
+    let (_, answer) = app.notify_at("/wxpay/refund-notify", forged).await;
     assert!(answer.contains("FAIL"), "{answer}");
-    let (_, answer) = post_refund_notification(&app, &no, &out_trade_no, 999, "SUCCESS").await;
+    let (_, answer) = v2_refund_notice(&app, &no, &out_trade_no, 999, "SUCCESS").await;
     assert!(answer.contains("FAIL"), "{answer}");
     assert_eq!(
         state_of(&app, &no),
@@ -390,10 +286,10 @@ async fn a_notification_before_the_poll_is_applied_once_and_forgeries_change_not
         "forgeries change nothing"
     );
 
-    let (_, answer) = post_refund_notification(&app, &no, &out_trade_no, 150, "SUCCESS").await;
+    let (_, answer) = v2_refund_notice(&app, &no, &out_trade_no, 150, "SUCCESS").await;
     assert!(answer.contains("SUCCESS"), "{answer}");
     assert_eq!(state_of(&app, &no), "succeeded");
-    let (_, again) = post_refund_notification(&app, &no, &out_trade_no, 150, "SUCCESS").await;
+    let (_, again) = v2_refund_notice(&app, &no, &out_trade_no, 150, "SUCCESS").await;
     assert!(again.contains("SUCCESS"), "a duplicate is acknowledged");
     // A final refund is asked about no more, and nothing is applied twice.
     app.advance(Duration::from_secs(120)).await;
@@ -492,13 +388,10 @@ async fn after_systemerror_the_same_out_refund_no_is_sent_again(api: Api) {
         )
         .unwrap();
     // Each protocol spells the gateway's trouble its own way.
-    let code = match api {
-        Api::V2 => "SYSTEMERROR",
-        Api::V3 => "SYSTEM_ERROR",
-    };
+    let code = api.system_error();
     assert!(error.contains(code), "{error}");
     assert_eq!(
-        at_gateway(&app, api, &no).await,
+        app.gateway().query_refund(&no).await,
         None,
         "the gateway has none yet"
     );
@@ -508,7 +401,7 @@ async fn after_systemerror_the_same_out_refund_no_is_sent_again(api: Api) {
     assert_eq!(state_of(&app, &no), "processing", "sent again and accepted");
     wait_refund(&app, &no, "succeeded").await;
     assert_eq!(
-        at_gateway(&app, api, &no).await.as_deref(),
+        app.gateway().query_refund(&no).await.as_deref(),
         Some("SUCCESS"),
         "the same number, refunded once"
     );

@@ -145,21 +145,22 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn app_posting_to(url: String) -> TestApp {
-    spawn_app_with(move |s| {
+/// An app posting its webhooks to `url`: these tests are about the delivery
+/// loop, so it runs in the background as in service.
+fn posting_to<'a>(url: String) -> Builder<'a> {
+    TestApp::builder().background_jobs().settings(move |s| {
         s.notify.webhook_urls = vec![url];
         s.notify.webhook_secret = Some(SECRET.to_string().into());
     })
-    .await
+}
+
+async fn app_posting_to(url: String) -> TestApp {
+    posting_to(url).start().await
 }
 
 /// As `app_posting_to`, on the manual clock: retry backoffs pass when the test says.
 async fn app_on_manual_clock_posting_to(url: String) -> TestApp {
-    spawn_app_on_manual_clock(move |s| {
-        s.notify.webhook_urls = vec![url];
-        s.notify.webhook_secret = Some(SECRET.to_string().into());
-    })
-    .await
+    posting_to(url).manual_clock().start().await
 }
 
 /// Nothing more will be sent: every delivery is recorded delivered, none is
@@ -334,14 +335,15 @@ async fn a_hanging_receiver_delays_no_payment_and_no_notification_answer() {
     let url = receiver.url();
     // Cut after three seconds, not the five of service: still longer than the
     // three notifications below may take (under a second each).
-    let app = spawn_app_prepared(
-        move |s| {
+    let app = TestApp::builder()
+        .background_jobs()
+        .settings(move |s| {
             s.notify.webhook_urls = vec![url];
             s.notify.webhook_secret = Some(SECRET.to_string().into());
-        },
-        |app| app.cut_webhooks_after(Duration::from_secs(3)).unwrap(),
-    )
-    .await;
+        })
+        .prepare(|app| app.cut_webhooks_after(Duration::from_secs(3)).unwrap())
+        .start()
+        .await;
     app.login_as("cashier", "cashier").await;
     paid_order(&app, "5.00").await;
     receiver.wait_for(1, Duration::from_secs(5)).await;
@@ -387,6 +389,7 @@ async fn wecom_robots_get_a_text_message() {
     .await;
     app.login_as("cashier", "cashier").await;
     paid_order(&app, "8.00").await;
+    app.deliver_webhooks().await;
     let hooks = receiver.wait_for(1, Duration::from_secs(5)).await;
     let b = hooks[0].json();
     assert_eq!(b["msgtype"], "text");
@@ -407,13 +410,13 @@ async fn a_payment_committed_before_a_kill_9_is_delivered_after_the_restart() {
     // The receiver is down until after the crash.
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
-    let mut app = spawn_app_process_with_env(
-        &sim,
-        &[
+    let mut app = TestApp::builder()
+        .live(&sim.url)
+        .env(&[
             ("SCANPAY_NOTIFY_WEBHOOK_URLS", url.as_str()),
             ("SCANPAY_NOTIFY_WEBHOOK_SECRET", SECRET),
-        ],
-    );
+        ])
+        .process();
     app.login_as("cashier", "cashier-password").await;
     let token = app.create_order("9.99", "").await;
     let code_url = app.scan_qr(&token).await;

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::values::money::Fen;
+use crate::wxpay::v2::refund::{RefundInfo, RefundStatusV2};
 use crate::wxpay::v2::{ErrCode, OutTradeNo, SignType};
 
 /// A `code_url` stays scannable at most this long (and never past `time_expire`).
@@ -140,7 +141,7 @@ pub struct Ledger {
     by_code_url: HashMap<String, String>,
     by_transaction: HashMap<String, String>,
     /// Refunds of paid orders (`sim/refunds.rs`), under the same lock.
-    pub refunds: super::refunds::RefundBook,
+    pub refunds: RefundBook,
 }
 
 impl Ledger {
@@ -308,6 +309,101 @@ impl Ledger {
         v.sort_by_key(|o| std::cmp::Reverse(o.created_at));
         v.truncate(limit);
         v
+    }
+}
+
+/// Where simulated refunds go back to: the customer's change wallet.
+pub const SIM_ACCOUNT: &str = "支付用户零钱";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRefund {
+    pub out_refund_no: String,
+    pub out_trade_no: String,
+    pub transaction_id: String,
+    pub refund_id: String,
+    pub refund_fee: Fen,
+    pub total_fee: Fen,
+    pub status: RefundStatusV2,
+    pub notify_url: Option<String>,
+    pub success_time: Option<Timestamp>,
+    pub notify_attempts: u32,
+    pub notify_acked: bool,
+    /// Made through API v3: the serial its notification is signed with.
+    pub v3_serial: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl SimRefund {
+    pub fn info(&self) -> RefundInfo {
+        RefundInfo {
+            out_refund_no: self.out_refund_no.clone(),
+            out_trade_no: Some(self.out_trade_no.clone()),
+            refund_id: Some(self.refund_id.clone()),
+            refund_fee: Some(self.refund_fee),
+            status: self.status.clone(),
+            account: Some(SIM_ACCOUNT.to_string()),
+            success_time: self.success_time.map(|t| {
+                t.to_zoned(crate::wxpay::v2::types::beijing())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            }),
+        }
+    }
+}
+
+/// Every refund the simulated gateway accepted, by out_refund_no.
+#[derive(Debug, Default)]
+pub struct RefundBook {
+    refunds: HashMap<String, SimRefund>,
+}
+
+impl RefundBook {
+    pub fn get(&self, out_refund_no: &str) -> Option<&SimRefund> {
+        self.refunds.get(out_refund_no)
+    }
+
+    /// How many refunds the gateway holds (a test counts them).
+    pub fn len(&self) -> usize {
+        self.refunds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.refunds.is_empty()
+    }
+
+    /// Marks a refund as made through API v3 (its notification is v3's).
+    pub fn mark_v3(&mut self, out_refund_no: &str, serial: &str) {
+        if let Some(r) = self.refunds.get_mut(out_refund_no) {
+            r.v3_serial = Some(serial.to_string());
+        }
+    }
+
+    /// Counts one delivery of a refund's notification.
+    pub fn record_delivery(&mut self, out_refund_no: &str, acked: bool) {
+        if let Some(r) = self.refunds.get_mut(out_refund_no) {
+            r.notify_attempts += 1;
+            r.notify_acked |= acked;
+        }
+    }
+
+    /// Records a refund the gateway just accepted.
+    pub fn insert(&mut self, refund: SimRefund) {
+        self.refunds.insert(refund.out_refund_no.clone(), refund);
+    }
+
+    pub fn get_mut(&mut self, out_refund_no: &str) -> Option<&mut SimRefund> {
+        self.refunds.get_mut(out_refund_no)
+    }
+
+    /// Every refund, in no particular order (the bill sorts what it lists).
+    pub fn all(&self) -> impl Iterator<Item = &SimRefund> {
+        self.refunds.values()
+    }
+
+    pub fn of_trade(&self, out_trade_no: &str) -> impl Iterator<Item = &SimRefund> {
+        self.refunds
+            .values()
+            .filter(move |r| r.out_trade_no == out_trade_no)
     }
 }
 

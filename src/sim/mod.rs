@@ -7,10 +7,12 @@
 //! concurrent requests see one consistent state machine.
 
 pub mod bill;
+mod delivery;
 pub mod faults;
 pub mod gateway;
 pub mod ledger;
 pub mod notifier;
+pub mod notify;
 pub mod phone;
 pub mod refunds;
 pub mod tls;

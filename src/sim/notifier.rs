@@ -4,22 +4,16 @@
 use std::time::Duration;
 
 use super::Simulator;
+use super::delivery::{post_xml, retry_until_acked};
 use super::faults::roll;
-use super::ledger::{SimOrder, SimTradeState};
+use super::ledger::{SimOrder, SimRefund, SimTradeState};
 use crate::wxpay::v2::notify::{self, PaymentNotice};
+use crate::wxpay::v2::refund::build_notification;
 use crate::wxpay::v2::types::format_time;
 use crate::wxpay::v2::{OutTradeNo, client::nonce, xml};
 
-/// Waits after the first delivery, in seconds (about 24 h in all).
-pub const RETRY_SCHEDULE_SECS: [u64; 15] = [
-    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
-];
-
 /// Starts the deliveries of a paid order's notification (and the faults' copies).
 pub fn dispatch(sim: &Simulator, order: &SimOrder) {
-    if order.req.v3.is_some() {
-        return super::v3::notify::dispatch(sim, order);
-    }
     let SimTradeState::Paid(payment) = &order.state else {
         return;
     };
@@ -56,14 +50,6 @@ pub fn dispatch(sim: &Simulator, order: &SimOrder) {
     }
 }
 
-/// One wait of the schedule divided by `time_scale`. Settings check the scale,
-/// but a tiny one (1e-300) would make a wait too long for a `Duration` and a
-/// `Duration::from_secs_f64` panic: such a wait is "never" (a year is enough).
-pub(crate) fn retry_wait(secs: u64, time_scale: f64) -> Duration {
-    const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
-    Duration::try_from_secs_f64(secs as f64 / time_scale).map_or(NEVER, |d| d.min(NEVER))
-}
-
 async fn deliver(
     sim: Simulator,
     url: String,
@@ -82,64 +68,32 @@ async fn deliver(
     .await;
 }
 
-/// One v2 delivery: acknowledged only by a 2xx whose XML says SUCCESS.
-pub(crate) async fn post_xml(sim: &Simulator, url: &str, body: &str) -> bool {
-    match sim
-        .http()
-        .post(url)
-        .header("content-type", "text/xml; charset=utf-8")
-        .body(body.to_string())
-        .send()
-        .await
-    {
-        Ok(resp) => {
-            let ok = resp.status().is_success();
-            ok && resp.bytes().await.is_ok_and(|b| notify::is_success_ack(&b))
-        }
-        Err(_) => false,
+/// Starts the deliveries of a v2 refund's notification to `url` (and the faults' copies).
+pub fn dispatch_refund(sim: &Simulator, refund: &SimRefund, url: &str) {
+    let out_refund_no = refund.out_refund_no.clone();
+    let faults = sim.faults();
+    let body = xml::to_xml(&build_notification(
+        &refund.info(),
+        sim.merchant(),
+        &nonce(),
+    ));
+    for _ in 0..=faults.duplicate_notify {
+        tokio::spawn(deliver_refund(
+            sim.clone(),
+            url.to_string(),
+            out_refund_no.clone(),
+            body.clone(),
+        ));
     }
 }
 
-/// The one retry loop of every simulated notification (v2 and v3, payments
-/// and refunds): `send` at once, then after each wait of WeChat Pay's schedule
-/// divided by `sim.time_scale`, until it is acknowledged; each try `record`ed.
-pub(crate) async fn retry_until_acked<Fut>(
-    sim: &Simulator,
-    what: &str,
-    mut send: impl FnMut() -> Fut,
-    record: impl Fn(&Simulator, bool),
-) where
-    Fut: std::future::Future<Output = bool>,
-{
-    let time_scale = sim.time_scale();
-    let waits = RETRY_SCHEDULE_SECS
-        .iter()
-        .map(move |s| retry_wait(*s, time_scale));
-    for (attempt, wait) in (1..).zip(std::iter::once(Duration::ZERO).chain(waits)) {
-        tokio::time::sleep(wait).await;
-        let acked = send().await;
-        record(sim, acked);
-        tracing::debug!(what, attempt, acked, "sim: notification delivered");
-        if acked {
-            return;
-        }
-    }
-    tracing::warn!(what, "sim: notification never acknowledged; giving up");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extreme_time_scales_give_waits_without_panicking() {
-        assert_eq!(retry_wait(15, 1.0), Duration::from_secs(15));
-        assert_eq!(retry_wait(15, 1000.0), Duration::from_millis(15));
-        let never = retry_wait(15, 1e-300);
-        assert!(never >= Duration::from_secs(24 * 3600), "{never:?}");
-        assert_eq!(retry_wait(15, f64::MIN_POSITIVE), never);
-        assert_eq!(retry_wait(15, 0.0), never, "÷0 is infinite: never");
-        assert_eq!(retry_wait(15, f64::NAN), never);
-        assert_eq!(retry_wait(15, f64::MAX), Duration::ZERO);
-    }
+async fn deliver_refund(sim: Simulator, url: String, out_refund_no: String, body: String) {
+    let what = format!("refund notification of {out_refund_no}");
+    retry_until_acked(
+        &sim,
+        &what,
+        || post_xml(&sim, &url, &body),
+        |sim, acked| sim.ledger().refunds.record_delivery(&out_refund_no, acked),
+    )
+    .await;
 }

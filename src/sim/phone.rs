@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use super::Simulator;
 use super::ledger::{PayRefusal, SimOrder, SimTradeState};
-use super::notifier;
+use super::notify;
 use crate::web::render::html;
 
 /// One order as the phone shows it.
@@ -127,7 +127,7 @@ pub async fn pay(
     let (status, row, message) = match result {
         Ok(order) => {
             tracing::info!(out_trade_no = %order.req.out_trade_no, "sim: paid");
-            notifier::dispatch(&sim, &order);
+            notify::dispatch_payment(&sim, &order);
             (
                 StatusCode::OK,
                 Some(Row::new(&order, now)),

@@ -5,7 +5,6 @@
 //! The book refuses more than was paid and more than 50 refunds per payment;
 //! the same out_refund_no again is the same refund.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -13,99 +12,13 @@ use rand::Rng;
 
 use super::Simulator;
 use super::faults::roll;
-use super::ledger::{Ledger, Refusal, SimTradeState};
-use super::notifier::{post_xml, retry_until_acked};
+use super::ledger::{Ledger, Refusal, SIM_ACCOUNT, SimRefund, SimTradeState};
 use crate::values::money::Fen;
-use crate::wxpay::v2::refund::{RefundInfo, RefundStatusV2, build_notification};
+use crate::wxpay::v2::ErrCode;
+use crate::wxpay::v2::refund::RefundStatusV2;
 use crate::wxpay::v2::xml::Fields;
-use crate::wxpay::v2::{ErrCode, client::nonce, xml};
 
-/// Where simulated refunds go back to: the customer's change wallet.
-pub const SIM_ACCOUNT: &str = "支付用户零钱";
 const MAX_REFUNDS: usize = 50;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimRefund {
-    pub out_refund_no: String,
-    pub out_trade_no: String,
-    pub transaction_id: String,
-    pub refund_id: String,
-    pub refund_fee: Fen,
-    pub total_fee: Fen,
-    pub status: RefundStatusV2,
-    pub notify_url: Option<String>,
-    pub success_time: Option<Timestamp>,
-    pub notify_attempts: u32,
-    pub notify_acked: bool,
-    /// Made through API v3: the serial its notification is signed with.
-    pub v3_serial: Option<String>,
-    pub created_at: Timestamp,
-}
-
-impl SimRefund {
-    pub fn info(&self) -> RefundInfo {
-        RefundInfo {
-            out_refund_no: self.out_refund_no.clone(),
-            out_trade_no: Some(self.out_trade_no.clone()),
-            refund_id: Some(self.refund_id.clone()),
-            refund_fee: Some(self.refund_fee),
-            status: self.status.clone(),
-            account: Some(SIM_ACCOUNT.to_string()),
-            success_time: self.success_time.map(|t| {
-                t.to_zoned(crate::wxpay::v2::types::beijing())
-                    .strftime("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            }),
-        }
-    }
-}
-
-/// Every refund the simulated gateway accepted, by out_refund_no.
-#[derive(Debug, Default)]
-pub struct RefundBook {
-    refunds: HashMap<String, SimRefund>,
-}
-
-impl RefundBook {
-    pub fn get(&self, out_refund_no: &str) -> Option<&SimRefund> {
-        self.refunds.get(out_refund_no)
-    }
-
-    /// How many refunds the gateway holds (a test counts them).
-    pub fn len(&self) -> usize {
-        self.refunds.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.refunds.is_empty()
-    }
-
-    /// Marks a refund as made through API v3 (its notification is v3's).
-    pub fn mark_v3(&mut self, out_refund_no: &str, serial: &str) {
-        if let Some(r) = self.refunds.get_mut(out_refund_no) {
-            r.v3_serial = Some(serial.to_string());
-        }
-    }
-
-    /// Counts one delivery of a refund's notification.
-    pub fn record_delivery(&mut self, out_refund_no: &str, acked: bool) {
-        if let Some(r) = self.refunds.get_mut(out_refund_no) {
-            r.notify_attempts += 1;
-            r.notify_acked |= acked;
-        }
-    }
-
-    /// Every refund, in no particular order (the bill sorts what it lists).
-    pub fn all(&self) -> impl Iterator<Item = &SimRefund> {
-        self.refunds.values()
-    }
-
-    fn of_trade(&self, out_trade_no: &str) -> impl Iterator<Item = &SimRefund> {
-        self.refunds
-            .values()
-            .filter(move |r| r.out_trade_no == out_trade_no)
-    }
-}
 
 fn refuse(code: ErrCode, description: &str) -> Refusal {
     Refusal {
@@ -195,10 +108,7 @@ pub fn accept(
         v3_serial: None,
         created_at: now,
     };
-    ledger
-        .refunds
-        .refunds
-        .insert(refund.out_refund_no.clone(), refund.clone());
+    ledger.refunds.insert(refund.clone());
     Ok((refund, true))
 }
 
@@ -281,8 +191,7 @@ pub fn query(sim: &Simulator, req: &Fields) -> Result<Fields, Refusal> {
     } else if let Some(t) = req.non_empty("transaction_id") {
         ledger
             .refunds
-            .refunds
-            .values()
+            .all()
             .filter(|r| r.transaction_id == t)
             .cloned()
             .collect()
@@ -326,7 +235,7 @@ pub(crate) async fn finish(sim: Simulator, out_refund_no: String, delay: Duratio
     tokio::time::sleep(delay).await;
     let refund = {
         let mut ledger = sim.ledger();
-        let Some(r) = ledger.refunds.refunds.get_mut(&out_refund_no) else {
+        let Some(r) = ledger.refunds.get_mut(&out_refund_no) else {
             return;
         };
         if abnormal {
@@ -338,42 +247,7 @@ pub(crate) async fn finish(sim: Simulator, out_refund_no: String, delay: Duratio
         r.clone()
     };
     tracing::info!(%out_refund_no, status = refund.status.as_str(), "sim: refund done");
-    let Some(url) = refund.notify_url.clone() else {
-        return;
-    };
-    let faults = sim.faults();
-    if roll(faults.drop_notify) {
-        tracing::info!(%out_refund_no, "sim: refund notification dropped (fault)");
-        return;
-    }
-    if let Some(serial) = &refund.v3_serial {
-        super::v3::notify::dispatch_refund(&sim, &refund, &url, serial);
-        return;
-    }
-    let body = xml::to_xml(&build_notification(
-        &refund.info(),
-        sim.merchant(),
-        &nonce(),
-    ));
-    for _ in 0..=faults.duplicate_notify {
-        tokio::spawn(deliver(
-            sim.clone(),
-            url.clone(),
-            out_refund_no.clone(),
-            body.clone(),
-        ));
-    }
-}
-
-async fn deliver(sim: Simulator, url: String, out_refund_no: String, body: String) {
-    let what = format!("refund notification of {out_refund_no}");
-    retry_until_acked(
-        &sim,
-        &what,
-        || post_xml(&sim, &url, &body),
-        |sim, acked| sim.ledger().refunds.record_delivery(&out_refund_no, acked),
-    )
-    .await;
+    super::notify::dispatch_refund(&sim, &refund);
 }
 
 #[cfg(test)]

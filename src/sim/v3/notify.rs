@@ -10,10 +10,10 @@ use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 
 use super::super::Simulator;
+use super::super::delivery::retry_until_acked;
 use super::super::faults::roll;
+use super::super::ledger::SimRefund;
 use super::super::ledger::{SimOrder, SimTradeState};
-use super::super::notifier::retry_until_acked;
-use super::super::refunds::SimRefund;
 use crate::wxpay::v3::api;
 use crate::wxpay::v3::notify::{EventHead, TRANSACTION_SUCCESS, seal};
 use crate::wxpay::v3::refund::RefundNotice;
@@ -38,7 +38,7 @@ fn notification_id() -> String {
 
 /// The notification body of a paid v3 order.
 pub fn body(sim: &Simulator, order: &SimOrder) -> Option<Vec<u8>> {
-    let plain = serde_json::to_vec(&super::transaction(order)).ok()?;
+    let plain = serde_json::to_vec(&super::json::transaction(order)).ok()?;
     sealed(sim, TRANSACTION_SUCCESS, "支付成功", "transaction", &plain)
 }
 
@@ -95,7 +95,7 @@ pub fn dispatch(sim: &Simulator, order: &SimOrder) {
 /// The notification of a refund's outcome: `REFUND.SUCCESS` (or ABNORMAL,
 /// CLOSED), the refund encrypted with associated data `refund`.
 pub fn refund_body(sim: &Simulator, refund: &SimRefund) -> Option<Vec<u8>> {
-    let answer = super::refund_object(refund);
+    let answer = super::json::refund_object(refund);
     let notice = RefundNotice {
         mchid: sim.v3().merchant.mchid.clone(),
         transaction_id: answer.transaction_id,

@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod payments;
 pub mod refunds;
 pub mod reports;
+pub mod schema;
 pub mod users;
 pub mod values;
 
@@ -74,6 +75,10 @@ pub enum StoreError {
     /// shutting down.
     #[error("a database task did not finish: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The schema holds what scanpay's migrations never create (a trigger
+    /// that swallows payments, say): refused rather than trusted.
+    #[error("the database's schema is not the one scanpay's migrations make: {0}")]
+    SchemaDiffers(String),
     #[error("the transaction was rolled back by the database")]
     RolledBack,
     /// One failure of a whole batch of writes, seen by each of its writes.
@@ -213,6 +218,11 @@ impl Store {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrations::apply(&mut writer)?;
+        // Whatever wrote the file last, it is used only as scanpay's own schema.
+        let differences = schema::differences(&writer)?;
+        if !differences.is_empty() {
+            return Err(StoreError::SchemaDiffers(differences.join("; ")));
+        }
         // Copying the WAL back into the database (and syncing it) is done by the
         // checkpointer's own connection, so commits do not wait behind it.
         writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;

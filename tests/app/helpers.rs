@@ -430,6 +430,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     start_in_process(settings, data_dir).await
 }
 
+/// The app in simulator mode built (not run) on `data_dir` as it is: for tests
+/// of what start-up refuses.
+pub async fn build_app_on(data_dir: &std::path::Path) -> anyhow::Result<Application> {
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", |_| {});
+    settings.data_dir = data_dir.to_path_buf();
+    Application::build(settings).await
+}
+
 /// As `spawn_app_with`, with `prepare` adjusting the built app before it runs.
 pub async fn spawn_app_prepared(
     tweak: impl FnOnce(&mut Settings),

@@ -24,6 +24,8 @@ pub struct Texts {
     pub too_many_orders_per_minute: &'static str,
     /// Too many sign-ins being checked right now.
     pub login_busy: &'static str,
+    /// Too many sign-ins to one account from addresses it does not know.
+    pub login_account_busy: &'static str,
     pub sign_out: &'static str,
     pub signed_in_as: &'static str,
     pub checkout_title: &'static str,
@@ -187,6 +189,7 @@ pub static ZH_CN: Texts = Texts {
     too_many_open_orders: "您已有 {n} 笔未完成的订单：请等顾客付款或取消一些订单后再收款。",
     too_many_orders_per_minute: "每分钟最多创建 {n} 笔订单，请稍候再收款。",
     login_busy: "登录请求过多，请稍后再试。",
+    login_account_busy: "此账号的登录尝试过多，请几分钟后再试，或在之前登录过的设备上登录。",
     sign_out: "退出",
     signed_in_as: "当前用户",
     checkout_title: "收款",
@@ -348,6 +351,7 @@ pub static EN: Texts = Texts {
     too_many_open_orders: "You already have {n} open orders: let customers pay, or cancel some, then charge again.",
     too_many_orders_per_minute: "At most {n} orders a minute: wait a moment, then charge again.",
     login_busy: "Too many sign-ins at once. Try again in a moment.",
+    login_account_busy: "Too many sign-ins to this account. Try again in a few minutes, or from a device that signed in before.",
     sign_out: "Sign out",
     signed_in_as: "Signed in as",
     checkout_title: "Checkout",

@@ -155,6 +155,14 @@ impl Gateway for WxPayV3 {
                 });
             })
             .and_then(|n| match n.event {
+                // Only a success pays: another TRANSACTION.* event (signed, and
+                // perhaps carrying a "SUCCESS" resource) is logged, not applied;
+                // the poller asks the gateway what really happened.
+                Event::Transaction(_) if n.event_type != notify::TRANSACTION_SUCCESS => {
+                    let mut what = format!("event {}", n.event_type);
+                    what.truncate(what.floor_char_boundary(80));
+                    Ok(Notice::Unhandled { what })
+                }
                 Event::Transaction(tx) => {
                     self.ours(&tx)?;
                     transaction_notice(*tx)
@@ -236,7 +244,7 @@ fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
 pub(super) fn paid_at(success_time: Option<&str>) -> Option<Millis> {
     let text = success_time?;
     match text.parse::<jiff::Timestamp>() {
-        Ok(t) => Some(t.into()),
+        Ok(t) => super::believable_time(t.into(), text),
         Err(e) => {
             tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of payment is not readable");
             None
@@ -253,6 +261,12 @@ fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError> {
                     "a paid order without transaction_id or amount".into(),
                 ));
             };
+            // Orders are made in CNY only: fen of another currency are not our fen.
+            if let Some(c) = amount.currency.as_deref().filter(|c| *c != "CNY") {
+                return Err(GatewayError::Unbelievable(
+                    format!("a payment in {c:.8}, not CNY").into(),
+                ));
+            }
             TradeStatus::Paid(PaymentFacts {
                 transaction_id: TransactionId::new(id)
                     .map_err(|e| GatewayError::Unbelievable(Failure::of(e)))?,

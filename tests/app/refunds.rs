@@ -333,6 +333,7 @@ async fn post_refund_notification(
     let info = RefundInfo {
         out_refund_no: no.into(),
         out_trade_no: Some(out_trade_no.into()),
+        transaction_id: None,
         refund_id: Some("50000000000000000001".into()),
         refund_fee: Some(Fen::new(fee)),
         status: RefundStatusV2::parse(status),

@@ -2,6 +2,7 @@
 
 mod gateway;
 mod http;
+pub mod peers;
 mod reconcile;
 mod sim;
 

@@ -3,7 +3,8 @@
 //! with a low open-files limit. Each accepted connection takes a slot of its
 //! peer address for as long as it lives (a guard in the connection's own
 //! data, dropped with it); a request on a connection past the address's cap
-//! is answered 503 at once and the connection closed. Trusted proxies are not
+//! is answered 429 at once (a limit of this client, not of the
+//! server) and the connection closed. Trusted proxies are not
 //! capped: every client behind one shares its address.
 
 use std::collections::HashMap;
@@ -93,7 +94,7 @@ impl Peers {
     }
 }
 
-/// Middleware: a request on a connection past its address's cap gets 503
+/// Middleware: a request on a connection past its address's cap gets 429
 /// and the connection is closed, before anything else is done for it.
 pub(super) async fn refuse_over_cap(
     req: ServiceRequest,
@@ -102,7 +103,7 @@ pub(super) async fn refuse_over_cap(
     let over = req.conn_data::<Arc<Slot>>().is_some_and(|slot| slot.over);
     if over {
         tracing::warn!(client_ip = %req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(), "connection refused: too many from one address");
-        let resp = HttpResponse::ServiceUnavailable()
+        let resp = HttpResponse::TooManyRequests()
             .force_close()
             .insert_header((header::RETRY_AFTER, "5"))
             .content_type("text/plain; charset=utf-8")

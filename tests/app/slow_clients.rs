@@ -300,7 +300,7 @@ async fn held_request(app: &TestApp, from: [u8; 4]) -> (u16, tokio::net::TcpStre
 }
 
 /// Issue 19 item 6: one address cannot hold more than its share of the
-/// connection table; the next one is answered 503 and closed, another
+/// connection table; the next one is answered 429 and closed, another
 /// address is served, and a slot given back is there to take again.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_address_cannot_fill_the_connection_table() {
@@ -314,7 +314,7 @@ async fn one_address_cannot_fill_the_connection_table() {
         held.push(s);
     }
     let (status, mut over) = held_request(&app, [127, 0, 0, 5]).await;
-    assert_eq!(status, 503, "past the cap");
+    assert_eq!(status, 429, "past the cap");
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(2), over.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "and that connection is closed");

@@ -147,7 +147,20 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn run_user(settings: &Settings, command: &UserCommand) -> anyhow::Result<()> {
-    let store = Store::open(&settings.data_dir)?;
+    // Adding the first admin is how a live install begins (README, step 3),
+    // so `user add` may create the database, and says so; every other user
+    // command needs one already there (a mistyped --data-dir is an error).
+    let store = if matches!(command, UserCommand::Add { .. }) {
+        let db = settings.data_dir.join(scanpay::store::DB_FILE);
+        let fresh = !db.exists();
+        let store = Store::open(&settings.data_dir)?;
+        if fresh {
+            eprintln!("created a new database at {}", db.display());
+        }
+        store
+    } else {
+        Store::open_existing(&settings.data_dir)?
+    };
     match command {
         UserCommand::Add { name, role } => {
             let role = Role::from(*role);

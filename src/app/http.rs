@@ -122,6 +122,11 @@ pub(super) fn http_server(
     limits: HttpLimits,
     configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 ) -> std::io::Result<Server> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let peers = super::peers::Peers::new(
+        super::peers::cap_for(limits.max_connections.saturating_mul(workers)),
+        proxies.clone(),
+    );
     let server = HttpServer::new(move || {
         let configure = configure.clone();
         App::new()
@@ -141,6 +146,8 @@ pub(super) fn http_server(
                 middleware::TrailingSlash::MergeOnly,
             ))
             .wrap(from_fn(crate::app::telemetry::log_requests))
+            // Outermost: a connection past its address's cap costs nothing more.
+            .wrap(from_fn(super::peers::refuse_over_cap))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
             .configure(move |cfg| configure(cfg))
@@ -156,8 +163,12 @@ pub(super) fn http_server(
     // Beyond this a worker stops accepting (the kernel's backlog waits) rather
     // than run out of files: the database and outbound calls keep theirs.
     .max_connections(limits.max_connections)
-    // Only the TLS simulator's connections carry a client certificate to note.
-    .on_connect(crate::sim::tls::note_client_certificate);
+    // Each connection counts against its address; only the TLS simulator's
+    // connections carry a client certificate to note.
+    .on_connect(move |conn, ext| {
+        peers.connected(conn, ext);
+        crate::sim::tls::note_client_certificate(conn, ext);
+    });
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,
         None => server.listen(listener)?,

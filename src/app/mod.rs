@@ -4,6 +4,7 @@
 
 mod gateway;
 mod http;
+pub mod peers;
 mod reconcile;
 mod sim;
 

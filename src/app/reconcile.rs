@@ -2,7 +2,6 @@
 //! gateway and database as `serve`.
 
 use super::gateway::{build_gateway, running_server};
-use super::open_store;
 use jiff::civil::Date;
 
 use crate::checkout::reconcile::DayOutcome;
@@ -15,7 +14,10 @@ use crate::values::money::millifen_to_fen;
 /// gateway (in simulator mode, the simulator of the server running at
 /// `listen`), the same database; one day reconciled at once.
 pub async fn reconcile(settings: Settings, day: jiff::civil::Date) -> anyhow::Result<DayOutcome> {
-    let store = open_store(&settings).await?;
+    // Reconciling never starts a database: a mistyped --data-dir is an error.
+    let dir = settings.data_dir.clone();
+    let store =
+        tokio::task::spawn_blocking(move || crate::store::Store::open_existing(&dir)).await??;
     let addr = running_server(&settings.listen)?;
     // One day's run needs no certificate refresh: the certificates fetched now serve it.
     let (gateway, _) = build_gateway(&settings, addr).await?;

@@ -26,16 +26,21 @@ pub fn init() {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The path as logged: a customer display's link is its key (SPEC §10), so
-/// its token stays out of the log, as it stays out of the database.
+/// The path as logged: a customer display's link is its key (SPEC §10), and
+/// a customer's order link is the key to their order page (and, for a
+/// counter code, to paying it), so neither token reaches the log, as a
+/// display's stays out of the database.
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    match path.strip_prefix("/display/") {
-        Some(rest) if !rest.is_empty() && rest != "revoke" => {
-            let tail = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
-            format!("/display/…{tail}").into()
+    for prefix in ["/display/", "/o/"] {
+        match path.strip_prefix(prefix) {
+            Some(rest) if !rest.is_empty() && rest != "revoke" => {
+                let tail = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+                return format!("{prefix}…{tail}").into();
+            }
+            _ => {}
         }
-        _ => path.into(),
     }
+    path.into()
 }
 
 /// Middleware: each request runs in a `request{id client_ip method path}` span and is
@@ -67,4 +72,24 @@ pub async fn log_requests(
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_paths_are_not_logged() {
+        for (path, logged) in [
+            ("/o/AbCdEf0123456789AbCdEf/qr.png", "/o/…/qr.png"),
+            ("/o/AbCdEf0123456789AbCdEf", "/o/…"),
+            ("/display/Zz9Zz9Zz9Zz9/events", "/display/…/events"),
+            ("/display/revoke", "/display/revoke"),
+            ("/display", "/display"),
+            ("/orders", "/orders"),
+            ("/admin/orders/202612010001", "/admin/orders/202612010001"),
+        ] {
+            assert_eq!(loggable_path(path), logged, "{path}");
+        }
+    }
 }

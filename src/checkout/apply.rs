@@ -46,6 +46,26 @@ pub enum ApplyOutcome {
     AmountMismatch { expected: Fen },
 }
 
+/// How far the gateway's clock may be from ours.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The gateway's time of payment if it can be one: not before the QR was
+/// made, not after now (each give or take `CLOCK_SLACK`). An absurd one
+/// (1970, 2099) would put the money on a day of the books it never was;
+/// dropped, the payment's day is when we recorded it.
+pub fn plausible_paid_at(paid_at: Option<Millis>, qr_made: Millis, now: Millis) -> Option<Millis> {
+    let at = paid_at?;
+    if at >= qr_made.minus(CLOCK_SLACK) && at <= now.plus(CLOCK_SLACK) {
+        Some(at)
+    } else {
+        tracing::warn!(
+            paid_at = at.get(),
+            "the gateway's time of payment is outside the QR's life: not kept"
+        );
+        None
+    }
+}
+
 /// Applies a payment inside `tx`, at most once per transaction_id. Only the
 /// same transaction for the same QR is a duplicate: a further transaction for
 /// a paid QR or order is a second payment (kept, `double_paid`), and a
@@ -94,7 +114,7 @@ pub fn apply_payment(
             amount: ev.payment.amount,
             source: ev.source,
             openid: ev.payment.payer.as_deref(),
-            gateway_paid_at: ev.payment.paid_at,
+            gateway_paid_at: plausible_paid_at(ev.payment.paid_at, qr.created_at, now),
             late,
             double_paid,
             now,

@@ -175,6 +175,25 @@ impl Checkout {
         Ok(revoked)
     }
 
+    /// Every active display, for the admin (who may revoke any of them).
+    pub async fn active_displays(&self) -> Result<Vec<displays::ActiveDisplay>, CheckoutError> {
+        Ok(self.read_model().read(displays::all_active).await?)
+    }
+
+    /// An admin revokes display `id` (it shows "disconnected" at once);
+    /// whether it was active.
+    pub async fn revoke_display_by_id(&self, id: i64) -> Result<bool, CheckoutError> {
+        let now = self.now();
+        let cashier = self
+            .store()
+            .write(move |tx| displays::revoke_by_id(tx, id, now))
+            .await?;
+        if let Some(c) = cashier {
+            self.inner.hub.publish_cashier(c);
+        }
+        Ok(cashier.is_some())
+    }
+
     /// The cashier's active display, if any: when it was paired.
     pub async fn active_display(&self, cashier: UserId) -> Result<Option<Millis>, CheckoutError> {
         Ok(self

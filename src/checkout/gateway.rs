@@ -264,6 +264,8 @@ pub enum Notice {
     Refund {
         out_refund_no: OutRefundNo,
         out_trade_no: Option<OutTradeNo>,
+        /// The refunded payment's, when the gateway names it.
+        transaction_id: Option<TransactionId>,
         status: RefundStatus,
     },
     /// Verified, but about nothing the checkout applies (yet): logged and acknowledged.

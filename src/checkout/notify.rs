@@ -7,6 +7,7 @@ use super::apply::{ApplyOutcome, Evidence, apply_payment};
 use super::gateway::{Ack, Notice, NotifyReply, NotifyRequest};
 use super::logs::REFUSED_BODY_BYTES;
 use crate::store::payments::{self, NotificationRow};
+use crate::store::refunds;
 use crate::values::order::PaymentSource;
 
 /// What the log says a payment notification did.
@@ -106,7 +107,15 @@ impl Checkout {
                     Ack::Refused("try again")
                 }
             }
-            Ok(notice @ Notice::Refund { .. }) => self.take_refund_notice(notice, log).await,
+            Ok(notice @ Notice::Refund { .. }) => match self.refund_notice_matches(&notice).await {
+                Ok(()) => self.take_refund_notice(notice, log).await,
+                Err(why) => {
+                    log.verified = true;
+                    log.outcome = format!("refused: {why}");
+                    self.log_notification(log).await;
+                    Ack::Refused("the refund does not match ours")
+                }
+            },
             Ok(Notice::Payment {
                 out_trade_no,
                 facts,
@@ -162,6 +171,51 @@ impl Checkout {
                 Err("try again: the notification id could not be recorded".into())
             }
         }
+    }
+
+    /// A refund notice is about our refund only if the payment it names (its
+    /// `out_trade_no` and `transaction_id`, when given) is the one that refund
+    /// is of: a real notice about another trade must not settle ours. An
+    /// unknown refund is left to `take_refund_notice`, which says so.
+    async fn refund_notice_matches(&self, notice: &Notice) -> Result<(), String> {
+        let Notice::Refund {
+            out_refund_no,
+            out_trade_no,
+            transaction_id,
+            ..
+        } = notice
+        else {
+            return Ok(());
+        };
+        let no = out_refund_no.clone();
+        let job = self
+            .store()
+            .read(move |c| match refunds::refund_by_no(c, &no)? {
+                Some(r) => refunds::job_by_id(c, r.id),
+                None => Ok(None),
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "refund notification could not be checked");
+                "try again: the refund could not be read".to_string()
+            })?;
+        let Some(job) = job else { return Ok(()) };
+        if let Some(n) = out_trade_no.as_ref().filter(|n| **n != job.out_trade_no) {
+            return Err(format!(
+                "refund {out_refund_no} is of out_trade_no {}, the notice says {n}",
+                job.out_trade_no
+            ));
+        }
+        if let Some(t) = transaction_id
+            .as_ref()
+            .filter(|t| **t != job.transaction_id)
+        {
+            return Err(format!(
+                "refund {out_refund_no} is of transaction {}, the notice says {t}",
+                job.transaction_id
+            ));
+        }
+        Ok(())
     }
 
     async fn log_notification(&self, log: NotificationRow) -> bool {

@@ -77,10 +77,17 @@ fn refund_notice(info: RefundInfo) -> Result<Notice, String> {
         .map(OutTradeNo::new)
         .transpose()
         .map_err(|e| e.to_string())?;
+    let transaction_id = info
+        .transaction_id
+        .clone()
+        .map(TransactionId::new)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let status = refund_status(info).map_err(|e| e.to_string())?;
     Ok(Notice::Refund {
         out_refund_no,
         out_trade_no,
+        transaction_id,
         status,
     })
 }
@@ -259,7 +266,7 @@ fn paid_notice(p: PaymentNotice) -> Result<Notice, String> {
 fn paid_at(time_end: Option<&str>) -> Option<Millis> {
     let text = time_end?;
     match parse_time(text) {
-        Ok(t) => Some(t.into()),
+        Ok(t) => super::believable_time(t.into(), text),
         Err(e) => {
             tracing::warn!(time_end = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of payment is not readable");
             None
@@ -274,7 +281,7 @@ fn refund_time(text: &str) -> Option<Millis> {
     match jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", text)
         .and_then(|t| t.to_zoned(crate::wxpay::v2::types::beijing()))
     {
-        Ok(z) => Some(z.timestamp().into()),
+        Ok(z) => super::believable_time(z.timestamp().into(), text),
         Err(e) => {
             tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of a refund is not readable");
             None
@@ -407,6 +414,7 @@ mod tests {
         let info = |status| RefundInfo {
             out_refund_no: "R1".into(),
             out_trade_no: Some("SP1".into()),
+            transaction_id: None,
             refund_id: Some("5000".into()),
             refund_fee: Some(Fen::new(100)),
             status,

@@ -38,6 +38,13 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Most of a receiver's answer kept in the delivery's error.
 const MAX_ERROR_CHARS: usize = 200;
+/// Most of a receiver's answer ever read: enough for a WeCom robot's
+/// `{"errcode":…}` or an error line; the rest is dropped with the connection,
+/// so no receiver (or hop) can make us hold its answer in memory.
+pub const MAX_ANSWER_BYTES: usize = 4096;
+/// How far off a receiver should let `X-Scanpay-Timestamp` be before it
+/// refuses the request as a replay (README, "Webhooks").
+pub const SIGNATURE_WINDOW: Duration = Duration::from_secs(300);
 
 /// The settings the task needs, from `[notify]` and `[shop]`.
 #[derive(Clone)]
@@ -69,10 +76,39 @@ impl WebhookConfig {
 
 /// `sha256=<hex HMAC-SHA256(body, secret)>`, the `X-Scanpay-Signature` header.
 pub fn signature(secret: &SecretString, body: &[u8]) -> String {
+    hmac_hex(secret, &[body])
+}
+
+/// `sha256=<hex HMAC-SHA256("t=<unix>." + body, secret)>`, the
+/// `X-Scanpay-Timestamp-Signature` header: the body signature alone can be
+/// replayed forever; this one binds the moment of sending (`X-Scanpay-Timestamp`),
+/// so a receiver can refuse anything older than `SIGNATURE_WINDOW`.
+pub fn timestamped_signature(secret: &SecretString, unix: i64, body: &[u8]) -> String {
+    hmac_hex(secret, &[format!("t={unix}.").as_bytes(), body])
+}
+
+fn hmac_hex(secret: &SecretString, parts: &[&[u8]]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose_secret().as_bytes())
         .expect("HMAC takes a key of any length");
-    mac.update(body);
+    for p in parts {
+        mac.update(p);
+    }
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// At most `MAX_ANSWER_BYTES` of `resp`'s body, as text; the rest is never read.
+async fn capped_text(mut resp: reqwest::Response) -> String {
+    let mut got = Vec::new();
+    while got.len() < MAX_ANSWER_BYTES {
+        match resp.chunk().await {
+            Ok(Some(c)) => got.extend_from_slice(&c),
+            // An answer cut short is still an answer: its status decides.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    got.truncate(MAX_ANSWER_BYTES);
+    // Dropping `resp` here closes the connection instead of draining it.
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 #[derive(serde::Serialize)]
@@ -159,6 +195,10 @@ pub struct Webhooks {
 
 impl Webhooks {
     pub fn new(store: Store, cfg: WebhookConfig, clock: Clock) -> anyhow::Result<Self> {
+        for url in cfg.urls.iter().filter(|u| u.starts_with("http://")) {
+            // Anyone on the way reads the event and can answer in the receiver's name.
+            tracing::warn!(url = %redact_url(url), "notify.webhook_urls: a webhook URL is not https: events travel in clear text");
+        }
         Self::cut_after(store, cfg, clock, REQUEST_TIMEOUT)
     }
 
@@ -265,12 +305,19 @@ impl Webhooks {
             .header("X-Scanpay-Event", d.event.kind.as_str())
             .header("X-Scanpay-Event-Id", d.event.event_id.as_str());
         if let Some(secret) = &self.cfg.secret {
-            req = req.header("X-Scanpay-Signature", signature(secret, &body));
+            let unix = self.clock.now().0.div_euclid(1000);
+            req = req
+                .header("X-Scanpay-Signature", signature(secret, &body))
+                .header("X-Scanpay-Timestamp", unix.to_string())
+                .header(
+                    "X-Scanpay-Timestamp-Signature",
+                    timestamped_signature(secret, unix, &body),
+                );
         }
         let outcome = match req.body(body).send().await {
             Ok(resp) => {
                 let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
+                let text = capped_text(resp).await;
                 if status.is_success() && wecom_accepted(self.cfg.format, &text) {
                     Ok(status.as_u16())
                 } else {
@@ -387,6 +434,29 @@ mod tests {
         assert_eq!(
             sig,
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn the_timestamped_signature_covers_t_dot_body() {
+        // HMAC-SHA256("Jefe", "t=1765000000.what do ya want for nothing?"), by Python's hmac.
+        let sig = timestamped_signature(
+            &SecretString::from("Jefe"),
+            1_765_000_000,
+            b"what do ya want for nothing?",
+        );
+        assert_eq!(
+            sig,
+            "sha256=1d4764c16dbcb9547faf8ee651eb7fe6b1a3e7c2b7c8e021056b2e0843dddcde"
+        );
+        assert_ne!(
+            sig,
+            timestamped_signature(
+                &SecretString::from("Jefe"),
+                1_765_000_001,
+                b"what do ya want for nothing?"
+            ),
+            "another moment, another signature"
         );
     }
 

@@ -338,6 +338,7 @@ impl SimRefund {
         RefundInfo {
             out_refund_no: self.out_refund_no.clone(),
             out_trade_no: Some(self.out_trade_no.clone()),
+            transaction_id: Some(self.transaction_id.clone()),
             refund_id: Some(self.refund_id.clone()),
             refund_fee: Some(self.refund_fee),
             status: self.status.clone(),

@@ -52,6 +52,12 @@ pub enum BackupError {
     Corrupt { path: String, problem: String },
     #[error("{0} is not a scanpay database")]
     NotScanpay(String),
+    /// Integrity holds, but the schema is not what the migrations make: a
+    /// trigger or a table of someone else's is code that would run on our money.
+    #[error(
+        "{path} has a schema scanpay's migrations do not make ({problems}): it is not restored"
+    )]
+    Tampered { path: String, problems: String },
     #[error(
         "{path} was written by a newer scanpay (schema {found}, this one knows up to {known}): \
          restore it with that version"
@@ -86,13 +92,37 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
     move |source| BackupError::Io { what, path, source }
 }
 
-/// A name beside `file` for the copy being written, e.g. `.x.sqlite3.tmp-1234`.
-fn temp_beside(file: &Path) -> PathBuf {
+/// A fresh, private file beside `file` for the copy being written, e.g.
+/// `.x.sqlite3.tmp-3f9c…`: the name is random (another local user cannot
+/// plant a file or a symlink under it in advance) and the file is created
+/// exclusively without following a symlink, so anything already there is an
+/// error, never the copy's destination.
+fn temp_beside(file: &Path) -> Result<(PathBuf, File), BackupError> {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scanpay".into());
-    file.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let temp = file.with_file_name(format!(".{name}.tmp-{}", random_suffix()));
+    let f = create_new_private(&temp).map_err(io("cannot create", &temp))?;
+    Ok((temp, f))
+}
+
+/// 128 random bits in hex.
+fn random_suffix() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Creates `path` (mode 0600), failing if anything, a symlink included, is there.
+fn create_new_private(path: &Path) -> std::io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW: already implied by create_new's O_EXCL, said twice on purpose.
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
 }
 
 /// Removes the temporary file if the work did not get as far as renaming it.
@@ -162,17 +192,21 @@ pub fn backup_to(data_dir: &Path, file: &Path, overwrite: bool) -> Result<CopyIn
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         super::create_private_dir(dir).map_err(io("cannot create the directory", dir))?;
     }
-    let temp = temp_beside(file);
-    let _ = fs::remove_file(&temp);
+    let (temp, created) = temp_beside(file)?;
+    drop(created);
     let guard = TempFile(Some(temp.clone()));
-    super::create_private_file(&temp).map_err(io("cannot create", &temp))?;
     {
         let src = Connection::open_with_flags(
             &db,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         src.busy_timeout(Duration::from_secs(10))?;
-        let mut dst = Connection::open(&temp)?;
+        let mut dst = Connection::open_with_flags(
+            &temp,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
         copy_all_pages(&src, &mut dst)?;
         // The copy is one self-contained file: no -wal to carry along with it.
         dst.pragma_update(None, "journal_mode", "DELETE")?;
@@ -207,7 +241,8 @@ fn copy_all_pages(src: &Connection, dst: &mut Connection) -> Result<(), BackupEr
 }
 
 /// Checks a copy: SQLite's `integrity_check` says ok, it is a scanpay database,
-/// and its schema is one this binary knows.
+/// its schema version is one this binary knows, and its schema is exactly what
+/// those migrations make (`store::schema`).
 pub fn check_copy(file: &Path) -> Result<CopyInfo, BackupError> {
     let shown = file.display().to_string();
     let meta = fs::metadata(file).map_err(io("cannot read", file))?;
@@ -251,6 +286,13 @@ pub fn check_copy(file: &Path) -> Result<CopyInfo, BackupError> {
             known,
         });
     }
+    let differences = super::schema::differences(&conn).map_err(|e| corrupt(e.to_string()))?;
+    if !differences.is_empty() {
+        return Err(BackupError::Tampered {
+            path: shown,
+            problems: differences.join("; "),
+        });
+    }
     Ok(CopyInfo {
         schema_version: found,
         bytes: meta.len(),
@@ -283,14 +325,14 @@ pub fn restore_from(file: &Path, data_dir: &Path) -> Result<Restored, BackupErro
     }
     // The copy first goes into the data dir under a temporary name: until the
     // last rename, the database under its own name is the old one, whole.
-    let temp = data_dir.join(format!(".{DB_FILE}.restoring"));
+    let (temp, mut into) = temp_beside(&data_dir.join(format!("{DB_FILE}.restoring")))?;
     let guard = TempFile(Some(temp.clone()));
-    fs::copy(file, &temp).map_err(io("cannot copy into", &temp))?;
-    // `copy` carries the copy's mode along; the database is private whatever it was.
-    #[cfg(unix)]
-    fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(io("cannot make private", &temp))?;
-    fsync_file(&temp)?;
+    // Into the file just made (private, exclusively ours), never through a name
+    // that something else could have put there.
+    let mut from = File::open(file).map_err(io("cannot read", file))?;
+    std::io::copy(&mut from, &mut into).map_err(io("cannot copy into", &temp))?;
+    into.sync_all().map_err(io("cannot sync", &temp))?;
+    drop(into);
     let kept = if db.exists() {
         let aside = aside_name(data_dir);
         if fs::hard_link(&db, &aside).is_err() {
@@ -502,9 +544,14 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store
             .write_blocking(|tx| {
-                tx.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")?;
+                // Rows of one of scanpay's own tables: a table of the test's
+                // own would make the copy's schema not scanpay's.
                 for i in 0..n {
-                    tx.execute("INSERT INTO t (v) VALUES (?1)", [format!("row{i}")])?;
+                    tx.execute(
+                        "INSERT INTO users (username, password_hash, role, created_at)
+                         VALUES (?1, 'x', 'cashier', 0)",
+                        [format!("row{i}")],
+                    )?;
                 }
                 Ok(())
             })
@@ -515,7 +562,7 @@ mod tests {
     fn rows(db: &Path) -> i64 {
         Connection::open(db)
             .unwrap()
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
             .unwrap()
     }
 
@@ -593,6 +640,69 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_with_a_trigger_or_table_of_someone_elses_is_refused() {
+        let (src, _store) = store_with_rows(1);
+        let dir = tempfile::tempdir().unwrap();
+        for (sql, says) in [
+            (
+                "CREATE TRIGGER keep BEFORE INSERT ON payments BEGIN SELECT RAISE(IGNORE); END",
+                "unexpected trigger keep",
+            ),
+            ("CREATE VIEW v AS SELECT 1", "unexpected view v"),
+        ] {
+            let file = dir.path().join("c.sqlite3");
+            backup_to(src.path(), &file, true).unwrap();
+            Connection::open(&file).unwrap().execute_batch(sql).unwrap();
+            let err = check_copy(&file).unwrap_err();
+            assert!(matches!(err, BackupError::Tampered { .. }), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+            let target = tempfile::tempdir().unwrap();
+            assert!(restore_from(&file, target.path()).is_err());
+            assert!(
+                !target.path().join(DB_FILE).exists(),
+                "nothing put in place"
+            );
+        }
+    }
+
+    #[test]
+    fn the_temporary_copy_has_a_random_name_and_never_reuses_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("copy.sqlite3");
+        let (a, _) = temp_beside(&file).unwrap();
+        let (b, _) = temp_beside(&file).unwrap();
+        assert_ne!(a, b, "a new name each time");
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".copy.sqlite3.tmp-"), "{name}");
+        assert!(!name.ends_with(&std::process::id().to_string()), "{name}");
+        assert_eq!(name.len(), ".copy.sqlite3.tmp-".len() + 32, "{name}");
+        // Something already there is an error, a file or a symlink alike, and
+        // what a symlink points at is left alone.
+        assert_eq!(
+            create_new_private(&a).unwrap_err().kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
+        #[cfg(unix)]
+        {
+            let victim = dir.path().join("victim");
+            fs::write(&victim, "mine").unwrap();
+            let link = dir.path().join("planted");
+            std::os::unix::fs::symlink(&victim, &link).unwrap();
+            assert!(create_new_private(&link).is_err());
+            assert_eq!(fs::read_to_string(&victim).unwrap(), "mine");
+        }
+        // A backup leaves no temporary file behind and makes it private.
+        let (src, _store) = store_with_rows(1);
+        backup_to(src.path(), &file, false).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
     fn a_damaged_page_fails_the_integrity_check() {
         let (src, _store) = store_with_rows(2000);
         let dir = tempfile::tempdir().unwrap();
@@ -646,7 +756,7 @@ mod tests {
         // The app opens it again.
         let reopened = Store::open(target.path()).unwrap();
         let n: i64 = reopened
-            .read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
             .unwrap();
         assert_eq!(n, 5);
     }

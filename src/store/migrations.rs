@@ -39,6 +39,14 @@ pub fn newest() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
 }
 
+/// The SQL of migration `version`, if this binary has one.
+pub fn script(version: i64) -> Option<&'static str> {
+    MIGRATIONS
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, sql)| *sql)
+}
+
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -32,6 +32,7 @@ pub mod payments;
 pub mod qrs;
 pub mod refunds;
 pub mod reports;
+pub mod schema;
 pub mod users;
 pub mod values;
 mod writer;
@@ -74,6 +75,15 @@ pub enum StoreError {
     /// shutting down.
     #[error("a database task did not finish: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A command that works on an existing database found none.
+    #[error(
+        "no database at {0}: check --data-dir (or SCANPAY_DATA_DIR); `scanpay serve` creates one"
+    )]
+    NoDatabase(String),
+    /// The schema holds what scanpay's migrations never create (a trigger
+    /// that swallows payments, say): refused rather than trusted.
+    #[error("the database's schema is not the one scanpay's migrations make: {0}")]
+    SchemaDiffers(String),
     #[error("the transaction was rolled back by the database")]
     RolledBack,
     /// A change the transaction must make did not happen (a row not in the
@@ -156,6 +166,16 @@ pub(crate) fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 impl Store {
+    /// As `open`, for a database that must already exist: nothing is created
+    /// under a directory that holds none (a mistyped `--data-dir`).
+    pub fn open_existing(data_dir: &Path) -> Result<Store, StoreError> {
+        let db = data_dir.join(DB_FILE);
+        if !db.is_file() {
+            return Err(StoreError::NoDatabase(db.display().to_string()));
+        }
+        Store::open(data_dir)
+    }
+
     /// Opens (creating if needed) `data_dir/scanpay.sqlite3` and applies migrations.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let data_dir_error = |source| StoreError::DataDir {
@@ -169,6 +189,11 @@ impl Store {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrations::apply(&mut writer)?;
+        // Whatever wrote the file last, it is used only as scanpay's own schema.
+        let differences = schema::differences(&writer)?;
+        if !differences.is_empty() {
+            return Err(StoreError::SchemaDiffers(differences.join("; ")));
+        }
         // Copying the WAL back into the database (and syncing it) is done by the
         // checkpointer's own connection, so commits do not wait behind it.
         writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;

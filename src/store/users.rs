@@ -77,6 +77,12 @@ pub fn set_disabled(
             "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
             params![username],
         )?;
+        // Their customer display stops with them (pairing again needs a sign-in).
+        tx.execute(
+            "UPDATE displays SET revoked_at = ?2
+             WHERE revoked_at IS NULL AND cashier_id = (SELECT id FROM users WHERE username = ?1)",
+            params![username, crate::values::clock::Millis::wall().get()],
+        )?;
     }
     Ok(n == 1)
 }

@@ -142,6 +142,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(admin::reconciliation_day),
         )
         .route("/admin/webhooks", web::get().to(admin::webhooks))
+        .route("/admin/displays", web::get().to(admin::displays::list))
+        .route(
+            "/admin/displays/{id}/revoke",
+            web::post().to(admin::displays::revoke),
+        )
         .route(
             "/admin/orders/{order_no}/refunds",
             web::post().to(admin::refunds::create),

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use scanpay::store::DB_FILE;
 use scanpay::store::backup::{backup_to, check_copy, restore_from};
 
-use crate::helpers::{TestApp, run_cli, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, build_app_on, run_cli, spawn_app, spawn_app_with};
 
 fn payments_in(db: &Path) -> BTreeSet<String> {
     let conn =
@@ -230,4 +230,63 @@ async fn daily_backups_write_the_shop_day_and_keep_the_newest() {
         dir.path().join("scanpay-20200102.sqlite3").exists(),
         "keep = 2"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_carrying_a_trigger_is_not_restored_and_a_tampered_live_database_does_not_start() {
+    let app = spawn_app().await;
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("copy.sqlite3");
+    let done = cli(app.data_dir.path(), &["backup", file.to_str().unwrap()]).await;
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    // The probe's two tampered copies: payments swallowed, orders cheapened.
+    let tampers = [
+        (
+            "swallow",
+            "CREATE TRIGGER swallow BEFORE INSERT ON payments BEGIN SELECT RAISE(IGNORE); END",
+        ),
+        (
+            "cheapen",
+            "CREATE TRIGGER cheapen AFTER INSERT ON orders BEGIN \
+             UPDATE orders SET amount_fen = 1 WHERE id = NEW.id; END",
+        ),
+    ];
+    for (name, sql) in tampers {
+        let tampered = out.path().join(format!("{name}.sqlite3"));
+        std::fs::copy(&file, &tampered).unwrap();
+        rusqlite::Connection::open(&tampered)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let refused = cli(fresh.path(), &["restore", tampered.to_str().unwrap()]).await;
+        assert!(!refused.status.success(), "{name} restored");
+        let said = text(&refused.stderr);
+        assert!(
+            said.contains(&format!("unexpected trigger {name}")),
+            "{said}"
+        );
+        assert!(!fresh.path().join(DB_FILE).exists(), "nothing put in place");
+    }
+
+    // The same check at start-up: a clean copy restored starts, the same
+    // database with a trigger slipped in does not.
+    let fresh = tempfile::tempdir().unwrap();
+    let restored = cli(fresh.path(), &["restore", file.to_str().unwrap()]).await;
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    drop(
+        build_app_on(fresh.path())
+            .await
+            .expect("a clean copy starts"),
+    );
+    rusqlite::Connection::open(fresh.path().join(DB_FILE))
+        .unwrap()
+        .execute_batch(tampers[0].1)
+        .unwrap();
+    let err = build_app_on(fresh.path())
+        .await
+        .err()
+        .expect("a tampered database is refused at start-up");
+    let said = format!("{err:#}");
+    assert!(said.contains("unexpected trigger swallow"), "{said}");
 }

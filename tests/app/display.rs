@@ -397,3 +397,96 @@ async fn an_english_shop_announces_in_english() {
     let day = app.page(&app.http, app.url("/")).await;
     assert!(day.contains("data-announce=\"WeChat Pay received ten yuan and five fen\""));
 }
+
+/// Issue 19 item 6: disabling a cashier (`scanpay user disable`, even from
+/// another process) ends their display with their sessions; an admin can
+/// revoke any display, a cashier cannot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_cashiers_display_goes_dark_and_an_admin_can_revoke_any_display() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let first = pair(&app, &app.http).await;
+    app.create_order("6.60", "").await;
+    let shows = |token: String| {
+        let app = &app;
+        async move {
+            app.page(&app.anonymous(), app.url(&format!("/display/{token}")))
+                .await
+        }
+    };
+    assert!(shows(first.clone()).await.contains("data-mode=\"open\""));
+
+    let out = run_cli(
+        app.data_dir.path(),
+        &["user", "disable", "cashier"],
+        &[],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shows(first.clone())
+            .await
+            .contains("data-mode=\"disconnected\""),
+        "a disabled cashier's display shows nothing of theirs"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM displays WHERE revoked_at IS NULL"),
+        0,
+        "and it is revoked"
+    );
+    let out = run_cli(app.data_dir.path(), &["user", "enable", "cashier"], &[], "");
+    assert!(out.status.success());
+    assert!(
+        shows(first).await.contains("data-mode=\"disconnected\""),
+        "enabling again does not bring the old display back"
+    );
+
+    // Paired again; the admin sees it and ends it, live.
+    app.login_as("cashier", "cashier").await;
+    let second = pair(&app, &app.http).await;
+    // The 6.60 order is still open: the new display shows it.
+    let mut events = display_events(&app, &second).await;
+    let id: i64 = app
+        .db()
+        .query_row(
+            "SELECT id FROM displays WHERE revoked_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let refused = post_csrf_at(
+        &app.http,
+        &app.base,
+        &format!("/admin/displays/{id}/revoke"),
+    )
+    .await;
+    assert_eq!(refused.status(), 403, "a cashier cannot");
+    let admin = app.signed_in("admin", "admin").await;
+    let list = app.page(&admin, app.url("/admin/displays")).await;
+    assert!(list.contains(&format!("id=\"display-{id}\"")), "{list}");
+    assert!(list.contains("cashier"));
+    assert!(!list.contains(&second), "the token is not shown");
+    let resp = post_csrf_at(&admin, &app.base, &format!("/admin/displays/{id}/revoke")).await;
+    assert_is_redirect_to(&resp, "/admin/displays");
+    events
+        .until("mode", "disconnected", Duration::from_secs(2))
+        .await;
+    assert!(shows(second).await.contains("data-mode=\"disconnected\""));
+    for hostile in ["0", "-1", "99999999999999999999", "x"] {
+        let resp = post_csrf_at(
+            &admin,
+            &app.base,
+            &format!("/admin/displays/{hostile}/revoke"),
+        )
+        .await;
+        assert!(
+            resp.status() == 303 || resp.status().is_client_error(),
+            "{hostile}: {}",
+            resp.status()
+        );
+    }
+}

@@ -50,3 +50,19 @@ async fn a_login_name_cannot_forge_a_line_or_leak_a_password() {
         "no password is logged"
     );
 }
+
+/// Issue 19 item 6: a customer's order link is the key to their order: the
+/// request log names the route, never the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn order_tokens_stay_out_of_the_request_log() {
+    let app = spawn_app().await;
+    app.login_as("cashier", "cashier").await;
+    let token = app.create_order("4.20", "").await;
+    for path in ["", "/status", "/qr.png", "/print"] {
+        let resp = app.get_anonymous(&format!("/o/{token}{path}")).await;
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    let log = logs();
+    assert!(log.contains("path=/o/…/qr.png"), "the requests are logged");
+    assert!(!log.contains(&token), "but not the token");
+}

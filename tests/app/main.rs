@@ -34,6 +34,7 @@ mod display;
 mod faults;
 mod helpers;
 mod log_forging;
+mod notices;
 mod notify;
 mod ops;
 mod permissions;

@@ -107,3 +107,140 @@ async fn a_form_posted_after_the_session_ended_leads_to_a_real_page() {
         "nothing was cancelled"
     );
 }
+
+/// Issue 19 item 4: wrong guesses against `admin` from many addresses at once
+/// (all of 127.0.0.0/8 is this machine). The account's budget for strangers
+/// caps the password checks; staff keep signing in from their own addresses
+/// and browsers, and a cashier from a new address too, all through the burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_burst_over_many_addresses_checks_few_passwords_and_locks_no_staff_out() {
+    let app = spawn_app().await;
+    let base = app.url("").trim_end_matches('/').to_string();
+    // Staff who signed in before, each from their own address.
+    let admin_at = std::net::IpAddr::from([127, 0, 0, 10]);
+    let cashier_at = std::net::IpAddr::from([127, 0, 0, 11]);
+    sign_in_at(&http_from(admin_at), &base, "admin", "admin").await;
+    sign_in_at(&http_from(cashier_at), &base, "cashier", "cashier").await;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let burst = {
+        let (base, stop) = (base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut statuses = std::collections::HashMap::<u16, usize>::new();
+            // Waves of 100 addresses at once, a new 127.1.x.y for each guess.
+            for wave in 0..10u32 {
+                let guesses = (0..100u32).map(|i| {
+                    let n = wave * 100 + i;
+                    let ip = std::net::IpAddr::from([127, 1, (n >> 8) as u8, n as u8]);
+                    let base = base.clone();
+                    async move {
+                        http_from(ip)
+                            .post(format!("{base}/login"))
+                            .form(&[("username", "admin"), ("password", "guess")])
+                            .send()
+                            .await
+                            .map(|r| r.status().as_u16())
+                            .unwrap_or(0)
+                    }
+                });
+                for s in futures_util::future::join_all(guesses).await {
+                    *statuses.entry(s).or_default() += 1;
+                }
+                if stop.is_cancelled() {
+                    break;
+                }
+            }
+            statuses
+        })
+    };
+    // Eight staff sign-ins during the burst, from their own addresses, and
+    // a cashier from an address never seen: none is refused.
+    let mut staff = Vec::new();
+    for i in 0..8 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (who, at) = match i % 3 {
+            0 => ("admin", admin_at),
+            1 => ("cashier", cashier_at),
+            _ => ("cashier", std::net::IpAddr::from([127, 0, 1, i as u8])),
+        };
+        let resp = http_from(at)
+            .post(format!("{base}/login"))
+            .form(&[("username", who), ("password", who)])
+            .send()
+            .await
+            .unwrap();
+        staff.push((who, at, resp.status().as_u16()));
+    }
+    stop.cancel();
+    let statuses = burst.await.unwrap();
+    eprintln!("burst answers: {statuses:?}; staff: {staff:?}");
+    assert!(
+        staff.iter().all(|(_, _, s)| *s == 303),
+        "every staff sign-in got through: {staff:?}"
+    );
+    // 401 is a password checked and wrong; the rest were refused unchecked.
+    // Guesses one at a time from yet more addresses spend what is left of
+    // the account's budget: then every stranger is refused unchecked.
+    let mut checked = statuses.get(&401).copied().unwrap_or(0);
+    for n in 0..=20u8 {
+        let status = http_from(std::net::IpAddr::from([127, 2, 0, n]))
+            .post(format!("{base}/login"))
+            .form(&[("username", "admin"), ("password", "guess")])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        match status.as_u16() {
+            401 => checked += 1,
+            429 => break,
+            other => panic!("a guess answered {other}"),
+        }
+    }
+    assert!(
+        checked <= 20,
+        "{checked} passwords checked against admin: {statuses:?}"
+    );
+    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
+    // A browser that signed in before gets in from anywhere by its device
+    // cookie; without it, a new address waits until the burst's window ends.
+    let signed_in = http_from(admin_at)
+        .post(format!("{base}/login"))
+        .form(&[("username", "admin"), ("password", "admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let device = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("scanpay_device="))
+        .and_then(|c| c.split(';').next())
+        .expect("a device cookie")
+        .to_string();
+    let roaming = std::net::IpAddr::from([127, 0, 2, 1]);
+    let try_from_roaming = |cookie: Option<String>| {
+        let mut req = http_from(roaming)
+            .post(format!("{base}/login"))
+            .form(&[("username", "admin"), ("password", "admin")]);
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("scanpay_device={c}"));
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        try_from_roaming(None).await,
+        429,
+        "a stranger waits out the burst"
+    );
+    assert_eq!(
+        try_from_roaming(Some("not-a-device-we-issued".into())).await,
+        429
+    );
+    assert_eq!(
+        try_from_roaming(Some(device)).await,
+        303,
+        "the known browser"
+    );
+}

@@ -59,11 +59,19 @@ struct Ended {
 /// `ready` counts the heads sent; `open` the connections not closed yet.
 async fn slow_client(
     addr: String,
+    from: std::net::Ipv4Addr,
     ready: Arc<AtomicUsize>,
     open: Arc<AtomicUsize>,
     give_up: Duration,
 ) -> Option<Ended> {
-    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    // Each from its own address (all of 127.0.0.0/8 is this machine): one
+    // address alone is capped well below hundreds of connections.
+    let sock = tokio::net::TcpSocket::new_v4().expect("a socket");
+    sock.bind((from, 0).into()).expect("bind");
+    let mut s: TcpStream = sock
+        .connect(addr.parse().expect("an address"))
+        .await
+        .expect("connect");
     s.write_all(
         b"POST /wxpay/notify HTTP/1.1\r\nHost: shop\r\nContent-Type: text/xml\r\n\
           Content-Length: 1000\r\n\r\n<",
@@ -124,9 +132,10 @@ async fn slow_bodies_are_cut_off_while_notifications_and_pages_are_answered() {
     let (ready, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let give_up = BODY_TIMEOUT + Duration::from_secs(8);
     let clients: Vec<_> = (0..n)
-        .map(|_| {
+        .map(|i| {
             tokio::spawn(slow_client(
                 addr.clone(),
+                std::net::Ipv4Addr::new(127, 3, (i >> 8) as u8, i as u8),
                 ready.clone(),
                 open.clone(),
                 give_up,
@@ -256,4 +265,63 @@ async fn event_streams_are_capped_per_order_and_overall() {
         assert!(t.elapsed() < PROMPT, "{path} took {:?}", t.elapsed());
     }
     drop(streams);
+}
+
+/// A request on a fresh connection from `from`: the answer's status (the
+/// connection is kept, open, with the answer read up to its head).
+async fn held_request(app: &TestApp, from: [u8; 4]) -> (u16, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((std::net::Ipv4Addr::from(from), 0).into())
+        .unwrap();
+    let addr: std::net::SocketAddr = app
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    let status = String::from_utf8_lossy(&got[9..12]).parse().unwrap();
+    (status, s)
+}
+
+/// Issue 19 item 6: one address cannot hold more than its share of the
+/// connection table; the next one is answered 429 and closed, another
+/// address is served, and a slot given back is there to take again.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_fill_the_connection_table() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_app().await;
+    let cap = scanpay::app::peers::MAX_CONNECTIONS_PER_ADDRESS;
+    let mut held = Vec::new();
+    for _ in 0..cap {
+        let (status, s) = held_request(&app, [127, 0, 0, 5]).await;
+        assert_eq!(status, 200);
+        held.push(s);
+    }
+    let (status, mut over) = held_request(&app, [127, 0, 0, 5]).await;
+    assert_eq!(status, 429, "past the cap");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), over.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "and that connection is closed");
+    let (status, _) = held_request(&app, [127, 0, 0, 6]).await;
+    assert_eq!(status, 200, "another address is served");
+    held.truncate(cap - 4);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = held_request(&app, [127, 0, 0, 5]).await;
+    assert_eq!(status, 200, "a closed connection gives its slot back");
 }

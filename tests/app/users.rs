@@ -97,3 +97,51 @@ async fn the_last_admin_cannot_be_disabled_or_demoted() {
     cli_ok(&app, &["user", "disable", "admin"]);
     assert_eq!(admin_status(&app).await, 303, "signed out at once");
 }
+
+/// Issue 19 item 6: a mistyped `--data-dir` creates nothing: every command
+/// but `serve`, `restore` and the first `user add` needs a database there
+/// and says where it looked.
+#[test]
+fn commands_on_a_mistyped_data_dir_create_no_database() {
+    let root = tempfile::tempdir().unwrap();
+    let typo = root.path().join("dta");
+    let copy = root.path().join("copy.sqlite3");
+    let copy = copy.to_str().unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["user", "passwd", "admin"],
+        &["user", "disable", "admin"],
+        &["user", "enable", "admin"],
+        &["user", "role", "admin", "cashier"],
+        &["reconcile", "--date", "2026-12-01"],
+        &["backup", copy],
+    ] {
+        // No stdin: each refuses before it reads a password.
+        let out = run_cli(&typo, args, &[], "");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(said.contains("no database at"), "{args:?}: {said}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // `check` reads, and creates nothing either.
+    run_cli(&typo, &["check"], &[], "");
+    assert!(!typo.exists(), "check created {}", typo.display());
+    // The first admin of a live install is what creates it, and it says so.
+    let out = run_cli(
+        &typo,
+        &["user", "add", "boss", "--role", "admin"],
+        &[],
+        "a long enough password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("created a new database at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(typo.join(scanpay::store::DB_FILE).is_file());
+}

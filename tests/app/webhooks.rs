@@ -36,12 +36,19 @@ enum Answer {
     Ok,
     /// Reads the request and never answers.
     Hang,
+    /// Answers 200 and then an endless chunked body (up to `FLOOD_BYTES`).
+    Flood,
 }
+
+/// What a flooding receiver sends at most: far more than anyone should read.
+const FLOOD_BYTES: usize = 256 << 20;
 
 /// A tiny HTTP receiver on loopback that records every request.
 struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Hook>>>,
+    /// Bytes of answer body the receiver managed to write.
+    sent: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
@@ -52,13 +59,16 @@ impl Receiver {
     fn on(listener: TcpListener, answer: Answer) -> Receiver {
         let addr = listener.local_addr().unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let g = got.clone();
+        let s = sent.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((mut sock, _)) = listener.accept().await else {
                     return;
                 };
                 let g = g.clone();
+                let s = s.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -107,11 +117,30 @@ impl Receiver {
                                 .await;
                         }
                         Answer::Hang => tokio::time::sleep(Duration::from_secs(120)).await,
+                        Answer::Flood => {
+                            let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                            if sock.write_all(head).await.is_err() {
+                                return;
+                            }
+                            let data = vec![b'x'; 64 << 10];
+                            let chunk = [
+                                format!("{:x}\r\n", data.len()).into_bytes(),
+                                data,
+                                b"\r\n".to_vec(),
+                            ]
+                            .concat();
+                            while s.load(std::sync::atomic::Ordering::SeqCst) < FLOOD_BYTES {
+                                if sock.write_all(&chunk).await.is_err() {
+                                    return;
+                                }
+                                s.fetch_add(64 << 10, std::sync::atomic::Ordering::SeqCst);
+                            }
+                        }
                     }
                 });
             }
         });
-        Receiver { addr, got }
+        Receiver { addr, got, sent }
     }
 
     fn url(&self) -> String {
@@ -236,6 +265,15 @@ async fn each_payment_is_posted_once_signed_with_its_own_event_id() {
             h.headers["x-scanpay-signature"],
             sign(&h.body),
             "signed with the secret"
+        );
+        // The timestamped signature: `t=<unix>.<body>`, sent just now.
+        let t: i64 = h.headers["x-scanpay-timestamp"].parse().unwrap();
+        let now = jiff::Timestamp::now().as_second();
+        assert!((now - t).abs() < 60, "timestamp {t} vs now {now}");
+        assert_eq!(
+            h.headers["x-scanpay-timestamp-signature"],
+            sign(&[format!("t={t}.").as_bytes(), &h.body[..]].concat()),
+            "t=<unix>.<body> signed with the secret"
         );
         assert_eq!(h.headers["content-type"], "application/json");
         let b = h.json();
@@ -376,6 +414,35 @@ async fn a_hanging_receiver_delays_no_payment_and_no_notification_answer() {
         Duration::from_secs(10),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_answering_without_end_is_read_a_few_kib_then_dropped() {
+    let receiver = Receiver::start(Answer::Flood).await;
+    let app = app_posting_to(receiver.url()).await;
+    app.login_as("cashier", "cashier").await;
+    paid_order(&app, "3.00").await;
+    receiver.wait_for(1, Duration::from_secs(5)).await;
+    // Its 200 counts; its endless answer is not waited for (the request's
+    // five-second deadline would record it as timed out).
+    app.wait_count(
+        "the delivery recorded",
+        "SELECT COUNT(*) FROM outbox_deliveries WHERE state = 'delivered'",
+        1,
+        Duration::from_secs(4),
+    )
+    .await;
+    // Dropped after a few KiB: what the receiver could still write is what
+    // the kernel's socket buffers hold, nowhere near the 256 MiB it offered.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = receiver.sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent < 32 << 20, "the receiver wrote {sent} bytes");
+    // A webhook in clear text is warned about at start.
+    let log = logs();
+    assert!(
+        log.contains("a webhook URL is not https"),
+        "warned about http://"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,7 +16,7 @@ use crate::wxpay::v3::client::V3Error;
 pub(super) fn paid_at(success_time: Option<&str>) -> Option<Millis> {
     let text = success_time?;
     match text.parse::<jiff::Timestamp>() {
-        Ok(t) => Some(t.into()),
+        Ok(t) => crate::gateway::believable_time(t.into(), text),
         Err(e) => {
             tracing::warn!(success_time = text, error.message = %e, error.cause_chain = %crate::base::cause::chain(&e), "the gateway's time of payment is not readable");
             None
@@ -33,6 +33,12 @@ pub(super) fn trade_status(tx: Transaction) -> Result<TradeStatus, GatewayError>
                     "a paid order without transaction_id or amount".into(),
                 ));
             };
+            // Orders are made in CNY only: fen of another currency are not our fen.
+            if let Some(c) = amount.currency.as_deref().filter(|c| *c != "CNY") {
+                return Err(GatewayError::Unbelievable(
+                    format!("a payment in {c:.8}, not CNY").into(),
+                ));
+            }
             TradeStatus::Paid(PaymentFacts {
                 transaction_id: TransactionId::new(id)
                     .map_err(|e| GatewayError::Unbelievable(Failure::of(e)))?,

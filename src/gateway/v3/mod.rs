@@ -152,6 +152,14 @@ impl Gateway for WxPayV3 {
                 });
             })
             .and_then(|n| match n.event {
+                // Only a success pays: another TRANSACTION.* event (signed, and
+                // perhaps carrying a "SUCCESS" resource) is logged, not applied;
+                // the poller asks the gateway what really happened.
+                Event::Transaction(_) if n.event_type != notify::TRANSACTION_SUCCESS => {
+                    let mut what = format!("event {}", n.event_type);
+                    what.truncate(what.floor_char_boundary(80));
+                    Ok(Notice::Unhandled { what })
+                }
                 Event::Transaction(tx) => {
                     self.ours(&tx)?;
                     transaction_notice(*tx)

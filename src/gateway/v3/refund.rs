@@ -6,7 +6,7 @@ use crate::checkout::gateway::{
     GatewayError, Notice, RefundFacts, RefundRequest, RefundStatus, Refusal,
 };
 use crate::values::money::Fen;
-use crate::values::trade::{OutRefundNo, OutTradeNo};
+use crate::values::trade::{OutRefundNo, OutTradeNo, TransactionId};
 use crate::wxpay::v3::client::{V3Client, V3Error};
 use crate::wxpay::v3::refund::{
     RefundAmountReq, RefundAnswer, RefundCreate, RefundNotice, RefundState as V3RefundState,
@@ -121,6 +121,10 @@ pub(super) fn refund_notice(plain: serde_json::Value, mchid: &str) -> Result<Not
         .then(|| OutTradeNo::new(n.out_trade_no.clone()))
         .transpose()
         .map_err(|e| e.to_string())?;
+    let transaction_id = (!n.transaction_id.is_empty())
+        .then(|| TransactionId::new(n.transaction_id.clone()))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let facts = RefundFacts {
         refund_id: Some(n.refund_id.clone()),
         account: n.user_received_account.clone(),
@@ -131,6 +135,7 @@ pub(super) fn refund_notice(plain: serde_json::Value, mchid: &str) -> Result<Not
     Ok(Notice::Refund {
         out_refund_no,
         out_trade_no,
+        transaction_id,
         status,
     })
 }

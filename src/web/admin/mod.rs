@@ -17,6 +17,7 @@
 
 mod chart;
 mod csv;
+pub mod displays;
 mod order;
 mod orders;
 mod reconciliation;

@@ -17,6 +17,7 @@ pub static EN: Texts = Texts {
     too_many_open_orders: "You already have {n} open orders: let customers pay, or cancel some, then charge again.",
     too_many_orders_per_minute: "At most {n} orders a minute: wait a moment, then charge again.",
     login_busy: "Too many sign-ins at once. Try again in a moment.",
+    login_account_busy: "Too many sign-ins to this account. Try again in a few minutes, or from a device that signed in before.",
     sign_out: "Sign out",
     signed_in_as: "Signed in as",
     checkout_title: "Checkout",

@@ -34,6 +34,8 @@ pub struct Texts {
     pub too_many_orders_per_minute: &'static str,
     /// Too many sign-ins being checked right now.
     pub login_busy: &'static str,
+    /// Too many sign-ins to one account from addresses it does not know.
+    pub login_account_busy: &'static str,
     pub sign_out: &'static str,
     pub signed_in_as: &'static str,
     pub checkout_title: &'static str,

@@ -17,6 +17,7 @@ pub static ZH_CN: Texts = Texts {
     too_many_open_orders: "您已有 {n} 笔未完成的订单：请等顾客付款或取消一些订单后再收款。",
     too_many_orders_per_minute: "每分钟最多创建 {n} 笔订单，请稍候再收款。",
     login_busy: "登录请求过多，请稍后再试。",
+    login_account_busy: "此账号的登录尝试过多，请几分钟后再试，或在之前登录过的设备上登录。",
     sign_out: "退出",
     signed_in_as: "当前用户",
     checkout_title: "收款",

@@ -232,6 +232,12 @@ impl Endpoint for OrderQuery {
                 "a paid order without transaction_id or total_fee".into(),
             ));
         }
+        // Absent means CNY; anything else is not money in our fen.
+        if let Some(c) = fields.non_empty("fee_type").filter(|c| *c != "CNY") {
+            return Err(WxPayError::BadResponse(
+                format!("a trade in {c:.8}, not CNY").into(),
+            ));
+        }
         Ok(QueryResult {
             trade_state,
             trade_state_desc: fields.get("trade_state_desc").unwrap_or("").to_string(),

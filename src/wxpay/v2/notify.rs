@@ -40,6 +40,9 @@ pub enum NotifyError {
     OtherMerchant,
     #[error("notification field {0} is missing or invalid")]
     Field(&'static str),
+    /// `fee_type` other than CNY (absent means CNY): our orders are in fen of CNY.
+    #[error("notification is in {0:.8}, not CNY")]
+    Currency(String),
 }
 
 /// Longest notification body kept in the log.
@@ -112,6 +115,9 @@ fn verify_fields(fields: &Fields, merchant: &Merchant) -> Result<Notice, NotifyE
         .filter(|n| *n > 0)
         .map(Fen::new)
         .ok_or(NotifyError::Field("total_fee"))?;
+    if let Some(c) = fields.non_empty("fee_type").filter(|c| *c != "CNY") {
+        return Err(NotifyError::Currency(c.to_string()));
+    }
     Ok(Notice::Paid(PaymentNotice {
         out_trade_no,
         transaction_id,

@@ -107,6 +107,8 @@ pub struct RefundQuery {
 pub struct RefundInfo {
     pub out_refund_no: String,
     pub out_trade_no: Option<String>,
+    /// The payment's `transaction_id`, when the gateway says it.
+    pub transaction_id: Option<String>,
     pub refund_id: Option<String>,
     pub refund_fee: Option<Fen>,
     pub status: RefundStatusV2,
@@ -145,6 +147,7 @@ impl Endpoint for RefundQuery {
             out.push(RefundInfo {
                 out_refund_no: no.to_string(),
                 out_trade_no: fields.non_empty("out_trade_no").map(str::to_string),
+                transaction_id: fields.non_empty("transaction_id").map(str::to_string),
                 refund_id: at("refund_id").map(str::to_string),
                 refund_fee: fen(fields, &format!("refund_fee_{n}"))?,
                 status: RefundStatusV2::parse(status),
@@ -262,6 +265,7 @@ pub fn read_notification(
     Ok(RefundInfo {
         out_refund_no: out_refund_no.to_string(),
         out_trade_no: inner.non_empty("out_trade_no").map(str::to_string),
+        transaction_id: inner.non_empty("transaction_id").map(str::to_string),
         refund_id: inner.non_empty("refund_id").map(str::to_string),
         refund_fee: inner
             .non_empty("refund_fee")
@@ -278,6 +282,7 @@ pub fn read_notification(
 pub fn build_notification(info: &RefundInfo, merchant: &Merchant, nonce_str: &str) -> Fields {
     let mut inner = Fields::new();
     inner.set_opt("out_trade_no", info.out_trade_no.as_deref());
+    inner.set_opt("transaction_id", info.transaction_id.as_deref());
     inner.set_opt("refund_id", info.refund_id.as_deref());
     inner.set("out_refund_no", info.out_refund_no.as_str());
     inner.set_opt("refund_fee", info.refund_fee.map(|f| f.get().to_string()));
@@ -375,6 +380,7 @@ mod tests {
         let info = RefundInfo {
             out_refund_no: "R2".into(),
             out_trade_no: Some("T2".into()),
+            transaction_id: Some("4200000002".into()),
             refund_id: Some("50000000012026".into()),
             refund_fee: Some(Fen::new(250)),
             status: RefundStatusV2::Change,

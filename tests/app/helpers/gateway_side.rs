@@ -61,13 +61,24 @@ pub fn v3_notification(
     apiv3_key: &str,
     timestamp: i64,
 ) -> (Vec<u8>, V3Headers) {
+    v3_notification_of("TRANSACTION.SUCCESS", id, tx, apiv3_key, timestamp)
+}
+
+/// As `v3_notification`, with another `event_type` (a `transaction` resource).
+pub fn v3_notification_of(
+    event_type: &str,
+    id: &str,
+    tx: &serde_json::Value,
+    apiv3_key: &str,
+    timestamp: i64,
+) -> (Vec<u8>, V3Headers) {
     use scanpay::wxpay::v3::notify::{EventHead, seal};
     let key = scanpay::wxpay::v3::aead::ApiV3Key::new(apiv3_key).unwrap();
     let plain = serde_json::to_vec(tx).unwrap();
     let head = EventHead {
         id,
         create_time: "2026-12-01T12:00:00+08:00",
-        event_type: "TRANSACTION.SUCCESS",
+        event_type,
         summary: "支付成功",
     };
     let env = seal(&key, "pUdohsWGTw7G", &head, "transaction", &plain).unwrap();
@@ -298,6 +309,7 @@ pub async fn v2_refund_notice(
     let info = RefundInfo {
         out_refund_no: no.into(),
         out_trade_no: Some(out_trade_no.into()),
+        transaction_id: None,
         refund_id: Some("50000000000000000001".into()),
         refund_fee: Some(scanpay::values::money::Fen::new(fee)),
         status: RefundStatusV2::parse(status),

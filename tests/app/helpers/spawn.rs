@@ -365,3 +365,11 @@ pub async fn spawn_live_app_on_manual_clock_on<'a>(
         .start()
         .await
 }
+
+/// The app in simulator mode built (not run) on `data_dir` as it is: for tests
+/// of what start-up refuses.
+pub async fn build_app_on(data_dir: &std::path::Path) -> anyhow::Result<Application> {
+    let mut settings = settings(env(FAST_ENV), "127.0.0.1:0", |_| {});
+    settings.data_dir = data_dir.to_path_buf();
+    Application::build(settings).await
+}

@@ -1,11 +1,7 @@
 //! Login, logout, the session cookie, roles, CSRF tokens and the login rate limit.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
@@ -19,15 +15,20 @@ use super::error::WebError;
 use super::i18n::Texts;
 use super::respond::see_other_with_cookie;
 use super::{AppState, Layout};
-use crate::base::lock::LockExt;
 use crate::checkout::accounts::{AccountError, SESSION_LIFE, SessionUser, SignIn};
 use crate::values::role::Role;
 use crate::web::render::html;
 
+mod limiter;
+
+pub use limiter::LoginLimiter;
+use limiter::{KNOWN_FOR, Refusal};
+
 pub const SESSION_COOKIE: &str = "scanpay_session";
-/// Failed logins allowed per IP per window.
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// The device cookie a success leaves: that browser is then known to the
+/// login limit for that name (`limiter`), so a burst of strangers' guesses
+/// against the account never locks it out.
+pub const DEVICE_COOKIE: &str = "scanpay_device";
 
 fn internal(e: AccountError) -> WebError {
     WebError::Internal(e.into())
@@ -98,149 +99,6 @@ impl FromRequest for MaybeUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move { Ok(MaybeUser(session_of(&req).await?)) })
-    }
-}
-
-/// Password checks run at once, whoever asks: each argon2 check holds 19 MiB
-/// and a core, so a burst of logins must queue rather than exhaust memory.
-const MAX_CONCURRENT_HASHES: usize = 2;
-/// Logins allowed to wait for a check; past it a login is refused at once
-/// (so a burst never makes a staff member wait seconds behind it).
-const MAX_WAITING: usize = 8;
-/// Sign-ins from one address checked at the same time; more are refused at once.
-const MAX_IN_FLIGHT_PER_ADDRESS: u32 = 2;
-/// Failed sign-ins from one address, all user names together, in the window.
-/// Higher than the per-name limit: a shop's staff share one address.
-const MAX_ADDRESS_FAILURES: u32 = 3 * MAX_FAILURES;
-
-/// Sign-in attempts in a sliding window, counted before the password is
-/// checked (so a burst is refused before it is evaluated), by address and user
-/// name together and by address alone. A success clears only its own
-/// address-and-name count: one user's success never clears another's failures.
-pub struct LoginLimiter {
-    failures: Mutex<Failures>,
-    hashing: tokio::sync::Semaphore,
-    waiting: std::sync::atomic::AtomicUsize,
-}
-
-#[derive(Default)]
-struct Failures {
-    by_name: HashMap<(IpAddr, String), (u32, Instant)>,
-    by_address: HashMap<IpAddr, (u32, Instant)>,
-    in_flight: HashMap<IpAddr, u32>,
-}
-
-/// One counted attempt; while it lives its address has one more check in flight.
-struct Attempt<'a> {
-    limiter: &'a LoginLimiter,
-    ip: IpAddr,
-}
-
-impl Attempt<'_> {
-    /// The password was right: it is not a failure, and that name's failures
-    /// from that address are forgiven (nothing else is).
-    fn succeeded(&self, name: &str) {
-        let mut f = self.limiter.failures.lock_or_recover();
-        f.by_name.remove(&(self.ip, name.to_lowercase()));
-        if let Some(e) = f.by_address.get_mut(&self.ip) {
-            e.0 = e.0.saturating_sub(1);
-        }
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        let mut f = self.limiter.failures.lock_or_recover();
-        if let Some(n) = f.in_flight.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                f.in_flight.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        LoginLimiter {
-            failures: Mutex::default(),
-            hashing: tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES),
-            waiting: Default::default(),
-        }
-    }
-}
-
-/// Why a sign-in was refused before its password was checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    TooManyFailures,
-    Busy,
-}
-
-/// Counts one attempt in a window, restarting an expired one; the count before.
-fn count(entry: &mut (u32, Instant)) -> u32 {
-    if entry.1.elapsed() >= FAILURE_WINDOW {
-        *entry = (0, Instant::now());
-    }
-    entry.0 += 1;
-    entry.0 - 1
-}
-
-impl LoginLimiter {
-    /// Counts an attempt before its check, or refuses it.
-    fn begin(&self, ip: IpAddr, name: &str) -> Result<Attempt<'_>, Refusal> {
-        let mut f = self.failures.lock_or_recover();
-        if f.by_name.len() > 10_000 || f.by_address.len() > 10_000 {
-            f.by_name
-                .retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-            f.by_address
-                .retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        let key = (bucket(ip), name.to_lowercase());
-        let now = Instant::now();
-        let live = |e: Option<&(u32, Instant)>, max| {
-            e.is_some_and(|(n, since)| *n >= max && since.elapsed() < FAILURE_WINDOW)
-        };
-        if live(f.by_name.get(&key), MAX_FAILURES)
-            || live(f.by_address.get(&key.0), MAX_ADDRESS_FAILURES)
-        {
-            return Err(Refusal::TooManyFailures);
-        }
-        let in_flight = f.in_flight.entry(key.0).or_insert(0);
-        if *in_flight >= MAX_IN_FLIGHT_PER_ADDRESS {
-            return Err(Refusal::Busy);
-        }
-        *in_flight += 1;
-        count(f.by_address.entry(key.0).or_insert((0, now)));
-        let ip = key.0;
-        count(f.by_name.entry(key).or_insert((0, now)));
-        Ok(Attempt { limiter: self, ip })
-    }
-
-    /// Waits for a password-check slot, or refuses at once when too many wait.
-    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Refusal> {
-        use std::sync::atomic::Ordering;
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(Refusal::Busy);
-        }
-        let permit = self.hashing.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        // The semaphore is never closed.
-        permit.map_err(|_| Refusal::Busy)
-    }
-}
-
-/// The rate-limit bucket of a client: its IPv4 address, or its IPv6 /64 (one
-/// subscriber gets a whole /64, so single addresses would be free for the taking).
-fn bucket(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let mut s = v6.segments();
-            s[4..].fill(0);
-            IpAddr::from(s)
-        }
-        v4 => v4,
     }
 }
 
@@ -358,18 +216,28 @@ pub async fn login(
         let text = match why {
             Refusal::TooManyFailures => state.t.too_many_attempts,
             Refusal::Busy => state.t.login_busy,
+            Refusal::AccountBusy => state.t.login_account_busy,
         };
         Ok(page(StatusCode::TOO_MANY_REQUESTS, text))
     };
-    let attempt = match state.limiter.begin(ip, name) {
+    let device = req.cookie(DEVICE_COOKIE);
+    let mut attempt = match state
+        .limiter
+        .begin(ip, name, device.as_ref().map(|c| c.value()))
+    {
         Ok(attempt) => attempt,
         Err(why) => return refused(why),
     };
     let outcome = {
-        let _slot = match state.limiter.slot().await {
+        let _slot = match state.limiter.slot(&attempt).await {
             Ok(slot) => slot,
             Err(why) => return refused(why),
         };
+        // Counted only now, when the password is about to be checked: a
+        // refusal before this point was no guess.
+        if let Err(why) = attempt.charge() {
+            return refused(why);
+        }
         state
             .accounts
             .authenticate(name, &form.password)
@@ -395,7 +263,7 @@ pub async fn login(
             return Ok(page(StatusCode::UNAUTHORIZED, state.t.login_failed));
         }
     };
-    attempt.succeeded(name);
+    let device = attempt.succeeded();
     drop(attempt);
     let session = state
         .accounts
@@ -411,7 +279,17 @@ pub async fn login(
         .secure(client.https)
         .max_age(CookieDuration::seconds(SESSION_LIFE.as_secs() as i64))
         .finish();
-    Ok(see_other_with_cookie(&next, cookie))
+    let device = Cookie::build(DEVICE_COOKIE, device)
+        .path("/login")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(client.https)
+        .max_age(CookieDuration::seconds(KNOWN_FOR.as_secs() as i64))
+        .finish();
+    let mut resp = see_other_with_cookie(&next, cookie);
+    resp.add_cookie(&device)
+        .map_err(|e| WebError::Internal(e.into()))?;
+    Ok(resp)
 }
 
 #[derive(serde::Deserialize)]
@@ -452,109 +330,5 @@ mod tests {
         assert_eq!(safe_next(Some("/\t/evil.example")), "/");
         assert_eq!(safe_next(Some("/\n/evil.example")), "/");
         assert_eq!(safe_next(None), "/");
-    }
-
-    #[test]
-    fn limiter_blocks_after_repeated_failures() {
-        let l = LoginLimiter::default();
-        let ip = IpAddr::from([10, 0, 0, 1]);
-        for _ in 0..MAX_FAILURES {
-            assert!(l.begin(ip, "admin").is_ok());
-        }
-        let refused = |name| l.begin(ip, name).err();
-        assert_eq!(
-            refused("admin"),
-            Some(Refusal::TooManyFailures),
-            "counted before any check"
-        );
-        assert_eq!(
-            refused("ADMIN"),
-            Some(Refusal::TooManyFailures),
-            "names fold case"
-        );
-        assert!(l.begin(IpAddr::from([10, 0, 0, 2]), "admin").is_ok());
-        // The cashier signs in from the same address: the admin guesses stay counted.
-        l.begin(ip, "cashier").unwrap().succeeded("cashier");
-        assert_eq!(refused("admin"), Some(Refusal::TooManyFailures));
-    }
-
-    #[test]
-    fn a_success_forgives_only_its_own_name() {
-        let l = LoginLimiter::default();
-        let ip = IpAddr::from([10, 0, 0, 3]);
-        for _ in 0..3 {
-            drop(l.begin(ip, "admin").unwrap());
-            drop(l.begin(ip, "cashier").unwrap());
-        }
-        l.begin(ip, "admin").unwrap().succeeded("admin");
-        let f = l.failures.lock_or_recover();
-        assert!(!f.by_name.contains_key(&(ip, "admin".into())));
-        assert_eq!(f.by_name[&(ip, "cashier".into())].0, 3);
-        assert_eq!(
-            f.by_address[&ip].0, 6,
-            "the success itself is not a failure"
-        );
-    }
-
-    #[test]
-    fn one_address_has_a_ceiling_over_all_names() {
-        let l = LoginLimiter::default();
-        let ip = IpAddr::from([10, 0, 0, 9]);
-        for i in 0..MAX_ADDRESS_FAILURES {
-            assert!(l.begin(ip, &format!("user{}", i % 5)).is_ok());
-        }
-        assert_eq!(
-            l.begin(ip, "someone-new").err(),
-            Some(Refusal::TooManyFailures)
-        );
-    }
-
-    #[test]
-    fn one_address_has_only_two_checks_in_flight() {
-        let l = LoginLimiter::default();
-        let ip = IpAddr::from([10, 0, 0, 7]);
-        let a = l.begin(ip, "a").unwrap();
-        let _b = l.begin(ip, "b").unwrap();
-        assert_eq!(
-            l.begin(ip, "c").err(),
-            Some(Refusal::Busy),
-            "refused, not queued"
-        );
-        assert!(
-            l.begin(IpAddr::from([10, 0, 0, 8]), "c").is_ok(),
-            "another address is not"
-        );
-        drop(a);
-        assert!(l.begin(ip, "c").is_ok(), "room again once one is checked");
-    }
-
-    #[tokio::test]
-    async fn past_the_waiting_room_a_login_is_refused_at_once() {
-        let l = LoginLimiter::default();
-        let held: Vec<_> =
-            futures_util::future::join_all((0..MAX_CONCURRENT_HASHES).map(|_| l.slot()))
-                .await
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
-        l.waiting
-            .store(MAX_WAITING, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(l.slot().await.err(), Some(Refusal::Busy));
-        drop(held);
-    }
-
-    #[test]
-    fn an_ipv6_client_is_limited_by_its_slash_64() {
-        let l = LoginLimiter::default();
-        for i in 0..MAX_FAILURES {
-            let ip = IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, i as u16]);
-            assert!(l.begin(ip, "admin").is_ok());
-        }
-        let same_64 = "2001:db8:1:2:ffff::1".parse().unwrap();
-        assert_eq!(
-            l.begin(same_64, "admin").err(),
-            Some(Refusal::TooManyFailures)
-        );
-        assert!(l.begin("2001:db8:1:3::1".parse().unwrap(), "admin").is_ok());
     }
 }

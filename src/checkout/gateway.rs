@@ -232,11 +232,26 @@ impl GatewayError {
     }
 }
 
-/// A notification as it reached us: the exact body and the request's headers
-/// (lower-case names), for protocols that sign in headers.
+/// A notification as it reached us: the endpoint it was posted to, the exact
+/// body, and the request's headers (lower-case names; values that are not
+/// visible ASCII left out: no gateway signs with such), for protocols that
+/// sign in headers.
 pub struct NotifyRequest<'a> {
+    pub endpoint: NotifyEndpoint,
     pub body: &'a [u8],
     pub headers: &'a [(String, String)],
+}
+
+/// What an endpoint receives, as the gateway was told (SPEC §3, §7): the
+/// endpoint, not the body, says what kind of notification it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyEndpoint {
+    /// `/wxpay/notify`: API v2 payment results.
+    Payments,
+    /// `/wxpay/refund-notify`: API v2 refund results.
+    Refunds,
+    /// `/wxpay/v3/notify`: API v3 events of either kind (the event says which).
+    Events,
 }
 
 impl NotifyRequest<'_> {

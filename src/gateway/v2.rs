@@ -3,9 +3,9 @@
 
 use crate::base::cause::Failure;
 use crate::checkout::gateway::{
-    Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyReply,
-    NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundFacts, RefundRequest,
-    RefundStatus, Refusal, TradeStatus,
+    Ack, BillFetch, CodeRequest, Gateway, GatewayError, GatewayFuture, Notice, NotifyEndpoint,
+    NotifyReply, NotifyRequest, PayableCode, PaymentFacts, ReadNotification, RefundFacts,
+    RefundRequest, RefundStatus, Refusal, TradeStatus,
 };
 use crate::values::clock::Millis;
 use crate::values::trade::{OutRefundNo, OutTradeNo, TransactionId};
@@ -209,8 +209,9 @@ impl Gateway for WxPayV2 {
     }
 
     fn read_notification(&self, req: &NotifyRequest<'_>) -> ReadNotification {
-        // A refund notification is unsigned XML carrying the encrypted req_info.
-        if req.body.windows(10).any(|w| w == b"<req_info>") {
+        // A refund notification is unsigned XML carrying the encrypted
+        // req_info, sent where the refund said (`refund_notify_url`).
+        if req.endpoint == NotifyEndpoint::Refunds {
             return self.read_refund_notification(req.body);
         }
         let (notice, loggable_body) = notify::read(req.body, self.client.merchant());

@@ -126,10 +126,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/o/{token}/print", web::get().to(order::print))
         .route("/o/{token}/cancel", web::post().to(order::cancel))
         .route("/o/{token}/retry", web::post().to(order::retry))
-        .route("/wxpay/notify", web::post().to(notify::receive))
-        .route("/wxpay/refund-notify", web::post().to(notify::receive))
+        .route("/wxpay/notify", web::post().to(notify::payments))
+        .route("/wxpay/refund-notify", web::post().to(notify::refunds))
         // API v3's notifications: the gateway behind the seam reads either.
-        .route("/wxpay/v3/notify", web::post().to(notify::receive))
+        .route("/wxpay/v3/notify", web::post().to(notify::events))
         .route("/admin", web::get().to(admin::orders))
         .route("/admin/orders.csv", web::get().to(admin::orders_csv))
         .route("/admin/orders/{order_no}", web::get().to(admin::order))

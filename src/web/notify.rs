@@ -7,12 +7,40 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::client::ClientInfo;
-use crate::checkout::gateway::NotifyRequest;
+use crate::checkout::gateway::{NotifyEndpoint, NotifyRequest};
 
-pub async fn receive(
+/// `POST /wxpay/notify`.
+pub async fn payments(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
+) -> HttpResponse {
+    receive(req, state, body, NotifyEndpoint::Payments).await
+}
+
+/// `POST /wxpay/refund-notify`.
+pub async fn refunds(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    receive(req, state, body, NotifyEndpoint::Refunds).await
+}
+
+/// `POST /wxpay/v3/notify`.
+pub async fn events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    receive(req, state, body, NotifyEndpoint::Events).await
+}
+
+async fn receive(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+    endpoint: NotifyEndpoint,
 ) -> HttpResponse {
     // Behind a trusted proxy, the gateway's address rather than the proxy's.
     let remote = Some(ClientInfo::of(&req).ip.to_string());
@@ -22,6 +50,7 @@ pub async fn receive(
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let notification = NotifyRequest {
+        endpoint,
         body: &body,
         headers: &headers,
     };

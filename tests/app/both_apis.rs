@@ -391,3 +391,36 @@ async fn platform_certificates_missed_at_start_are_fetched_when_the_gateway_is_b
     app.wait_for_state(&token, "paid", Duration::from_secs(10))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verified_notification_the_store_cannot_take_is_try_again_not_a_refusal() {
+    let app = spawn_app_on(Api::V3, |s| s.sim.faults = "drop_notify=1.0".into()).await;
+    let (token, no) = v3_order(&app).await;
+    let now = jiff::Timestamp::now().as_second();
+    let good = v3_paid(&no, 999, "4200000001202612010000000003");
+    // The database refuses the notification's id, as a full disk would.
+    let db = rusqlite::Connection::open(app.data_dir.path().join(scanpay::store::DB_FILE)).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER ids_fail BEFORE INSERT ON notification_ids
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let (body, h) = v3_notification("EV-STORE", &good, DEMO_V3_APIV3_KEY, now);
+    let (status, answer) = app.notify_v3(&body, &h).await;
+    assert!(
+        status >= 500,
+        "the gateway is asked to send it again: {status} {answer}"
+    );
+    assert!(answer.contains("try again"), "{answer}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM notifications WHERE outcome LIKE 'refused%'"),
+        0,
+        "a verified notification is not booked as a refusal"
+    );
+    // Once the store takes it again, the same notification pays.
+    db.execute_batch("DROP TRIGGER ids_fail").unwrap();
+    assert_eq!(app.notify_v3(&body, &h).await.0, 204);
+    app.wait_for_state(&token, "paid", Duration::from_secs(5))
+        .await;
+}

@@ -13,7 +13,7 @@
 //! gateway's notifications.
 
 mod follow;
-mod notice;
+pub(super) mod notice;
 mod request;
 
 use crate::store::events;

@@ -164,7 +164,7 @@ impl Gateway for WxPayV3 {
                     self.ours(&tx)?;
                     transaction_notice(*tx)
                 }
-                Event::Refund(plain) => refund::refund_notice(plain, self.client.mchid()),
+                Event::Refund(n) => refund::refund_notice(*n, self.client.mchid()),
             });
         ReadNotification {
             notice,
@@ -237,7 +237,7 @@ fn transaction_notice(tx: Transaction) -> Result<Notice, String> {
 mod tests {
     use super::mapping::paid_at;
     use super::*;
-    use crate::checkout::gateway::Refusal;
+    use crate::checkout::gateway::{NotifyEndpoint, Refusal};
     use crate::values::money::Fen;
     use crate::wxpay::v3::api::ErrorCode;
 
@@ -349,6 +349,7 @@ mod tests {
         assert!(fail.body.contains("\"FAIL\""));
         // An unsigned body is refused before anything in it is read.
         let read = g.read_notification(&NotifyRequest {
+            endpoint: NotifyEndpoint::Events,
             body: b"{}",
             headers: &[],
         });

@@ -111,8 +111,7 @@ fn refund_error(e: V3Error) -> GatewayError {
 }
 
 /// A verified, decrypted `REFUND.*` notification, for our merchant only.
-pub(super) fn refund_notice(plain: serde_json::Value, mchid: &str) -> Result<Notice, String> {
-    let n: RefundNotice = serde_json::from_value(plain).map_err(|e| e.to_string())?;
+pub(super) fn refund_notice(n: RefundNotice, mchid: &str) -> Result<Notice, String> {
     if n.mchid != mchid {
         return Err("the refund is for another merchant".into());
     }
@@ -217,13 +216,13 @@ mod tests {
             out_refund_no,
             status,
             ..
-        }) = refund_notice(plain.clone(), "1900007291")
+        }) = refund_notice(serde_json::from_value(plain.clone()).unwrap(), "1900007291")
         else {
             panic!("a refund notice");
         };
         assert_eq!(out_refund_no.as_str(), "7752501201407033233368018");
         assert_eq!(status.state(), RefundState::Abnormal);
         assert_eq!(status.facts().amount, Some(Fen::new(999)));
-        assert!(refund_notice(plain, "1900000000").is_err());
+        assert!(refund_notice(serde_json::from_value(plain).unwrap(), "1900000000").is_err());
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aead::{self, AeadError, ApiV3Key};
 use super::api::Transaction;
+use super::refund::RefundNotice;
 use super::verify::{Signed, VerifyError, WechatPayKeys};
 
 /// A payment succeeded.
@@ -75,8 +76,8 @@ pub fn seal(
 pub enum Event {
     /// `TRANSACTION.*`: a payment.
     Transaction(Box<Transaction>),
-    /// `REFUND.*`: a refund's outcome, kept as JSON until refunds are handled.
-    Refund(serde_json::Value),
+    /// `REFUND.*`: a refund's outcome.
+    Refund(Box<RefundNotice>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -82,13 +82,7 @@ impl Sim {
 mod tests {
     use super::*;
     use crate::config::DEMO_MCH_ID;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::tests::env;
 
     #[test]
     fn sections_build_what_checkout_and_the_simulator_need() {

@@ -161,8 +161,6 @@ impl Application {
         })
     }
 
-    /// Tries a failed platform-certificate download again after `every` instead
-    /// of `CERTIFICATE_RETRY` (tests that start the gateway after the app).
     /// Starts no background job in `run_until`: the test turns them itself
     /// (`poller().tick()`, `webhooks()`'s `tick()`), so nothing runs beside the
     /// flow under test. Tests about a loop leave this off.
@@ -170,6 +168,8 @@ impl Application {
         self.jobs_by_hand = true;
     }
 
+    /// Tries a failed platform-certificate download again after `every` instead
+    /// of `CERTIFICATE_RETRY` (tests that start the gateway after the app).
     pub fn retry_certificates_after(&mut self, every: Duration) {
         if let Some(c) = &mut self.certificates {
             c.retry_after(every);

@@ -1,4 +1,5 @@
-// The counter, live: the customer display, the cashier's day, and payments
+// The counter, live: the customer display, the cashier's day (the checkout
+// page's newest orders and the paged whole day), and payments
 // announced aloud. Every page here is complete without this file (the display
 // refreshes itself, the day list is rendered by the server); this only makes
 // them live and speaks. What is said is written by the server.
@@ -168,6 +169,12 @@
       s.orders.forEach(function (o) { fresh.appendChild(row(o)); });
       list.replaceChildren(fresh);
       s.orders.forEach(function (o) { if (o.announce) announce(o.order_no, o.announce); });
+      // A page of the whole day (`/day`): new orders push its last one to the next page.
+      var older = document.getElementById("day-older");
+      if (older && "older" in s) {
+        older.hidden = !s.older;
+        if (s.older) older.href = s.older; else older.removeAttribute("href");
+      }
     });
   }
 

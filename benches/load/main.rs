@@ -23,7 +23,10 @@
 //! - `LOAD_FANOUT_STREAMS` idle SSE streams (default 2000), `LOAD_FANOUT_RATE`
 //!   payments/s of other orders (default 200), `LOAD_FANOUT_SECS` (default 10)
 //!   for the `fanout` phase (see `fanout.rs`)
-//! - `LOAD_ONLY` comma-separated phases: `create,qr,ingest,sse,fanout,poller,scale`
+//! - `LOAD_DAY_ORDERS` orders of one cashier's day (default 10000), `LOAD_DAY_GETS`
+//!   `GET /` samples at each of 100, 1,000 and 10,000 (default 100), for the `day`
+//!   phase (see `day.rs`)
+//! - `LOAD_ONLY` comma-separated phases: `create,qr,ingest,sse,fanout,day,poller,scale`
 //! - `LOAD_BIN` another `scanpay` binary to measure (default: the one built for this bench)
 //! - `LOAD_API` the protocol the server speaks, `v2` (default) or `v3`: orders, QRs
 //!   and notifications (v3: AES-256-GCM resource, RSA-signed headers) go through
@@ -42,6 +45,7 @@ use scanpay::wxpay::v2::notify::{self, PaymentNotice};
 use scanpay::wxpay::v2::{ApiKey, Merchant, OutTradeNo, SignType, xml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod day;
 mod fanout;
 mod poller;
 mod scale;
@@ -155,6 +159,9 @@ async fn run() -> Result<()> {
             server.report_rss("after fanout");
         }
         server.report_peak();
+    }
+    if wanted("day") {
+        day::day_phase().await?;
     }
     if wanted("poller") {
         let n = env_usize("LOAD_POLLER_ORDERS", 10_000);

@@ -13,15 +13,19 @@ use crate::store::displays;
 use crate::store::orders::OrderRow;
 use crate::values::clock::Millis;
 use crate::values::money::Fen;
-use crate::values::order::{OrderState, UserId};
+use crate::values::order::{OrderNo, OrderState, UserId};
 use crate::values::shop_time::Range;
 
 use super::OrderView;
 
 /// How long a display shows a paid, expired or cancelled order before going idle.
 pub const DISPLAY_OUTCOME_FOR: Duration = Duration::from_secs(8);
-/// Most orders listed for one cashier's day (the count and total cover them all).
-pub const DAY_LIST_LIMIT: usize = 200;
+/// Orders the checkout page lists: the newest of the day (the count and total
+/// cover them all; the whole day is paged on `/day`), so the page the cashier
+/// uses hundreds of times a day costs the same at 8 pm as at 8 am.
+pub const DAY_NEWEST: usize = 15;
+/// Orders on one page of the whole day.
+pub const DAY_PAGE: usize = 50;
 
 /// A display's secret link id: 128 random bits as 32 hex digits. Stored only
 /// as its SHA-256, so a copy of the database opens no display.
@@ -69,6 +73,14 @@ pub struct CashierDay {
     pub paid: i64,
     pub paid_total: Fen,
     pub now: Millis,
+}
+
+/// One page of a cashier's day, newest first, with the day's figures.
+#[derive(Debug, Clone)]
+pub struct CashierDayPage {
+    pub day: CashierDay,
+    /// The last order listed, when older ones follow (the next page starts below it).
+    pub older: Option<OrderNo>,
 }
 
 /// What a customer display shows now.
@@ -126,27 +138,59 @@ impl Checkout {
         }
     }
 
-    /// The cashier's orders created in `day` (the shop's today, cut by the
-    /// caller in the shop's time zone), newest first, and the day's figures.
+    /// The cashier's newest orders created in `day` (the shop's today, cut by
+    /// the caller in the shop's time zone), newest first, and the day's figures.
     pub async fn cashier_day(
         &self,
         cashier: UserId,
         day: Range,
     ) -> Result<CashierDay, CheckoutError> {
+        Ok(self
+            .cashier_day_page(cashier, day, None, DAY_NEWEST)
+            .await?
+            .day)
+    }
+
+    /// `limit` of the cashier's orders of `day` below the order numbered
+    /// `after` (from the newest without one), and the day's figures. An
+    /// `after` that is not one of the cashier's orders of that day lists
+    /// nothing rather than someone else's.
+    pub async fn cashier_day_page(
+        &self,
+        cashier: UserId,
+        day: Range,
+        after: Option<OrderNo>,
+        limit: usize,
+    ) -> Result<CashierDayPage, CheckoutError> {
         let now = self.now();
-        let (from, to) = (Millis(day.from_ms), Millis(day.to_ms));
+        let range = (Millis(day.from_ms), Millis(day.to_ms));
         Ok(self
             .read_model()
             .read(move |c| {
-                let list = counter::cashier_orders_between(c, cashier, from, to, DAY_LIST_LIMIT)?;
+                let cursor = after
+                    .map(|no| counter::cursor_of(c, cashier, &no))
+                    .transpose()?;
+                // One more than asked says whether an older page follows.
+                let mut orders = match cursor {
+                    Some(None) => Vec::new(),
+                    Some(at) => counter::cashier_orders_page(c, cashier, range, at, limit + 1)?,
+                    None => counter::cashier_orders_page(c, cashier, range, None, limit + 1)?,
+                };
+                let older = (orders.len() > limit).then(|| {
+                    orders.truncate(limit);
+                    orders.last().map(|o| o.order_no.clone())
+                });
                 let (created, paid, paid_total) =
-                    counter::cashier_totals_between(c, cashier, from, to)?;
-                Ok(CashierDay {
-                    orders: list,
-                    created,
-                    paid,
-                    paid_total,
-                    now,
+                    counter::cashier_totals_between(c, cashier, range.0, range.1)?;
+                Ok(CashierDayPage {
+                    day: CashierDay {
+                        orders,
+                        created,
+                        paid,
+                        paid_total,
+                        now,
+                    },
+                    older: older.flatten(),
                 })
             })
             .await?)

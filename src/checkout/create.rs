@@ -90,7 +90,8 @@ impl Checkout {
             .write(move |tx| {
                 if let Some(cashier) = input.cashier_id
                     && limits.open_orders > 0
-                    && orders::open_orders_of(tx, cashier)? >= u64::from(limits.open_orders)
+                    && orders::open_orders_of(tx, cashier, limits.open_orders)?
+                        >= u64::from(limits.open_orders)
                 {
                     let limit = CashierLimit::OpenOrders(limits.open_orders);
                     return Ok(Err(CheckoutError::CashierLimit(limit)));

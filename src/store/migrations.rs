@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("migrations/0012_refunds_gateway_succeeded_at.sql"),
     ),
+    (13, include_str!("migrations/0013_cashier_quarters.sql")),
 ];
 
 /// The newest schema version this binary knows.

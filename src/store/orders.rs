@@ -74,11 +74,15 @@ pub fn first_order_at(c: &Connection) -> Result<Option<Millis>, StoreError> {
     )
 }
 
-/// How many orders of one cashier are still open (each costs gateway calls).
-pub fn open_orders_of(c: &Connection, cashier: UserId) -> Result<u64, StoreError> {
+/// How many orders of one cashier are still open (each costs gateway calls),
+/// counted no further than `cap`: the cap's check inside every creation then
+/// costs the same at 10,000 open orders as at 10.
+pub fn open_orders_of(c: &Connection, cashier: UserId, cap: u32) -> Result<u64, StoreError> {
     let n: i64 = c
-        .prepare_cached("SELECT COUNT(*) FROM orders WHERE state = 'open' AND cashier_id = ?1")?
-        .query_row([cashier], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE state = 'open' AND cashier_id = ?1 LIMIT ?2)",
+        )?
+        .query_row(params![cashier, cap], |r| r.get(0))?;
     Ok(n.unsigned_abs())
 }
 
@@ -192,23 +196,57 @@ pub fn due_expiries(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Every line of `sql`'s query plan, joined.
+    pub(crate) fn plan_of(c: &Connection, sql: &str) -> Result<String, StoreError> {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let lines = st.query_map([], |r| r.get::<_, String>(3))?;
+        Ok(lines.collect::<Result<Vec<_>, _>>()?.join("; "))
+    }
 
     #[test]
     fn a_cashiers_open_orders_are_counted_without_reading_their_history() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
-        let plan: String = store
+        let plan = store
             .read_blocking(|c| {
-                Ok(c.query_row(
-                    "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM orders WHERE state = 'open' AND cashier_id = 1",
-                    [],
-                    |r| r.get(3),
-                )?)
+                plan_of(
+                    c,
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE state = 'open' AND cashier_id = 1 LIMIT 30)",
+                )
             })
             .unwrap();
         assert!(plan.contains("orders_open_by_cashier"), "{plan}");
+    }
+
+    #[test]
+    fn the_open_order_count_stops_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let counted = store
+            .write_blocking(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (7, 'c', 'x', 'cashier', 0)",
+                )?;
+                for _ in 0..5 {
+                    let token = OrderToken::generate();
+                    let new = NewOrder {
+                        token: &token,
+                        amount: Fen::new(1),
+                        description: "",
+                        cashier_id: Some(UserId(7)),
+                        now: Millis(0),
+                        expires_at: Millis(1),
+                        day: "20261201",
+                    };
+                    insert_order(tx, &new)?;
+                }
+                Ok((open_orders_of(tx, UserId(7), 3)?, open_orders_of(tx, UserId(7), 30)?))
+            })
+            .unwrap();
+        assert_eq!(counted, (3, 5));
     }
 
     /// A ¥0.01 order of shop day `day` (YYYYMMDD); its number.

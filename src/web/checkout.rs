@@ -1,5 +1,6 @@
-//! `GET /` the checkout form with the cashier's day, `POST /orders` creating
-//! an order, `GET /counter/events` the cashier's day live.
+//! `GET /` the checkout form with the cashier's newest orders and the day's
+//! figures, `POST /orders` creating an order, `GET /counter/events` the same
+//! live. The whole day, paged, is `day.rs`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -19,7 +20,7 @@ use crate::config::Language;
 use crate::values::money::Fen;
 use crate::values::order::{OrderState, UserId};
 use crate::values::role::Role;
-use crate::values::shop_time::today_and_month;
+use crate::values::shop_time::{Range, today_and_month};
 use crate::web::render::html;
 
 const MAX_DESCRIPTION_CHARS: usize = 100;
@@ -73,7 +74,7 @@ pub async fn form(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpR
     ))
 }
 
-fn cashier(user: &CurrentUser) -> UserId {
+pub(super) fn cashier(user: &CurrentUser) -> UserId {
     UserId(user.0.user_id)
 }
 
@@ -100,7 +101,12 @@ pub struct DayRow {
 }
 
 impl DayStatus {
-    fn of(day: &CashierDay, t: &Texts, lang: Language, tz: &jiff::tz::TimeZone) -> DayStatus {
+    pub(super) fn of(
+        day: &CashierDay,
+        t: &Texts,
+        lang: Language,
+        tz: &jiff::tz::TimeZone,
+    ) -> DayStatus {
         let orders = day
             .orders
             .iter()
@@ -132,14 +138,19 @@ impl DayStatus {
     }
 }
 
-async fn read_day(state: &AppState, cashier: UserId) -> Result<CashierDay, WebError> {
+/// The shop's today, cut in the shop's time zone on the checkout's clock.
+pub(super) fn today(state: &AppState) -> Result<Range, WebError> {
     let now = state
         .checkout
         .now()
         .to_timestamp()
         .to_zoned(state.tz.clone());
     let (today, _) = today_and_month(&now).map_err(|e| WebError::Internal(e.into()))?;
-    Ok(state.checkout.cashier_day(cashier, today).await?)
+    Ok(today)
+}
+
+async fn read_day(state: &AppState, cashier: UserId) -> Result<CashierDay, WebError> {
+    Ok(state.checkout.cashier_day(cashier, today(state)?).await?)
 }
 
 async fn day_status(state: &AppState, cashier: UserId) -> Result<DayStatus, WebError> {
@@ -147,8 +158,32 @@ async fn day_status(state: &AppState, cashier: UserId) -> Result<DayStatus, WebE
     Ok(DayStatus::of(&day, state.t, state.t.language, &state.tz))
 }
 
+/// What a live list of `day`'s orders watches, sent as `payload`: the open
+/// orders it lists, and when an announcement in it grows old.
+pub(super) fn reading_of(day: &CashierDay, payload: String) -> Reading {
+    Reading {
+        key: payload.clone(),
+        payload,
+        watch: day
+            .orders
+            .iter()
+            .filter(|o| o.state == OrderState::Open)
+            .map(|o| o.token.clone())
+            .collect(),
+        // An announcement drops out of the list when it is old.
+        changes_at: day
+            .orders
+            .iter()
+            .filter_map(|o| o.paid_at)
+            .map(|p| p.plus(ANNOUNCE_WITHIN))
+            .filter(|at| *at > day.now)
+            .min(),
+        last: false,
+    }
+}
+
 /// `GET /counter/events`: the signed-in cashier's day, on every change of it
-/// (a new order, a state change of one of today's open orders).
+/// (a new order, a state change of one of the orders listed).
 pub async fn events(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -162,26 +197,7 @@ pub async fn events(
         move |state: web::Data<AppState>| async move {
             let day = read_day(&state, me).await.ok()?;
             let s = DayStatus::of(&day, state.t, state.t.language, &state.tz);
-            let payload = serde_json::to_string(&s).ok()?;
-            Some(Reading {
-                key: payload.clone(),
-                payload,
-                watch: day
-                    .orders
-                    .iter()
-                    .filter(|o| o.state == OrderState::Open)
-                    .map(|o| o.token.clone())
-                    .collect(),
-                // An announcement drops out of the list when it is old.
-                changes_at: day
-                    .orders
-                    .iter()
-                    .filter_map(|o| o.paid_at)
-                    .map(|p| p.plus(ANNOUNCE_WITHIN))
-                    .filter(|at| *at > day.now)
-                    .min(),
-                last: false,
-            })
+            Some(reading_of(&day, serde_json::to_string(&s).ok()?))
         },
     )
 }

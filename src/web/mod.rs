@@ -8,6 +8,7 @@ pub mod assets;
 pub mod auth;
 pub mod checkout;
 pub mod client;
+pub mod day;
 pub mod deadline;
 pub mod display;
 pub mod error;
@@ -111,6 +112,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(checkout::form))
         .route("/orders", web::post().to(checkout::create))
         .route("/counter/events", web::get().to(checkout::events))
+        // The cashier's whole day, paged (not a SPEC route: the checkout page links it).
+        .route("/day", web::get().to(day::page))
+        .route("/day/events", web::get().to(day::events))
         .route("/display", web::get().to(display::pairing))
         .route("/display", web::post().to(display::pair))
         .route("/display/revoke", web::post().to(display::revoke))

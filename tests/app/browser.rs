@@ -591,6 +591,79 @@ async fn the_counter_display_and_announcements_in_a_real_browser() {
     cashier.quit().await;
 }
 
+/// Issue 20: the whole day on a phone: a page of 50 that fits 390 px, a link
+/// to the older ones, and each order's state live.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_day_fits_a_390px_phone_and_is_live() {
+    if !browser_available() {
+        return;
+    }
+    let app = TestApp::builder()
+        .background_jobs()
+        .settings(|s| {
+            s.checkout.max_open_orders_per_cashier = 0;
+            s.checkout.max_orders_per_minute = 0;
+        })
+        .start()
+        .await;
+    app.login_as("cashier", "cashier").await;
+    let mut tokens = Vec::new();
+    for i in 0..55 {
+        tokens.push(
+            app.create_order(
+                &format!("{}.00", i + 1),
+                "一个很长的商品说明，窄屏幕上不应出现横向滚动条",
+            )
+            .await,
+        );
+    }
+    let driver = Driver::start().await;
+    let phone = driver.session(390, 844).await;
+    phone.goto(&app.url("/day")).await;
+    phone.type_into("input[name=username]", "cashier").await;
+    phone.type_into("input[name=password]", "cashier").await;
+    phone.click("button[type=submit]").await;
+    phone
+        .wait_until(
+            "the whole day",
+            "location.pathname === '/day' && document.querySelectorAll('#day-list li').length === 50",
+            Duration::from_secs(5),
+        )
+        .await;
+    let m = phone
+        .script(
+            "return {inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+                     older: !document.getElementById('day-older').hidden}",
+            json!([]),
+        )
+        .await;
+    assert!(
+        m["scroll"].as_f64() <= m["inner"].as_f64(),
+        "no sideways scroll: {m}"
+    );
+    assert_eq!(m["older"], true, "55 orders: an older page follows");
+    assert_eq!(phone.text("#day-created").await, "55");
+    // The newest order is paid: its row says so without a reload.
+    app.scan_and_pay(&tokens[54]).await;
+    phone
+        .wait_until(
+            "the paid row",
+            "document.querySelector('#day-list li[data-state=paid]')",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(phone.text("#day-total").await, "¥55.00");
+    phone.click("#day-older").await;
+    phone
+        .wait_until(
+            "the older page",
+            "document.querySelectorAll('#day-list li').length === 5 && document.getElementById('day-older').hidden",
+            Duration::from_secs(5),
+        )
+        .await;
+    phone.quit().await;
+}
+
 /// Waits for the browser to land on an order page (after the checkout form);
 /// the order's token, from its address.
 async fn order_page_token(b: &Session) -> String {

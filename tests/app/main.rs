@@ -30,6 +30,7 @@ mod cashier_limits;
 mod check;
 mod check_v3;
 mod checkout;
+mod day;
 mod display;
 mod faults;
 mod helpers;

@@ -31,6 +31,11 @@ pub struct CounterTexts {
     pub today_created: &'static str,
     pub today_paid: &'static str,
     pub time: &'static str,
+    pub whole_day: &'static str,
+    pub whole_day_title: &'static str,
+    pub newest_orders: &'static str,
+    pub older_orders: &'static str,
+    pub back_to_checkout: &'static str,
     pub customer_display: &'static str,
 }
 
@@ -61,6 +66,11 @@ pub static COUNTER_ZH: CounterTexts = CounterTexts {
     today_created: "笔订单",
     today_paid: "已收款",
     time: "时间",
+    whole_day: "查看今日全部订单",
+    whole_day_title: "今日全部订单",
+    newest_orders: "← 最新订单",
+    older_orders: "更早的订单 →",
+    back_to_checkout: "返回收款",
     customer_display: "顾客屏",
 };
 
@@ -91,6 +101,11 @@ pub static COUNTER_EN: CounterTexts = CounterTexts {
     today_created: "orders",
     today_paid: "received",
     time: "Time",
+    whole_day: "All of today's orders",
+    whole_day_title: "All of today's orders",
+    newest_orders: "← Newest orders",
+    older_orders: "Older orders →",
+    back_to_checkout: "Back to checkout",
     customer_display: "Customer display",
 };
 

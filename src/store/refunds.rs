@@ -217,20 +217,33 @@ pub fn due_refunds(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// What the gateway says of a refund, as one row update writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayWord<'a> {
+    pub state: RefundState,
+    pub refund_id: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub gateway_succeeded_at: Option<Millis>,
+    /// When to ask again (`None`: never).
+    pub next_query_at: Option<Millis>,
+}
+
 /// The gateway's word on a refund, applied at most once: the state moves only
 /// from a state the gateway may still change, and only when it is news.
 /// Returns whether it changed.
-#[allow(clippy::too_many_arguments)]
 pub fn apply_outcome(
     tx: &Transaction<'_>,
     id: RefundId,
-    state: RefundState,
-    refund_id: Option<&str>,
-    account: Option<&str>,
-    gateway_succeeded_at: Option<Millis>,
-    next_query_at: Option<Millis>,
+    word: &GatewayWord<'_>,
     now: Millis,
 ) -> Result<bool, StoreError> {
+    let GatewayWord {
+        state,
+        refund_id,
+        account,
+        gateway_succeeded_at,
+        next_query_at,
+    } = *word;
     let finished = matches!(state, RefundState::Succeeded | RefundState::Closed).then_some(now);
     let changed = tx
         .prepare_cached(
@@ -267,18 +280,20 @@ pub fn apply_outcome(
 /// for good, `from` (`failed`: a refused resend; `closed`, by the bill): its
 /// state is the gateway's, and by that state it reserves its amount again.
 /// Only from `from`, so it is applied at most once. Returns whether it changed.
-#[allow(clippy::too_many_arguments)]
 pub fn correct_outcome(
     tx: &Transaction<'_>,
     id: RefundId,
     from: RefundState,
-    state: RefundState,
-    refund_id: Option<&str>,
-    account: Option<&str>,
-    gateway_succeeded_at: Option<Millis>,
-    next_query_at: Option<Millis>,
+    word: &GatewayWord<'_>,
     now: Millis,
 ) -> Result<bool, StoreError> {
+    let GatewayWord {
+        state,
+        refund_id,
+        account,
+        gateway_succeeded_at,
+        next_query_at,
+    } = *word;
     if from.is_open() || !state.reserves() {
         // Open rows move by `apply_outcome`; a word that nothing moved corrects nothing.
         return Ok(false);

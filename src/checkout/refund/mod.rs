@@ -195,32 +195,18 @@ fn apply_in(
     let state = status.state();
     let facts = status.facts();
     let next = Checkout::next_refund_query(state, asked, now);
-    let (refund_id, account) = (facts.refund_id.as_deref(), facts.account.as_deref());
+    let word = refunds::GatewayWord {
+        state,
+        refund_id: facts.refund_id.as_deref(),
+        account: facts.account.as_deref(),
+        gateway_succeeded_at: facts.succeeded_at,
+        next_query_at: next,
+    };
     // `r.state` is the row as read; each statement moves it only from the
     // state it names, so a stale read changes nothing.
-    let corrected = overrule.covers(r.state)
-        && refunds::correct_outcome(
-            tx,
-            r.id,
-            r.state,
-            state,
-            refund_id,
-            account,
-            facts.succeeded_at,
-            next,
-            now,
-        )?;
-    let changed = corrected
-        || refunds::apply_outcome(
-            tx,
-            r.id,
-            state,
-            refund_id,
-            account,
-            facts.succeeded_at,
-            next,
-            now,
-        )?;
+    let corrected =
+        overrule.covers(r.state) && refunds::correct_outcome(tx, r.id, r.state, &word, now)?;
+    let changed = corrected || refunds::apply_outcome(tx, r.id, &word, now)?;
     if !changed {
         return Ok(None);
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use crate::reconcile::{beijing_today, reconcile};
-use crate::refunds::{post_refund, refund, state_of, wait_refund};
+use crate::refunds::{paid_on_manual_clock, post_refund, refund, state_of, wait_refund};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -215,14 +215,7 @@ both!(a_resend_of_an_accepted_refund_is_answered_with_it_whatever_the_faults);
 async fn a_resend_of_an_accepted_refund_is_answered_with_it_whatever_the_faults(api: Api) {
     let app = spawn_app_on_manual_clock(|s| s.wxpay.api = api).await;
     app.login_as("admin", "admin").await;
-    let token = app.create_order("2.00", "resent").await;
-    let code = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code).await, 200);
-    app.advance(Duration::from_secs(1)).await;
-    let order_no = app.status(&token).await["order_no"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (order_no, _) = paid_on_manual_clock(&app, "2.00", "resent").await;
 
     // Accepted, but its answer cannot be believed.
     app.set_faults("bad_sign_rate=1,drop_notify=1,refund_delay_ms=600000")

@@ -21,6 +21,21 @@ pub(crate) async fn paid_order(app: &TestApp, amount: &str) -> (String, String) 
     (s["order_no"].as_str().unwrap().to_string(), token)
 }
 
+/// On a manual-clock app: an order of `amount` yuan paid on the simulator's
+/// phone, its notification taken as a second passes; its order_no and token.
+pub(crate) async fn paid_on_manual_clock(
+    app: &TestApp,
+    amount: &str,
+    description: &str,
+) -> (String, String) {
+    let token = app.create_order(amount, description).await;
+    let code = app.scan_qr(&token).await;
+    assert_eq!(app.pay(&code).await, 200);
+    app.advance(Duration::from_secs(1)).await;
+    let s = app.status(&token).await;
+    (s["order_no"].as_str().unwrap().to_string(), token)
+}
+
 pub(crate) async fn admin_app_on(api: Api) -> TestApp {
     let app = spawn_app_on(api, |_| {}).await;
     app.login_as("admin", "admin").await;
@@ -204,14 +219,7 @@ async fn with_notifications_lost_the_poller_finds_the_outcome(api: Api) {
     let app = spawn_app_on_manual_clock(|s| s.wxpay.api = api).await;
     app.login_as("admin", "admin").await;
     app.set_faults("drop_notify=1,refund_delay_ms=50").await;
-    let token = app.create_order("5.00", "lost").await;
-    let code = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code).await, 200);
-    app.advance(Duration::from_secs(1)).await;
-    let order_no = app.status(&token).await["order_no"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (order_no, token) = paid_on_manual_clock(&app, "5.00", "lost").await;
     assert_eq!(app.status(&token).await["state"], "paid");
 
     let no = refund(&app, &order_no, "5.00", "").await;
@@ -260,14 +268,7 @@ async fn a_notification_before_the_poll_is_applied_once_and_forgeries_change_not
     app.login_as("admin", "admin").await;
     // The simulator takes its time and says nothing: the notification is ours to send.
     app.set_faults("drop_notify=1,refund_delay_ms=600000").await;
-    let token = app.create_order("3.00", "early").await;
-    let code = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code).await, 200);
-    app.advance(Duration::from_secs(1)).await;
-    let order_no = app.status(&token).await["order_no"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (order_no, token) = paid_on_manual_clock(&app, "3.00", "early").await;
     let out_trade_no = app.out_trade_no(&token).await;
     let no = refund(&app, &order_no, "1.50", "").await;
     assert_eq!(state_of(&app, &no), "processing");
@@ -363,14 +364,7 @@ both!(after_systemerror_the_same_out_refund_no_is_sent_again);
 async fn after_systemerror_the_same_out_refund_no_is_sent_again(api: Api) {
     let app = spawn_app_on_manual_clock(|s| s.wxpay.api = api).await;
     app.login_as("admin", "admin").await;
-    let token = app.create_order("2.00", "busy").await;
-    let code = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code).await, 200);
-    app.advance(Duration::from_secs(1)).await;
-    let order_no = app.status(&token).await["order_no"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (order_no, _) = paid_on_manual_clock(&app, "2.00", "busy").await;
 
     app.set_faults("refund_systemerror_rate=1").await;
     let no = refund(&app, &order_no, "2.00", "").await;
@@ -561,14 +555,7 @@ async fn at_most_fifty_refunds_per_payment() {
 async fn no_refund_a_year_after_the_payment() {
     let app = spawn_app_on_manual_clock(|_| {}).await;
     app.login_as("admin", "admin").await;
-    let token = app.create_order("2.00", "old").await;
-    let code = app.scan_qr(&token).await;
-    assert_eq!(app.pay(&code).await, 200);
-    app.advance(Duration::from_secs(1)).await;
-    let order_no = app.status(&token).await["order_no"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (order_no, _) = paid_on_manual_clock(&app, "2.00", "old").await;
     app.advance(Duration::from_secs(364 * 24 * 3600)).await;
     let csrf = app.csrf().await;
     let ok = post_refund(&app, &app.http, &csrf, &order_no, &[("amount", "0.50")]).await;
